@@ -1,0 +1,92 @@
+"""Publishes canonical events to ``leads.events``; a write counts only once Kafka acked it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Histogram
+
+from baton_shared.kafka import durable_producer, ensure_topics
+from baton_shared.logs import get_logger
+from baton_shared.schemas import LeadEvent
+
+log = get_logger(__name__)
+
+PRODUCE_SECONDS = Histogram(
+    "baton_ingest_produce_seconds",
+    "Time from handing a request's events to Kafka until every one was acknowledged",
+)
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge the write in time; the caller must retry later."""
+
+
+class Publisher:
+    """Owns the producer. It (re)connects in the background so the API can start,
+    and answer 503, while Kafka is still down."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, partitions: int, timeout_s: float):
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._partitions = partitions
+        self._timeout_s = timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    def start(self) -> None:
+        self._connect_task = asyncio.create_task(self._connect_forever())
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            producer = durable_producer(self._bootstrap, client_id="baton-ingest")
+            try:
+                await ensure_topics(self._bootstrap, [self._topic], self._partitions)
+                await producer.start()
+            except Exception as exc:  # broker not reachable yet
+                await producer.stop()
+                log.warning("kafka_connect_failed", error=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._producer = producer
+            log.info("kafka_connected", topic=self._topic)
+            return
+
+    async def stop(self) -> None:
+        """Flush what is in flight, then close."""
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, events: Sequence[LeadEvent]) -> None:
+        """Send every event keyed by lead id and wait until all are acknowledged."""
+        if self._producer is None:
+            raise KafkaUnavailable("not connected to Kafka yet")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                futures = [
+                    await self._producer.send(
+                        self._topic, e.to_bytes(), key=e.lead_id.encode()
+                    )
+                    for e in events
+                ]
+                await asyncio.gather(*futures)
+        except Exception as exc:
+            raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        PRODUCE_SECONDS.observe(time.perf_counter() - started)

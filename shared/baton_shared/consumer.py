@@ -1,0 +1,93 @@
+"""The consume loop every plain-aiokafka service uses.
+
+For each record: decode it (a record that does not decode is poison: it goes to
+``<topic>.dlq`` with the error and is counted, never crash-looped on); hand it
+to the service's handler, retrying with backoff while the handler fails (a
+database outage must not skip a record); then, once every record of the batch
+has been made durable by its handler, commit the offsets. Committing is the
+last step, so a crash re-delivers, and handlers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from baton_shared.kafka import send_to_dlq
+from baton_shared.logs import get_logger
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+CONSUMED = Counter("baton_consumer_records_total", "Records consumed", ["consumer", "outcome"])
+
+
+def make_consumer(bootstrap_servers: str, group_id: str, *topics: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        client_id=group_id,
+    )
+
+
+async def consume_forever(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    name: str,
+    decode: Callable[[ConsumerRecord], T],
+    handle: Callable[[T], Awaitable[None]],
+    after_batch: Callable[[], None] | None = None,
+) -> None:
+    """Run until cancelled. ``after_batch`` runs once a batch is committed."""
+    while True:
+        batch = await consumer.getmany(timeout_ms=500, max_records=500)
+        if not batch:
+            continue
+        for records in batch.values():
+            for record in records:
+                await _process(record, producer, name, decode, handle)
+        await consumer.commit()
+        if after_batch is not None:
+            after_batch()
+
+
+async def _process(
+    record: ConsumerRecord,
+    producer: AIOKafkaProducer,
+    name: str,
+    decode: Callable[[ConsumerRecord], T],
+    handle: Callable[[T], Awaitable[None]],
+) -> None:
+    try:
+        item = decode(record)
+    except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+        CONSUMED.labels(consumer=name, outcome="dead_letter").inc()
+        log.warning("poison_record", consumer=name, topic=record.topic,
+                    partition=record.partition, offset=record.offset, error=type(exc).__name__)
+        await send_to_dlq(producer, record, str(exc), name)
+        return
+    delay = 0.2
+    while True:
+        try:
+            await handle(item)
+            CONSUMED.labels(consumer=name, outcome="processed").inc()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("handler_failed_retrying", consumer=name, topic=record.topic,
+                      partition=record.partition, offset=record.offset,
+                      error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)

@@ -1,0 +1,58 @@
+"""PostgreSQL for the services that keep state: an async engine and migrations on start.
+
+Each service owns its tables and its Alembic history (its own version table),
+so services can share one database without stepping on each other.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from baton_shared.settings import to_asyncpg_url
+
+
+def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        to_asyncpg_url(database_url), pool_size=pool_size, pool_pre_ping=True
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(script_location: Path, version_table: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.attributes["version_table"] = version_table
+    return cfg
+
+
+async def migrate(engine: AsyncEngine, script_location: Path, version_table: str) -> None:
+    """Upgrade to head. An advisory lock makes concurrent starts take turns."""
+    cfg = alembic_config(script_location, version_table)
+    lock_key = zlib.crc32(version_table.encode())
+
+    def upgrade(connection: Connection) -> None:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+        await conn.run_sync(upgrade)
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False

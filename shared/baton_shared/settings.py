@@ -1,0 +1,67 @@
+"""Settings shared by every service, read once from the environment at start-up.
+
+Each service subclasses :class:`ServiceSettings` with its own fields. Outside
+local mode (``BATON_ENV`` other than ``local``) the unsafe development defaults
+are refused, so a production deployment cannot start with a demo secret.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from baton_shared.topics import Topics
+
+LOCAL_ADMIN_TOKEN = "local-admin-token"
+
+
+class ServiceSettings(BaseSettings):
+    """What every Baton service needs: where Kafka is, its namespace, and logging."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    env: Literal["local", "test", "production"] = Field(default="local", alias="BATON_ENV")
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    topic_prefix: str = Field(default="", alias="BATON_TOPIC_PREFIX")
+    topic_partitions: int = Field(default=3, ge=1, alias="BATON_TOPIC_PARTITIONS")
+    log_level: str = Field(default="INFO", alias="BATON_LOG_LEVEL")
+    log_format: Literal["json", "console"] = Field(default="json", alias="BATON_LOG_FORMAT")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def is_local(self) -> bool:
+        return self.env in ("local", "test")
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` form and give SQLAlchemy's asyncpg dialect URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got scheme of {url.split(':')[0]!r}")
+
+
+class DatabaseSettings(ServiceSettings):
+    """A service that keeps state in PostgreSQL."""
+
+    database_url: str = Field(
+        default="postgresql://baton@127.0.0.1:5432/baton", alias="DATABASE_URL"
+    )
+    admin_token: str = Field(default=LOCAL_ADMIN_TOKEN, alias="BATON_ADMIN_TOKEN", min_length=16)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return to_asyncpg_url(self.database_url)
+
+    @model_validator(mode="after")
+    def _refuse_local_secrets_outside_local(self) -> DatabaseSettings:
+        if not self.is_local and self.admin_token == LOCAL_ADMIN_TOKEN:
+            raise ValueError("BATON_ADMIN_TOKEN must be set to a secret outside BATON_ENV=local")
+        return self

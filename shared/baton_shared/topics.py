@@ -1,0 +1,60 @@
+"""Every Kafka topic Baton reads or writes, named once.
+
+All topics are keyed by lead id so that one lead's history stays ordered in one
+partition. A deployment may prefix every name (``BATON_TOPIC_PREFIX``) to run
+several isolated Batons, or isolated tests, on one cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEADS_EVENTS = "leads.events"
+LEADS_TRANSITIONS = "leads.transitions"
+LEADS_ASSIGNMENTS = "leads.assignments"
+LEADS_ACTIVITY = "leads.activity"
+LEADS_SLA = "leads.sla"
+
+ALL = (LEADS_EVENTS, LEADS_TRANSITIONS, LEADS_ASSIGNMENTS, LEADS_ACTIVITY, LEADS_SLA)
+DEFAULT_PARTITIONS = 3
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic for records of ``topic`` that could not be processed."""
+    return f"{topic}.dlq"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Resolved topic names for one deployment (base names plus the prefix)."""
+
+    prefix: str = ""
+
+    @property
+    def events(self) -> str:
+        return self.prefix + LEADS_EVENTS
+
+    @property
+    def transitions(self) -> str:
+        return self.prefix + LEADS_TRANSITIONS
+
+    @property
+    def assignments(self) -> str:
+        return self.prefix + LEADS_ASSIGNMENTS
+
+    @property
+    def activity(self) -> str:
+        return self.prefix + LEADS_ACTIVITY
+
+    @property
+    def sla(self) -> str:
+        return self.prefix + LEADS_SLA
+
+    def all(self) -> list[str]:
+        """Every topic, including each one's DLQ."""
+        names = [self.prefix + name for name in ALL]
+        return names + [dlq(name) for name in names]
+
+    def group(self, name: str) -> str:
+        """A consumer group id in this deployment's namespace."""
+        return self.prefix + name
