@@ -1,0 +1,87 @@
+"""``baton-devstack``: local Kafka (from Maven Central) and PostgreSQL, no Docker needed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from baton_devstack import infra
+from baton_devstack.kafka import KafkaStartError
+from baton_devstack.kafka_fetch import KafkaFetchError, ensure_kafka, kafka_version
+from baton_devstack.postgres import PostgresError
+
+log = logging.getLogger("baton_devstack")
+
+
+def _fetch_kafka(_: argparse.Namespace) -> int:
+    libs = ensure_kafka()
+    print(f"Apache Kafka {kafka_version()} jars in {libs}")
+    return 0
+
+
+def _infra_up(args: argparse.Namespace) -> int:
+    env = infra.start_infra(args.state_dir)
+    for key, value in env.items():
+        print(f"{key}={value}")
+    log.info("env written to %s", args.state_dir / infra.ENV_FILE)
+    return 0
+
+
+def _infra_down(args: argparse.Namespace) -> int:
+    infra.stop_infra(args.state_dir)
+    return 0
+
+
+def _infra_status(args: argparse.Namespace) -> int:
+    status = infra.infra_status(args.state_dir)
+    for name, running in status.items():
+        print(f"{name}: {'running' if running else 'stopped'}")
+    for key, value in infra.read_env(args.state_dir).items():
+        print(f"{key}={value}")
+    return 0 if all(status.values()) else 3
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "fetch-kafka": (_fetch_kafka, "download the pinned Kafka broker jars into the cache"),
+    "infra-up": (_infra_up, "start Kafka and PostgreSQL in the background"),
+    "infra-down": (_infra_down, "stop the Kafka and PostgreSQL started by infra-up"),
+    "infra-status": (_infra_status, "show whether the local infra is running"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baton-devstack", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where pids, logs, data and the env file live "
+        "(default: $BATON_DEVSTACK_DIR or <repo>/.devstack)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (handler, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    args.state_dir = (args.state_dir or infra.default_state_dir()).resolve()
+    try:
+        return int(args.handler(args))
+    except (KafkaFetchError, KafkaStartError, PostgresError) as exc:
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""One real lead travels the whole way: four service processes, real Kafka, real PostgreSQL.
+
+ingest ← tracker POST → leads.events → scorer → leads.transitions → router →
+signed webhook to the rep + leads.assignments → sla-monitor → leads.sla.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from baton_devstack.ports import free_port
+from baton_devstack.services import SERVICES, ServiceProcess, start_services, stop_services
+from standardwebhooks.webhooks import Webhook
+
+from tests.support.kafka import wait_for_record
+from tests.support.webhooks import WebhookReceiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+ADMIN = "e2e-admin-token-0123456789"
+WRITE_KEY = "e2e-write-key"
+EXPRESS_SLA_SECONDS = 3
+SQL_SLA_SECONDS = 120
+
+
+class Stack:
+    def __init__(self, services: list[ServiceProcess], prefix: str, bootstrap: str):
+        self.by_name = {s.spec.name: s for s in services}
+        self.prefix = prefix
+        self.bootstrap = bootstrap
+
+    def url(self, name: str) -> str:
+        return self.by_name[name].url
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str, pg_cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    name = f"e2e{uuid.uuid4().hex[:8]}"
+    workdir: Path = tmp_path_factory.mktemp(name)
+    env = {
+        "BATON_ENV": "test",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": pg_cluster.create_database(name),
+        "BATON_TOPIC_PREFIX": f"{name}.",
+        "BATON_ADMIN_TOKEN": ADMIN,
+        "BATON_INGEST_WRITE_KEYS": WRITE_KEY,
+        "BATON_SLA_EXPRESS_SQL_SECONDS": str(EXPRESS_SLA_SECONDS),
+        "BATON_SLA_SQL_SECONDS": str(SQL_SLA_SECONDS),
+        "BATON_SCORER_DATA_DIR": str(workdir / "scorer"),
+        "BATON_LOG_FORMAT": "console",
+    }
+    ports = {spec.name: free_port() for spec in SERVICES}
+    services = start_services(env, workdir / "logs", ports)
+    try:
+        yield Stack(services, f"{name}.", kafka_bootstrap)
+    finally:
+        stop_services(services)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+async def create_rep(http: httpx.AsyncClient, stack: Stack, webhook_url: str) -> dict:
+    response = await http.post(
+        f"{stack.url('router')}/v1/reps",
+        json={"name": "Ada Lovelace", "email": "ada@example.com", "webhook_url": webhook_url},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert response.status_code == 201, response.text
+    rep = response.json()
+    assert rep["webhook_secret"].startswith("whsec_")
+    return rep
+
+
+async def track(http: httpx.AsyncClient, stack: Stack, lead_id: str, event: str, **extra) -> None:
+    response = await http.post(
+        f"{stack.url('ingest')}/v1/track",
+        json={"userId": lead_id, "event": event, "messageId": uuid.uuid4().hex, **extra},
+        auth=(WRITE_KEY, ""),
+    )
+    assert response.status_code == 200, response.text
+
+
+async def page(http: httpx.AsyncClient, stack: Stack, lead_id: str, path: str) -> None:
+    response = await http.post(
+        f"{stack.url('ingest')}/v1/page",
+        json={"userId": lead_id, "messageId": uuid.uuid4().hex, "properties": {"path": path}},
+        auth=(WRITE_KEY, ""),
+    )
+    assert response.status_code == 200, response.text
+
+
+def next_delivery(receiver: WebhookReceiver, timeout: float):
+    return receiver.deliveries.get(timeout=timeout)
+
+
+async def test_demo_request_reaches_rep_signed_within_5s_and_breaches_without_contact(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    lead_id = f"lead-{uuid.uuid4().hex[:8]}"
+    with WebhookReceiver() as receiver:
+        rep = await create_rep(http, stack, f"{receiver.url}/hooks/ada")
+        posted_at = time.monotonic()
+        await track(http, stack, lead_id, "Demo Requested")
+        delivery = await asyncio.to_thread(next_delivery, receiver, 5.0)
+        elapsed = time.monotonic() - posted_at
+
+    assert elapsed < 5.0
+    payload = Webhook(rep["webhook_secret"]).verify(delivery.body, delivery.headers)
+    assert payload["type"] == "lead.assigned"
+    assert payload["data"]["lead_id"] == lead_id
+    assert payload["data"]["rep_id"] == rep["id"]
+    assert payload["data"]["express"] is True
+    assert delivery.headers["webhook-id"].startswith("msg_")
+
+    assignments = await wait_for_record(
+        stack.bootstrap, f"{stack.prefix}leads.assignments", lambda r: r["lead_id"] == lead_id
+    )
+    assert assignments[-1]["rep_id"] == rep["id"]
+
+    sla = await wait_for_record(
+        stack.bootstrap, f"{stack.prefix}leads.sla",
+        lambda r: r["lead_id"] == lead_id and r["status"] == "breached",
+        timeout=EXPRESS_SLA_SECONDS + 20,
+    )
+    statuses = [r["status"] for r in sla if r["lead_id"] == lead_id]
+    assert statuses == ["started", "breached"]
+
+
+async def test_contacted_activity_stops_the_clock_as_met(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    lead_id = f"lead-{uuid.uuid4().hex[:8]}"
+    with WebhookReceiver() as receiver:
+        rep = await create_rep(http, stack, f"{receiver.url}/hooks/grace")
+        # Three pricing visits (40 points each) cross the SQL threshold of 100: a normal,
+        # non-express SQL with the long SLA window.
+        for _ in range(3):
+            await page(http, stack, lead_id, "/pricing")
+        delivery = await asyncio.to_thread(next_delivery, receiver, 15.0)
+    payload = Webhook(rep["webhook_secret"]).verify(delivery.body, delivery.headers)
+    assert payload["data"]["lead_id"] == lead_id
+    assert payload["data"]["express"] is False
+
+    await wait_for_record(
+        stack.bootstrap, f"{stack.prefix}leads.sla",
+        lambda r: r["lead_id"] == lead_id and r["status"] == "started",
+    )
+    response = await http.post(
+        f"{stack.url('router')}/v1/leads/{lead_id}/activity",
+        json={"kind": "contacted"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert response.status_code == 202, response.text
+
+    sla = await wait_for_record(
+        stack.bootstrap, f"{stack.prefix}leads.sla",
+        lambda r: r["lead_id"] == lead_id and r["status"] in ("met", "breached"),
+    )
+    final = sla[-1]
+    assert final["status"] == "met"
+    assert final["rep_id"] == rep["id"]
+    assert 0 <= final["elapsed_seconds"] < SQL_SLA_SECONDS
+
+    clocks = await http.get(f"{stack.url('sla-monitor')}/v1/leads/{lead_id}/clocks",
+                            headers={"Authorization": f"Bearer {ADMIN}"})
+    assert [c["status"] for c in clocks.json()] == ["met"]
+    transitions = await wait_for_record(
+        stack.bootstrap, f"{stack.prefix}leads.transitions",
+        lambda r: r["lead_id"] == lead_id and r["to_stage"] == "sql",
+    )
+    sql = [t for t in transitions if t["lead_id"] == lead_id]
+    assert sql[-1]["to_stage"] == "sql" and sql[-1]["score"] >= 100
+    assert orjson.loads(delivery.body)["data"]["transition_id"] == sql[-1]["transition_id"]
