@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
 from baton_devstack.kafka import LocalKafka
 from baton_devstack.postgres import LocalPostgres
 

@@ -73,8 +73,14 @@ async def _process(
         item = decode(record)
     except (ValidationError, ValueError, UnicodeDecodeError) as exc:
         CONSUMED.labels(consumer=name, outcome="dead_letter").inc()
-        log.warning("poison_record", consumer=name, topic=record.topic,
-                    partition=record.partition, offset=record.offset, error=type(exc).__name__)
+        log.warning(
+            "poison_record",
+            consumer=name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=type(exc).__name__,
+        )
         await send_to_dlq(producer, record, str(exc), name)
         return
     delay = 0.2
@@ -86,8 +92,14 @@ async def _process(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("handler_failed_retrying", consumer=name, topic=record.topic,
-                      partition=record.partition, offset=record.offset,
-                      error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
+            log.error(
+                "handler_failed_retrying",
+                consumer=name,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_s=delay,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

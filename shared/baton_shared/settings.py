@@ -23,9 +23,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     env: Literal["local", "test", "production"] = Field(default="local", alias="BATON_ENV")
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS"
-    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field(default="", alias="BATON_TOPIC_PREFIX")
     topic_partitions: int = Field(default=3, ge=1, alias="BATON_TOPIC_PARTITIONS")
     log_level: str = Field(default="INFO", alias="BATON_LOG_LEVEL")
@@ -45,7 +43,9 @@ def to_asyncpg_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got scheme of {url.split(':')[0]!r}")
+    raise ValueError(
+        f"DATABASE_URL must be a postgresql:// URL, got scheme of {url.split(':')[0]!r}"
+    )
 
 
 class DatabaseSettings(ServiceSettings):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from baton_devstack import kafka_probe
 from baton_devstack.kafka import LocalKafka, kafka_version
 from baton_devstack.kafka_fetch import POM_PATH, ensure_kafka

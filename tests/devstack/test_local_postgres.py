@@ -6,6 +6,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from baton_devstack.postgres import LocalPostgres
 
 pytestmark = pytest.mark.integration

@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from baton_devstack.ports import free_port
-from baton_devstack.services import SERVICES, ServiceProcess, start_services, stop_services
 from standardwebhooks.webhooks import Webhook
 
+from baton_devstack.ports import free_port
+from baton_devstack.services import SERVICES, ServiceProcess, start_services, stop_services
+from baton_devstack.webhook_sink import WebhookReceiver
 from tests.support.kafka import wait_for_record
-from tests.support.webhooks import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -131,7 +131,8 @@ async def test_demo_request_reaches_rep_signed_within_5s_and_breaches_without_co
     assert assignments[-1]["rep_id"] == rep["id"]
 
     sla = await wait_for_record(
-        stack.bootstrap, f"{stack.prefix}leads.sla",
+        stack.bootstrap,
+        f"{stack.prefix}leads.sla",
         lambda r: r["lead_id"] == lead_id and r["status"] == "breached",
         timeout=EXPRESS_SLA_SECONDS + 20,
     )
@@ -155,7 +156,8 @@ async def test_contacted_activity_stops_the_clock_as_met(
     assert payload["data"]["express"] is False
 
     await wait_for_record(
-        stack.bootstrap, f"{stack.prefix}leads.sla",
+        stack.bootstrap,
+        f"{stack.prefix}leads.sla",
         lambda r: r["lead_id"] == lead_id and r["status"] == "started",
     )
     response = await http.post(
@@ -166,7 +168,8 @@ async def test_contacted_activity_stops_the_clock_as_met(
     assert response.status_code == 202, response.text
 
     sla = await wait_for_record(
-        stack.bootstrap, f"{stack.prefix}leads.sla",
+        stack.bootstrap,
+        f"{stack.prefix}leads.sla",
         lambda r: r["lead_id"] == lead_id and r["status"] in ("met", "breached"),
     )
     final = sla[-1]
@@ -174,11 +177,14 @@ async def test_contacted_activity_stops_the_clock_as_met(
     assert final["rep_id"] == rep["id"]
     assert 0 <= final["elapsed_seconds"] < SQL_SLA_SECONDS
 
-    clocks = await http.get(f"{stack.url('sla-monitor')}/v1/leads/{lead_id}/clocks",
-                            headers={"Authorization": f"Bearer {ADMIN}"})
+    clocks = await http.get(
+        f"{stack.url('sla-monitor')}/v1/leads/{lead_id}/clocks",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
     assert [c["status"] for c in clocks.json()] == ["met"]
     transitions = await wait_for_record(
-        stack.bootstrap, f"{stack.prefix}leads.transitions",
+        stack.bootstrap,
+        f"{stack.prefix}leads.transitions",
         lambda r: r["lead_id"] == lead_id and r["to_stage"] == "sql",
     )
     sql = [t for t in transitions if t["lead_id"] == lead_id]

@@ -19,7 +19,10 @@ async def wait_for_record(
     """Read ``topic`` from the beginning until a record matches; return every record read
     up to and including it. Fails the test with what was seen when time runs out."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -35,7 +38,9 @@ async def wait_for_record(
                         if match(value):
                             return seen
     except TimeoutError:
-        raise AssertionError(f"no matching record on {topic} within {timeout} s; saw {seen}")
+        raise AssertionError(
+            f"no matching record on {topic} within {timeout} s; saw {seen}"
+        ) from None
     finally:
         await consumer.stop()
 
@@ -43,7 +48,10 @@ async def wait_for_record(
 async def read_all(bootstrap: str, topic: str, idle_s: float = 1.0) -> list[dict[str, Any]]:
     """Every record on ``topic`` now (reads until nothing new arrives for ``idle_s``)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from baton_devstack import infra
+from baton_devstack import infra, stack
 from baton_devstack.kafka import KafkaStartError
 from baton_devstack.kafka_fetch import KafkaFetchError, ensure_kafka, kafka_version
 from baton_devstack.postgres import PostgresError
@@ -44,7 +44,27 @@ def _infra_status(args: argparse.Namespace) -> int:
     return 0 if all(status.values()) else 3
 
 
+def _up(args: argparse.Namespace) -> int:
+    urls = stack.up(args.state_dir)
+    for name, url in urls.items():
+        print(f"{name}: {url}")
+    print(f"logs in {args.state_dir / 'logs'}; stop with: make down")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stack.down(args.state_dir)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    return stack.run(args.state_dir)
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "up": (_up, "start Kafka, PostgreSQL and the four services in the background"),
+    "down": (_down, "stop everything `up` started; leave no process behind"),
+    "run": (_run, "start everything in the foreground with demo reps and traffic; Ctrl-C stops"),
     "fetch-kafka": (_fetch_kafka, "download the pinned Kafka broker jars into the cache"),
     "infra-up": (_infra_up, "start Kafka and PostgreSQL in the background"),
     "infra-down": (_infra_down, "stop the Kafka and PostgreSQL started by infra-up"),
@@ -75,10 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args.state_dir = (args.state_dir or infra.default_state_dir()).resolve()
     try:
         return int(args.handler(args))
-    except (KafkaFetchError, KafkaStartError, PostgresError) as exc:
+    except (KafkaFetchError, KafkaStartError, PostgresError, stack.StackError) as exc:
         log.error("%s", exc)
         return 1
 

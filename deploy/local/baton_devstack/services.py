@@ -128,8 +128,9 @@ def start_services(
         for spec in SERVICES:
             if only is not None and spec.name not in only:
                 continue
-            proc = ServiceProcess(spec, env, log_dir / f"{spec.name}.log",
-                                  (ports or {}).get(spec.name, spec.port))
+            proc = ServiceProcess(
+                spec, env, log_dir / f"{spec.name}.log", (ports or {}).get(spec.name, spec.port)
+            )
             proc.start()
             started.append(proc)
         for proc in started:

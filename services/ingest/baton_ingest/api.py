@@ -24,15 +24,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from baton_shared.clock import utcnow
-from baton_shared.http import ops_router
-from baton_shared.logs import get_logger
-from baton_shared.schemas import LeadEvent
-
 from baton_ingest.config import IngestSettings
 from baton_ingest.normalize import InvalidEvent, normalize
 from baton_ingest.publisher import KafkaUnavailable, Publisher
 from baton_ingest.segment import SegmentBatch, SegmentMessage
+from baton_shared.clock import utcnow
+from baton_shared.http import ops_router
+from baton_shared.logs import get_logger
+from baton_shared.schemas import LeadEvent
 
 log = get_logger(__name__)
 
@@ -72,7 +71,9 @@ def basic_auth_key(request: Request) -> str | None:
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise RequestError(401, "unauthorized", "Authorization header is not valid Basic auth")
+        raise RequestError(
+            401, "unauthorized", "Authorization header is not valid Basic auth"
+        ) from None
     return decoded.partition(":")[0]
 
 
@@ -87,13 +88,13 @@ async def read_json(request: Request, limit: int) -> Any:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error):
-            raise RequestError(400, "invalid_gzip", "body is not valid gzip")
+            raise RequestError(400, "invalid_gzip", "body is not valid gzip") from None
     if len(raw) > limit:
         raise RequestError(413, "payload_too_large", f"body is {len(raw)} bytes; limit {limit}")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise RequestError(400, "invalid_json", f"body is not valid JSON: {exc}")
+        raise RequestError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
 
 
 def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> FastAPI:
@@ -156,7 +157,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         except ValidationError as exc:
             first = exc.errors()[0]
             path = ".".join(str(p) for p in first["loc"])
-            raise InvalidEvent(f"{index}.{path}" if index else path, first["msg"])
+            raise InvalidEvent(f"{index}.{path}" if index else path, first["msg"]) from None
         library = str((msg.context.get("library") or {}).get("name", ""))
         source = "rudderstack" if "rudder" in library.lower() else "segment"
         return normalize(msg, received_at=utcnow(), source=source, max_future=max_future)
@@ -171,7 +172,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
                 "kafka_unavailable",
                 "events were not stored; retry later",
                 headers={"Retry-After": str(settings.retry_after_seconds)},
-            )
+            ) from exc
         for e in events:
             EVENTS.labels(source=e.source, type=e.type.value).inc()
 
@@ -201,9 +202,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         async def endpoint(request: Request, _kind: str = kind) -> JSONResponse:
             return await single(request, _kind)
 
-        app.add_api_route(
-            f"/v1/{kind}", endpoint, methods=["POST"], summary=f"Segment {kind} call"
-        )
+        app.add_api_route(f"/v1/{kind}", endpoint, methods=["POST"], summary=f"Segment {kind} call")
 
     @app.post("/v1/batch", summary="Segment batch: several calls in one request")
     async def batch(request: Request) -> JSONResponse:
@@ -220,7 +219,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
             except ValidationError as exc:
                 first = exc.errors()[0]
                 path = ".".join(str(p) for p in first["loc"])
-                raise RequestError(400, "invalid_request", f"{path}: {first['msg']}")
+                raise RequestError(400, "invalid_request", f"{path}: {first['msg']}") from None
             BATCH_SIZE.observe(len(envelope.batch))
             events: list[LeadEvent] = []
             rejected: list[dict[str, Any]] = []
@@ -231,8 +230,9 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
                     REJECTED.labels(reason="invalid_event").inc()
                     rejected.append({"index": i, "path": exc.path, "message": exc.rule})
             if not events:
-                return error_response(400, "invalid_request", "no valid event in batch",
-                                      rejected=rejected)
+                return error_response(
+                    400, "invalid_request", "no valid event in batch", rejected=rejected
+                )
             await publish(events)
             return JSONResponse({"success": True, "accepted": len(events), "rejected": rejected})
         finally:

@@ -34,5 +34,7 @@ class IngestSettings(ServiceSettings):
         if not self.write_keys:
             raise ValueError("BATON_INGEST_WRITE_KEYS must list at least one writeKey")
         if not self.is_local and LOCAL_WRITE_KEY in self.write_keys:
-            raise ValueError("BATON_INGEST_WRITE_KEYS must not use the local demo key outside local")
+            raise ValueError(
+                "BATON_INGEST_WRITE_KEYS must not use the local demo key outside local"
+            )
         return self

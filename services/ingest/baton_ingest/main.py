@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uvicorn
 
-from baton_shared.logs import configure_logging
-
 from baton_ingest.api import create_app
 from baton_ingest.config import IngestSettings
+from baton_shared.logs import configure_logging
 
 
 def main() -> None:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from baton_shared.schemas import EventType, LeadEvent
-
 from baton_ingest.segment import SegmentMessage
+from baton_shared.schemas import EventType, LeadEvent
 
 
 class InvalidEvent(ValueError):
@@ -50,15 +49,20 @@ def event_time(msg: SegmentMessage, received_at: datetime) -> datetime:
     return received_at
 
 
-def page_category(context: dict[str, Any], properties: dict[str, Any],
-                  rules: tuple[PageRule, ...] = DEFAULT_PAGE_RULES) -> str | None:
+def page_category(
+    context: dict[str, Any],
+    properties: dict[str, Any],
+    rules: tuple[PageRule, ...] = DEFAULT_PAGE_RULES,
+) -> str | None:
     """The category of the page the event happened on, from its URL path."""
     path = properties.get("path") or (context.get("page") or {}).get("path")
     if not isinstance(path, str):
         return None
     for rule in rules:
-        if path == rule.prefix or path.startswith(rule.prefix + "/") or path.startswith(
-            rule.prefix + "?"
+        if (
+            path == rule.prefix
+            or path.startswith(rule.prefix + "/")
+            or path.startswith(rule.prefix + "?")
         ):
             return rule.category
     return None

@@ -81,9 +81,7 @@ class Publisher:
         try:
             async with asyncio.timeout(self._timeout_s):
                 futures = [
-                    await self._producer.send(
-                        self._topic, e.to_bytes(), key=e.lead_id.encode()
-                    )
+                    await self._producer.send(self._topic, e.to_bytes(), key=e.lead_id.encode())
                     for e in events
                 ]
                 await asyncio.gather(*futures)

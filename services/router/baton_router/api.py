@@ -16,12 +16,11 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
+from baton_router.service import RouterService
+from baton_router.signing import new_secret
 from baton_shared.clock import utcnow
 from baton_shared.ids import stable_id
 from baton_shared.schemas import Activity, ActivityKind
-
-from baton_router.service import RouterService
-from baton_router.signing import new_secret
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -81,18 +80,36 @@ def api_routes(service: RouterService, admin_token: str) -> APIRouter:
     @router.post("/reps", status_code=201, response_model=RepCreated)
     async def create_rep(body: RepIn) -> RepCreated:
         rep = await service.create_rep(body.name, body.email, str(body.webhook_url), new_secret())
-        return RepCreated(id=rep.id, name=rep.name, email=rep.email, webhook_url=rep.webhook_url,
-                          status=rep.status, created_at=rep.created_at or utcnow(),
-                          webhook_secret=rep.webhook_secret)
+        return RepCreated(
+            id=rep.id,
+            name=rep.name,
+            email=rep.email,
+            webhook_url=rep.webhook_url,
+            status=rep.status,
+            created_at=rep.created_at or utcnow(),
+            webhook_secret=rep.webhook_secret,
+        )
 
     @router.get("/reps", response_model=list[RepOut])
     async def list_reps() -> list[RepOut]:
-        return [RepOut(id=r.id, name=r.name, email=r.email, webhook_url=r.webhook_url,
-                       status=r.status, created_at=r.created_at)
-                for r in await service.store.list_reps()]
+        return [
+            RepOut(
+                id=r.id,
+                name=r.name,
+                email=r.email,
+                webhook_url=r.webhook_url,
+                status=r.status,
+                created_at=r.created_at,
+            )
+            for r in await service.store.list_reps()
+        ]
 
-    @router.post("/leads/{lead_id}/activity", status_code=202, response_model=ActivityAccepted,
-                 responses={503: {"description": "Kafka unavailable; retry"}})
+    @router.post(
+        "/leads/{lead_id}/activity",
+        status_code=202,
+        response_model=ActivityAccepted,
+        responses={503: {"description": "Kafka unavailable; retry"}},
+    )
     async def record_activity(lead_id: str, body: ActivityIn) -> ActivityAccepted:
         rep_id = body.rep_id or await service.store.current_rep_for(lead_id)
         occurred_at = body.occurred_at or utcnow()

@@ -8,11 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from baton_shared.http import ops_router
-
 from baton_router.api import api_routes
 from baton_router.config import RouterSettings
 from baton_router.service import KafkaUnavailable, RouterService
+from baton_shared.http import ops_router
 
 
 def create_app(settings: RouterSettings) -> FastAPI:
@@ -31,7 +30,10 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
     @app.exception_handler(KafkaUnavailable)
     async def _kafka_down(_: Request, exc: KafkaUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": "Kafka unavailable; the activity was not recorded"},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "Kafka unavailable; the activity was not recorded"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     return app

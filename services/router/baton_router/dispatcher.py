@@ -17,13 +17,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 
-from baton_shared.clock import utcnow
-from baton_shared.logs import get_logger
-
 from baton_router.retry import next_attempt_at
 from baton_router.signing import signed_headers
 from baton_router.store import RouterStore
 from baton_router.tables import OutboxRow
+from baton_shared.clock import utcnow
+from baton_shared.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -44,8 +43,14 @@ class DeliveryFailed(Exception):
 
 
 class Dispatcher:
-    def __init__(self, store: RouterStore, producer: AIOKafkaProducer, http: httpx.AsyncClient,
-                 retry_schedule: tuple[float, ...], poll_seconds: float):
+    def __init__(
+        self,
+        store: RouterStore,
+        producer: AIOKafkaProducer,
+        http: httpx.AsyncClient,
+        retry_schedule: tuple[float, ...],
+        poll_seconds: float,
+    ):
         self._store, self._producer, self._http = store, producer, http
         self._schedule, self._poll = retry_schedule, poll_seconds
         self._wake = asyncio.Event()
@@ -77,7 +82,8 @@ class Dispatcher:
                 await self._send_webhook(row)
             else:
                 await self._producer.send_and_wait(
-                    row.topic, orjson.dumps(row.payload),  # type: ignore[arg-type]
+                    row.topic,
+                    orjson.dumps(row.payload),  # type: ignore[arg-type]
                     key=row.key.encode() if row.key else None,
                 )
         except DeliveryFailed as exc:
@@ -106,25 +112,31 @@ class Dispatcher:
             raise DeliveryFailed("410 Gone: endpoint disabled", gone=True)
         if not response.is_success:
             ATTEMPTS.labels(outcome=f"http_{response.status_code // 100}xx").inc()
-            raise DeliveryFailed(
-                f"HTTP {response.status_code}", retry_after=_retry_after(response)
-            )
+            raise DeliveryFailed(f"HTTP {response.status_code}", retry_after=_retry_after(response))
         ATTEMPTS.labels(outcome="delivered").inc()
         qualified = datetime.fromisoformat(row.payload["data"]["qualified_at"])
         TO_DELIVERED.observe(max(0.0, (utcnow() - qualified).total_seconds()))
         log.info("webhook_delivered", rep_id=str(rep.id), message_id=row.message_id)
 
-    async def _failed(self, row: OutboxRow, error: str, retry_after: float | None,
-                      gone: bool) -> None:
-        retry_at = None if gone else next_attempt_at(
-            row.attempts + 1, utcnow(), self._schedule, retry_after
+    async def _failed(
+        self, row: OutboxRow, error: str, retry_after: float | None, gone: bool
+    ) -> None:
+        retry_at = (
+            None
+            if gone
+            else next_attempt_at(row.attempts + 1, utcnow(), self._schedule, retry_after)
         )
         if retry_at is None:
             DEAD.labels(kind=row.kind).inc()
             log.warning("outbox_dead", message_id=row.message_id, kind=row.kind, error=error)
         else:
-            log.info("outbox_retry", message_id=row.message_id, kind=row.kind, error=error,
-                     retry_at=retry_at.isoformat())
+            log.info(
+                "outbox_retry",
+                message_id=row.message_id,
+                kind=row.kind,
+                error=error,
+                retry_at=retry_at.isoformat(),
+            )
         await self._store.mark_failed(row.id, error, retry_at)
 
 

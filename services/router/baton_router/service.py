@@ -13,20 +13,18 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 
+from baton_router.config import RouterSettings
+from baton_router.dispatcher import Dispatcher
+from baton_router.store import RouterStore
+from baton_router.tables import Rep
 from baton_shared.clock import utcnow
 from baton_shared.consumer import consume_forever, make_consumer
 from baton_shared.database import database_answers, make_engine, make_sessionmaker, migrate
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.schemas import Activity, Transition, decode
-
-from baton_router.config import RouterSettings
-from baton_router.dispatcher import Dispatcher
-from baton_router.store import RouterStore
-from baton_router.tables import Rep
 
 log = get_logger(__name__)
 
@@ -55,24 +53,36 @@ class RouterService:
     async def start(self) -> None:
         topics = self.settings.topics
         await migrate(self.engine, MIGRATIONS, VERSION_TABLE)
-        await ensure_topics(self.settings.kafka_bootstrap_servers, topics.all(),
-                            self.settings.topic_partitions)
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers, topics.all(), self.settings.topic_partitions
+        )
         # aiokafka clients bind to the running loop, so they are made here, not in __init__.
-        self._producer = durable_producer(self.settings.kafka_bootstrap_servers,
-                                          client_id="baton-router")
+        self._producer = durable_producer(
+            self.settings.kafka_bootstrap_servers, client_id="baton-router"
+        )
         await self._producer.start()
-        self._dispatcher = Dispatcher(self.store, self._producer, self.http,
-                                      self.settings.retry_schedule_seconds,
-                                      self.settings.dispatch_poll_seconds)
-        self._consumer = make_consumer(self.settings.kafka_bootstrap_servers,
-                                       topics.group("baton-router"), topics.transitions)
+        self._dispatcher = Dispatcher(
+            self.store,
+            self._producer,
+            self.http,
+            self.settings.retry_schedule_seconds,
+            self.settings.dispatch_poll_seconds,
+        )
+        self._consumer = make_consumer(
+            self.settings.kafka_bootstrap_servers, topics.group("baton-router"), topics.transitions
+        )
         await self._consumer.start()
         self._tasks = [
             asyncio.create_task(self._dispatcher.run(), name="dispatcher"),
             asyncio.create_task(
-                consume_forever(self._consumer, self._producer, "baton-router",
-                                lambda r: decode(Transition, r.value), self._route,
-                                after_batch=self._dispatcher.wake),
+                consume_forever(
+                    self._consumer,
+                    self._producer,
+                    "baton-router",
+                    lambda r: decode(Transition, r.value),
+                    self._route,
+                    after_batch=self._dispatcher.wake,
+                ),
                 name="consumer",
             ),
         ]
@@ -93,8 +103,12 @@ class RouterService:
         routed = await self.store.route_transition(transition, utcnow())
         if routed.assignment is not None:
             ASSIGNMENTS.labels(strategy=routed.assignment.strategy).inc()
-            log.info("lead_assigned", lead_id=transition.lead_id,
-                     rep_id=routed.assignment.rep_id, strategy=routed.assignment.strategy)
+            log.info(
+                "lead_assigned",
+                lead_id=transition.lead_id,
+                rep_id=routed.assignment.rep_id,
+                strategy=routed.assignment.strategy,
+            )
         elif routed.status == "queued":
             QUEUED.inc()
             log.warning("lead_queued_no_rep_available", lead_id=transition.lead_id)
@@ -113,8 +127,11 @@ class RouterService:
             raise KafkaUnavailable("not connected to Kafka")
         try:
             await asyncio.wait_for(
-                self._producer.send_and_wait(self.settings.topics.activity, activity.to_bytes(),
-                                            key=activity.lead_id.encode()),
+                self._producer.send_and_wait(
+                    self.settings.topics.activity,
+                    activity.to_bytes(),
+                    key=activity.lead_id.encode(),
+                ),
                 timeout=10,
             )
         except Exception as exc:

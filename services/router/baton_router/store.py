@@ -16,10 +16,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from baton_shared.schemas import Assignment, Stage, Transition
-
 from baton_router.strategies import Candidate, assign_round_robin
 from baton_router.tables import AssignmentRow, OutboxRow, Rep, RoutedTransition
+from baton_shared.schemas import Assignment, Stage, Transition
 
 ROUTING_LOCK = 0x6261746F6E  # one routing decision at a time across all routers ("baton")
 
@@ -56,8 +55,14 @@ class RouterStore:
 
     async def create_rep(self, name: str, email: str, webhook_url: str, secret: str) -> Rep:
         async with self._sessions.begin() as session:
-            rep = Rep(id=uuid.uuid4(), name=name, email=email, webhook_url=webhook_url,
-                      webhook_secret=secret, status="online")
+            rep = Rep(
+                id=uuid.uuid4(),
+                name=name,
+                email=email,
+                webhook_url=webhook_url,
+                webhook_secret=secret,
+                status="online",
+            )
             session.add(rep)
         return rep
 
@@ -136,16 +141,18 @@ class RouterStore:
             qualified_at=transition.occurred_at,
             assigned_at=now,
         )
-        session.add(AssignmentRow(
-            id=uuid.UUID(assignment.assignment_id),
-            transition_id=transition.transition_id,
-            lead_id=transition.lead_id,
-            rep_id=chosen.rep_id,
-            strategy=assignment.strategy,
-            express=assignment.express,
-            qualified_at=assignment.qualified_at,
-            assigned_at=now,
-        ))
+        session.add(
+            AssignmentRow(
+                id=uuid.UUID(assignment.assignment_id),
+                transition_id=transition.transition_id,
+                lead_id=transition.lead_id,
+                rep_id=chosen.rep_id,
+                strategy=assignment.strategy,
+                express=assignment.express,
+                qualified_at=assignment.qualified_at,
+                assigned_at=now,
+            )
+        )
         await session.execute(
             update(Rep).where(Rep.id == chosen.rep_id).values(last_assigned_at=now)
         )
@@ -155,13 +162,23 @@ class RouterStore:
             .values(status="assigned")
         )
         await session.flush()
-        session.add_all([
-            OutboxRow(kind="webhook", message_id=f"msg_{assignment.assignment_id}",
-                      rep_id=chosen.rep_id, payload=assignment_payload(assignment, transition)),
-            OutboxRow(kind="kafka", message_id=f"kafka_{assignment.assignment_id}",
-                      topic=self._assignments_topic, key=transition.lead_id,
-                      payload=assignment.model_dump(mode="json", by_alias=True)),
-        ])
+        session.add_all(
+            [
+                OutboxRow(
+                    kind="webhook",
+                    message_id=f"msg_{assignment.assignment_id}",
+                    rep_id=chosen.rep_id,
+                    payload=assignment_payload(assignment, transition),
+                ),
+                OutboxRow(
+                    kind="kafka",
+                    message_id=f"kafka_{assignment.assignment_id}",
+                    topic=self._assignments_topic,
+                    key=transition.lead_id,
+                    payload=assignment.model_dump(mode="json", by_alias=True),
+                ),
+            ]
+        )
         return assignment
 
     async def lease_due(self, now: datetime, lease: timedelta, limit: int = 50) -> list[OutboxRow]:
@@ -194,14 +211,22 @@ class RouterStore:
     async def mark_delivered(self, row_id: int, now: datetime) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
-                update(OutboxRow).where(OutboxRow.id == row_id)
-                .values(status="delivered", delivered_at=now, lease_until=None,
-                        attempts=OutboxRow.attempts + 1)
+                update(OutboxRow)
+                .where(OutboxRow.id == row_id)
+                .values(
+                    status="delivered",
+                    delivered_at=now,
+                    lease_until=None,
+                    attempts=OutboxRow.attempts + 1,
+                )
             )
 
     async def mark_failed(self, row_id: int, error: str, retry_at: datetime | None) -> None:
-        values: dict[str, Any] = {"last_error": error[:2000], "lease_until": None,
-                                  "attempts": OutboxRow.attempts + 1}
+        values: dict[str, Any] = {
+            "last_error": error[:2000],
+            "lease_until": None,
+            "attempts": OutboxRow.attempts + 1,
+        }
         if retry_at is None:
             values["status"] = "dead"
         else:

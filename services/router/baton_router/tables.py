@@ -40,7 +40,9 @@ class RoutedTransition(Base):
     to_stage: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))  # assigned | queued | ignored
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class AssignmentRow(Base):

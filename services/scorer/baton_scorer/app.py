@@ -16,15 +16,14 @@ from aiohttp import web
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from baton_scorer.config import ScorerSettings
+from baton_scorer.lifecycle import LeadState, apply_event
+from baton_scorer.rules import Rules
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
 from baton_shared.metrics import exposition
 from baton_shared.schemas import DeadLetter, LeadEvent, decode
 from baton_shared.topics import dlq
-
-from baton_scorer.config import ScorerSettings
-from baton_scorer.lifecycle import LeadState, apply_event
-from baton_scorer.rules import Rules
 
 log = get_logger(__name__)
 
@@ -51,14 +50,30 @@ def create_app(settings: ScorerSettings, rules: Rules) -> faust.App:
         web_bind=settings.host,
         consumer_auto_offset_reset="earliest",
     )
-    events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw")
-    transitions_topic = app.topic(topics.transitions, key_type=bytes, value_type=bytes,
-                                  key_serializer="raw", value_serializer="raw")
-    dlq_topic = app.topic(dlq(topics.events), key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw")
-    leads = app.Table("leads", default=None, partitions=settings.topic_partitions,
-                      key_type=str, value_type=None)
+    events_topic = app.topic(
+        topics.events,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    transitions_topic = app.topic(
+        topics.transitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    dlq_topic = app.topic(
+        dlq(topics.events),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    leads = app.Table(
+        "leads", default=None, partitions=settings.topic_partitions, key_type=str, value_type=None
+    )
 
     @app.agent(events_topic)
     async def score(stream: faust.StreamT[bytes]) -> None:
@@ -81,9 +96,14 @@ def create_app(settings: ScorerSettings, rules: Rules) -> faust.App:
                 await transitions_topic.send(
                     key=event.lead_id.encode(), value=transition.to_bytes()
                 )
-                log.info("lead_transition", lead_id=event.lead_id,
-                         to_stage=transition.to_stage.value, score=transition.score,
-                         express=transition.express, rules_version=rules.version)
+                log.info(
+                    "lead_transition",
+                    lead_id=event.lead_id,
+                    to_stage=transition.to_stage.value,
+                    score=transition.score,
+                    express=transition.express,
+                    rules_version=rules.version,
+                )
 
     @app.page("/healthz")
     async def healthz(self: Any, request: web.Request) -> web.Response:
@@ -111,4 +131,3 @@ def _dead_letter(event: Any, raw: bytes, error: str) -> DeadLetter:
         consumer="baton-scorer",
         failed_at=utcnow(),
     )
-

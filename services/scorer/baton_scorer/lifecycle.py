@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from baton_shared.ids import stable_id
-from baton_shared.schemas import LeadEvent, Stage, Transition
-
 from baton_scorer.decay import Engagement
 from baton_scorer.points import engagement_points, fit_points, is_express
 from baton_scorer.rules import Rules
+from baton_shared.ids import stable_id
+from baton_shared.schemas import LeadEvent, Stage, Transition
 
 STAGE_ORDER = {Stage.NEW: 0, Stage.RECYCLED: 0, Stage.MQL: 1, Stage.SQL: 2}
 DEDUP_WINDOW = 500
@@ -27,7 +26,7 @@ class LeadState:
 
     stage: Stage = Stage.NEW
     fit: float = 0.0
-    engagement: Engagement = Engagement()
+    engagement: Engagement = field(default_factory=Engagement)
     traits: dict[str, Any] = field(default_factory=dict)
     email: str | None = None
     recent_event_ids: tuple[str, ...] = ()
@@ -65,9 +64,7 @@ def apply_event(
     traits = {**state.traits, **event.traits}
     email = event.email or state.email
     at = event.occurred_at.timestamp()
-    engagement = state.engagement.add(
-        engagement_points(event, rules), at, rules.half_life_seconds
-    )
+    engagement = state.engagement.add(engagement_points(event, rules), at, rules.half_life_seconds)
     new = replace(
         state,
         fit=fit_points(traits, email, rules),

@@ -6,12 +6,11 @@ import asyncio
 
 from faust.worker import Worker
 
-from baton_shared.kafka import ensure_topics
-from baton_shared.logs import configure_logging
-
 from baton_scorer.app import create_app
 from baton_scorer.config import ScorerSettings
 from baton_scorer.rules import load_rules
+from baton_shared.kafka import ensure_topics
+from baton_shared.logs import configure_logging
 
 
 def main() -> None:
@@ -21,8 +20,9 @@ def main() -> None:
     topics = settings.topics
     # Faust tables must be co-partitioned with their source: create the topics
     # with the configured partition count before the worker declares anything.
-    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics.all(),
-                              settings.topic_partitions))
+    asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, topics.all(), settings.topic_partitions)
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, rules)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from baton_shared.schemas import EventType, LeadEvent
-
 from baton_scorer.rules import Rules
+from baton_shared.schemas import EventType, LeadEvent
 
 
 def engagement_points(event: LeadEvent, rules: Rules) -> float:

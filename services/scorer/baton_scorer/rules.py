@@ -23,7 +23,9 @@ class Thresholds(_Frozen):
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
         if self.sql <= self.mql:
-            raise ValueError(f"thresholds.sql ({self.sql}) must be above thresholds.mql ({self.mql})")
+            raise ValueError(
+                f"thresholds.sql ({self.sql}) must be above thresholds.mql ({self.mql})"
+            )
         return self
 
 

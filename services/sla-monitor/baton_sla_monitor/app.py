@@ -13,7 +13,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from baton_shared.http import ops_router
-
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.service import SlaService
 
@@ -46,16 +45,20 @@ def create_app(settings: SlaSettings) -> FastAPI:
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials, settings.admin_token):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                                "send 'Authorization: Bearer <BATON_ADMIN_TOKEN>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "send 'Authorization: Bearer <BATON_ADMIN_TOKEN>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)])
 
     @api.get("/leads/{lead_id}/clocks", response_model=list[ClockOut])
     async def lead_clocks(lead_id: str) -> list[ClockOut]:
-        return [ClockOut.model_validate(c, from_attributes=True)
-                for c in await service.clocks.clocks_for(lead_id)]
+        return [
+            ClockOut.model_validate(c, from_attributes=True)
+            for c in await service.clocks.clocks_for(lead_id)
+        ]
 
     app = FastAPI(title="Baton SLA monitor", version="0.1.0", lifespan=lifespan)
     app.state.service = service

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_shared.ids import stable_id
 from baton_shared.schemas import Assignment, SlaEvent, SlaStatus
-
 from baton_sla_monitor.policy import SlaPolicy
 from baton_sla_monitor.tables import Clock
 
@@ -40,8 +39,9 @@ def sla_event(clock: Clock, status: SlaStatus, at: datetime) -> SlaEvent:
 
 
 class ClockStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], policy: SlaPolicy,
-                 publish: Publish):
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], policy: SlaPolicy, publish: Publish
+    ):
         self._sessions, self._policy, self._publish = sessions, policy, publish
 
     async def start(self, assignment: Assignment) -> bool:
@@ -88,13 +88,17 @@ class ClockStore:
     async def breach_due(self, now: datetime, limit: int = 500) -> list[Clock]:
         """Publish ``breached`` for every open clock whose deadline has passed."""
         async with self._sessions.begin() as session:
-            due = list((await session.scalars(
-                select(Clock)
-                .where(Clock.status == "open", Clock.deadline_at <= now)
-                .order_by(Clock.deadline_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )).all())
+            due = list(
+                (
+                    await session.scalars(
+                        select(Clock)
+                        .where(Clock.status == "open", Clock.deadline_at <= now)
+                        .order_by(Clock.deadline_at)
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
             for clock in due:
                 clock.status = "breached"
                 clock.closed_at = clock.deadline_at
@@ -103,6 +107,10 @@ class ClockStore:
 
     async def clocks_for(self, lead_id: str) -> list[Clock]:
         async with self._sessions() as session:
-            return list((await session.scalars(
-                select(Clock).where(Clock.lead_id == lead_id).order_by(Clock.started_at)
-            )).all())
+            return list(
+                (
+                    await session.scalars(
+                        select(Clock).where(Clock.lead_id == lead_id).order_by(Clock.started_at)
+                    )
+                ).all()
+            )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uvicorn
 
 from baton_shared.logs import configure_logging
-
 from baton_sla_monitor.app import create_app
 from baton_sla_monitor.config import SlaSettings
 
@@ -13,8 +12,13 @@ from baton_sla_monitor.config import SlaSettings
 def main() -> None:
     settings = SlaSettings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=30)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from baton_shared.database import database_answers, make_engine, make_sessionmak
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent, decode
-
 from baton_sla_monitor.clocks import ClockStore
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.policy import SlaPolicy
@@ -34,11 +33,13 @@ VERSION_TABLE = "alembic_version_sla"
 
 SLA_EVENTS = Counter("baton_sla_events_total", "SLA events published", ["status"])
 SPEED_TO_LEAD = Histogram(
-    "baton_sla_speed_to_lead_seconds", "Assignment to first touch, for met clocks",
+    "baton_sla_speed_to_lead_seconds",
+    "Assignment to first touch, for met clocks",
     buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 86400),
 )
 FIRE_LATENESS = Histogram(
-    "baton_sla_breach_lateness_seconds", "How long after its deadline a breach was published",
+    "baton_sla_breach_lateness_seconds",
+    "How long after its deadline a breach was published",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300),
 )
 
@@ -53,8 +54,9 @@ class SlaService:
     def __init__(self, settings: SlaSettings):
         self.settings = settings
         self.engine = make_engine(settings.database_url)
-        policy = SlaPolicy(timedelta(seconds=settings.express_sql_seconds),
-                           timedelta(seconds=settings.sql_seconds))
+        policy = SlaPolicy(
+            timedelta(seconds=settings.express_sql_seconds), timedelta(seconds=settings.sql_seconds)
+        )
         self.clocks = ClockStore(make_sessionmaker(self.engine), policy, self._publish)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -63,19 +65,27 @@ class SlaService:
     async def start(self) -> None:
         topics = self.settings.topics
         await migrate(self.engine, MIGRATIONS, VERSION_TABLE)
-        await ensure_topics(self.settings.kafka_bootstrap_servers, topics.all(),
-                            self.settings.topic_partitions)
-        self._producer = durable_producer(self.settings.kafka_bootstrap_servers,
-                                          client_id="baton-sla-monitor")
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers, topics.all(), self.settings.topic_partitions
+        )
+        self._producer = durable_producer(
+            self.settings.kafka_bootstrap_servers, client_id="baton-sla-monitor"
+        )
         await self._producer.start()
-        self._consumer = make_consumer(self.settings.kafka_bootstrap_servers,
-                                       topics.group("baton-sla-monitor"),
-                                       topics.assignments, topics.activity)
+        self._consumer = make_consumer(
+            self.settings.kafka_bootstrap_servers,
+            topics.group("baton-sla-monitor"),
+            topics.assignments,
+            topics.activity,
+        )
         await self._consumer.start()
         self._tasks = [
-            asyncio.create_task(consume_forever(self._consumer, self._producer,
-                                                "baton-sla-monitor", decode_record,
-                                                self._handle), name="consumer"),
+            asyncio.create_task(
+                consume_forever(
+                    self._consumer, self._producer, "baton-sla-monitor", decode_record, self._handle
+                ),
+                name="consumer",
+            ),
             asyncio.create_task(self._sweep_forever(), name="breach-sweep"),
         ]
         log.info("sla_monitor_started")
@@ -92,11 +102,11 @@ class SlaService:
 
     async def _publish(self, event: SlaEvent) -> None:
         assert self._producer is not None
-        await self._producer.send_and_wait(self.settings.topics.sla, event.to_bytes(),
-                                           key=event.lead_id.encode())
+        await self._producer.send_and_wait(
+            self.settings.topics.sla, event.to_bytes(), key=event.lead_id.encode()
+        )
         SLA_EVENTS.labels(status=event.status.value).inc()
-        log.info("sla_event", lead_id=event.lead_id, rep_id=event.rep_id,
-                 status=event.status.value)
+        log.info("sla_event", lead_id=event.lead_id, rep_id=event.rep_id, status=event.status.value)
 
     async def _handle(self, item: Assignment | Activity) -> None:
         if isinstance(item, Assignment):

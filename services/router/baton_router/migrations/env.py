@@ -1,5 +1,4 @@
-from baton_shared.migrations_env import run
-
 from baton_router.tables import Base
+from baton_shared.migrations_env import run
 
 run(Base.metadata)

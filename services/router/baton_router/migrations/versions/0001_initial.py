@@ -52,8 +52,9 @@ def upgrade() -> None:
             unique=True,
         ),
         sa.Column("lead_id", sa.String(256), nullable=False, index=True),
-        sa.Column("rep_id", postgresql.UUID(), sa.ForeignKey("router.reps.id"), nullable=False,
-                  index=True),
+        sa.Column(
+            "rep_id", postgresql.UUID(), sa.ForeignKey("router.reps.id"), nullable=False, index=True
+        ),
         sa.Column("strategy", sa.String(32), nullable=False),
         sa.Column("express", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("qualified_at", TS, nullable=False),
@@ -79,7 +80,10 @@ def upgrade() -> None:
         schema="router",
     )
     op.create_index(
-        "ix_outbox_due", "outbox", ["next_attempt_at"], schema="router",
+        "ix_outbox_due",
+        "outbox",
+        ["next_attempt_at"],
+        schema="router",
         postgresql_where=sa.text("status = 'pending'"),
     )
 

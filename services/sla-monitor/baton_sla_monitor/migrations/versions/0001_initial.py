@@ -32,8 +32,13 @@ def upgrade() -> None:
         sa.Column("elapsed_seconds", sa.Float()),
         schema="sla",
     )
-    op.create_index("ix_clocks_open_deadline", "clocks", ["deadline_at"], schema="sla",
-                    postgresql_where=sa.text("status = 'open'"))
+    op.create_index(
+        "ix_clocks_open_deadline",
+        "clocks",
+        ["deadline_at"],
+        schema="sla",
+        postgresql_where=sa.text("status = 'open'"),
+    )
 
 
 def downgrade() -> None:

@@ -1,9 +1,10 @@
-"""A real HTTP server that records webhook deliveries, for tests that receive them."""
+"""A real HTTP server that records webhook deliveries: the demo's reps and the tests' receiver."""
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,9 +17,15 @@ class Delivery:
 
 
 class WebhookReceiver:
-    """Listens on 127.0.0.1 (a free port) in a thread; every POST lands in ``deliveries``."""
+    """Listens on 127.0.0.1 in a thread (``port`` 0: a free one); every POST lands in
+    ``deliveries``, and is handed to ``on_delivery`` when one is given."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        port: int = 0,
+        on_delivery: Callable[[Delivery], None] | None = None,
+    ) -> None:
         self.deliveries: queue.Queue[Delivery] = queue.Queue()
         self.status = status
         receiver = self
@@ -27,16 +34,19 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
-                receiver.deliveries.put(
-                    Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                delivery = Delivery(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
+                receiver.deliveries.put(delivery)
+                if on_delivery is not None:
+                    on_delivery(delivery)
                 self.send_response(receiver.status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -1,0 +1,40 @@
+# Baton — the commands a newcomer needs. Everything runs through uv (installed on demand).
+# Environment variables (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, BATON_*) pass through.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: help install run up down test test-unit lint clean
+
+help:
+	@echo "make run       set up and run Baton locally with demo traffic (Ctrl-C stops)"
+	@echo "make test      run the whole test suite (starts its own Kafka and PostgreSQL)"
+	@echo "make up/down   the same local stack in the background / stop it"
+	@echo "make lint      ruff"
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+	@$(UV) run --frozen baton-devstack fetch-kafka
+
+run: install
+	@$(UV) run --frozen baton-devstack run
+
+up: install
+	@$(UV) run --frozen baton-devstack up
+
+down:
+	@$(UV) run --frozen baton-devstack down
+
+test: install
+	$(UV) run --frozen pytest
+
+test-unit: install
+	$(UV) run --frozen pytest -m "not integration"
+
+lint: install
+	$(UV) run --frozen ruff check .
+
+clean: down
+	rm -rf .devstack

@@ -1,0 +1,165 @@
+"""``make run``'s show: demo reps with a local webhook sink, and traffic that qualifies leads.
+
+What a newcomer sees in the terminal, as it happens:
+- leads moving to MQL and SQL (read from ``leads.transitions``),
+- each assignment webhook arriving at a demo rep, its Standard Webhooks
+  signature verified with the ``standardwebhooks`` library,
+- SLA clocks starting, being met (the demo rep "calls" some leads) or breaching
+  (read from ``leads.sla``).
+Only 127.0.0.1 is contacted. Runs until cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from baton_devstack.webhook_sink import Delivery, WebhookReceiver
+
+SINK_PORT = 8099
+DEMO_REPS = (("Ada (demo)", "ada@example.com"), ("Grace (demo)", "grace@example.com"))
+PAGES = ("/blog/lead-scoring", "/docs/quickstart", "/product/routing", "/pricing", "/careers")
+LEADS = [f"demo-lead-{n:02d}" for n in range(1, 13)]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+class Demo:
+    def __init__(self, env: dict[str, str], state_dir: Path, urls: dict[str, str]):
+        self.env, self.state_dir, self.urls = env, state_dir, urls
+        self.admin = {"Authorization": f"Bearer {env['BATON_ADMIN_TOKEN']}"}
+        self.write_key = sorted(env["BATON_INGEST_WRITE_KEYS"].split(","))[0]
+        self.secrets: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.http: httpx.AsyncClient | None = None
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        async with httpx.AsyncClient(timeout=10) as http:
+            self.http = http
+            with WebhookReceiver(port=SINK_PORT, on_delivery=self._on_delivery_threadsafe):
+                await self._ensure_reps()
+                say(
+                    f"demo: reps ready, webhook sink on http://127.0.0.1:{SINK_PORT}; "
+                    "sending traffic (Ctrl-C stops everything)"
+                )
+                await asyncio.gather(self._traffic(), self._watch())
+
+    async def _ensure_reps(self) -> None:
+        assert self.http is not None
+        saved_path = self.state_dir / "demo-reps.json"
+        saved: dict[str, dict[str, str]] = (
+            json.loads(saved_path.read_text()) if saved_path.exists() else {}
+        )
+        existing = await self.http.get(f"{self.urls['router']}/v1/reps", headers=self.admin)
+        existing.raise_for_status()
+        live_ids = {rep["id"] for rep in existing.json()}
+        saved = {rep_id: info for rep_id, info in saved.items() if rep_id in live_ids}
+        if not saved:
+            for name, email in DEMO_REPS:
+                slug = name.split()[0].lower()
+                response = await self.http.post(
+                    f"{self.urls['router']}/v1/reps",
+                    headers=self.admin,
+                    json={
+                        "name": name,
+                        "email": email,
+                        "webhook_url": f"http://127.0.0.1:{SINK_PORT}/reps/{slug}",
+                    },
+                )
+                response.raise_for_status()
+                rep = response.json()
+                saved[rep["id"]] = {"name": name, "secret": rep["webhook_secret"]}
+            saved_path.write_text(json.dumps(saved, indent=2))
+        self.secrets = {rep_id: info["secret"] for rep_id, info in saved.items()}
+        self.names = {rep_id: info["name"] for rep_id, info in saved.items()}
+
+    def _on_delivery_threadsafe(self, delivery: Delivery) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._on_delivery(delivery)))
+
+    async def _on_delivery(self, delivery: Delivery) -> None:
+        data = orjson.loads(delivery.body).get("data", {})
+        rep_id = data.get("rep_id", "")
+        secret = self.secrets.get(rep_id)
+        try:
+            if secret is None:
+                raise WebhookVerificationError("unknown rep")
+            Webhook(secret).verify(delivery.body, delivery.headers)
+            check = "signature verified"
+        except WebhookVerificationError as exc:
+            check = f"SIGNATURE REJECTED ({exc})"
+        lane = "express " if data.get("express") else ""
+        say(
+            f"  webhook → {self.names.get(rep_id, rep_id)}: {lane}lead {data.get('lead_id')} "
+            f"(score {data.get('score')}, {data.get('reason')}) [{check}]"
+        )
+        if random.random() < 0.6:
+            await asyncio.sleep(random.uniform(2, 8))
+            await self._contact(data["lead_id"], rep_id)
+
+    async def _contact(self, lead_id: str, rep_id: str) -> None:
+        assert self.http is not None
+        await self.http.post(
+            f"{self.urls['router']}/v1/leads/{lead_id}/activity",
+            headers=self.admin,
+            json={"kind": "contacted", "rep_id": rep_id},
+        )
+        say(f"  {self.names.get(rep_id, rep_id)} called {lead_id}")
+
+    async def _traffic(self) -> None:
+        assert self.http is not None
+        run = uuid.uuid4().hex[:4]
+        while True:
+            lead = f"{random.choice(LEADS)}-{run}"
+            if random.random() < 0.08:
+                call: dict[str, Any] = {"type": "track", "event": "Demo Requested"}
+            else:
+                call = {"type": "page", "properties": {"path": random.choice(PAGES)}}
+            await self.http.post(
+                f"{self.urls['ingest']}/v1/batch",
+                auth=(self.write_key, ""),
+                json={"batch": [{**call, "userId": lead, "messageId": uuid.uuid4().hex}]},
+            )
+            await asyncio.sleep(random.uniform(0.3, 1.2))
+
+    async def _watch(self) -> None:
+        prefix = self.env.get("BATON_TOPIC_PREFIX", "")
+        consumer = AIOKafkaConsumer(
+            f"{prefix}leads.transitions",
+            f"{prefix}leads.sla",
+            bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            group_id=None,
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
+        try:
+            async for record in consumer:
+                value = orjson.loads(record.value)
+                if record.topic.endswith("leads.transitions"):
+                    say(
+                        f"{value['lead_id']}: {value['from_stage']} → "
+                        f"{value['to_stage'].upper()} ({value['reason']})"
+                    )
+                else:
+                    who = self.names.get(value["rep_id"], value["rep_id"])
+                    extra = (
+                        f" in {value['elapsed_seconds']:.1f} s"
+                        if value.get("elapsed_seconds") is not None
+                        else ""
+                    )
+                    say(f"  SLA {value['status']}: {value['lead_id']} ({who}){extra}")
+        finally:
+            await consumer.stop()

@@ -1,0 +1,273 @@
+"""The ingest API against the real broker: a 2xx means the event is in leads.events."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+
+from baton_devstack.ports import free_port
+from baton_ingest.api import create_app
+from baton_ingest.config import IngestSettings
+from tests.support.kafka import read_all, wait_for_record
+
+pytestmark = pytest.mark.integration
+
+KEY = "test-write-key"
+
+
+def settings_for(bootstrap: str, prefix: str, **extra: str) -> IngestSettings:
+    return IngestSettings(
+        **{  # type: ignore[arg-type]
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "BATON_TOPIC_PREFIX": prefix,
+            "BATON_ENV": "test",
+            "BATON_INGEST_WRITE_KEYS": f"{KEY},other-key",
+            **extra,
+        }
+    )
+
+
+async def client_for(
+    settings: IngestSettings, ready: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            if ready:
+                async with __import__("asyncio").timeout(30):
+                    while (await client.get("/healthz")).status_code != 200:
+                        await __import__("asyncio").sleep(0.1)
+            yield client
+
+
+@pytest.fixture
+def prefix(unique_name: str) -> str:
+    return f"{unique_name}."
+
+
+@pytest.fixture
+async def ingest(kafka_bootstrap: str, prefix: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in client_for(settings_for(kafka_bootstrap, prefix)):
+        yield client
+
+
+async def test_track_is_acknowledged_and_lands_normalised_in_leads_events(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    # A client whose clock runs two hours fast; the event happened 30 s before sending.
+    sent_at = datetime.now(UTC) + timedelta(hours=2)
+    original = sent_at - timedelta(seconds=30)
+    response = await ingest.post(
+        "/v1/track",
+        auth=(KEY, ""),
+        json={
+            "userId": 42,
+            "event": "Pricing Viewed",
+            "messageId": "m-1",
+            "originalTimestamp": original.isoformat(),
+            "sentAt": sent_at.isoformat(),
+            "context": {
+                "page": {"path": "/pricing/enterprise"},
+                "library": {"name": "analytics-python"},
+            },
+        },
+    )
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+
+    records = await wait_for_record(
+        kafka_bootstrap, f"{prefix}leads.events", lambda r: r["event_id"] == "m-1"
+    )
+    event = records[-1]
+    assert event["lead_id"] == "42"
+    assert event["name"] == "Pricing Viewed"
+    assert event["page_category"] == "pricing"
+    assert event["source"] == "segment"
+    assert event["schema"] == 1
+    skew_corrected = datetime.fromisoformat(event["occurred_at"])
+    received = datetime.fromisoformat(event["received_at"])
+    assert abs((received - skew_corrected).total_seconds() - 30) < 5  # skew removed
+
+
+async def test_batch_accepts_valid_events_and_names_each_rejected_one(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    response = await ingest.post(
+        "/v1/batch",
+        auth=(KEY, ""),
+        json={
+            "batch": [
+                {
+                    "type": "identify",
+                    "userId": "u-1",
+                    "messageId": "b-1",
+                    "traits": {"email": "Ada@Example.com"},
+                },
+                {"type": "track", "userId": "u-1", "messageId": "b-2"},
+                {
+                    "type": "page",
+                    "anonymousId": "anon-1",
+                    "messageId": "b-3",
+                    "properties": {"path": "/blog/x"},
+                },
+                {"type": "track", "event": "Signed Up", "messageId": "b-4"},
+            ]
+        },
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 2
+    assert body["rejected"] == [
+        {"index": 1, "path": "event", "message": "required for a track call"},
+        {"index": 3, "path": "userId", "message": "userId or anonymousId is required"},
+    ]
+    events = await read_all(kafka_bootstrap, f"{prefix}leads.events")
+    assert sorted(e["event_id"] for e in events) == ["b-1", "b-3"]
+    identify = next(e for e in events if e["event_id"] == "b-1")
+    assert identify["email"] == "ada@example.com"
+
+
+async def test_gzip_body_with_write_key_in_body_is_accepted(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    body = gzip.compress(
+        orjson.dumps(
+            {
+                "writeKey": KEY,
+                "batch": [
+                    {
+                        "type": "track",
+                        "userId": "g-1",
+                        "event": "Webinar Attended",
+                        "messageId": "gz-1",
+                    }
+                ],
+            }
+        )
+    )
+    response = await ingest.post(
+        "/v1/batch",
+        content=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    await wait_for_record(
+        kafka_bootstrap, f"{prefix}leads.events", lambda r: r["event_id"] == "gz-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"auth": ("wrong-key", ""), "json": {}}, 401, "unauthorized"),
+        ({"json": {"userId": "x", "event": "e", "messageId": "m"}}, 401, "unauthorized"),
+        (
+            {
+                "auth": (KEY, ""),
+                "content": b"{not json",
+                "headers": {"Content-Type": "application/json"},
+            },
+            400,
+            "invalid_json",
+        ),
+        (
+            {
+                "auth": (KEY, ""),
+                "content": b"\x1f\x8bnope",
+                "headers": {"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            },
+            400,
+            "invalid_gzip",
+        ),
+        (
+            {
+                "auth": (KEY, ""),
+                "content": b"a=b",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            {
+                "auth": (KEY, ""),
+                "json": {
+                    "userId": "x",
+                    "event": "e",
+                    "messageId": "m",
+                    "properties": {"blob": "x" * 40_000},
+                },
+            },
+            413,
+            "payload_too_large",
+        ),
+        (
+            {
+                "auth": (KEY, ""),
+                "json": {
+                    "userId": "x",
+                    "event": "e",
+                    "messageId": "m",
+                    "timestamp": "2999-01-01T00:00:00Z",
+                },
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            {
+                "auth": (KEY, ""),
+                "json": {"userId": "x", "event": "e", "messageId": "m", "timestamp": "yesterday"},
+            },
+            400,
+            "invalid_request",
+        ),
+    ],
+    ids=[
+        "unknown-key",
+        "missing-key",
+        "bad-json",
+        "bad-gzip",
+        "form-body",
+        "too-large",
+        "far-future",
+        "bad-timestamp",
+    ],
+)
+async def test_bad_requests_get_a_segment_style_error_and_store_nothing(
+    ingest: httpx.AsyncClient,
+    kafka_bootstrap: str,
+    prefix: str,
+    kwargs: dict,
+    status: int,
+    code: str,
+) -> None:
+    response = await ingest.post("/v1/track", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+    assert await read_all(kafka_bootstrap, f"{prefix}leads.events", idle_s=0.5) == []
+
+
+async def test_kafka_unreachable_answers_503_with_retry_after_never_2xx(prefix: str) -> None:
+    dead_broker = f"127.0.0.1:{free_port()}"
+    settings = settings_for(dead_broker, prefix, BATON_INGEST_PRODUCE_TIMEOUT="2")
+    async for client in client_for(settings, ready=False):
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["checks"] == {"kafka": False}
+        response = await client.post(
+            "/v1/track",
+            auth=(KEY, ""),
+            json={"userId": "u", "event": "Demo Requested", "messageId": uuid.uuid4().hex},
+        )
+        assert response.status_code == 503
+        assert response.headers["Retry-After"].isdigit()
+        assert response.json()["code"] == "kafka_unavailable"
