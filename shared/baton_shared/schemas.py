@@ -46,6 +46,17 @@ class EventType(StrEnum):
     ALIAS = "alias"
 
 
+class PageInfo(BaseModel):
+    """The page an event happened on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str | None = None
+    path: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+
+
 class LeadEvent(Record):
     """A behavioural event or identity/trait update, normalised from any source.
 
@@ -62,8 +73,22 @@ class LeadEvent(Record):
     name: str | None = Field(default=None, description="Track event name, or page name")
     occurred_at: AwareDatetime = Field(description="Event time, clock-skew corrected")
     received_at: AwareDatetime
-    source: str = Field(description="Where it came from: segment, rudderstack, sendgrid, ...")
-    page_category: str | None = None
+    source: str = Field(description="Where it came from: segment, rudderstack, sendgrid, email")
+    page_category: str | None = Field(
+        default=None, description="From ingest's URL rules: pricing, demo, careers, docs, ..."
+    )
+    page: PageInfo | None = None
+    campaign: dict[str, str] = Field(
+        default_factory=dict, description="UTM fields: source, medium, name, term, content"
+    )
+    user_agent: str | None = None
+    ip: str | None = None
+    group_id: str | None = Field(default=None, description="Account id of a group call")
+    previous_id: str | None = Field(default=None, description="The old id of an alias call")
+    possible_duplicate: bool = Field(
+        default=False,
+        description="Ingest saw this event_id recently; the scorer's dedup drops it",
+    )
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
@@ -75,6 +100,24 @@ class Stage(StrEnum):
     SQL = "sql"
     RECYCLED = "recycled"
     DISQUALIFIED = "disqualified"
+
+
+class ReasonKind(StrEnum):
+    THRESHOLD = "threshold"
+    EXPRESS_LANE = "express_lane"
+    QUALIFICATION = "qualification"
+    RECYCLE = "recycle"
+    REJECTION = "rejection"
+    DISQUALIFIED = "disqualified"
+
+
+class Signal(BaseModel):
+    """One engagement signal (a rules label) and its decayed points at the transition."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signal: str
+    points: float
 
 
 class Transition(Record):
@@ -97,6 +140,13 @@ class Transition(Record):
     trigger_event: str | None = None
     occurred_at: AwareDatetime
     rules_version: str
+    reason_kind: ReasonKind | None = Field(default=None, description="Why, as a machine value")
+    top_signals: list[Signal] = Field(
+        default_factory=list, description="The signals contributing most to the engagement"
+    )
+    emitted_at: AwareDatetime | None = Field(
+        default=None, description="When the scorer emitted it (wall clock); occurred_at is event time"
+    )
 
 
 class Assignment(Record):
@@ -110,6 +160,15 @@ class Assignment(Record):
     express: bool = False
     qualified_at: AwareDatetime = Field(description="When the lead qualified (transition time)")
     assigned_at: AwareDatetime
+    pool: str | None = Field(default=None, description="The pool (team) that took the lead")
+    reason: str | None = Field(default=None, description="Why this rep: rule, ownership, ...")
+    sla_due_at: AwareDatetime | None = Field(
+        default=None, description="First-touch deadline the router told the rep"
+    )
+    reassignments: int = Field(default=0, description="How often this lead was taken back")
+    previous_rep_id: str | None = Field(
+        default=None, description="On a re-assignment: the rep the lead was taken from"
+    )
 
 
 class ActivityKind(StrEnum):
@@ -127,6 +186,9 @@ class Activity(Record):
     kind: ActivityKind
     reason: str | None = None
     occurred_at: AwareDatetime
+    assignment_id: str | None = Field(
+        default=None, description="The assignment the rep acted on, when known"
+    )
 
 
 class SlaStatus(StrEnum):
@@ -148,7 +210,30 @@ class SlaEvent(Record):
     started_at: AwareDatetime
     deadline_at: AwareDatetime
     at: AwareDatetime
-    elapsed_seconds: float | None = None
+    elapsed_seconds: float | None = Field(
+        default=None, description="met/breached on a touch: assignment to first touch, wall-clock"
+    )
+    team: str | None = Field(default=None, description="The assignment's pool (team)")
+    stage: str = Field(default="sql", description="The lead's stage when assigned")
+    express: bool = False
+    policy_version: str | None = Field(
+        default=None, description="The SLA policy (name@hash) that set the deadline"
+    )
+    window_seconds: float | None = Field(
+        default=None, description="The first-touch window, in counted (business) seconds"
+    )
+    warning_fraction: float | None = Field(
+        default=None, description="at_risk: the fraction of the window that has run"
+    )
+    counted_seconds: float | None = Field(
+        default=None, description="met/breached on a touch: seconds the clock ran (business hours)"
+    )
+    system_delay_seconds: float | None = Field(
+        default=None, description="Qualifying action to assignment (the pipeline's share)"
+    )
+    assign_target_seconds: float | None = Field(
+        default=None, description="The policy's time-to-assign target"
+    )
 
 
 class DeadLetter(Record):

@@ -125,8 +125,8 @@ async def test_batch_accepts_valid_events_and_names_each_rejected_one(
     body = response.json()
     assert body["accepted"] == 2
     assert body["rejected"] == [
-        {"index": 1, "path": "event", "message": "required for a track call"},
-        {"index": 3, "path": "userId", "message": "userId or anonymousId is required"},
+        {"index": 1, "path": "batch.1.event", "message": "required for a track call"},
+        {"index": 3, "path": "batch.3.userId", "message": "userId or anonymousId is required"},
     ]
     events = await read_all(kafka_bootstrap, f"{prefix}leads.events")
     assert sorted(e["event_id"] for e in events) == ["b-1", "b-3"]
@@ -271,3 +271,82 @@ async def test_kafka_unreachable_answers_503_with_retry_after_never_2xx(prefix: 
         assert response.status_code == 503
         assert response.headers["Retry-After"].isdigit()
         assert response.json()["code"] == "kafka_unavailable"
+
+
+async def test_browser_preflight_and_send_beacon_text_plain_body_are_accepted(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    preflight = await ingest.options(
+        "/v1/track",
+        headers={
+            "Origin": "https://www.acme.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "https://www.acme.example")
+
+    beacon = orjson.dumps(
+        {
+            "writeKey": KEY,
+            "anonymousId": "anon-b",
+            "messageId": "beacon-1",
+            "properties": {"path": "/demo"},
+        }
+    )
+    response = await ingest.post(
+        "/v1/page",
+        content=beacon,
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": "https://www.acme.example"},
+    )
+    assert response.status_code == 200, response.text
+    assert "access-control-allow-origin" in response.headers
+    events = await wait_for_record(
+        kafka_bootstrap, f"{prefix}leads.events", lambda r: r["event_id"] == "beacon-1"
+    )
+    assert events[-1]["page_category"] == "demo"
+
+
+async def test_write_key_over_its_rate_limit_gets_429_with_retry_after(
+    kafka_bootstrap: str, prefix: str
+) -> None:
+    settings = settings_for(kafka_bootstrap, prefix, BATON_INGEST_RATE_LIMIT="5/minute")
+    async for client in client_for(settings):
+        batch = [
+            {"type": "track", "userId": "r", "event": "e", "messageId": f"r-{i}"} for i in range(4)
+        ]
+        first = await client.post("/v1/batch", auth=(KEY, ""), json={"batch": batch})
+        assert first.status_code == 200
+        second = await client.post("/v1/batch", auth=(KEY, ""), json={"batch": batch})
+        assert second.status_code == 429
+        assert second.json()["code"] == "rate_limited"
+        assert 1 <= int(second.headers["Retry-After"]) <= 60
+        other_key = await client.post(
+            "/v1/track",
+            auth=("other-key", ""),
+            json={"userId": "r", "event": "e", "messageId": "other-1"},
+        )
+        assert other_key.status_code == 200  # limits are per writeKey
+    events = await read_all(kafka_bootstrap, f"{prefix}leads.events")
+    assert sorted(e["event_id"] for e in events) == ["other-1", "r-0", "r-1", "r-2", "r-3"]
+
+
+async def test_custom_page_rules_categorise_pages(kafka_bootstrap: str, prefix: str) -> None:
+    settings = settings_for(
+        kafka_bootstrap, prefix, BATON_INGEST_PAGE_RULES="/plans=pricing,/book-a-call=demo"
+    )
+    async for client in client_for(settings):
+        for i, path in enumerate(("/plans/team", "/book-a-call", "/pricing")):
+            response = await client.post(
+                "/v1/page",
+                auth=(KEY, ""),
+                json={"userId": "p", "messageId": f"p-{i}", "properties": {"path": path}},
+            )
+            assert response.status_code == 200
+    events = await read_all(kafka_bootstrap, f"{prefix}leads.events")
+    assert [e["page_category"] for e in sorted(events, key=lambda e: e["event_id"])] == [
+        "pricing",
+        "demo",
+        None,
+    ]

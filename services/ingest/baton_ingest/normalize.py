@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from baton_ingest.pages import DEFAULT_PAGE_RULES, PageRule, category_for, path_of, utm_from_url
 from baton_ingest.segment import SegmentMessage
-from baton_shared.schemas import EventType, LeadEvent
+from baton_shared.schemas import EventType, LeadEvent, PageInfo
 
 
 class InvalidEvent(ValueError):
@@ -17,24 +17,6 @@ class InvalidEvent(ValueError):
         super().__init__(f"{path}: {rule}")
         self.path = path
         self.rule = rule
-
-
-@dataclass(frozen=True)
-class PageRule:
-    """A URL path prefix and the page category it maps to."""
-
-    prefix: str
-    category: str
-
-
-DEFAULT_PAGE_RULES = (
-    PageRule("/pricing", "pricing"),
-    PageRule("/demo", "demo"),
-    PageRule("/careers", "careers"),
-    PageRule("/docs", "docs"),
-    PageRule("/blog", "blog"),
-    PageRule("/product", "product"),
-)
 
 
 def event_time(msg: SegmentMessage, received_at: datetime) -> datetime:
@@ -49,23 +31,46 @@ def event_time(msg: SegmentMessage, received_at: datetime) -> datetime:
     return received_at
 
 
-def page_category(
-    context: dict[str, Any],
-    properties: dict[str, Any],
-    rules: tuple[PageRule, ...] = DEFAULT_PAGE_RULES,
-) -> str | None:
-    """The category of the page the event happened on, from its URL path."""
-    path = properties.get("path") or (context.get("page") or {}).get("path")
-    if not isinstance(path, str):
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def page_info(msg: SegmentMessage) -> PageInfo | None:
+    """The page, from page-call properties first, then ``context.page``."""
+    ctx_page = msg.context.get("page")
+    ctx_page = ctx_page if isinstance(ctx_page, dict) else {}
+    props = msg.properties if msg.type in ("page", "screen") else {}
+    url = _str(props.get("url")) or _str(ctx_page.get("url"))
+    path = _str(props.get("path")) or _str(ctx_page.get("path")) or path_of(url)
+    referrer = _str(props.get("referrer")) or _str(ctx_page.get("referrer"))
+    title = _str(props.get("title")) or _str(ctx_page.get("title"))
+    if not (url or path or referrer or title):
         return None
-    for rule in rules:
-        if (
-            path == rule.prefix
-            or path.startswith(rule.prefix + "/")
-            or path.startswith(rule.prefix + "?")
-        ):
-            return rule.category
+    return PageInfo(url=url, path=path, referrer=referrer, title=title)
+
+
+def campaign_of(msg: SegmentMessage, page: PageInfo | None) -> dict[str, str]:
+    """``context.campaign`` (as the SDKs send it), else UTM parameters in the page URL."""
+    raw = msg.context.get("campaign")
+    if isinstance(raw, dict) and raw:
+        return {k: str(v) for k, v in raw.items() if isinstance(v, str | int | float)}
+    return utm_from_url(page.url if page else None)
+
+
+def email_of(msg: SegmentMessage) -> str | None:
+    ctx_traits = msg.context.get("traits")
+    ctx_traits = ctx_traits if isinstance(ctx_traits, dict) else {}
+    email = msg.traits.get("email") or ctx_traits.get("email") or msg.properties.get("email")
+    if isinstance(email, str) and "@" in email:
+        return email.strip().lower()
     return None
+
+
+def traits_of(msg: SegmentMessage) -> dict[str, Any]:
+    """Top-level traits (Segment) merged over ``context.traits`` (where RudderStack's
+    SDKs put identify traits)."""
+    ctx_traits = msg.context.get("traits")
+    return {**(ctx_traits if isinstance(ctx_traits, dict) else {}), **msg.traits}
 
 
 def normalize(
@@ -74,6 +79,7 @@ def normalize(
     received_at: datetime,
     source: str,
     max_future: timedelta,
+    page_rules: tuple[PageRule, ...] = DEFAULT_PAGE_RULES,
 ) -> LeadEvent:
     """Validate the rules Segment applies and build the canonical event."""
     if msg.type is None:
@@ -84,13 +90,22 @@ def normalize(
         raise InvalidEvent("userId", "userId or anonymousId is required")
     if msg.type == "track" and not msg.event:
         raise InvalidEvent("event", "required for a track call")
-    occurred_at = event_time(msg, received_at)
+    if msg.type == "group" and not msg.group_id:
+        raise InvalidEvent("groupId", "required for a group call")
+    if msg.type == "alias" and not msg.previous_id:
+        raise InvalidEvent("previousId", "required for an alias call")
+    try:
+        occurred_at = event_time(msg, received_at)
+    except OverflowError:
+        raise InvalidEvent(
+            "originalTimestamp", "sentAt and originalTimestamp are too far apart to correct"
+        ) from None
     if occurred_at - received_at > max_future:
         raise InvalidEvent("timestamp", f"more than {max_future} in the future")
-    email = msg.traits.get("email") or (msg.context.get("traits") or {}).get("email")
-    email = email.strip().lower() if isinstance(email, str) and email.strip() else None
+    email = email_of(msg)
     lead_id = msg.user_id or email or msg.anonymous_id
     assert lead_id is not None
+    page = page_info(msg)
     return LeadEvent(
         event_id=msg.message_id,
         lead_id=lead_id,
@@ -102,8 +117,25 @@ def normalize(
         occurred_at=occurred_at,
         received_at=received_at,
         source=source,
-        page_category=page_category(msg.context, msg.properties),
+        page_category=category_for(page.path if page else None, page_rules),
+        page=page,
+        campaign=campaign_of(msg, page),
+        user_agent=_str(msg.context.get("userAgent")),
+        ip=_str(msg.context.get("ip")),
+        group_id=msg.group_id,
+        previous_id=msg.previous_id,
         properties=msg.properties,
-        traits=msg.traits,
+        traits=traits_of(msg),
         context=msg.context,
     )
+
+
+def source_of(raw: dict[str, Any]) -> str:
+    """RudderStack's SDKs add ``channel``; both name their library ``analytics-*``."""
+    library = (
+        raw.get("context", {}).get("library", {}) if isinstance(raw.get("context"), dict) else {}
+    )
+    name = str(library.get("name", "")) if isinstance(library, dict) else ""
+    if "rudder" in name.lower() or "channel" in raw:
+        return "rudderstack"
+    return "segment"

@@ -7,7 +7,14 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Histogram
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    UnknownProducerId,
+)
+from prometheus_client import Counter, Histogram
 
 from baton_shared.kafka import durable_producer, ensure_topics
 from baton_shared.logs import get_logger
@@ -18,6 +25,22 @@ log = get_logger(__name__)
 PRODUCE_SECONDS = Histogram(
     "baton_ingest_produce_seconds",
     "Time from handing a request's events to Kafka until every one was acknowledged",
+)
+
+PRODUCER_RESETS = Counter(
+    "baton_ingest_producer_resets_total",
+    "Producers replaced after an error that leaves an idempotent producer unusable",
+)
+
+# After an outage the idempotent producer's sequence numbers can run ahead of what the
+# broker stored (sends that timed out were never written): the broker then refuses every
+# later batch. A new producer (new producer id) is the way out.
+FATAL_FOR_PRODUCER = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+    ProducerClosed,
 )
 
 
@@ -36,6 +59,7 @@ class Publisher:
         self._timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
         self._connect_task: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
 
     @property
     def topic(self) -> str:
@@ -46,6 +70,16 @@ class Publisher:
         return self._producer is not None
 
     def start(self) -> None:
+        self._connect_task = asyncio.create_task(self._connect_forever())
+
+    def _reset(self, producer: AIOKafkaProducer, reason: str) -> None:
+        """Replace a producer that can no longer write (only once per broken producer)."""
+        if self._producer is not producer:
+            return
+        PRODUCER_RESETS.inc()
+        log.warning("kafka_producer_reset", reason=reason)
+        self._producer = None
+        self._retired.add(asyncio.create_task(producer.stop()))
         self._connect_task = asyncio.create_task(self._connect_forever())
 
     async def _connect_forever(self) -> None:
@@ -72,19 +106,24 @@ class Publisher:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        await asyncio.gather(*self._retired, return_exceptions=True)
 
     async def publish(self, events: Sequence[LeadEvent]) -> None:
         """Send every event keyed by lead id and wait until all are acknowledged."""
-        if self._producer is None:
-            raise KafkaUnavailable("not connected to Kafka yet")
+        producer = self._producer
+        if producer is None:
+            raise KafkaUnavailable("not connected to Kafka")
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
                 futures = [
-                    await self._producer.send(self._topic, e.to_bytes(), key=e.lead_id.encode())
+                    await producer.send(self._topic, e.to_bytes(), key=e.lead_id.encode())
                     for e in events
                 ]
                 await asyncio.gather(*futures)
+        except FATAL_FOR_PRODUCER as exc:
+            self._reset(producer, type(exc).__name__)
+            raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
         PRODUCE_SECONDS.observe(time.perf_counter() - started)

@@ -10,7 +10,8 @@ MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
 
 
 class SegmentMessage(BaseModel):
-    """One call (track, identify, page, ...). Unknown fields are kept, not rejected."""
+    """One call (track, identify, page, ...). Unknown fields are kept, not rejected
+    (SDKs add their own, e.g. ``integrations``, ``channel``)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -18,8 +19,11 @@ class SegmentMessage(BaseModel):
     message_id: str | None = Field(default=None, alias="messageId", min_length=1, max_length=256)
     user_id: str | None = Field(default=None, alias="userId", max_length=256)
     anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=256)
+    previous_id: str | None = Field(default=None, alias="previousId", max_length=256)
+    group_id: str | None = Field(default=None, alias="groupId", max_length=256)
     event: str | None = Field(default=None, max_length=512)
     name: str | None = Field(default=None, max_length=512)
+    category: str | None = Field(default=None, max_length=512)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
@@ -28,7 +32,7 @@ class SegmentMessage(BaseModel):
     sent_at: AwareDatetime | None = Field(default=None, alias="sentAt")
     write_key: str | None = Field(default=None, alias="writeKey")
 
-    @field_validator("user_id", "anonymous_id", mode="before")
+    @field_validator("user_id", "anonymous_id", "previous_id", "group_id", mode="before")
     @classmethod
     def _ids_as_strings(cls, raw: object) -> object:
         # SDKs send numeric user ids as numbers; Segment treats them as strings.
@@ -42,7 +46,7 @@ class SegmentBatch(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    batch: list[dict[str, Any]] = Field(min_length=1)
+    batch: list[dict[str, Any]] = Field(min_length=1, max_length=2500)
     sent_at: AwareDatetime | None = Field(default=None, alias="sentAt")
     context: dict[str, Any] = Field(default_factory=dict)
     write_key: str | None = Field(default=None, alias="writeKey")

@@ -1,0 +1,69 @@
+"""The error shape every ingest response uses, which the Segment SDKs parse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="Position of the event in the batch")
+    path: str = Field(description="The field that broke a rule")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable: unauthorized, invalid_json, ...")
+    message: str = Field(description="What is wrong and how to fix it")
+    path: str | None = None
+    rejected: list[Rejection] | None = None
+
+
+class Accepted(BaseModel):
+    success: bool = True
+    accepted: int | None = None
+    rejected: list[Rejection] | None = None
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status_code, headers=headers, media_type="application/json"
+    )
+
+
+class RequestError(Exception):
+    """A request-level failure: status, code, message (and headers such as Retry-After)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers, self.extra = headers or {}, extra
+
+    def response(self) -> Response:
+        body = {"code": self.code, "message": self.message, **self.extra}
+        return json_response(body, status_code=self.status, headers=self.headers)
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer."""
+    descriptions = {
+        400: "Invalid JSON, gzip or event; the message names the field",
+        401: "Missing or unknown writeKey / invalid signature",
+        413: "Event over 32 KB or request over 500 KB",
+        415: "Body is not JSON (application/json or text/plain)",
+        429: "Rate limit for this writeKey; see Retry-After",
+        503: "Kafka did not acknowledge; nothing was stored; see Retry-After",
+    }
+    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}

@@ -1,0 +1,167 @@
+"""The Segment HTTP Tracking API: ``/v1/{track,identify,page,screen,group,alias,batch}``.
+
+Batches are decided per event, like Segment: valid events are stored, invalid ones
+are listed in the answer with the field and the rule; a batch with no valid event
+is a 400.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from baton_ingest.body import (
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    basic_auth_key,
+    check_write_key,
+    read_object,
+)
+from baton_ingest.errors import Accepted, RequestError, documented, json_response
+from baton_ingest.metrics import BATCH_SIZE, IN_FLIGHT, REJECTED, REQUEST_SECONDS
+from baton_ingest.normalize import InvalidEvent, normalize, source_of
+from baton_ingest.pipeline import Ingestor
+from baton_ingest.segment import SegmentBatch, SegmentMessage
+from baton_shared.clock import utcnow
+from baton_shared.schemas import LeadEvent
+
+CALLS = ("track", "identify", "page", "screen", "group", "alias")
+ERRORS = documented(400, 401, 413, 415, 429, 503)
+
+
+def _request_body(model: type[Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True)
+    content = {"schema": schema}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": content, "text/plain": content},
+        }
+    }
+
+
+def _validation_path(exc: ValidationError, prefix: str) -> tuple[str, str]:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"])
+    return (f"{prefix}.{path}" if prefix else path), first["msg"]
+
+
+def segment_routes(ingestor: Ingestor) -> APIRouter:
+    settings = ingestor.settings
+    router = APIRouter(prefix="/v1", tags=["segment"])
+    max_future = timedelta(seconds=settings.max_future_skew_seconds)
+
+    def to_event(raw: Any, prefix: str, defaults: dict[str, Any]) -> LeadEvent:
+        if not isinstance(raw, dict):
+            raise InvalidEvent(prefix or "body", "must be a JSON object")
+        if len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
+            raise InvalidEvent(prefix or "body", f"event larger than {MAX_EVENT_BYTES} bytes")
+        merged = {**defaults, **raw}
+        try:
+            msg = SegmentMessage.model_validate(merged)
+        except ValidationError as exc:
+            raise InvalidEvent(*_validation_path(exc, prefix)) from None
+        try:
+            return normalize(
+                msg,
+                received_at=utcnow(),
+                source=source_of(raw),
+                max_future=max_future,
+                page_rules=settings.page_rules,
+            )
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{prefix}.{exc.path}" if prefix else exc.path, exc.rule) from None
+
+    async def authenticated_body(request: Request, limit: int) -> tuple[str, dict[str, Any]]:
+        header_key = basic_auth_key(request)
+        if header_key is not None:
+            check_write_key(header_key, settings.write_keys)
+        body = await read_object(request, limit)
+        key = header_key or body.get("writeKey")
+        return check_write_key(key if isinstance(key, str) else None, settings.write_keys), body
+
+    async def single(request: Request, call: str) -> Response:
+        write_key, body = await authenticated_body(request, MAX_EVENT_BYTES)
+        try:
+            event = to_event({**body, "type": call}, "", {})
+        except InvalidEvent as exc:
+            REJECTED.labels(source=source_of(body), reason="invalid_event").inc()
+            raise RequestError(400, "invalid_request", str(exc), path=exc.path) from None
+        ingestor.rate_limit(write_key, 1, event.source)
+        await ingestor.store([event])
+        BATCH_SIZE.labels(endpoint=call).observe(1)
+        return json_response({"success": True})
+
+    for call in CALLS:
+
+        async def endpoint(request: Request, _call: str = call) -> Response:
+            return await timed(_call, single(request, _call))
+
+        router.add_api_route(
+            f"/{call}",
+            endpoint,
+            methods=["POST"],
+            response_model=Accepted,
+            summary=f"Segment {call} call",
+            responses=ERRORS,
+            openapi_extra=_request_body(SegmentMessage),
+        )
+
+    @router.post(
+        "/batch",
+        summary="Segment batch: several calls in one request",
+        response_model=Accepted,
+        responses=ERRORS,
+        openapi_extra=_request_body(SegmentBatch),
+    )
+    async def batch(request: Request) -> Response:
+        return await timed("batch", _batch(request))
+
+    async def _batch(request: Request) -> Response:
+        write_key, body = await authenticated_body(request, MAX_BATCH_BYTES)
+        try:
+            envelope = SegmentBatch.model_validate(body)
+        except ValidationError as exc:
+            path, rule = _validation_path(exc, "")
+            raise RequestError(400, "invalid_request", f"{path}: {rule}", path=path) from None
+        defaults: dict[str, Any] = {}
+        if envelope.context:
+            defaults["context"] = envelope.context
+        if "sentAt" in body:
+            defaults["sentAt"] = body["sentAt"]
+        events: list[LeadEvent] = []
+        rejected: list[dict[str, Any]] = []
+        for i, raw in enumerate(envelope.batch):
+            try:
+                events.append(to_event(raw, f"batch.{i}", defaults))
+            except InvalidEvent as exc:
+                REJECTED.labels(
+                    source=source_of(raw) if isinstance(raw, dict) else "segment",
+                    reason="invalid_event",
+                ).inc()
+                rejected.append({"index": i, "path": exc.path, "message": exc.rule})
+        BATCH_SIZE.labels(endpoint="batch").observe(len(envelope.batch))
+        if not events:
+            raise RequestError(400, "invalid_request", "no valid event in batch", rejected=rejected)
+        ingestor.rate_limit(write_key, len(events), events[0].source)
+        await ingestor.store(events)
+        return json_response({"success": True, "accepted": len(events), "rejected": rejected})
+
+    return router
+
+
+async def timed(endpoint: str, work: Any) -> Response:
+    """In-flight gauge and latency histogram around one request."""
+    started = time.perf_counter()
+    IN_FLIGHT.inc()
+    try:
+        return await work
+    finally:
+        IN_FLIGHT.dec()
+        REQUEST_SECONDS.labels(endpoint=endpoint).observe(time.perf_counter() - started)
