@@ -26,7 +26,8 @@ class Record(BaseModel):
     schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", by_alias=True))
+        # pydantic-core serialises in Rust: about twice as fast as model_dump + orjson.
+        return self.model_dump_json(by_alias=True).encode()
 
 
 R = TypeVar("R", bound=Record)

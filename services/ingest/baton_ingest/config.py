@@ -44,6 +44,7 @@ class IngestSettings(ServiceSettings):
         alias="BATON_INGEST_SENDGRID_VERIFICATION_KEY",
         description="SendGrid's Signed Event Webhook public key (base64); enables verification",
     )
+    access_log: bool = Field(default=True, alias="BATON_INGEST_ACCESS_LOG")
     dedup_window_size: int = Field(default=100_000, ge=0, alias="BATON_INGEST_DEDUP_WINDOW")
 
     _split_keys = field_validator("write_keys", "cors_origins", mode="before")(_split)

@@ -17,6 +17,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=30,
     )
 

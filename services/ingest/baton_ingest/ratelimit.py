@@ -7,7 +7,7 @@ import time
 
 from limits import parse_many
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 
 class RateLimited(Exception):
@@ -21,7 +21,7 @@ class WriteKeyLimiter:
 
     def __init__(self, spec: str):
         self._limits = parse_many(spec)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
     def take(self, write_key: str, events: int) -> None:
         """Count ``events`` against the key, or raise RateLimited with a Retry-After."""

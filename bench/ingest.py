@@ -1,0 +1,147 @@
+"""bench/ingest: drive the ingest service on loopback against the real broker.
+
+Three scenarios, each for a fixed time: batches of 100 events, single events at a
+fixed concurrency, and gzip batches of 100. Prints events/s and request latency
+p50/p99 per scenario, then one JSON line with every figure.
+
+    uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 8]
+
+Uses $KAFKA_BOOTSTRAP_SERVERS when set, else starts a local broker. The load generator
+(aiohttp) runs on the same 2 cores as the service and the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gzip
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import kafka_broker, percentile, print_figures
+
+from baton_devstack.ports import free_port
+from baton_devstack.services import SERVICES, ServiceProcess
+
+WRITE_KEY = "bench-write-key"
+AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+
+
+def event(i: int) -> dict:
+    return {
+        "type": "track",
+        "userId": f"lead-{i % 5000}",
+        "event": "Pricing Viewed",
+        "messageId": uuid.uuid4().hex,
+        "properties": {"plan": "team", "seats": 12},
+        "context": {
+            "page": {"path": "/pricing", "url": "https://acme.example/pricing"},
+            "library": {"name": "analytics-python", "version": "2.4.0"},
+        },
+        "timestamp": "2026-11-23T10:00:00Z",
+    }
+
+
+async def scenario(url: str, seconds: float, concurrency: int, batch: int, gz: bool) -> dict:
+    latencies: list[float] = []
+    events = 0
+    errors = 0
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+    path = "/v1/batch" if batch > 1 else "/v1/track"
+    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker(w: int) -> None:
+            nonlocal events, errors
+            i = w * 10_000_000
+            while time.perf_counter() < deadline:
+                if batch > 1:
+                    body = orjson.dumps({"batch": [event(i + k) for k in range(batch)]})
+                else:
+                    body = orjson.dumps(event(i))
+                if gz:
+                    body = gzip.compress(body, compresslevel=5)
+                i += batch
+                started = time.perf_counter()
+                async with session.post(url + path, data=body, headers=headers) as response:
+                    await response.read()
+                    ok = response.status == 200
+                latencies.append((time.perf_counter() - started) * 1000)
+                if ok:
+                    events += batch
+                else:
+                    errors += 1
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {
+        "events_per_s": round(events / elapsed),
+        "requests_per_s": round(len(latencies) / elapsed),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "errors": errors,
+        **({"error_statuses": str(statuses)} if statuses else {}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batch-concurrency", type=int, default=8)
+    args = parser.parse_args()
+    spec = next(s for s in SERVICES if s.name == "ingest")
+    with kafka_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        proc = ServiceProcess(
+            spec,
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "BATON_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
+                "BATON_ENV": "test",
+                "BATON_INGEST_WRITE_KEYS": WRITE_KEY,
+                "BATON_INGEST_RATE_LIMIT": "10000000/second",
+                "BATON_INGEST_ACCESS_LOG": "false",
+                "BATON_LOG_LEVEL": "WARNING",
+            },
+            Path(tmp) / "ingest.log",
+            free_port(),
+        )
+        proc.start()
+        try:
+            proc.wait_ready()
+            results = {}
+            for name, conc, batch, gz in (
+                ("batch100", args.batch_concurrency, 100, False),
+                ("single", args.concurrency, 1, False),
+                ("gzip_batch100", args.batch_concurrency, 100, True),
+            ):
+                asyncio.run(scenario(proc.url, 2, conc, batch, gz))  # warm-up
+                results[name] = asyncio.run(scenario(proc.url, args.seconds, conc, batch, gz))
+                r = results[name]
+                print(
+                    f"{name:>14}: {r['events_per_s']:>7} events/s  {r['requests_per_s']:>6} req/s"
+                    f"  p50 {r['p50_ms']:>6} ms  p99 {r['p99_ms']:>7} ms  errors {r['errors']}",
+                    flush=True,
+                )
+        finally:
+            proc.stop()
+    print_figures({f"{name}_{k}": v for name, r in results.items() for k, v in r.items()})
+
+
+if __name__ == "__main__":
+    main()
