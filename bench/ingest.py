@@ -5,6 +5,10 @@ fixed concurrency, and gzip batches of 100. Prints events/s and request latency
 p50/p99 per scenario, then one JSON line with every figure.
 
     uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 8]
+                                  [--profile]
+
+With --profile, py-spy samples the service during each scenario and the script prints
+the functions where the service spends its time (inclusive, % of samples).
 
 Uses $KAFKA_BOOTSTRAP_SERVERS when set, else starts a local broker. The load generator
 (aiohttp) runs on the same 2 cores as the service and the broker.
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import gzip
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,11 +104,67 @@ async def scenario(url: str, seconds: float, concurrency: int, batch: int, gz: b
     }
 
 
+def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--rate",
+            "200",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+CATEGORIES = (
+    ("idle (event loop waiting)", ("selectors.py", "base_events.py:_run_once", "select")),
+    ("baton (ingest code)", ("baton_",)),
+    ("pydantic", ("pydantic",)),
+    ("aiokafka (producer)", ("aiokafka/",)),
+    ("fastapi/starlette", ("fastapi/", "starlette/")),
+    ("uvicorn/httptools", ("uvicorn/", "httptools")),
+    ("asyncio", ("asyncio/",)),
+)
+
+
+def summarise_profile(raw: Path) -> list[tuple[str, float]]:
+    """py-spy's collapsed stacks → share of samples by where the leaf frame runs, i.e.
+    self time by layer."""
+    totals: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples += int(count)
+        leaf = stack.split(";")[-1]
+        category = next(
+            (name for name, marks in CATEGORIES if any(mark in leaf for mark in marks)),
+            "other (stdlib, C)",
+        )
+        totals[category] = totals.get(category, 0) + int(count)
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+    return [(label, round(100 * n / max(samples, 1), 1)) for label, n in ranked]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch-concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="BATON_INGEST_WORKERS")
+    parser.add_argument("--profile", action="store_true", help="sample the service with py-spy")
     args = parser.parse_args()
     spec = next(s for s in SERVICES if s.name == "ingest")
     with kafka_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
@@ -117,6 +178,7 @@ def main() -> None:
                 "BATON_INGEST_RATE_LIMIT": "10000000/second",
                 "BATON_INGEST_ACCESS_LOG": "false",
                 "BATON_LOG_LEVEL": "WARNING",
+                "BATON_INGEST_WORKERS": str(args.workers),
             },
             Path(tmp) / "ingest.log",
             free_port(),
@@ -131,8 +193,18 @@ def main() -> None:
                 ("gzip_batch100", args.batch_concurrency, 100, True),
             ):
                 asyncio.run(scenario(proc.url, 2, conc, batch, gz))  # warm-up
+                raw = Path(tmp) / f"{name}.prof"
+                profiler = (
+                    start_profiler(proc.pid, args.seconds, raw)
+                    if args.profile and proc.pid
+                    else None
+                )
                 results[name] = asyncio.run(scenario(proc.url, args.seconds, conc, batch, gz))
                 r = results[name]
+                if profiler is not None:
+                    profiler.wait(timeout=args.seconds + 30)
+                    for label, share in summarise_profile(raw):
+                        print(f"    {share:5.1f}%  {label}")
                 print(
                     f"{name:>14}: {r['events_per_s']:>7} events/s  {r['requests_per_s']:>6} req/s"
                     f"  p50 {r['p50_ms']:>6} ms  p99 {r['p99_ms']:>7} ms  errors {r['errors']}",

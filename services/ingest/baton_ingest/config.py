@@ -44,6 +44,12 @@ class IngestSettings(ServiceSettings):
         alias="BATON_INGEST_SENDGRID_VERIFICATION_KEY",
         description="SendGrid's Signed Event Webhook public key (base64); enables verification",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        alias="BATON_INGEST_WORKERS",
+        description="Server processes; rate limits and duplicate marks are per process",
+    )
     access_log: bool = Field(default=True, alias="BATON_INGEST_ACCESS_LOG")
     dedup_window_size: int = Field(default=100_000, ge=0, alias="BATON_INGEST_DEDUP_WINDOW")
 

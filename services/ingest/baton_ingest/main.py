@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
 
 from baton_ingest.api import create_app
 from baton_ingest.config import IngestSettings
 from baton_shared.logs import configure_logging
 
 
+def build_app() -> FastAPI:
+    """The app factory each server process calls (settings read in that process)."""
+    settings = IngestSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
 def main() -> None:
     settings = IngestSettings()
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
-        create_app(settings),
+        "baton_ingest.main:build_app",
+        factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=None,

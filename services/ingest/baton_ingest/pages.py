@@ -73,7 +73,7 @@ UTM_FIELDS = {
 
 def utm_from_url(url: str | None) -> dict[str, str]:
     """UTM parameters in a page URL, named as Segment's ``context.campaign`` names them."""
-    if not url:
+    if not url or "utm_" not in url:
         return {}
     try:
         query = parse_qs(urlsplit(url).query)
