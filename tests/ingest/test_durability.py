@@ -61,6 +61,8 @@ async def test_every_acknowledged_event_survives_a_broker_outage_mid_load(
                 phase["name"] = "outage"
                 await asyncio.to_thread(kafka.stop)
                 await wait_results(len(results) + 40)  # requests answered while down
+                while (await client.get(f"{proc.url}/healthz")).status_code != 503:
+                    await asyncio.sleep(0.2)  # readiness follows Kafka
                 phase["name"] = "after"
                 await asyncio.to_thread(kafka.start)
                 ok_before = sum(1 for _, s in results if s == 200)

@@ -9,6 +9,7 @@ unavailable → 503 + Retry-After; nothing is acknowledged that Kafka did not st
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,24 @@ from baton_ingest.publisher import Publisher
 from baton_ingest.routes.email import email_routes
 from baton_ingest.routes.segment import segment_routes
 from baton_shared.http import ops_router
+from baton_shared.kafka import kafka_answers
+
+
+class ReadinessProbe:
+    """Asks the cluster for metadata at most once per ``ttl_s``: readiness follows Kafka
+    (an outage turns /healthz to 503) without a metadata request per probe."""
+
+    def __init__(self, bootstrap_servers: str, ttl_s: float = 2.0):
+        self._bootstrap, self._ttl_s = bootstrap_servers, ttl_s
+        self._checked_at = float("-inf")
+        self._answer = False
+
+    async def kafka_answers(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at >= self._ttl_s:
+            self._answer = await kafka_answers(self._bootstrap, timeout_s=1.5)
+            self._checked_at = time.monotonic()
+        return self._answer
 
 
 def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> FastAPI:
@@ -53,8 +72,10 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         max_age=86_400,
     )
 
+    probe = ReadinessProbe(settings.kafka_bootstrap_servers)
+
     async def readiness() -> dict[str, bool]:
-        return {"kafka": publisher.connected}
+        return {"kafka": publisher.connected and await probe.kafka_answers()}
 
     app.include_router(ops_router(readiness))
     app.include_router(segment_routes(ingestor))
