@@ -43,8 +43,10 @@ def test_fuzzing_every_operation_finds_no_server_error_or_schema_violation(
             "15",
             "--seed",
             "20261123",
+            # One worker: parallel schema compilation in CPython 3.11 can fail inside
+            # schemathesis ("AST constructor recursion depth mismatch").
             "--workers",
-            "2",
+            "1",
         ],
         capture_output=True,
         text=True,
