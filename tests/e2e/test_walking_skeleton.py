@@ -137,7 +137,8 @@ async def test_demo_request_reaches_rep_signed_within_5s_and_breaches_without_co
         timeout=EXPRESS_SLA_SECONDS + 20,
     )
     statuses = [r["status"] for r in sla if r["lead_id"] == lead_id]
-    assert statuses == ["started", "breached"]
+    assert statuses[0] == "started" and statuses[-1] == "breached"
+    assert set(statuses[1:-1]) <= {"at_risk"}  # warnings before the deadline
 
 
 async def test_contacted_activity_stops_the_clock_as_met(
