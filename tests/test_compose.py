@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -404,3 +405,13 @@ def test_dockerignore_keeps_workspace_sources() -> None:
         excluded = [p for p in patterns for pre in prefixes if fnmatch.fnmatch(pre, p)]
         assert not excluded, f".dockerignore excludes {path} (by {excluded})"
     assert ".venv" in patterns and ".git" in patterns
+
+
+def test_grafana_dashboard_uses_metrics_defined_in_code() -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "baton-dashboard.json").read_text())
+    exposed = _exposed_metric_names()
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert expressions
+    for expr in expressions:
+        for metric in re.findall(r"\bbaton_[a-z0-9_]+", expr):
+            assert metric in exposed, f"dashboard uses unknown metric {metric}"
