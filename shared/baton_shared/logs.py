@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -19,8 +20,13 @@ def _renderer(fmt: str) -> structlog.types.Processor:
     return structlog.dev.ConsoleRenderer(colors=False)
 
 
+_generation = 0
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configure structlog and the stdlib root logger once, at start-up."""
+    global _generation
+    _generation += 1
     numeric = logging.getLevelName(level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -50,5 +56,23 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, numeric))
 
 
+class _ModuleLogger:
+    """A logger made at import time that follows ``configure_logging`` called later.
+
+    ``structlog.get_logger().bind(...)`` would freeze whatever configuration exists at
+    import (structlog's defaults: wrong format, no level filter)."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._bound: Any = None
+        self._generation = -1
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._bound is None or self._generation != _generation:
+            self._bound = structlog.get_logger().bind(logger=self._name)
+            self._generation = _generation
+        return getattr(self._bound, attr)
+
+
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger().bind(logger=name)  # type: ignore[no-any-return]
+    return _ModuleLogger(name)  # type: ignore[return-value]
