@@ -1,22 +1,30 @@
-"""The SLA monitor's FastAPI application: clocks by lead, readiness, metrics."""
+"""The SLA monitor's HTTP API: clocks by lead, reports, readiness, metrics.
+
+Every ``/v1`` route needs ``Authorization: Bearer <BATON_ADMIN_TOKEN>``.
+"""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
+from baton_shared.clock import utcnow
 from baton_shared.http import ops_router
 from baton_sla_monitor.config import SlaSettings
+from baton_sla_monitor.reports import ComplianceRow, GroupBy
 from baton_sla_monitor.service import SlaService
 
 bearer = HTTPBearer(auto_error=False)
+
+MAX_WINDOW = timedelta(days=400)
+DEFAULT_WINDOW = timedelta(hours=24)
 
 
 class ClockOut(BaseModel):
@@ -24,12 +32,48 @@ class ClockOut(BaseModel):
     assignment_id: str
     lead_id: str
     rep_id: str
+    team: str | None
+    stage: str
     express: bool
+    policy_version: str | None
+    calendar: str | None
+    window_seconds: float | None
+    qualified_at: datetime
     started_at: datetime
     deadline_at: datetime
+    next_fire_at: datetime | None
+    warnings_sent: int
     status: str
     closed_at: datetime | None
+    first_touch_at: datetime | None
     elapsed_seconds: float | None
+    counted_seconds: float | None
+    system_delay_seconds: float | None
+    assign_target_seconds: float | None
+
+
+class ComplianceOut(BaseModel):
+    since: datetime
+    until: datetime
+    by: GroupBy
+    rows: list[ComplianceRow]
+
+
+Since = Annotated[AwareDatetime | None, Query(description="window start; default: until - 24 h")]
+Until = Annotated[AwareDatetime | None, Query(description="window end; default: now")]
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    until = until or utcnow()
+    since = since or until - DEFAULT_WINDOW
+    if since >= until:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "'since' must be before 'until'")
+    if until - since > MAX_WINDOW:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"the window may span at most {MAX_WINDOW.days} days"
+        )
+    return since, until
 
 
 def create_app(settings: SlaSettings) -> FastAPI:
@@ -53,14 +97,40 @@ def create_app(settings: SlaSettings) -> FastAPI:
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)])
 
+    def out(clocks: list) -> list[ClockOut]:  # type: ignore[type-arg]
+        return [ClockOut.model_validate(c, from_attributes=True) for c in clocks]
+
     @api.get("/leads/{lead_id}/clocks", response_model=list[ClockOut])
     async def lead_clocks(lead_id: str) -> list[ClockOut]:
-        return [
-            ClockOut.model_validate(c, from_attributes=True)
-            for c in await service.clocks.clocks_for(lead_id)
-        ]
+        """Every clock of a lead, oldest first."""
+        return out(await service.clocks.clocks_for(lead_id))
 
-    app = FastAPI(title="Baton SLA monitor", version="0.1.0", lifespan=lifespan)
+    @api.get("/clocks/at-risk", response_model=list[ClockOut])
+    async def at_risk(limit: Limit = 100) -> list[ClockOut]:
+        """Open clocks that have had an ``at_risk`` warning, nearest deadline first."""
+        return out(await service.reports.at_risk(limit))
+
+    @api.get("/clocks/breached", response_model=list[ClockOut])
+    async def breached(
+        since: Since = None, until: Until = None, limit: Limit = 1000
+    ) -> list[ClockOut]:
+        """Clocks whose deadline passed without a touch in the window, newest first."""
+        start, end = window(since, until)
+        return out(await service.reports.breached(start, end, limit))
+
+    @api.get("/compliance", response_model=ComplianceOut)
+    async def compliance(
+        by: Annotated[GroupBy, Query(description="rep or team")] = "rep",
+        since: Since = None,
+        until: Until = None,
+    ) -> ComplianceOut:
+        """Per rep or team, over clocks started in the window: met, breached, the
+        compliance ratio, and speed-to-lead and time-to-assign percentiles."""
+        start, end = window(since, until)
+        rows = await service.reports.compliance(start, end, by)
+        return ComplianceOut(since=start, until=end, by=by, rows=rows)
+
+    app = FastAPI(title="Baton SLA monitor", version="0.2.0", lifespan=lifespan)
     app.state.service = service
     app.include_router(ops_router(service.readiness))
     app.include_router(api)

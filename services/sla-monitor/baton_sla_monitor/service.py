@@ -1,20 +1,32 @@
 """The SLA monitor process.
 
-Flow: ``leads.assignments`` → open a clock (``started``); ``leads.activity``
-``contacted`` → stop it (``met``); a sweep every tick publishes ``breached``
-for clocks past their deadline — including deadlines that passed while the
-monitor was down. Every event goes to ``leads.sla``.
+Flow, in order:
+
+1. At start-up the policy file is loaded and validated (a bad file stops the start
+   with a message naming the file and field), migrations run, topics exist.
+2. ``leads.assignments`` → :meth:`ClockStore.open` plans the clock with the pure
+   policy (window, business hours, warnings) and stores it (``started``); a newer
+   assignment of the lead closes the older clock (``reassigned``).
+3. ``leads.activity`` ``contacted`` → :meth:`ClockStore.contacted` records the first
+   touch: ``met`` by the deadline, else ``breached``.
+4. The sweep, every ``BATON_SLA_TICK_SECONDS``, takes due clocks in batches
+   (``FOR UPDATE SKIP LOCKED`` on the partial index of open clocks) and publishes
+   ``at_risk`` warnings and ``breached`` deadlines — including those that passed
+   while the monitor was down.
+5. Every event goes to ``leads.sla`` before its transaction commits; offsets are
+   committed after (``consume_forever``), so a crash re-delivers and re-publishes
+   with the same ``event_id`` rather than losing anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter, Histogram
 
 from baton_shared.clock import utcnow
 from baton_shared.consumer import consume_forever, make_consumer
@@ -24,24 +36,24 @@ from baton_shared.logs import get_logger
 from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent, decode
 from baton_sla_monitor.clocks import ClockStore
 from baton_sla_monitor.config import SlaSettings
-from baton_sla_monitor.policy import SlaPolicy
+from baton_sla_monitor.metrics import (
+    COMPLIANCE,
+    FIRE_LATENESS,
+    OPEN_CLOCKS,
+    SLA_EVENTS,
+    SPEED_TO_LEAD,
+    TIME_TO_ASSIGN,
+    team_label,
+)
+from baton_sla_monitor.policy import SlaPolicy, load_policy
+from baton_sla_monitor.reports import Reports
+from baton_sla_monitor.tables import Clock
 
 log = get_logger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_sla"
-
-SLA_EVENTS = Counter("baton_sla_events_total", "SLA events published", ["status"])
-SPEED_TO_LEAD = Histogram(
-    "baton_sla_speed_to_lead_seconds",
-    "Assignment to first touch, for met clocks",
-    buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 86400),
-)
-FIRE_LATENESS = Histogram(
-    "baton_sla_breach_lateness_seconds",
-    "How long after its deadline a breach was published",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300),
-)
+COMPLIANCE_WINDOW = timedelta(hours=24)
 
 
 def decode_record(record: ConsumerRecord) -> Assignment | Activity:
@@ -50,14 +62,21 @@ def decode_record(record: ConsumerRecord) -> Assignment | Activity:
     return decode(Activity, record.value)
 
 
+def policy_for(settings: SlaSettings) -> SlaPolicy:
+    """The policy file, with the ``BATON_SLA_*_SECONDS`` window overrides applied."""
+    return load_policy(settings.policy_file).with_default_windows(
+        express_sql=settings.express_sql_seconds, sql=settings.sql_seconds
+    )
+
+
 class SlaService:
     def __init__(self, settings: SlaSettings):
         self.settings = settings
+        self.policy = policy_for(settings)
         self.engine = make_engine(settings.database_url)
-        policy = SlaPolicy(
-            timedelta(seconds=settings.express_sql_seconds), timedelta(seconds=settings.sql_seconds)
-        )
-        self.clocks = ClockStore(make_sessionmaker(self.engine), policy, self._publish)
+        sessions = make_sessionmaker(self.engine)
+        self.clocks = ClockStore(sessions, self.policy, self._publish)
+        self.reports = Reports(sessions)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,9 +105,10 @@ class SlaService:
                 ),
                 name="consumer",
             ),
-            asyncio.create_task(self._sweep_forever(), name="breach-sweep"),
+            asyncio.create_task(self._sweep_forever(), name="sweep"),
+            asyncio.create_task(self._stats_forever(), name="stats"),
         ]
-        log.info("sla_monitor_started")
+        log.info("sla_monitor_started", policy=self.policy.version)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -100,36 +120,83 @@ class SlaService:
             await self._producer.stop()
         await self.engine.dispose()
 
-    async def _publish(self, event: SlaEvent) -> None:
+    async def _publish(self, events: Sequence[SlaEvent]) -> None:
+        """Send a batch and wait until Kafka acknowledged every record."""
         assert self._producer is not None
-        await self._producer.send_and_wait(
-            self.settings.topics.sla, event.to_bytes(), key=event.lead_id.encode()
-        )
-        SLA_EVENTS.labels(status=event.status.value).inc()
-        log.info("sla_event", lead_id=event.lead_id, rep_id=event.rep_id, status=event.status.value)
+        topic = self.settings.topics.sla
+        pending = [
+            await self._producer.send(topic, e.to_bytes(), key=e.lead_id.encode()) for e in events
+        ]
+        await asyncio.gather(*pending)
+        for event in events:
+            SLA_EVENTS.labels(event.status.value, event.stage, team_label(event.team)).inc()
+        if len(events) <= 10:
+            for event in events:
+                log.info(
+                    "sla_event",
+                    lead_id=event.lead_id,
+                    rep_id=event.rep_id,
+                    status=event.status.value,
+                )
+        else:
+            log.info("sla_events", count=len(events))
 
     async def _handle(self, item: Assignment | Activity) -> None:
         if isinstance(item, Assignment):
-            await self.clocks.start(item)
+            clock = await self.clocks.open(item)
+            if clock is not None and clock.system_delay_seconds is not None:
+                TIME_TO_ASSIGN.labels(clock.stage, team_label(clock.team)).observe(
+                    clock.system_delay_seconds
+                )
+                _observe_touch(clock)
         elif item.kind == ActivityKind.CONTACTED:
-            clock = await self.clocks.contacted(item.lead_id, item.occurred_at)
-            if clock is not None and clock.elapsed_seconds is not None:
-                SPEED_TO_LEAD.observe(clock.elapsed_seconds)
+            clock = await self.clocks.contacted(item)
+            if clock is not None:
+                _observe_touch(clock)
+
+    async def sweep_once(self) -> int:
+        """Fire everything due now, batch after batch; how many events went out."""
+        total = 0
+        while True:
+            now = utcnow()
+            fired = await self.clocks.fire_due(now, self.settings.sweep_batch)
+            for f in fired:
+                FIRE_LATENESS.labels(f.status.value).observe(f.lateness_seconds)
+            total += len(fired)
+            if len(fired) < self.settings.sweep_batch:
+                return total
 
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                now = utcnow()
-                for clock in await self.clocks.breach_due(now):
-                    FIRE_LATENESS.observe(max(0.0, (now - clock.deadline_at).total_seconds()))
+                await self.sweep_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.error("breach_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("sla_sweep_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self.settings.tick_seconds)
+
+    async def _stats_forever(self) -> None:
+        while True:
+            try:
+                OPEN_CLOCKS.set(await self.clocks.open_count())
+                now = utcnow()
+                for row in await self.reports.compliance(now - COMPLIANCE_WINDOW, now, "team"):
+                    if row.compliance_ratio is not None:
+                        COMPLIANCE.labels(team_label(row.key)).set(row.compliance_ratio)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sla_stats_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self.settings.stats_seconds)
 
     async def readiness(self) -> dict[str, bool]:
         db_ok, kafka_ok = await asyncio.gather(
             database_answers(self.engine), kafka_answers(self.settings.kafka_bootstrap_servers)
         )
         return {"database": db_ok, "kafka": kafka_ok}
+
+
+def _observe_touch(clock: Clock) -> None:
+    if clock.first_touch_at is not None and clock.elapsed_seconds is not None:
+        SPEED_TO_LEAD.labels(clock.stage, team_label(clock.team)).observe(clock.elapsed_seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, MetaData, String
+from sqlalchemy import ARRAY, Boolean, DateTime, Float, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -12,8 +12,17 @@ class Base(DeclarativeBase):
     metadata = MetaData(schema="sla")
 
 
+TS = DateTime(timezone=True)
+
+
 class Clock(Base):
-    """One speed-to-lead clock: assignment → first touch."""
+    """One speed-to-lead clock: assignment → first touch (rep delay), with the
+    qualifying action → assignment delay (system delay) measured beside it.
+
+    ``status``: ``open``, ``met``, ``breached``, or ``reassigned`` (closed by a
+    newer assignment of the same lead). ``next_fire_at`` is when the sweep must
+    look at an open clock again (its next warning, else its deadline).
+    """
 
     __tablename__ = "clocks"
 
@@ -21,10 +30,36 @@ class Clock(Base):
     assignment_id: Mapped[str] = mapped_column(String(64), unique=True)
     lead_id: Mapped[str] = mapped_column(String(256), index=True)
     rep_id: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16), default="sql")
     express: Mapped[bool] = mapped_column(Boolean)
-    qualified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16))  # open | met | breached
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    policy_version: Mapped[str | None] = mapped_column(String(128))
+    calendar: Mapped[str | None] = mapped_column(String(64))
+    window_seconds: Mapped[float | None] = mapped_column(Float)
+    qualified_at: Mapped[datetime] = mapped_column(TS)
+    started_at: Mapped[datetime] = mapped_column(TS)
+    deadline_at: Mapped[datetime] = mapped_column(TS)
+    warn_ats: Mapped[list[datetime]] = mapped_column(ARRAY(TS), default=list)
+    warn_fractions: Mapped[list[float]] = mapped_column(ARRAY(Float), default=list)
+    warnings_sent: Mapped[int] = mapped_column(Integer, default=0)
+    next_fire_at: Mapped[datetime | None] = mapped_column(TS)
+    status: Mapped[str] = mapped_column(String(16))
+    closed_at: Mapped[datetime | None] = mapped_column(TS)
+    first_touch_at: Mapped[datetime | None] = mapped_column(TS)
     elapsed_seconds: Mapped[float | None] = mapped_column(Float)
+    counted_seconds: Mapped[float | None] = mapped_column(Float)
+    system_delay_seconds: Mapped[float | None] = mapped_column(Float)
+    assign_target_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class Touch(Base):
+    """Every ``contacted`` activity seen, once (by activity id): a touch consumed before
+    its assignment still stops the clock when the clock opens."""
+
+    __tablename__ = "touches"
+
+    activity_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(256))
+    rep_id: Mapped[str | None] = mapped_column(String(64))
+    assignment_id: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(TS)

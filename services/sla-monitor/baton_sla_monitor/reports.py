@@ -1,0 +1,127 @@
+"""Reporting queries over the clocks: at risk now, breached in a window, compliance
+and speed-to-lead percentiles per rep or per team. Computed in PostgreSQL, so a
+window of a million clocks costs one indexed scan, not a million rows over the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlalchemy import Float, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from baton_sla_monitor.tables import Clock
+
+GroupBy = Literal["rep", "team"]
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class ComplianceRow(BaseModel):
+    """One rep's or team's clocks started in the window."""
+
+    key: str | None
+    clocks: int
+    met: int
+    breached: int
+    open: int
+    reassigned: int
+    compliance_ratio: float | None  # met / (met + breached); None when nothing closed
+    speed_to_lead_seconds: Percentiles  # over touched clocks (met, or touched after breach)
+    time_to_assign_seconds: Percentiles
+    touched: int
+
+
+def _percentiles(values: list[float] | None) -> Percentiles:
+    p50, p90, p99 = values if values else (None, None, None)
+    return Percentiles(p50=p50, p90=p90, p99=p99)
+
+
+class Reports:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+
+    async def at_risk(self, limit: int) -> list[Clock]:
+        """Open clocks that have had a warning, most urgent first."""
+        async with self._sessions() as session:
+            query = (
+                select(Clock)
+                .where(Clock.status == "open", Clock.warnings_sent > 0)
+                .order_by(Clock.deadline_at)
+                .limit(limit)
+            )
+            return list((await session.scalars(query)).all())
+
+    async def breached(self, since: datetime, until: datetime, limit: int) -> list[Clock]:
+        """Clocks whose deadline passed untouched in ``[since, until)``, newest first."""
+        async with self._sessions() as session:
+            query = (
+                select(Clock)
+                .where(
+                    Clock.status == "breached",
+                    Clock.deadline_at >= since,
+                    Clock.deadline_at < until,
+                )
+                .order_by(Clock.deadline_at.desc())
+                .limit(limit)
+            )
+            return list((await session.scalars(query)).all())
+
+    async def compliance(
+        self, since: datetime, until: datetime, by: GroupBy
+    ) -> list[ComplianceRow]:
+        """Per rep or team, over clocks started in ``[since, until)``."""
+        key = Clock.rep_id if by == "rep" else Clock.team
+        quantiles = cast(literal(list(QUANTILES), ARRAY(Float)), ARRAY(Float))
+
+        def count(status: str):  # type: ignore[no-untyped-def]
+            return func.count().filter(Clock.status == status)
+
+        query = (
+            select(
+                key.label("key"),
+                func.count().label("clocks"),
+                count("met").label("met"),
+                count("breached").label("breached"),
+                count("open").label("open"),
+                count("reassigned").label("reassigned"),
+                func.count(Clock.first_touch_at).label("touched"),
+                func.percentile_cont(quantiles)
+                .within_group(Clock.elapsed_seconds)
+                .filter(Clock.first_touch_at.is_not(None))
+                .label("speed"),
+                func.percentile_cont(quantiles)
+                .within_group(Clock.system_delay_seconds)
+                .label("assign"),
+            )
+            .where(Clock.started_at >= since, Clock.started_at < until)
+            .group_by(key)
+            .order_by(key)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).mappings().all()
+        out = []
+        for row in rows:
+            closed = row["met"] + row["breached"]
+            out.append(
+                ComplianceRow(
+                    key=row["key"],
+                    clocks=row["clocks"],
+                    met=row["met"],
+                    breached=row["breached"],
+                    open=row["open"],
+                    reassigned=row["reassigned"],
+                    touched=row["touched"],
+                    compliance_ratio=row["met"] / closed if closed else None,
+                    speed_to_lead_seconds=_percentiles(row["speed"]),
+                    time_to_assign_seconds=_percentiles(row["assign"]),
+                )
+            )
+        return out
