@@ -23,6 +23,17 @@ def _renderer(fmt: str) -> structlog.types.Processor:
 _generation = 0
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (not the object at configure
+    time, which a test runner or daemon may have closed and replaced since)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configure structlog and the stdlib root logger once, at start-up."""
     global _generation
@@ -35,11 +46,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     ]
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, _renderer(fmt)],
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

@@ -146,7 +146,8 @@ class Transition(Record):
         default_factory=list, description="The signals contributing most to the engagement"
     )
     emitted_at: AwareDatetime | None = Field(
-        default=None, description="When the scorer emitted it (wall clock); occurred_at is event time"
+        default=None,
+        description="When the scorer emitted it (wall clock); occurred_at is event time",
     )
 
 

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from baton_shared.logs import configure_logging, get_logger
 
 log = get_logger("tests.shared.logs")  # created before configure_logging, like every module
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
 def test_module_logger_made_before_configuration_writes_json_at_the_configured_level(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
     configure_logging("INFO", "json")
     log.debug("not_shown", secret=1)

@@ -122,7 +122,7 @@ class LocalKafka:
         controller_port: int | None = None,
         *,
         detach: bool = False,
-        heap_max: str = "768m",
+        heap_max: str = "1g",
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.port = port if port is not None else free_port()

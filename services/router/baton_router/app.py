@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from baton_router.api import api_routes
 from baton_router.config import RouterSettings
+from baton_router.config_store import InvalidReference, NotFound
 from baton_router.service import KafkaUnavailable, RouterService
 from baton_shared.http import ops_router
 
@@ -36,4 +38,51 @@ def create_app(settings: RouterSettings) -> FastAPI:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(InvalidReference)
+    async def _invalid(_: Request, exc: InvalidReference) -> JSONResponse:
+        loc = list(exc.field) if exc.field and exc.field[0] == "path" else ["body", *exc.field]
+        return JSONResponse(
+            {"detail": [{"loc": loc, "msg": exc.message, "type": "invalid_reference"}]},
+            status_code=422,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _bad_data(request: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL refused the value itself (SQLSTATE class 22: a NUL character, a
+        # string too long for its column, ...): the caller's input, not a server fault.
+        if _sqlstate(exc).startswith("22"):
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body"],
+                            "msg": f"value not storable: {_first_line(exc)}",
+                            "type": "data_exception",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
+        raise exc
+
     return app
+
+
+def _sqlstate(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return ""
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0][:200] if exc.orig else "invalid value"

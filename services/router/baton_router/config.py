@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from baton_shared.settings import DatabaseSettings
@@ -21,6 +21,54 @@ class RouterSettings(DatabaseSettings):
         default=DEFAULT_RETRY_SCHEDULE, alias="BATON_WEBHOOK_RETRY_SCHEDULE"
     )
     dispatch_poll_seconds: float = Field(default=0.5, gt=0, alias="BATON_DISPATCH_POLL_SECONDS")
+    outbox_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        alias="BATON_OUTBOX_LEASE_SECONDS",
+        description="How long a router owns an outbox row it is delivering; after a crash "
+        "another router retries it then. Keep it above BATON_WEBHOOK_TIMEOUT",
+    )
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        alias="BATON_WEBHOOK_CONCURRENCY",
+        description="Deliveries in flight per endpoint, per router",
+    )
+    public_url: str | None = Field(
+        default=None,
+        alias="BATON_ROUTER_PUBLIC_URL",
+        description="Base URL reps reach this API at (accept/reject links in webhooks)",
+    )
+    drain_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        alias="BATON_ROUTER_DRAIN_SECONDS",
+        description="How often queued SQLs are retried (shifts start, out-of-office ends)",
+    )
+    max_reassignments: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        alias="BATON_ROUTER_MAX_REASSIGNMENTS",
+        description="Re-assignments per lead after SLA breaches, outside any pool's own cap",
+    )
+    # The same variables the SLA monitor reads: the due time the rep is told.
+    express_sla_seconds: float = Field(default=300, gt=0, alias="BATON_SLA_EXPRESS_SQL_SECONDS")
+    sql_sla_seconds: float = Field(default=3600, gt=0, alias="BATON_SLA_SQL_SECONDS")
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_request(self) -> RouterSettings:
+        if self.outbox_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "BATON_OUTBOX_LEASE_SECONDS must be longer than BATON_WEBHOOK_TIMEOUT, or a "
+                "slow delivery is retried by another router while still in flight"
+            )
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @field_validator("retry_schedule_seconds", mode="before")
     @classmethod

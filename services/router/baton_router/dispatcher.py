@@ -1,8 +1,15 @@
-"""Delivers the outbox: signed webhooks to reps and records to ``leads.assignments``.
+"""Delivers the outbox: signed webhooks (to reps, managers and nurture tracks) and records
+to ``leads.assignments``.
 
-Each loop leases the due rows (so a second router skips them), delivers them,
-and records the outcome: delivered, retry later per the schedule, or dead
-(schedule exhausted, or the endpoint answered 410 Gone and is disabled).
+The loop leases due rows (so a second router skips them, and takes them over if this
+one dies), starts one task per row, and records each outcome: delivered; retry later
+per the schedule (±10 % jitter, a longer ``Retry-After`` honoured); or dead (schedule
+exhausted, or the endpoint answered 410 Gone and is disabled). Dead rows wait for an
+operator's replay (``POST /v1/webhooks/dead/{id}/replay``).
+
+At most ``per_endpoint`` deliveries to one endpoint are in flight from one router at a
+time: rows for a busy endpoint are not leased (or are handed back) until a slot frees,
+so one slow receiver neither gets hammered nor delays everybody else's webhooks.
 Delivery is at-least-once; the ``webhook-id`` lets receivers drop repeats.
 """
 
@@ -10,30 +17,39 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter as Tally
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 
-import httpx
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 
 from baton_router.retry import next_attempt_at
 from baton_router.signing import signed_headers
-from baton_router.store import RouterStore
+from baton_router.store import Leased, RouterStore, endpoint_key
 from baton_router.tables import OutboxRow
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
 
 log = get_logger(__name__)
 
-ATTEMPTS = Counter("baton_router_webhook_attempts_total", "Webhook delivery attempts", ["outcome"])
-DEAD = Counter("baton_router_outbox_dead_total", "Outbox messages moved to dead letter", ["kind"])
+ATTEMPTS = Counter(
+    "baton_router_webhook_attempts_total", "Webhook delivery attempts", ["outcome", "endpoint"]
+)
+FAILURES = Counter("baton_router_webhook_failures_total", "Failed webhook deliveries", ["endpoint"])
+DEAD = Counter(
+    "baton_router_outbox_dead_total", "Outbox messages moved to dead letter", ["kind", "endpoint"]
+)
 TO_DELIVERED = Histogram(
     "baton_router_transition_to_webhook_seconds",
     "From the lead qualifying (transition event time) to the rep's webhook accepted",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 LEASE = timedelta(seconds=60)
+KAFKA = "kafka"
 
 
 class DeliveryFailed(Exception):
@@ -42,92 +58,201 @@ class DeliveryFailed(Exception):
         self.retry_after, self.gone = retry_after, gone
 
 
+def endpoint_of(row: OutboxRow) -> str:
+    """The concurrency and metrics key of a row's destination."""
+    return endpoint_key(row.kind, row.rep_id, row.track_id)
+
+
 class Dispatcher:
     def __init__(
         self,
         store: RouterStore,
         producer: AIOKafkaProducer,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         retry_schedule: tuple[float, ...],
         poll_seconds: float,
+        per_endpoint: int = 4,
+        max_in_flight: int = 200,
+        lease: timedelta = LEASE,
     ):
         self._store, self._producer, self._http = store, producer, http
         self._schedule, self._poll = retry_schedule, poll_seconds
+        self._per_endpoint, self._max_in_flight = per_endpoint, max_in_flight
+        self._lease = lease
+        self._delivered: list[int] = []
+        self._busy: Tally[str] = Tally()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """New rows were committed: look now instead of at the next poll."""
+        """New rows were committed (or a slot freed): look now, not at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                rows = await self._store.lease_due(utcnow(), LEASE)
-                await asyncio.gather(*(self._deliver(row) for row in rows))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("dispatch_loop_failed", error=f"{type(exc).__name__}: {exc}")
-                rows = []
-            if not rows:
+        try:
+            while True:
                 self._wake.clear()
+                started = 0
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
+                    await self._flush_delivered()
+                    started = await self._start_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.error("dispatch_loop_failed", error=f"{type(exc).__name__}: {exc}")
+                if not started:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self._poll)
+                    except TimeoutError:
+                        pass
+        finally:
+            await self.stop()
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def stop(self) -> None:
+        """Cancel deliveries in flight (their leases expire; they are retried) and record
+        the ones that finished."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            if row.kind == "webhook":
-                await self._send_webhook(row)
+            await asyncio.wait_for(self._flush_delivered(), 5)
+        except Exception as exc:  # delivered rows not marked are delivered again: harmless
+            log.warning("dispatcher_flush_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _flush_delivered(self) -> None:
+        """Deliveries that finished since the last turn: one UPDATE for all of them."""
+        if self._delivered:
+            batch, self._delivered = self._delivered, []
+            await self._store.mark_delivered_many(batch, utcnow())
+
+    def _room(self, endpoint: str) -> int:
+        if endpoint == KAFKA:
+            return self._max_in_flight
+        return self._per_endpoint - self._busy[endpoint]
+
+    async def _start_due(self) -> int:
+        room = self._max_in_flight - len(self._tasks)
+        if room <= 0:
+            return 0
+        rows = await self._store.lease_due(
+            utcnow(), self._lease, limit=min(room, 200), room=self._room
+        )
+        records = [leased.row for leased in rows if leased.row.kind != "webhook"]
+        if records:
+            self._spawn(KAFKA, self._publish(records))
+        for leased in rows:
+            if leased.row.kind == "webhook":
+                endpoint = endpoint_of(leased.row)
+                self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target))
+        return len(rows)
+
+    async def submit(self, rows: list[Leased]) -> None:
+        """Rows just committed already leased to this router: deliver them now. Rows for
+        an endpoint at its limit are handed back for the regular lease loop."""
+        records = [leased.row for leased in rows if leased.row.kind != "webhook"]
+        if records:
+            self._spawn(KAFKA, self._publish(records))
+        back = []
+        for leased in rows:
+            if leased.row.kind != "webhook":
+                continue
+            endpoint = endpoint_of(leased.row)
+            if self._room(endpoint) <= 0:
+                back.append(leased.row.id)
+                continue
+            self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target))
+        if back:
+            await self._store.release_many(back)
+            self.wake()
+
+    def _spawn(self, endpoint: str, work: Awaitable[None]) -> None:
+        self._busy[endpoint] += 1
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done(endpoint))
+
+    def _done(self, endpoint: str):  # type: ignore[no-untyped-def]
+        def callback(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self._busy[endpoint] -= 1
+            if self._busy[endpoint] <= 0:
+                del self._busy[endpoint]
+            self._wake.set()
+
+        return callback
+
+    async def _publish(self, rows: list[OutboxRow]) -> None:
+        """``leads.assignments`` records, all at once: one round of acks."""
+        sends = [
+            await self._producer.send(
+                row.topic,  # type: ignore[arg-type]
+                orjson.dumps(row.payload),
+                key=row.key.encode() if row.key else None,
+            )
+            for row in rows
+        ]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                await self._failed(row, KAFKA, f"{type(result).__name__}: {result}", None, False)
             else:
-                await self._producer.send_and_wait(
-                    row.topic,
-                    orjson.dumps(row.payload),  # type: ignore[arg-type]
-                    key=row.key.encode() if row.key else None,
-                )
-        except DeliveryFailed as exc:
-            await self._failed(row, str(exc), exc.retry_after, exc.gone)
-            return
-        except Exception as exc:
-            await self._failed(row, f"{type(exc).__name__}: {exc}", None, False)
-            return
-        await self._store.mark_delivered(row.id, utcnow())
+                self._delivered.append(row.id)
 
-    async def _send_webhook(self, row: OutboxRow) -> None:
-        assert row.rep_id is not None
-        rep = await self._store.rep(row.rep_id)
-        if rep is None or rep.webhook_disabled_at is not None:
-            raise DeliveryFailed("endpoint disabled", gone=True)
-        body = orjson.dumps(row.payload)
-        headers = signed_headers(rep.webhook_secret, row.message_id, int(time.time()), body)
+    async def _deliver(self, row: OutboxRow, endpoint: str, target: tuple[str, str] | None) -> None:
         try:
-            response = await self._http.post(rep.webhook_url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            ATTEMPTS.labels(outcome="error").inc()
+            if target is None:
+                raise DeliveryFailed("endpoint disabled or deleted", gone=True)
+            await self._send_webhook(row, endpoint, target)
+        except DeliveryFailed as exc:
+            await self._failed(row, endpoint, str(exc), exc.retry_after, exc.gone)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(row, endpoint, f"{type(exc).__name__}: {exc}", None, False)
+            return
+        self._delivered.append(row.id)
+
+    async def _send_webhook(self, row: OutboxRow, endpoint: str, target: tuple[str, str]) -> None:
+        url, secret = target
+        body = orjson.dumps(row.payload)
+        headers = signed_headers(secret, row.message_id, int(time.time()), body)
+        try:
+            async with self._http.post(url, data=body, headers=headers) as response:
+                status = response.status
+                retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
+                await response.read()  # the connection goes back to the pool
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 410:
-            ATTEMPTS.labels(outcome="gone").inc()
-            await self._store.disable_webhook(rep.id, utcnow())
+        if status == 410:
+            ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
+            if row.rep_id is not None:
+                await self._store.disable_webhook(row.rep_id, utcnow())
             raise DeliveryFailed("410 Gone: endpoint disabled", gone=True)
-        if not response.is_success:
-            ATTEMPTS.labels(outcome=f"http_{response.status_code // 100}xx").inc()
-            raise DeliveryFailed(f"HTTP {response.status_code}", retry_after=_retry_after(response))
-        ATTEMPTS.labels(outcome="delivered").inc()
-        qualified = datetime.fromisoformat(row.payload["data"]["qualified_at"])
-        TO_DELIVERED.observe(max(0.0, (utcnow() - qualified).total_seconds()))
-        log.info("webhook_delivered", rep_id=str(rep.id), message_id=row.message_id)
+        if not 200 <= status < 300:
+            ATTEMPTS.labels(outcome=f"http_{status // 100}xx", endpoint=endpoint).inc()
+            raise DeliveryFailed(f"HTTP {status}", retry_after=retry_after)
+        ATTEMPTS.labels(outcome="delivered", endpoint=endpoint).inc()
+        qualified = row.payload.get("data", {}).get("qualified_at")
+        if row.payload.get("type") == "lead.assigned" and qualified:
+            elapsed = (utcnow() - datetime.fromisoformat(qualified)).total_seconds()
+            TO_DELIVERED.observe(max(0.0, elapsed))
+        log.debug("webhook_delivered", endpoint=endpoint, message_id=row.message_id)
 
     async def _failed(
-        self, row: OutboxRow, error: str, retry_after: float | None, gone: bool
+        self, row: OutboxRow, endpoint: str, error: str, retry_after: float | None, gone: bool
     ) -> None:
+        if row.kind == "webhook":
+            FAILURES.labels(endpoint=endpoint).inc()
         retry_at = (
             None
             if gone
             else next_attempt_at(row.attempts + 1, utcnow(), self._schedule, retry_after)
         )
         if retry_at is None:
-            DEAD.labels(kind=row.kind).inc()
+            DEAD.labels(kind=row.kind, endpoint=endpoint).inc()
             log.warning("outbox_dead", message_id=row.message_id, kind=row.kind, error=error)
         else:
             log.info(
@@ -140,11 +265,15 @@ class Dispatcher:
         await self._store.mark_failed(row.id, error, retry_at)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now`` (delta-seconds or an HTTP date)."""
     if value is None:
         return None
     try:
-        return float(value)
+        return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
+    except (TypeError, ValueError):
         return None

@@ -1,38 +1,59 @@
-"""The router process: wiring of the consumer, the store, the dispatcher and the API.
+"""The router process: wiring of the consumers, the store, the dispatcher and the API.
 
 Flow: ``leads.transitions`` → ``consume_forever`` (poison → DLQ) →
-``RouterStore.route_transition`` (one transaction: consumed id + assignment +
-outbox rows) → offsets committed → ``Dispatcher`` delivers the outbox (signed
-webhook to the rep, record to ``leads.assignments``).
+``RouterStore.route_transition`` (one transaction: consumed id + assignment, or queue
+entry, or nurture enrolment + outbox rows; the decision is ``routing.decide``) →
+offsets committed → ``Dispatcher`` delivers the outbox (signed webhook, record to
+``leads.assignments``).
+
+Around it: ``leads.sla`` → on ``breached``, ``RouterStore.escalate`` re-assigns (or
+tells the manager) and tells the original rep the lead was taken back; a drain tick
+assigns queued SQLs when reps come on shift, back from out-of-office, or free capacity
+(also drained at once on every API change that could make someone available).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import Counter
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter, Gauge
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from baton_router.config import RouterSettings
+from baton_router.config_store import ConfigStore
+from baton_router.consumer import consume_batches
 from baton_router.dispatcher import Dispatcher
-from baton_router.store import RouterStore
-from baton_router.tables import Rep
+from baton_router.store import PayloadContext, RouterStore
+from baton_router.tables import OutboxRow, Rep
 from baton_shared.clock import utcnow
 from baton_shared.consumer import consume_forever, make_consumer
-from baton_shared.database import database_answers, make_engine, make_sessionmaker, migrate
+from baton_shared.database import database_answers, make_sessionmaker, migrate
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
-from baton_shared.schemas import Activity, Transition, decode
+from baton_shared.schemas import Activity, Assignment, SlaEvent, SlaStatus, Transition, decode
+from baton_shared.settings import to_asyncpg_url
 
 log = get_logger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_router"
+STOP_SECONDS = 10.0
 
-ASSIGNMENTS = Counter("baton_router_assignments_total", "Leads assigned", ["strategy"])
+ASSIGNMENTS = Counter("baton_router_assignments_total", "Leads assigned", ["strategy", "pool"])
 QUEUED = Counter("baton_router_queued_total", "SQLs queued because no rep was available")
+NURTURED = Counter("baton_router_nurture_enrolments_total", "MQLs enrolled in a nurture track")
+ESCALATIONS = Counter("baton_router_escalations_total", "SLA breaches handled", ["outcome"])
+QUEUE_DEPTH = Gauge("baton_router_queue_depth", "SQLs waiting for an available rep")
+REP_LOAD = Gauge(
+    "baton_router_rep_open_leads", "Open (not yet contacted) leads per rep", ["rep_id"]
+)
 
 
 class KafkaUnavailable(RuntimeError):
@@ -42,13 +63,31 @@ class KafkaUnavailable(RuntimeError):
 class RouterService:
     def __init__(self, settings: RouterSettings):
         self.settings = settings
-        self.engine = make_engine(settings.database_url)
-        self.store = RouterStore(make_sessionmaker(self.engine), settings.topics.assignments)
-        self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
+        # No pre-ping: the router checks a connection out several times per batch, and a
+        # ping per checkout is a round trip per statement group. A connection broken by a
+        # database restart fails once, is discarded by the pool, and the caller retries
+        # (the consume loop and the dispatcher both do).
+        self.engine = create_async_engine(
+            to_asyncpg_url(settings.database_url), pool_size=10, max_overflow=5
+        )
+        sessions = make_sessionmaker(self.engine)
+        self.store = RouterStore(
+            sessions,
+            settings.topics.assignments,
+            PayloadContext(
+                public_url=settings.base_url,
+                express_sla_seconds=settings.express_sla_seconds,
+                sql_sla_seconds=settings.sql_sla_seconds,
+            ),
+        )
+        self.store.fast_lease = timedelta(seconds=settings.outbox_lease_seconds)
+        self.config = ConfigStore(sessions)
+        self.http: aiohttp.ClientSession | None = None
         self._producer: AIOKafkaProducer | None = None
         self._dispatcher: Dispatcher | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumers: list[AIOKafkaConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._drain_lock = asyncio.Lock()
 
     async def start(self) -> None:
         topics = self.settings.topics
@@ -61,66 +100,180 @@ class RouterService:
             self.settings.kafka_bootstrap_servers, client_id="baton-router"
         )
         await self._producer.start()
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=100, limit_per_host=0),
+        )
         self._dispatcher = Dispatcher(
             self.store,
             self._producer,
             self.http,
             self.settings.retry_schedule_seconds,
             self.settings.dispatch_poll_seconds,
+            per_endpoint=self.settings.webhook_concurrency,
+            lease=timedelta(seconds=self.settings.outbox_lease_seconds),
         )
-        self._consumer = make_consumer(
+        transitions = make_consumer(
             self.settings.kafka_bootstrap_servers, topics.group("baton-router"), topics.transitions
         )
-        await self._consumer.start()
+        breaches = make_consumer(
+            self.settings.kafka_bootstrap_servers,
+            topics.group("baton-router-escalation"),
+            topics.sla,
+        )
+        self._consumers = [transitions, breaches]
+        for consumer in self._consumers:
+            await consumer.start()
         self._tasks = [
             asyncio.create_task(self._dispatcher.run(), name="dispatcher"),
             asyncio.create_task(
-                consume_forever(
-                    self._consumer,
+                consume_batches(
+                    transitions,
                     self._producer,
                     "baton-router",
-                    lambda r: decode(Transition, r.value),
+                    _decode_transition,
                     self._route,
-                    after_batch=self._dispatcher.wake,
                 ),
                 name="consumer",
             ),
+            asyncio.create_task(
+                consume_forever(
+                    breaches,
+                    self._producer,
+                    "baton-router-escalation",
+                    _decode_breach,
+                    self._escalate,
+                    after_batch=self._dispatcher.wake,
+                ),
+                name="escalation",
+            ),
+            asyncio.create_task(self._drain_forever(), name="drain"),
         ]
         log.info("router_started", topic=topics.transitions)
 
     async def stop(self) -> None:
+        """Stop within bounded time: each client gets ``STOP_SECONDS`` to close cleanly
+        (a broker that does not answer must not hang shutdown; offsets not committed
+        are re-delivered, which routing absorbs)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
+        closers = [consumer.stop() for consumer in self._consumers]
         if self._producer is not None:
-            await self._producer.stop()
-        await self.http.aclose()
+            closers.append(self._producer.stop())
+        if self.http is not None:
+            closers.append(self.http.close())
+        for closer in closers:
+            try:
+                await asyncio.wait_for(closer, STOP_SECONDS)
+            except (TimeoutError, Exception) as exc:
+                log.warning("router_stop_slow", error=f"{type(exc).__name__}: {exc}")
         await self.engine.dispose()
 
-    async def _route(self, transition: Transition) -> None:
-        routed = await self.store.route_transition(transition, utcnow())
-        if routed.assignment is not None:
-            ASSIGNMENTS.labels(strategy=routed.assignment.strategy).inc()
-            log.info(
-                "lead_assigned",
-                lead_id=transition.lead_id,
-                rep_id=routed.assignment.rep_id,
-                strategy=routed.assignment.strategy,
-            )
-        elif routed.status == "queued":
-            QUEUED.inc()
-            log.warning("lead_queued_no_rep_available", lead_id=transition.lead_id)
+    # -- the stream --------------------------------------------------------------------
 
-    async def create_rep(self, name: str, email: str, webhook_url: str, secret: str) -> Rep:
-        rep = await self.store.create_rep(name, email, webhook_url, secret)
-        drained = await self.store.drain_queue(utcnow())
-        for a in drained:
-            ASSIGNMENTS.labels(strategy=a.strategy).inc()
+    async def _route(self, transitions: list[Transition]) -> None:
+        results = await self.store.route_batch(transitions, utcnow())
+        fresh = [leased for routed in results for leased in routed.outbox]
+        if self._dispatcher is not None:
+            if fresh:
+                await self._dispatcher.submit(fresh)
+            if any(routed.status == "nurtured" for routed in results):
+                self._dispatcher.wake()  # nurture rows go through the regular lease
+        for transition, routed in zip(transitions, results, strict=True):
+            if routed.assignment is not None:
+                self._assigned(routed.assignment)
+            elif routed.status == "queued":
+                QUEUED.inc()
+                QUEUE_DEPTH.inc()
+                log.warning("lead_queued_no_rep_available", lead_id=transition.lead_id)
+            elif routed.status == "nurtured":
+                NURTURED.inc()
+                log.info("lead_nurtured", lead_id=transition.lead_id)
+
+    def _assigned(self, assignment: Assignment) -> None:
+        ASSIGNMENTS.labels(strategy=assignment.strategy, pool=assignment.pool or "").inc()
+        log.info(
+            "lead_assigned",
+            lead_id=assignment.lead_id,
+            rep_id=assignment.rep_id,
+            strategy=assignment.strategy,
+            pool=assignment.pool,
+        )
+
+    async def _escalate(self, event: SlaEvent | None) -> None:
+        if event is None:
+            return
+        outcome = await self.store.escalate(
+            uuid.UUID(event.assignment_id), utcnow(), self.settings.max_reassignments
+        )
+        ESCALATIONS.labels(outcome=outcome.status).inc()
+        if outcome.assignment is not None:
+            self._assigned(outcome.assignment)
+        log.info(
+            "sla_breach_escalated",
+            lead_id=event.lead_id,
+            assignment_id=event.assignment_id,
+            outcome=outcome.status,
+        )
+
+    async def _drain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.drain_seconds)
+            try:
+                await self.drain()
+                await self._refresh_gauges()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("drain_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def drain(self) -> int:
+        """Assign what waits in the queue to whoever is available now."""
+        async with self._drain_lock:
+            drained = await self.store.drain_queue(utcnow())
+        for assignment in drained:
+            self._assigned(assignment)
         if drained and self._dispatcher is not None:
             self._dispatcher.wake()
+        return len(drained)
+
+    async def _refresh_gauges(self) -> None:
+        QUEUE_DEPTH.set(await self.store.queue_depth())
+        loads = await self.store.rep_loads()
+        for rep in await self.store.list_reps():
+            REP_LOAD.labels(rep_id=str(rep.id)).set(loads.get(rep.id, 0))
+
+    # -- what the API calls ------------------------------------------------------------
+
+    async def create_rep(
+        self, name: str, email: str, webhook_url: str, secret: str, **profile: Any
+    ) -> Rep:
+        rep = await self.store.create_rep(name, email, webhook_url, secret, **profile)
+        await self.drain()
         return rep
+
+    async def update_rep(self, rep_id: uuid.UUID, changes: dict[str, Any]) -> Rep:
+        rep = await self.config.update_rep(rep_id, changes)
+        await self.drain()
+        return rep
+
+    async def configuration_changed(self) -> None:
+        await self.drain()
+
+    async def activity_recorded(self, lead_id: str, rep_id: uuid.UUID | None, kind: str) -> None:
+        """A contacted or rejected lead no longer counts against the rep's capacity."""
+        await self.store.close_assignment(lead_id, rep_id, kind, utcnow())
+        if kind != "accepted":
+            await self.drain()
+
+    async def replay(self, row_id: int) -> OutboxRow | None:
+        row = await self.store.replay(row_id, utcnow())
+        if row is not None and self._dispatcher is not None:
+            self._dispatcher.wake()
+        return row
 
     async def publish_activity(self, activity: Activity) -> None:
         if self._producer is None:
@@ -142,3 +295,20 @@ class RouterService:
             database_answers(self.engine), kafka_answers(self.settings.kafka_bootstrap_servers)
         )
         return {"database": db_ok, "kafka": kafka_ok}
+
+
+def _decode_transition(record: ConsumerRecord) -> Transition:
+    """A transition the router can store; anything else is poison (to the DLQ)."""
+    transition = decode(Transition, record.value)
+    if len(transition.transition_id) > 64 or len(transition.lead_id) > 256:
+        raise ValueError("transition_id over 64 or lead_id over 256 characters")
+    return transition
+
+
+def _decode_breach(record: ConsumerRecord) -> SlaEvent | None:
+    """Only ``breached`` events matter here; others decode to None and are skipped."""
+    event = decode(SlaEvent, record.value)
+    if event.status != SlaStatus.BREACHED:
+        return None
+    uuid.UUID(event.assignment_id)  # ValueError → DLQ: not an assignment of this router
+    return event

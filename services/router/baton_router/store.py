@@ -1,38 +1,92 @@
-"""Every read and write the router makes to PostgreSQL.
+"""Every read and write the router makes to PostgreSQL for routing and delivery.
 
 ``route_transition`` is the exactly-once step: the consumed transition id, the
 assignment and its outbox rows are written in one transaction, and the primary
-key on the transition id makes a re-delivered transition a no-op.
+key on the transition id makes a re-delivered transition a no-op. Routing decisions
+take one transaction-scoped advisory lock, so two routers never both see a rep's
+last free slot (capacity) or the same round-robin turn. The decision itself is the
+pure ``routing.decide``; this module only loads its inputs and writes its result.
+Configuration (reps, pools, rules, accounts, tracks) is in ``config_store.py``.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from baton_router.strategies import Candidate, assign_round_robin
-from baton_router.tables import AssignmentRow, OutboxRow, Rep, RoutedTransition
+from baton_router.availability import Calendar, parse_working_hours
+from baton_router.routing import (
+    Condition,
+    Decision,
+    Pool,
+    RepState,
+    Rule,
+    decide,
+    lead_facts,
+)
+from baton_router.strategies import Strategy
+from baton_router.tables import (
+    Account,
+    AssignmentRow,
+    NurtureTrack,
+    OutboxRow,
+    PoolMember,
+    Rep,
+    RoutedTransition,
+    RoutingRule,
+)
+from baton_router.tables import Pool as PoolRow
 from baton_shared.schemas import Assignment, Stage, Transition
 
 ROUTING_LOCK = 0x6261746F6E  # one routing decision at a time across all routers ("baton")
+OPEN = "open"
 
 
 @dataclass(frozen=True)
 class Routed:
     """What happened to one transition."""
 
-    status: str  # assigned | queued | ignored | duplicate
+    status: str  # assigned | queued | ignored | duplicate | nurtured
+    assignment: Assignment | None = None
+    # Outbox rows written already leased to this router (see ``fast_lease``).
+    outbox: tuple[Leased, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PayloadContext:
+    """What the webhook body needs beyond the assignment: where the rep acts, SLA windows."""
+
+    public_url: str = "http://127.0.0.1:8001"
+    express_sla_seconds: float = 300.0
+    sql_sla_seconds: float = 3600.0
+    history_limit: int = 10
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """What a breach did: re-assigned, manager told, capped, or nothing to do."""
+
+    status: str  # reassigned | manager_notified | capped | kept (nobody else) | not_open
     assignment: Assignment | None = None
 
 
-def assignment_payload(assignment: Assignment, transition: Transition) -> dict[str, Any]:
+def assignment_payload(
+    assignment: Assignment,
+    transition: Transition,
+    history: list[dict[str, Any]] | None = None,
+    context: PayloadContext | None = None,
+) -> dict[str, Any]:
     """The webhook body: what a rep needs to act on the lead."""
+    ctx = context or PayloadContext()
+    lead_url = f"{ctx.public_url}/v1/leads/{assignment.lead_id}/activity"
     return {
         "type": "lead.assigned",
         "timestamp": assignment.assigned_at.isoformat(),
@@ -41,19 +95,71 @@ def assignment_payload(assignment: Assignment, transition: Transition) -> dict[s
             "score": transition.score,
             "fit": transition.fit,
             "engagement": transition.engagement,
+            "breakdown": {
+                "fit": transition.fit,
+                "engagement": transition.engagement,
+                **(getattr(transition, "breakdown", None) or {}),
+            },
             "reason": transition.reason,
             "trigger_event": transition.trigger_event,
+            "trigger_event_id": transition.trigger_event_id,
+            "from_stage": transition.from_stage.value,
+            "to_stage": transition.to_stage.value,
             "rules_version": transition.rules_version,
+            "history": history or [],
+            "actions": {
+                "url": lead_url,
+                "method": "POST",
+                "accept": {"kind": "accepted", "assignment_id": assignment.assignment_id},
+                "reject": {
+                    "kind": "rejected",
+                    "reason": "<why>",
+                    "assignment_id": assignment.assignment_id,
+                },
+                "contacted": {"kind": "contacted", "assignment_id": assignment.assignment_id},
+            },
+        },
+    }
+
+
+def taken_back_payload(previous: AssignmentRow, new_rep_id: str | None, now: datetime) -> dict:
+    return {
+        "type": "lead.taken_back",
+        "timestamp": now.isoformat(),
+        "data": {
+            "assignment_id": str(previous.id),
+            "lead_id": previous.lead_id,
+            "rep_id": str(previous.rep_id),
+            "reason": "sla_breached",
+            "reassigned_to": new_rep_id,
         },
     }
 
 
 class RouterStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], assignments_topic: str):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        assignments_topic: str,
+        context: PayloadContext | None = None,
+    ):
         self._sessions = sessions
+        # When set, the outbox rows of a routed batch are written already leased to this
+        # router for ``fast_lease`` and handed to its dispatcher straight from the
+        # commit, skipping a lease query; if this router dies, the lease expires and
+        # any router delivers them.
+        self.fast_lease: timedelta | None = None
+        engine = sessions.kw.get("bind")
+        assert isinstance(engine, AsyncEngine), "the sessionmaker must be bound to an engine"
+        self._engine = engine
         self._assignments_topic = assignments_topic
+        self.context = context or PayloadContext()
 
-    async def create_rep(self, name: str, email: str, webhook_url: str, secret: str) -> Rep:
+    # -- reps (the few calls the service and older callers use) ------------------------
+
+    async def create_rep(
+        self, name: str, email: str, webhook_url: str, secret: str, **profile: Any
+    ) -> Rep:
         async with self._sessions.begin() as session:
             rep = Rep(
                 id=uuid.uuid4(),
@@ -61,116 +167,296 @@ class RouterStore:
                 email=email,
                 webhook_url=webhook_url,
                 webhook_secret=secret,
-                status="online",
+                status=profile.pop("status", "online"),
+                timezone=profile.pop("timezone", "UTC"),
+                out_of_office=profile.pop("out_of_office", []),
+                weight=profile.pop("weight", 1),
+                skills=profile.pop("skills", {}),
+                **profile,
             )
             session.add(rep)
         return rep
 
     async def list_reps(self) -> list[Rep]:
         async with self._sessions() as session:
-            return list((await session.scalars(select(Rep).order_by(Rep.created_at))).all())
+            return list(
+                (
+                    await session.scalars(
+                        select(Rep).where(Rep.archived_at.is_(None)).order_by(Rep.created_at)
+                    )
+                ).all()
+            )
+
+    async def rep(self, rep_id: uuid.UUID) -> Rep | None:
+        async with self._sessions() as session:
+            return await session.get(Rep, rep_id)
 
     async def current_rep_for(self, lead_id: str) -> uuid.UUID | None:
+        row = await self.current_assignment(lead_id)
+        return row.rep_id if row else None
+
+    async def current_assignment(self, lead_id: str) -> AssignmentRow | None:
         async with self._sessions() as session:
             return await session.scalar(
-                select(AssignmentRow.rep_id)
+                select(AssignmentRow)
                 .where(AssignmentRow.lead_id == lead_id)
-                .order_by(AssignmentRow.assigned_at.desc())
+                .order_by(AssignmentRow.assigned_at.desc(), AssignmentRow.turn.desc())
                 .limit(1)
             )
 
-    async def route_transition(self, transition: Transition, now: datetime) -> Routed:
-        async with self._sessions.begin() as session:
-            status = "queued" if transition.to_stage == Stage.SQL else "ignored"
-            inserted = await session.scalar(
-                insert(RoutedTransition)
-                .values(
-                    transition_id=transition.transition_id,
-                    lead_id=transition.lead_id,
-                    to_stage=transition.to_stage.value,
-                    status=status,
-                    payload=transition.model_dump(mode="json", by_alias=True),
-                )
-                .on_conflict_do_nothing()
-                .returning(RoutedTransition.transition_id)
-            )
-            if inserted is None:
-                return Routed("duplicate")
-            if status == "ignored":
-                return Routed("ignored")
-            assignment = await self._assign(session, transition, now)
-            return Routed("assigned", assignment) if assignment else Routed("queued")
+    # -- routing -----------------------------------------------------------------------
 
-    async def drain_queue(self, now: datetime) -> list[Assignment]:
-        """Assign queued SQLs, oldest first, while reps are available."""
-        done: list[Assignment] = []
-        while True:
-            async with self._sessions.begin() as session:
-                row = await session.scalar(
+    async def route_transition(self, transition: Transition, now: datetime) -> Routed:
+        return (await self.route_batch([transition], now))[0]
+
+    async def route_batch(self, transitions: list[Transition], now: datetime) -> list[Routed]:
+        """Route a batch in one transaction: record every transition id (a repeat is a
+        ``duplicate``), decide each new SQL in order against the team as the previous
+        decisions left it, enrol new MQLs in nurture, and write assignments and outbox
+        rows. A few statements per batch, whatever its size."""
+        async with self._sessions.begin() as session:
+            firsts = list({t.transition_id: t for t in reversed(transitions)}.values())[::-1]
+            inserted = set(
+                (
+                    await session.scalars(
+                        insert(RoutedTransition)
+                        .values([_routed_row(t) for t in firsts])
+                        .on_conflict_do_nothing()
+                        .returning(RoutedTransition.transition_id)
+                    )
+                ).all()
+            )
+            new = [t for t in firsts if t.transition_id in inserted]
+            sqls = [t for t in new if t.to_stage == Stage.SQL]
+            mqls = [t for t in new if t.to_stage == Stage.MQL]
+            fresh: list[Leased] = []
+            assigned = await self._assign_many(session, sqls, now, fresh=fresh) if sqls else {}
+            nurtured = await self._enrol_in_nurture(session, mqls) if mqls else set()
+            unenrolled = [t.transition_id for t in mqls if t.transition_id not in nurtured]
+            if unenrolled:
+                await self._set_status(session, unenrolled, "ignored")
+        by_assignment: dict[str, list[Leased]] = {}
+        for leased in fresh:
+            by_assignment.setdefault(leased.row.message_id.split("_", 1)[1], []).append(leased)
+        results: dict[str, Routed] = {}
+        for t in new:
+            if t.transition_id in assigned:
+                assignment = assigned[t.transition_id]
+                outbox = tuple(by_assignment.get(assignment.assignment_id, ()))
+                results[t.transition_id] = Routed("assigned", assignment, outbox)
+            elif t.to_stage == Stage.SQL:
+                results[t.transition_id] = Routed("queued")
+            elif t.transition_id in nurtured:
+                results[t.transition_id] = Routed("nurtured")
+            else:
+                results[t.transition_id] = Routed("ignored")
+        seen: set[str] = set()
+        out = []
+        for t in transitions:
+            first_time = t.transition_id in results and t.transition_id not in seen
+            seen.add(t.transition_id)
+            out.append(results[t.transition_id] if first_time else Routed("duplicate"))
+        return out
+
+    async def queue_depth(self) -> int:
+        async with self._sessions() as session:
+            return int(
+                await session.scalar(
+                    select(func.count()).where(RoutedTransition.status == "queued")
+                )
+                or 0
+            )
+
+    async def drain_queue(self, now: datetime, batch: int = 500) -> list[Assignment]:
+        """Assign queued SQLs, oldest first, to whoever is available now. A lead nobody
+        can take yet (its pool is off shift) stays queued without blocking the others."""
+        async with self._sessions.begin() as session:
+            queued = (
+                await session.scalars(
                     select(RoutedTransition)
                     .where(RoutedTransition.status == "queued")
-                    .order_by(RoutedTransition.received_at)
-                    .limit(1)
+                    .order_by(RoutedTransition.received_at, RoutedTransition.transition_id)
+                    .limit(batch)
                     .with_for_update(skip_locked=True)
                 )
-                if row is None:
-                    return done
-                transition = Transition.model_validate(row.payload)
-                assignment = await self._assign(session, transition, now)
-                if assignment is None:
-                    return done
-                done.append(assignment)
+            ).all()
+            if not queued:
+                return []
+            transitions = [Transition.model_validate(row.payload) for row in queued]
+            return list((await self._assign_many(session, transitions, now)).values())
 
-    async def _assign(
-        self, session: AsyncSession, transition: Transition, now: datetime
-    ) -> Assignment | None:
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
-        reps = (await session.scalars(select(Rep).where(Rep.status == "online"))).all()
-        chosen = assign_round_robin(
-            [Candidate(r.id, r.last_assigned_at, r.created_at) for r in reps]
-        )
-        if chosen is None:
-            return None
-        assignment = Assignment(
-            assignment_id=str(uuid.uuid4()),
-            transition_id=transition.transition_id,
-            lead_id=transition.lead_id,
-            rep_id=str(chosen.rep_id),
-            strategy="round_robin",
-            express=transition.express,
-            qualified_at=transition.occurred_at,
-            assigned_at=now,
-        )
-        session.add(
-            AssignmentRow(
-                id=uuid.UUID(assignment.assignment_id),
-                transition_id=transition.transition_id,
-                lead_id=transition.lead_id,
-                rep_id=chosen.rep_id,
-                strategy=assignment.strategy,
-                express=assignment.express,
-                qualified_at=assignment.qualified_at,
-                assigned_at=now,
-            )
-        )
-        await session.execute(
-            update(Rep).where(Rep.id == chosen.rep_id).values(last_assigned_at=now)
-        )
+    async def _set_status(
+        self, session: AsyncSession, transition_ids: list[str], status: str
+    ) -> None:
         await session.execute(
             update(RoutedTransition)
-            .where(RoutedTransition.transition_id == transition.transition_id)
-            .values(status="assigned")
+            .where(RoutedTransition.transition_id.in_(transition_ids))
+            .values(status=status)
         )
-        await session.flush()
-        session.add_all(
-            [
-                OutboxRow(
+
+    async def _load_inputs(self, session: AsyncSession) -> _Inputs:
+        """Take the routing lock, then read the team as it is now."""
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
+        reps = (
+            await session.execute(select(Rep, Rep.open_leads).where(Rep.archived_at.is_(None)))
+        ).all()
+        pools = (await session.scalars(select(PoolRow))).all()
+        members = (await session.scalars(select(PoolMember))).all() if pools else []
+        rules = (
+            (
+                await session.scalars(
+                    select(RoutingRule)
+                    .where(RoutingRule.enabled.is_(True))
+                    .order_by(RoutingRule.position, RoutingRule.created_at)
+                )
+            ).all()
+            if pools
+            else []
+        )
+        return _Inputs(
+            reps={rep.id: rep_state(rep, count) for rep, count in reps},
+            targets={
+                rep.id: None if rep.webhook_disabled_at else (rep.webhook_url, rep.webhook_secret)
+                for rep, _ in reps
+            },
+            pools=[
+                Pool(
+                    pool_id=p.id,
+                    name=p.name,
+                    strategy=Strategy(p.strategy),
+                    express=p.express,
+                    members=tuple(m.rep_id for m in members if m.pool_id == p.id),
+                    current={m.rep_id: m.wrr_current for m in members if m.pool_id == p.id},
+                )
+                for p in pools
+            ],
+            rules=[
+                Rule(r.id, r.pool_id, tuple(Condition(**c) for c in r.conditions)) for r in rules
+            ],
+        )
+
+    async def _assign_many(
+        self,
+        session: AsyncSession,
+        transitions: list[Transition],
+        now: datetime,
+        exclude: frozenset[uuid.UUID] = frozenset(),
+        previous: AssignmentRow | None = None,
+        fresh: list[Leased] | None = None,
+    ) -> dict[str, Assignment]:
+        """Decide ``transitions`` in order (each decision sees the ones before it) and
+        write the assignments; the ones nobody can take are left as they are."""
+        inputs = await self._load_inputs(session)
+        facts = [lead_facts(t) for t in transitions]
+        accounts = await self._accounts_for(session, {f.domain for f in facts if f.domain})
+        turns = list(
+            (
+                await session.scalars(
+                    text("SELECT nextval('router.assignment_turn') FROM generate_series(1, :n)"),
+                    {"n": len(transitions)},
+                )
+            ).all()
+        )
+        decided: list[tuple[Transition, Decision, int]] = []
+        for transition, lead, turn in zip(transitions, facts, turns, strict=True):
+            decision = decide(
+                lead,
+                list(inputs.reps.values()),
+                inputs.pools,
+                inputs.rules,
+                accounts,
+                now,
+                exclude,
+            )
+            if decision is not None:
+                inputs.record(decision, turn)
+                decided.append((transition, decision, turn))
+        if not decided:
+            return {}
+        return await self._write_assignments(session, decided, now, previous, inputs, fresh)
+
+    async def _accounts_for(
+        self, session: AsyncSession, domains: set[str | None]
+    ) -> dict[str, uuid.UUID]:
+        wanted = [d for d in domains if d]
+        if not wanted:
+            return {}
+        rows = await session.execute(
+            select(Account.domain, Account.rep_id).where(Account.domain.in_(wanted))
+        )
+        return {domain: rep_id for domain, rep_id in rows.all()}
+
+    async def _write_assignments(
+        self,
+        session: AsyncSession,
+        decided: list[tuple[Transition, Decision, int]],
+        now: datetime,
+        previous: AssignmentRow | None,
+        inputs: _Inputs,
+        fresh: list[Leased] | None,
+    ) -> dict[str, Assignment]:
+        histories = await self._histories(
+            session, [t.lead_id for t, _, _ in decided], {t.transition_id for t, _, _ in decided}
+        )
+        reassignments = previous.reassignments + 1 if previous else 0
+        done: dict[str, Assignment] = {}
+        assignment_rows: list[dict[str, Any]] = []
+        outbox_rows: list[dict[str, Any]] = []
+        rep_turns: dict[uuid.UUID, int] = {}
+        rep_new: Counter[uuid.UUID] = Counter()
+        for transition, decision, turn in decided:
+            window = (
+                self.context.express_sla_seconds
+                if transition.express
+                else self.context.sql_sla_seconds
+            )
+            assignment = Assignment(
+                assignment_id=str(uuid.uuid4()),
+                transition_id=transition.transition_id,
+                lead_id=transition.lead_id,
+                rep_id=str(decision.rep_id),
+                strategy=decision.strategy,
+                express=transition.express,
+                qualified_at=transition.occurred_at,
+                assigned_at=now,
+                pool=decision.pool_name,
+                reason=decision.reason,
+                sla_due_at=now + timedelta(seconds=window),
+                reassignments=reassignments,
+                previous_rep_id=str(previous.rep_id) if previous else None,
+            )
+            done[transition.transition_id] = assignment
+            rep_turns[decision.rep_id] = turn
+            rep_new[decision.rep_id] += 1
+            assignment_rows.append(
+                {
+                    "id": uuid.UUID(assignment.assignment_id),
+                    # Unique among first assignments only (partial index): a
+                    # re-assignment keeps the transition it stems from.
+                    "transition_id": transition.transition_id,
+                    "lead_id": transition.lead_id,
+                    "rep_id": decision.rep_id,
+                    "strategy": decision.strategy,
+                    "express": transition.express,
+                    "qualified_at": transition.occurred_at,
+                    "assigned_at": now,
+                    "status": OPEN,
+                    "pool_id": decision.pool_id,
+                    "turn": turn,
+                    "reassignments": reassignments,
+                    "previous_assignment_id": previous.id if previous else None,
+                    "sla_due_at": assignment.sla_due_at,
+                }
+            )
+            history = histories.get(transition.lead_id, [])
+            outbox_rows += [
+                _outbox(
                     kind="webhook",
                     message_id=f"msg_{assignment.assignment_id}",
-                    rep_id=chosen.rep_id,
-                    payload=assignment_payload(assignment, transition),
+                    rep_id=decision.rep_id,
+                    payload=assignment_payload(assignment, transition, history, self.context),
                 ),
-                OutboxRow(
+                _outbox(
                     kind="kafka",
                     message_id=f"kafka_{assignment.assignment_id}",
                     topic=self._assignments_topic,
@@ -178,46 +464,342 @@ class RouterStore:
                     payload=assignment.model_dump(mode="json", by_alias=True),
                 ),
             ]
+        await session.execute(insert(AssignmentRow.__table__), assignment_rows)
+        outbox = OutboxRow.__table__
+        if fresh is not None and self.fast_lease is not None:
+            for row in outbox_rows:
+                row["lease_until"] = now + self.fast_lease
+            written = await session.execute(insert(outbox).returning(*outbox.c), outbox_rows)
+            fresh.extend(Leased(row, inputs.targets.get(row.rep_id)) for row in written.all())
+        else:
+            await session.execute(insert(outbox), outbox_rows)
+        await session.execute(
+            text(
+                "UPDATE router.reps AS r SET last_turn = v.turn, last_assigned_at = :now, "
+                "open_leads = r.open_leads + v.n "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:turns AS bigint[]), "
+                "CAST(:counts AS integer[])) AS v(id, turn, n) WHERE r.id = v.id"
+            ),
+            {
+                "now": now,
+                "ids": list(rep_turns),
+                "turns": list(rep_turns.values()),
+                "counts": [rep_new[r] for r in rep_turns],
+            },
         )
-        return assignment
+        pool_state = {
+            (d.pool_id, rep_id): current
+            for _, d, _ in decided
+            if d.pool_id is not None
+            for rep_id, current in d.pool_current.items()
+        }
+        if pool_state:
+            await session.execute(
+                update(PoolMember),
+                [
+                    {"pool_id": pool_id, "rep_id": rep_id, "wrr_current": current}
+                    for (pool_id, rep_id), current in pool_state.items()
+                ],
+            )
+        if previous is None:
+            await self._set_status(session, list(done), "assigned")
+        return done
 
-    async def lease_due(self, now: datetime, lease: timedelta, limit: int = 50) -> list[OutboxRow]:
-        """Claim due outbox rows for ``lease``; another dispatcher skips them meanwhile,
-        and takes them over if this one dies before finishing."""
-        async with self._sessions.begin() as session:
-            due = (
-                select(OutboxRow.id)
-                .where(
-                    OutboxRow.status == "pending",
-                    OutboxRow.next_attempt_at <= now,
-                    (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now),
+    async def _histories(
+        self, session: AsyncSession, lead_ids: list[str], current: set[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Each lead's recent stage changes and assignments, newest first."""
+        limit = self.context.history_limit
+        transitions = (
+            await session.execute(
+                select(
+                    RoutedTransition.lead_id,
+                    RoutedTransition.to_stage,
+                    RoutedTransition.payload,
+                    RoutedTransition.transition_id,
                 )
-                .order_by(OutboxRow.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+                .where(RoutedTransition.lead_id.in_(lead_ids))
+                .order_by(RoutedTransition.received_at.desc())
             )
-            rows = await session.scalars(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(due.scalar_subquery()))
-                .values(lease_until=now + lease)
-                .returning(OutboxRow)
+        ).all()
+        # Only a lead with an earlier SQL can have earlier assignments.
+        seen_before = [
+            lead
+            for lead, stage, _, transition_id in transitions
+            if stage == Stage.SQL.value and transition_id not in current
+        ]
+        assignments = (
+            (
+                await session.execute(
+                    select(
+                        AssignmentRow.lead_id,
+                        AssignmentRow.assigned_at,
+                        AssignmentRow.rep_id,
+                        AssignmentRow.status,
+                    )
+                    .where(AssignmentRow.lead_id.in_(set(seen_before)))
+                    .order_by(AssignmentRow.assigned_at.desc())
+                )
+            ).all()
+            if seen_before
+            else []
+        )
+        out: dict[str, list[dict[str, Any]]] = {lead: [] for lead in lead_ids}
+        for lead_id, to_stage, payload, _ in transitions:
+            out[lead_id].append(
+                {
+                    "type": "transition",
+                    "at": payload.get("occurred_at"),
+                    "to_stage": to_stage,
+                    "score": payload.get("score"),
+                    "reason": payload.get("reason"),
+                    "trigger_event": payload.get("trigger_event"),
+                }
             )
-            return list(rows.all())
+        for lead_id, assigned_at, rep_id, status in assignments:
+            out[lead_id].append(
+                {
+                    "type": "assignment",
+                    "at": assigned_at.isoformat(),
+                    "rep_id": str(rep_id),
+                    "status": status,
+                }
+            )
+        for items in out.values():
+            items.sort(key=lambda i: i["at"] or "", reverse=True)
+            del items[limit:]
+        return out
 
-    async def rep(self, rep_id: uuid.UUID) -> Rep | None:
+    # -- MQL nurture -------------------------------------------------------------------
+
+    async def _enrol_in_nurture(
+        self, session: AsyncSession, transitions: list[Transition]
+    ) -> set[str]:
+        """A ``lead.nurture`` webhook to the first track whose conditions match."""
+        tracks = (
+            await session.scalars(
+                select(NurtureTrack).order_by(NurtureTrack.position, NurtureTrack.created_at)
+            )
+        ).all()
+        enrolled: set[str] = set()
+        for transition in transitions:
+            lead = lead_facts(transition)
+            track = next(
+                (t for t in tracks if all(Condition(**c).matches(lead) for c in t.conditions)),
+                None,
+            )
+            if track is None:
+                continue
+            session.add(
+                OutboxRow(
+                    kind="webhook",
+                    message_id=f"msg_nurture_{transition.transition_id}"[:80],
+                    track_id=track.id,
+                    target_url=track.webhook_url,
+                    payload=nurture_payload(transition, track.name),
+                )
+            )
+            enrolled.add(transition.transition_id)
+        return enrolled
+
+    # -- rep actions and escalation ----------------------------------------------------
+
+    async def close_assignment(
+        self, lead_id: str, rep_id: uuid.UUID | None, kind: str, now: datetime
+    ) -> AssignmentRow | None:
+        """A rep's action on their open lead: ``contacted`` and ``rejected`` free the slot
+        (it no longer counts against capacity); ``accepted`` keeps it open."""
+        async with self._sessions.begin() as session:
+            query = select(AssignmentRow).where(
+                AssignmentRow.lead_id == lead_id, AssignmentRow.status == OPEN
+            )
+            if rep_id is not None:
+                query = query.where(AssignmentRow.rep_id == rep_id)
+            row = await session.scalar(
+                query.order_by(AssignmentRow.assigned_at.desc()).limit(1).with_for_update()
+            )
+            if row is None or kind == "accepted":
+                return row
+            row.status = kind
+            row.closed_at = now
+            await _one_less_open(session, row.rep_id)
+            return row
+
+    async def escalate(
+        self, assignment_id: uuid.UUID, now: datetime, max_reassignments: int
+    ) -> Escalated:
+        """An SLA breach on ``assignment_id``: take the lead back and give it to the next
+        available rep of the same pool's policy, or tell the pool's manager; at most
+        ``max_reassignments`` times per lead (the pool's own cap wins when set)."""
+        async with self._sessions.begin() as session:
+            previous = await session.get(AssignmentRow, assignment_id, with_for_update=True)
+            if previous is None or previous.status != OPEN:
+                return Escalated("not_open")
+            pool = await session.get(PoolRow, previous.pool_id) if previous.pool_id else None
+            cap = pool.max_reassignments if pool else max_reassignments
+            if previous.reassignments >= cap:
+                return Escalated("capped")
+            first = await session.get(RoutedTransition, previous.transition_id)
+            if first is None:
+                return Escalated("not_open")
+            transition = Transition.model_validate(first.payload)
+            if pool is not None and pool.escalation == "manager" and pool.manager_rep_id:
+                previous.status = "escalated"
+                await _one_less_open(session, previous.rep_id)
+                session.add(
+                    OutboxRow(
+                        kind="webhook",
+                        message_id=f"msg_escalated_{previous.id}",
+                        rep_id=pool.manager_rep_id,
+                        payload={
+                            "type": "lead.escalated",
+                            "timestamp": now.isoformat(),
+                            "data": {
+                                "assignment_id": str(previous.id),
+                                "lead_id": previous.lead_id,
+                                "rep_id": str(previous.rep_id),
+                                "pool": pool.name,
+                                "reason": "sla_breached",
+                            },
+                        },
+                    )
+                )
+                return Escalated("manager_notified")
+            assigned = await self._assign_many(
+                session, [transition], now, exclude=frozenset({previous.rep_id}), previous=previous
+            )
+            if not assigned:
+                return Escalated("kept")
+            [assignment] = assigned.values()
+            previous.status = "taken_back"
+            previous.closed_at = now
+            await _one_less_open(session, previous.rep_id)
+            session.add(
+                OutboxRow(
+                    kind="webhook",
+                    message_id=f"msg_taken_back_{previous.id}",
+                    rep_id=previous.rep_id,
+                    payload=taken_back_payload(previous, assignment.rep_id, now),
+                )
+            )
+            return Escalated("reassigned", assignment)
+
+    async def rep_loads(self) -> dict[uuid.UUID, int]:
         async with self._sessions() as session:
-            return await session.get(Rep, rep_id)
+            return dict((await session.execute(select(Rep.id, Rep.open_leads))).all())
+
+    # -- the outbox --------------------------------------------------------------------
+
+    async def lease_due(
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 50,
+        room: Callable[[str], int] | None = None,
+    ) -> list[Leased]:
+        """Claim due outbox rows for ``lease``; another dispatcher skips them meanwhile,
+        and takes them over if this one dies before finishing. At most ``room(endpoint)``
+        rows per endpoint (see :func:`endpoint_key`) are claimed; the rest stay free.
+        Each comes with its webhook target (URL and secret; None when disabled/deleted)."""
+        outbox = OutboxRow.__table__
+        async with self._engine.begin() as conn:
+            due = (
+                await conn.execute(
+                    select(outbox.c.id, outbox.c.kind, outbox.c.rep_id, outbox.c.track_id)
+                    .where(
+                        outbox.c.status == "pending",
+                        outbox.c.next_attempt_at <= now,
+                        (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
+                    )
+                    .order_by(outbox.c.id)
+                    .limit(max(limit * 4, 100))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            taken: Counter[str] = Counter()
+            chosen = []
+            for row_id, kind, rep_id, track_id in due:
+                key = endpoint_key(kind, rep_id, track_id)
+                if room is not None and taken[key] >= room(key):
+                    continue
+                taken[key] += 1
+                chosen.append(row_id)
+                if len(chosen) >= limit:
+                    break
+            if not chosen:
+                return []
+            rows = (
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(chosen))
+                    .values(lease_until=now + lease)
+                    .returning(*outbox.c)
+                )
+            ).all()
+            targets = await self._targets(
+                conn,
+                {r.rep_id for r in rows if r.kind == "webhook" and r.rep_id is not None},
+                {r.track_id for r in rows if r.kind == "webhook" and r.track_id is not None},
+            )
+        return [
+            Leased(row, targets.get(row.rep_id or row.track_id))
+            for row in sorted(rows, key=lambda r: r.id)
+        ]
+
+    async def _targets(
+        self, conn: AsyncConnection, rep_ids: set[uuid.UUID], track_ids: set[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, str] | None]:
+        out: dict[uuid.UUID, tuple[str, str] | None] = {}
+        if rep_ids:
+            for rep_id, url, secret, disabled in (
+                await conn.execute(
+                    select(
+                        Rep.id, Rep.webhook_url, Rep.webhook_secret, Rep.webhook_disabled_at
+                    ).where(Rep.id.in_(rep_ids))
+                )
+            ).all():
+                out[rep_id] = None if disabled else (url, secret)
+        if track_ids:
+            for track_id, url, secret in (
+                await conn.execute(
+                    select(
+                        NurtureTrack.id, NurtureTrack.webhook_url, NurtureTrack.webhook_secret
+                    ).where(NurtureTrack.id.in_(track_ids))
+                )
+            ).all():
+                out[track_id] = (url, secret)
+        return out
+
+    async def track(self, track_id: uuid.UUID) -> NurtureTrack | None:
+        async with self._sessions() as session:
+            return await session.get(NurtureTrack, track_id)
+
+    async def release_many(self, row_ids: list[int]) -> None:
+        """Give leased rows back untried, for any router's next lease."""
+        if not row_ids:
+            return
+        outbox = OutboxRow.__table__
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_(row_ids)).values(lease_until=None)
+            )
 
     async def mark_delivered(self, row_id: int, now: datetime) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row_id)
+        await self.mark_delivered_many([row_id], now)
+
+    async def mark_delivered_many(self, row_ids: list[int], now: datetime) -> None:
+        if not row_ids:
+            return
+        outbox = OutboxRow.__table__
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(row_ids))
                 .values(
                     status="delivered",
                     delivered_at=now,
                     lease_until=None,
-                    attempts=OutboxRow.attempts + 1,
+                    attempts=outbox.c.attempts + 1,
                 )
             )
 
@@ -239,3 +821,137 @@ class RouterStore:
             await session.execute(
                 update(Rep).where(Rep.id == rep_id).values(webhook_disabled_at=now)
             )
+
+    async def dead_letters(self, limit: int = 100) -> list[OutboxRow]:
+        async with self._sessions() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(OutboxRow)
+                        .where(OutboxRow.status == "dead")
+                        .order_by(OutboxRow.id.desc())
+                        .limit(limit)
+                    )
+                ).all()
+            )
+
+    async def replay(self, row_id: int, now: datetime) -> OutboxRow | None:
+        """Put a dead message back in line (attempts start again; a disabled rep endpoint
+        is re-enabled, since the operator asked for delivery)."""
+        async with self._sessions.begin() as session:
+            row = await session.get(OutboxRow, row_id, with_for_update=True)
+            if row is None or row.status != "dead":
+                return None
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+            row.lease_until = None
+            if row.rep_id is not None:
+                await session.execute(
+                    update(Rep).where(Rep.id == row.rep_id).values(webhook_disabled_at=None)
+                )
+            return row
+
+
+async def _one_less_open(session: AsyncSession, rep_id: uuid.UUID) -> None:
+    await session.execute(update(Rep).where(Rep.id == rep_id).values(open_leads=Rep.open_leads - 1))
+
+
+@dataclass(frozen=True)
+class Leased:
+    """An outbox row this router now owns for a while, and where a webhook row goes."""
+
+    row: Any  # the outbox row (a Core Row with OutboxRow's column names)
+    target: tuple[str, str] | None  # webhook URL and signing secret
+
+
+def endpoint_key(kind: str, rep_id: uuid.UUID | None, track_id: uuid.UUID | None) -> str:
+    """Where an outbox row goes, for concurrency limits and metrics."""
+    if kind != "webhook":
+        return "kafka"
+    if rep_id is not None:
+        return f"rep:{rep_id}"
+    return f"track:{track_id}"
+
+
+@dataclass
+class _Inputs:
+    """The team as routing sees it, updated in memory as a batch is decided."""
+
+    reps: dict[uuid.UUID, RepState]
+    pools: list[Pool]
+    rules: list[Rule] = field(default_factory=list)
+    targets: dict[uuid.UUID, tuple[str, str] | None] = field(default_factory=dict)
+
+    def record(self, decision: Decision, turn: int) -> None:
+        rep = self.reps[decision.rep_id]
+        self.reps[decision.rep_id] = replace(rep, open_leads=rep.open_leads + 1, last_turn=turn)
+        if decision.pool_id is not None:
+            self.pools = [
+                replace(p, current={**p.current, **decision.pool_current})
+                if p.pool_id == decision.pool_id
+                else p
+                for p in self.pools
+            ]
+
+
+def _routed_row(t: Transition) -> dict[str, Any]:
+    if t.to_stage == Stage.SQL:
+        status = "queued"
+    elif t.to_stage == Stage.MQL:
+        status = "nurtured"
+    else:
+        status = "ignored"
+    return {
+        "transition_id": t.transition_id,
+        "lead_id": t.lead_id,
+        "to_stage": t.to_stage.value,
+        "status": status,
+        "payload": t.model_dump(mode="json", by_alias=True),
+    }
+
+
+def _outbox(**fields: Any) -> dict[str, Any]:
+    defaults = {"rep_id": None, "topic": None, "key": None, "track_id": None, "target_url": None}
+    return defaults | fields
+
+
+def nurture_payload(transition: Transition, track: str) -> dict[str, Any]:
+    return {
+        "type": "lead.nurture",
+        "timestamp": transition.occurred_at.isoformat(),
+        "data": {
+            "lead_id": transition.lead_id,
+            "transition_id": transition.transition_id,
+            "track": track,
+            "score": transition.score,
+            "fit": transition.fit,
+            "engagement": transition.engagement,
+            "reason": transition.reason,
+            "trigger_event": transition.trigger_event,
+            "qualified_at": transition.occurred_at.isoformat(),
+        },
+    }
+
+
+def rep_state(rep: Rep, open_leads: int) -> RepState:
+    return RepState(
+        rep_id=rep.id,
+        status=rep.status,
+        calendar=calendar_of(rep),
+        capacity=rep.capacity,
+        weight=rep.weight,
+        skills=rep.skills or {},
+        open_leads=open_leads,
+        last_turn=rep.last_turn,
+        webhook_disabled=rep.webhook_disabled_at is not None,
+    )
+
+
+def calendar_of(rep: Rep) -> Calendar:
+    return Calendar(
+        timezone=rep.timezone or "UTC",
+        hours=parse_working_hours(rep.working_hours),
+        out_of_office=tuple(
+            (datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"]))
+            for r in rep.out_of_office or []
+        ),
+    )

@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Sequence,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import func
@@ -27,6 +38,86 @@ class Rep(Base):
     status: Mapped[str] = mapped_column(String(16), default="online")
     webhook_disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # 0002: availability, capacity, fairness, skills, per-rep token.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    working_hours: Mapped[dict[str, list[str]] | None] = mapped_column(JSONB)
+    out_of_office: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    skills: Mapped[dict[str, list[str]]] = mapped_column(JSONB, default=dict)
+    last_turn: Mapped[int | None] = mapped_column(BigInteger)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 0003: assignments with status 'open', maintained by every change of status.
+    open_leads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+TURNS = Sequence("assignment_turn", metadata=Base.metadata)
+
+
+class Pool(Base):
+    """A team: members, the strategy that picks among them, and its escalation policy."""
+
+    __tablename__ = "pools"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    strategy: Mapped[str] = mapped_column(String(16), default="round_robin")
+    express: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation: Mapped[str] = mapped_column(String(16), default="next_rep")
+    manager_rep_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("router.reps.id", ondelete="SET NULL")
+    )
+    max_reassignments: Mapped[int] = mapped_column(Integer, default=2)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PoolMember(Base):
+    __tablename__ = "pool_members"
+
+    pool_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("router.pools.id", ondelete="CASCADE"), primary_key=True
+    )
+    rep_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("router.reps.id", ondelete="CASCADE"), primary_key=True
+    )
+    wrr_current: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RoutingRule(Base):
+    __tablename__ = "routing_rules"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    pool_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("router.pools.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Account(Base):
+    """A company domain and the rep who owns it."""
+
+    __tablename__ = "accounts"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    rep_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("router.reps.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NurtureTrack(Base):
+    """Where MQLs go: a marketing-automation endpoint, chosen by the first matching track."""
+
+    __tablename__ = "nurture_tracks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    position: Mapped[int] = mapped_column(Integer)
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    webhook_url: Mapped[str] = mapped_column(Text)
+    webhook_secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -49,8 +140,9 @@ class AssignmentRow(Base):
     __tablename__ = "assignments"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    # Unique among first assignments (previous_assignment_id IS NULL); see migration 0002.
     transition_id: Mapped[str] = mapped_column(
-        ForeignKey("router.routed_transitions.transition_id"), unique=True
+        ForeignKey("router.routed_transitions.transition_id")
     )
     lead_id: Mapped[str] = mapped_column(String(256), index=True)
     rep_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("router.reps.id"), index=True)
@@ -58,6 +150,14 @@ class AssignmentRow(Base):
     express: Mapped[bool] = mapped_column(Boolean, default=False)
     qualified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # 0002: open until contacted, rejected or taken back; open leads count against capacity.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pool_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    turn: Mapped[int | None] = mapped_column(BigInteger)
+    reassignments: Mapped[int] = mapped_column(Integer, default=0)
+    previous_assignment_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    sla_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxRow(Base):
@@ -81,3 +181,6 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 0002: webhooks that do not go to a rep (nurture tracks, managers).
+    target_url: Mapped[str | None] = mapped_column(Text)
+    track_id: Mapped[uuid.UUID | None] = mapped_column(UUID)

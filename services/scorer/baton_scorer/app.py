@@ -1,42 +1,98 @@
-"""The streaming shell around the pure scoring core.
+"""The streaming shell around the pure scoring core (faust-streaming).
 
-Flow: ``leads.events`` (keyed by lead id) → decode (poison → ``leads.events.dlq``)
-→ ``lifecycle.apply_event`` with the lead's state from the ``leads`` table
-(changelogged, so another worker recovers it) → transition, if any, to
-``leads.transitions``. Transition ids are deterministic, so a re-emission after
-a crash is absorbed by every consumer's dedup on ``transition_id``.
+Flow, in order:
+
+1. ``score`` reads ``leads.events``, ``leads.activity`` and the internal
+   ``baton-scorer-stitched`` topic in batches (``noack_take``). A record that
+   cannot be decoded or scored goes to ``<topic>.dlq`` with the error.
+2. An event with an ``anonymous_id`` is repartitioned by that id to the internal
+   ``baton-scorer-identity`` topic, where ``stitch_identities`` keeps the
+   ``aliases`` table (:mod:`baton_scorer.identity`): anonymous events wait there
+   until an identify links them, then come back re-keyed to the lead through
+   ``baton-scorer-stitched``.
+3. Other events (and rep rejections) run through the pure core
+   (:func:`baton_scorer.lifecycle.score_event`) against the lead's state from the
+   changelogged ``leads`` table.
+4. Per batch, in this order: the transitions are produced and *acknowledged* by
+   Kafka, then each touched lead's state is written once to the table
+   (changelog), then the input events are acked (offsets commit after that).
+   A crash anywhere re-processes the batch: a transition is never lost, and a
+   re-emitted one carries the same deterministic ``transition_id``
+   (lead, stage, trigger), on which every consumer dedups (the router has a
+   primary key on it).
+5. ``fire_timers`` (every second) recycles SQL leads whose cold timer is due —
+   without any new event — from a heap rebuilt from the table after each
+   rebalance; ``reload_rules`` swaps in a changed rules file.
+
+Throughput: faust's per-event machinery (one stream step, one changelog write,
+one ack per event) holds a worker to a few hundred events/s with the defaults;
+batching with ``noack_take``, one changelog write per lead per batch, bigger
+stream buffers and a producer linger remove that (see bench/scorer.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 from aiohttp import web
-from prometheus_client import Counter
 from pydantic import ValidationError
 
+from baton_scorer import metrics as m
 from baton_scorer.config import ScorerSettings
-from baton_scorer.lifecycle import LeadState, apply_event
-from baton_scorer.rules import Rules
+from baton_scorer.identity import Alias, stitch
+from baton_scorer.lifecycle import LeadState, apply_rep_action, expire, score_event
+from baton_scorer.rules_source import RulesSource
+from baton_scorer.timers import TimerQueue
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
 from baton_shared.metrics import exposition
-from baton_shared.schemas import DeadLetter, LeadEvent, decode
+from baton_shared.schemas import Activity, ActivityKind, DeadLetter, LeadEvent, Transition, decode
 from baton_shared.topics import dlq
 
 log = get_logger(__name__)
 
-EVENTS = Counter("baton_scorer_events_total", "Events scored", ["outcome"])
-TRANSITIONS = Counter("baton_scorer_transitions_total", "Stage transitions emitted", ["to_stage"])
+BATCH_WITHIN_SECONDS = 0.25
+TIMER_TICK_SECONDS = 1.0
 
 
 def faust_broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{hostport.strip()}" for hostport in bootstrap_servers.split(","))
 
 
-def create_app(settings: ScorerSettings, rules: Rules) -> faust.App:
+def internal_topics(settings: ScorerSettings) -> tuple[str, str]:
+    """The repartition topics: by anonymous id, and stitched back by lead id."""
+    group = settings.topics.group("baton-scorer")
+    return f"{group}-identity", f"{group}-stitched"
+
+
+class Scorer:
+    """The per-worker state around the core: caches, timers, rules in use."""
+
+    def __init__(self, app: faust.App, settings: ScorerSettings, source: RulesSource) -> None:
+        self.app = app
+        self.source = source
+        self.states: dict[str, LeadState] = {}
+        self.aliases: dict[str, Alias] = {}
+        self.timers = TimerQueue()
+        self.timers_stale = True
+        self.last_event_at: float | None = None
+
+    def reset_caches(self) -> None:
+        """After a rebalance the table is the truth again."""
+        self.states.clear()
+        self.aliases.clear()
+        self.timers.clear()
+        self.timers_stale = True
+
+
+def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
     topics = settings.topics
+    identity_name, stitched_name = internal_topics(settings)
     app = faust.App(
         topics.group("baton-scorer"),
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
@@ -45,81 +101,325 @@ def create_app(settings: ScorerSettings, rules: Rules) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         producer_acks=-1,
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
+        stream_buffer_maxsize=32_768,
+        broker_max_poll_records=5_000,
+        broker_commit_interval=1.0,
+        # A SIGKILLed worker holds its partitions until its session expires.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        table_standby_replicas=0,
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,
         consumer_auto_offset_reset="earliest",
     )
-    events_topic = app.topic(
-        topics.events,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    transitions_topic = app.topic(
-        topics.transitions,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    dlq_topic = app.topic(
-        dlq(topics.events),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    leads = app.Table(
-        "leads", default=None, partitions=settings.topic_partitions, key_type=str, value_type=None
-    )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    inputs = app.topic(topics.events, topics.activity, stitched_name, **raw)
+    identity_topic = app.topic(identity_name, **raw)
+    stitched_topic = app.topic(stitched_name, **raw)
+    transitions_topic = app.topic(topics.transitions, **raw)
+    table_options: dict[str, Any] = {
+        "default": None,
+        "partitions": settings.topic_partitions,
+        # Raw bytes keys and values: a changelog record's key is the lead id exactly
+        # as on the source topics, so the same partitioner puts it in the same
+        # partition (a JSON-encoded key would hash elsewhere and be recovered by
+        # the wrong worker). Values are orjson-encoded LeadState / Alias.
+        "key_type": bytes,
+        "value_type": bytes,
+        # Writes land in the changelog partition of the key, so a batch may write
+        # many leads after its last event.
+        "use_partitioner": True,
+    }
+    leads = app.Table("leads", **table_options)
+    aliases = app.Table("aliases", **table_options)
+    scorer = Scorer(app, settings, source)
 
-    @app.agent(events_topic)
-    async def score(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
+    def load_state(lead_id: str) -> LeadState:
+        state = scorer.states.get(lead_id)
+        if state is None:
+            stored = leads.get(lead_id.encode())
+            state = LeadState.from_dict(orjson.loads(stored)) if stored else LeadState()
+            scorer.states[lead_id] = state
+        return state
+
+    async def save(table: Any, states: dict[str, LeadState]) -> None:
+        """Write states to the table and its changelog, one record per lead.
+
+        faust's ``table[key] = value`` costs a full send path per key; this writes
+        the local store and produces the changelog records directly (same topic,
+        same partitioner as the source), then waits for all of them, so the state
+        is durable before the batch's offsets are acked.
+        """
+        changelog = table.changelog_topic.get_topic_name()
+        futures = []
+        for key, state in states.items():
+            value = orjson.dumps(state.to_dict())
+            raw_key = key.encode()
+            table.data[raw_key] = value
+            futures.append(await app.producer.send(changelog, raw_key, value, None, None, None))
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def dead_letter(event: Any, error: str) -> None:
+        m.EVENTS.labels(outcome="dead_letter").inc()
+        m.DEAD_LETTERS.inc()
+        letter = _dead_letter(event, event.value, error)
+        source_topic = topics.activity if event.message.topic == topics.activity else topics.events
+        await app.producer.send(
+            dlq(source_topic), event.message.key, letter.to_bytes(), None, None, None
+        )
+
+    async def publish(transitions: list[Transition]) -> None:
+        """Produce and wait for Kafka's acknowledgement of every transition."""
+        if not transitions:
+            return
+        emitted_at = utcnow()
+        futures = []
+        for t in transitions:
+            stamped = t.model_copy(update={"emitted_at": emitted_at})
+            futures.append(
+                await app.producer.send(
+                    transitions_topic.get_topic_name(),
+                    t.lead_id.encode(),
+                    stamped.to_bytes(),
+                    None,
+                    None,
+                    None,
+                )
+            )
+            m.TRANSITIONS.labels(
+                to_stage=t.to_stage.value, reason=(t.reason_kind or "").__str__()
+            ).inc()
+            log.info(
+                "lead_transition",
+                lead_id=t.lead_id,
+                to_stage=t.to_stage.value,
+                reason=t.reason_kind,
+                score=t.score,
+                transition_id=t.transition_id,
+                rules_version=t.rules_version,
+            )
+        await asyncio.gather(*futures)
+
+    async def score_batch(events: list[Any]) -> None:
+        started = time.perf_counter()
+        rules = source.rules
+        out: list[Transition] = []
+        touched: set[str] = set()
+        forwards = []
+        for ev in events:
+            topic = ev.message.topic
             try:
-                event = decode(LeadEvent, raw)
-            except ValidationError as exc:
-                EVENTS.labels(outcome="dead_letter").inc()
-                letter = _dead_letter(stream.current_event, raw, str(exc))
-                await dlq_topic.send(key=stream.current_event.key, value=letter.to_bytes())
+                if topic == topics.activity:
+                    activity = decode(Activity, ev.value)
+                    if activity.kind != ActivityKind.REJECTED:
+                        continue
+                    state = load_state(activity.lead_id)
+                    _, transitions = apply_rep_action(
+                        state,
+                        activity.lead_id,
+                        activity.activity_id,
+                        "rejected",
+                        activity.occurred_at.timestamp(),
+                        rules,
+                        reason=activity.reason,
+                    )
+                    touched.add(activity.lead_id)
+                    out += transitions
+                    continue
+                event = decode(LeadEvent, ev.value)
+                if topic == topics.events and event.anonymous_id is not None:
+                    forwards.append(
+                        await app.producer.send(
+                            identity_topic.get_topic_name(),
+                            event.anonymous_id.encode(),
+                            ev.value,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
+                    continue
+                state = load_state(event.lead_id)
+                if event.event_id in state.seen:
+                    m.EVENTS.labels(outcome="duplicate").inc()
+                    continue
+                _, transitions = score_event(state, event, rules)
+            except (ValidationError, ValueError, TypeError, KeyError) as exc:
+                await dead_letter(ev, f"{type(exc).__name__}: {exc}")
                 continue
-            stored = leads.get(event.lead_id)
-            state = LeadState.from_dict(stored) if stored else LeadState()
-            new_state, transition = apply_event(state, event, rules)
-            if new_state is not state:
-                leads[event.lead_id] = new_state.to_dict()
-            EVENTS.labels(outcome="scored" if new_state is not state else "duplicate").inc()
-            if transition is not None:
-                TRANSITIONS.labels(to_stage=transition.to_stage.value).inc()
-                await transitions_topic.send(
-                    key=event.lead_id.encode(), value=transition.to_bytes()
+            m.EVENTS.labels(outcome="scored").inc()
+            scorer.last_event_at = event.occurred_at.timestamp()
+            touched.add(event.lead_id)
+            out += transitions
+        await publish(out)
+        if forwards:
+            await asyncio.gather(*forwards)
+        await save(leads, {lead_id: scorer.states[lead_id] for lead_id in touched})
+        for lead_id in touched:
+            scorer.timers.schedule(lead_id, scorer.states[lead_id].due)
+        m.BATCH_SECONDS.set(time.perf_counter() - started)
+
+    @app.agent(inputs)
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        # Pipeline depth one: batch N is scored in a task while faust fills batch N+1
+        # (noack_take stalls delivery while the loop body runs). Batches still run
+        # strictly one after another, and each is acked only once it is durable.
+        previous: asyncio.Task[None] | None = None
+
+        async def process(events: list[Any]) -> None:
+            await score_batch(events)
+            for ev in events:
+                await stream.ack(ev)
+
+        async for batch in stream.noack_take(settings.batch_max, within=BATCH_WITHIN_SECONDS):
+            if previous is not None:
+                await previous
+            previous = asyncio.create_task(process(list(batch)))
+
+    async def stitch_batch(events: list[Any]) -> None:
+        touched: dict[str, Alias] = {}
+        sends = []
+        for ev in events:
+            try:
+                event = decode(LeadEvent, ev.value)
+                anonymous = event.anonymous_id or ""
+                alias = scorer.aliases.get(anonymous) or _load_alias(
+                    aliases.get(anonymous.encode())
                 )
-                log.info(
-                    "lead_transition",
-                    lead_id=event.lead_id,
-                    to_stage=transition.to_stage.value,
-                    score=transition.score,
-                    express=transition.express,
-                    rules_version=rules.version,
+                scorer.aliases[anonymous] = alias
+                released = stitch(alias, event)
+            except (ValidationError, ValueError, TypeError, KeyError) as exc:
+                await dead_letter(ev, f"{type(exc).__name__}: {exc}")
+                continue
+            if not released:
+                m.EVENTS.labels(outcome="held_anonymous").inc()
+            touched[anonymous] = alias
+            for e in released:
+                sends.append(
+                    await app.producer.send(
+                        stitched_topic.get_topic_name(),
+                        e.lead_id.encode(),
+                        e.to_bytes(),
+                        None,
+                        None,
+                        None,
+                    )
                 )
+        if sends:
+            await asyncio.gather(*sends)
+        for anonymous, alias in touched.items():
+            aliases[anonymous.encode()] = _dump_alias(alias)
+
+    @app.agent(identity_topic)
+    async def stitch_identities(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.noack_take(settings.batch_max, within=BATCH_WITHIN_SECONDS):
+            await stitch_batch(list(batch))
+            for ev in batch:
+                await stream.ack(ev)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        scorer.reset_caches()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        scorer.reset_caches()
+
+    @app.timer(TIMER_TICK_SECONDS)
+    async def fire_timers() -> None:
+        if app.rebalancing or not app.consumer.assignment():
+            return
+        if scorer.timers_stale:
+            for key, stored in list(leads.items()):
+                due = orjson.loads(stored).get("due") if stored else None
+                scorer.timers.schedule(key.decode(), due)
+            scorer.timers_stale = False
+        now = time.time()
+        rules = source.rules
+        out: list[Transition] = []
+        fired = []
+        for lead_id in scorer.timers.pop_due(now):
+            state = load_state(lead_id)
+            transitions = expire(state, lead_id, now, rules)
+            out += transitions
+            fired.append(lead_id)
+            m.TIMERS_FIRED.inc(len(transitions))
+        await publish(out)
+        await save(leads, {lead_id: scorer.states[lead_id] for lead_id in fired})
+        for lead_id in fired:
+            scorer.timers.schedule(lead_id, scorer.states[lead_id].due)
+        _observe(app, scorer, leads, aliases)
+
+    @app.timer(TIMER_TICK_SECONDS)
+    async def reload_rules() -> None:
+        if source.poll():
+            scorer.timers_stale = True  # due times may move with the new rules
 
     @app.page("/healthz")
     async def healthz(self: Any, request: web.Request) -> web.Response:
         ready = app.rebalancing is False and bool(app.consumer.assignment())
-        body = {"status": "ready" if ready else "unavailable", "checks": {"kafka": ready}}
+        body = {
+            "status": "ready" if ready else "unavailable",
+            "checks": {"kafka": ready},
+            "rules_version": source.rules.version,
+        }
         return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
-    async def metrics(self: Any, request: web.Request) -> web.Response:
+    async def metrics_page(self: Any, request: web.Request) -> web.Response:
         body, content_type = exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
+    app.scorer = scorer  # type: ignore[attr-defined]
     return app
 
 
-def _dead_letter(event: Any, raw: bytes, error: str) -> DeadLetter:
+def _observe(app: faust.App, scorer: Scorer, leads: Any, aliases: Any) -> None:
+    if scorer.last_event_at is not None:
+        m.EVENT_TIME_LAG.set(max(0.0, time.time() - scorer.last_event_at))
+    m.TABLE_SIZE.labels(table="leads").set(len(leads))
+    m.TABLE_SIZE.labels(table="aliases").set(len(aliases))
+    try:
+        consumer = app.consumer
+        lag = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            read = consumer._read_offset.get(tp)
+            if high is not None and read is not None:
+                lag += max(0, high - read - 1)
+        m.CONSUMER_LAG.set(lag)
+    except Exception:  # lag is best effort; never break the timer over it
+        pass
+
+
+def _load_alias(stored: bytes | None) -> Alias:
+    if not stored:
+        return Alias()
+    raw = orjson.loads(stored)
+    pending = [LeadEvent.model_validate(e) for e in raw.get("pending", [])]
+    return Alias(lead_id=raw.get("lead_id"), pending=pending, dropped=raw.get("dropped", 0))
+
+
+def _dump_alias(alias: Alias) -> bytes:
+    return orjson.dumps(
+        {
+            "lead_id": alias.lead_id,
+            "pending": [e.model_dump(mode="json", by_alias=True) for e in alias.pending],
+            "dropped": alias.dropped,
+        }
+    )
+
+
+def _dead_letter(event: Any, raw: Any, error: str) -> DeadLetter:
     message = event.message
     return DeadLetter(
         source_topic=message.topic,
@@ -129,5 +429,5 @@ def _dead_letter(event: Any, raw: bytes, error: str) -> DeadLetter:
         value=raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw),
         error=error[:2000],
         consumer="baton-scorer",
-        failed_at=utcnow(),
+        failed_at=datetime.now(UTC),
     )

@@ -14,3 +14,4 @@ class ScorerSettings(ServiceSettings):
     port: int = Field(default=8003, alias="BATON_SCORER_PORT")
     data_dir: Path = Field(default=Path(".devstack/scorer"), alias="BATON_SCORER_DATA_DIR")
     rules_file: Path | None = Field(default=None, alias="BATON_SCORER_RULES_FILE")
+    batch_max: int = Field(default=2000, ge=1, alias="BATON_SCORER_BATCH_MAX")

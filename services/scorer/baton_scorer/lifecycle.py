@@ -1,111 +1,423 @@
-"""A lead's stage, moved by events in event time. Pure: plain data in, plain data out.
+"""A lead's stage, moved by events in event time. Pure: no clock reads, no I/O.
 
-``apply_event(state, event, rules)`` returns the new state and the transition
-it caused, if any. A lead moves forward only (new → mql → sql) here; recycling
-and disqualification come with the full rules engine.
+The core the stream and a future ``baton replay`` share:
+
+* :func:`score_event` — dedup, traits and fit, engagement (caps, first-time-only,
+  per-group decay), then the stage decision at the lead's event-time watermark
+  (the latest event time seen; a late event is never scored "in the past", which
+  would un-decay newer points). It first fires a cold timer that an event newer
+  than it proves has passed, so replay and the live stream agree.
+* :func:`due_at` — when the lead's recycle timer fires (closed form).
+* :func:`expire` — fire that timer at a given event time.
+* :func:`apply_rep_action` — a rep's BANT confirmation or rejection.
+
+For speed the hot path (``score_event``) updates the state it is given in place
+and returns it; :func:`apply_event` is the copying, functional form.
+
+Stages: new → mql → sql; sql → recycled (nurture, MQL level) when cold, decayed
+or rejected; recycled → sql again at ``sql + hysteresis``; any → disqualified on
+a competitor's email domain. Transition ids are ``stable_id(lead, stage, trigger)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import copy
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from baton_scorer.decay import Engagement
-from baton_scorer.points import engagement_points, fit_points, is_express
-from baton_scorer.rules import Rules
+from baton_scorer.decay import Engagement, sum_falls_below_at
+from baton_scorer.points import express_lane, fit_points, is_competitor, matching_rules
+from baton_scorer.rules import DEFAULT_GROUP, CompiledRule, Rules
 from baton_shared.ids import stable_id
-from baton_shared.schemas import LeadEvent, Stage, Transition
+from baton_shared.schemas import LeadEvent, ReasonKind, Signal, Stage, Transition
 
-STAGE_ORDER = {Stage.NEW: 0, Stage.RECYCLED: 0, Stage.MQL: 1, Stage.SQL: 2}
+STAGE_ORDER = {Stage.NEW: 0, Stage.RECYCLED: 1, Stage.MQL: 1, Stage.SQL: 2}
 DEDUP_WINDOW = 500
+TOP_SIGNALS = 3
+CAP_HORIZON_SECONDS = 90 * 86_400  # capped windows older than this behind the watermark are dropped
 
 
-@dataclass(frozen=True)
+@dataclass
 class LeadState:
-    """What the scorer remembers about one lead."""
+    """What the scorer remembers about one lead (JSON-able through to_dict/from_dict)."""
 
     stage: Stage = Stage.NEW
     fit: float = 0.0
-    engagement: Engagement = field(default_factory=Engagement)
+    groups: dict[str, Engagement] = field(default_factory=dict)
+    signals: dict[str, Engagement] = field(default_factory=dict)
+    # label -> window start (str) -> [[event_time, event_id, counted_points], ...] in time order
+    capped: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
     email: str | None = None
-    recent_event_ids: tuple[str, ...] = ()
+    seen: dict[str, None] = field(default_factory=dict)
+    watermark: float | None = None
+    last_engaged_at: float | None = None
+    stage_at: float | None = None
+    bant: tuple[str, ...] = ()
+    sql_ready: bool = False
+    # A lower bound of due_at() (positive points only push it later): timers fire at it,
+    # then recompute; kept so the hot path need not solve for the crossing on every event.
+    due: float | None = None
+
+    @property
+    def engagement(self) -> Engagement:
+        """The default group's pair (all engagement when no groups are configured)."""
+        return self.groups.get(DEFAULT_GROUP, Engagement())
+
+    @property
+    def recent_event_ids(self) -> tuple[str, ...]:
+        return tuple(self.seen)
+
+    def engagement_at(self, t: float, rules: Rules) -> float:
+        hl = rules.compiled.group_half_life
+        h0 = rules.half_life_seconds
+        return sum(e.at(t, hl.get(g, h0)) for g, e in self.groups.items())
+
+    def score_at(self, t: float, rules: Rules) -> float:
+        return self.fit + self.engagement_at(t, rules)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage.value,
             "fit": self.fit,
-            "engagement": [self.engagement.value, self.engagement.ref_at],
+            "groups": {g: [e.value, e.ref_at] for g, e in self.groups.items()},
+            "signals": {s: [e.value, e.ref_at] for s, e in self.signals.items()},
+            "capped": self.capped,
             "traits": self.traits,
             "email": self.email,
-            "recent_event_ids": list(self.recent_event_ids),
+            "recent_event_ids": list(self.seen),
+            "watermark": self.watermark,
+            "last_engaged_at": self.last_engaged_at,
+            "stage_at": self.stage_at,
+            "bant": list(self.bant),
+            "sql_ready": self.sql_ready,
+            "due": self.due,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> LeadState:
-        value, ref_at = raw["engagement"]
         return cls(
             stage=Stage(raw["stage"]),
             fit=raw["fit"],
-            engagement=Engagement(value, ref_at),
+            groups={g: Engagement(v, r) for g, (v, r) in raw.get("groups", {}).items()},
+            signals={s: Engagement(v, r) for s, (v, r) in raw.get("signals", {}).items()},
+            capped=raw.get("capped", {}),
             traits=raw["traits"],
             email=raw["email"],
-            recent_event_ids=tuple(raw["recent_event_ids"]),
+            seen=dict.fromkeys(raw["recent_event_ids"]),
+            watermark=raw.get("watermark"),
+            last_engaged_at=raw.get("last_engaged_at"),
+            stage_at=raw.get("stage_at"),
+            bant=tuple(raw.get("bant", ())),
+            sql_ready=raw.get("sql_ready", False),
+            due=raw.get("due"),
         )
+
+    def clone(self) -> LeadState:
+        return copy.deepcopy(self)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What caused a decision: an event, a timer or a rep action."""
+
+    id: str
+    name: str | None
+    at: float
 
 
 def apply_event(
     state: LeadState, event: LeadEvent, rules: Rules
 ) -> tuple[LeadState, Transition | None]:
-    """Score ``event`` into ``state`` and decide, at the event's time, whether the stage moves."""
-    if event.event_id in state.recent_event_ids:
-        return state, None
-    seen = (*state.recent_event_ids, event.event_id)[-DEDUP_WINDOW:]
-    traits = {**state.traits, **event.traits}
-    email = event.email or state.email
+    """Functional form for one event: a new state and the last transition it caused."""
+    new, transitions = score_event(state.clone(), event, rules)
+    return new, (transitions[-1] if transitions else None)
+
+
+def is_duplicate(state: LeadState, event: LeadEvent) -> bool:
+    return event.event_id in state.seen
+
+
+def score_event(
+    state: LeadState, event: LeadEvent, rules: Rules
+) -> tuple[LeadState, list[Transition]]:
+    """Score ``event`` into ``state`` (in place) and return the transitions it causes.
+
+    A duplicate ``event_id`` (within the dedup window) changes nothing.
+    """
+    if event.event_id in state.seen:
+        return state, []
+    seen = state.seen
+    seen[event.event_id] = None
+    if len(seen) > DEDUP_WINDOW:
+        del seen[next(iter(seen))]
     at = event.occurred_at.timestamp()
-    engagement = state.engagement.add(engagement_points(event, rules), at, rules.half_life_seconds)
-    new = replace(
-        state,
-        fit=fit_points(traits, email, rules),
-        engagement=engagement,
-        traits=traits,
-        email=email,
-        recent_event_ids=seen,
-    )
-    eng_now = engagement.at(at, rules.half_life_seconds)
-    score = new.fit + eng_now
-    target, reason, express = _target_stage(new.stage, score, event, rules)
-    if target is None:
-        return new, None
-    transition = Transition(
-        transition_id=stable_id(event.lead_id, target.value, event.event_id),
-        lead_id=event.lead_id,
+    out: list[Transition] = []
+    if state.due is not None and at > state.due:
+        # ``due`` is a lower bound (positive points only push it later): refresh, then fire.
+        state.due = due_at(state, rules)
+        out += expire(state, event.lead_id, at, rules)
+    if state.watermark is None or at > state.watermark:
+        state.watermark = at
+
+    lowered_due = False
+    if event.traits or (event.email and event.email != state.email):
+        if event.traits:
+            state.traits = {**state.traits, **event.traits}
+        state.email = event.email or state.email
+        fit = fit_points(state.traits, state.email, rules)
+        lowered_due = fit < state.fit
+        state.fit = fit
+
+    for rule in matching_rules(event, rules):
+        _add_points(state, rule, event.event_id, at)
+        lowered_due = lowered_due or rule.points < 0
+
+    trigger = Trigger(event.event_id, event.name, at)
+    if state.stage != Stage.DISQUALIFIED and is_competitor(state.email, rules):
+        out.append(
+            _move(
+                state,
+                event.lead_id,
+                Stage.DISQUALIFIED,
+                ReasonKind.DISQUALIFIED,
+                "competitor email domain",
+                trigger,
+                rules,
+                False,
+            )
+        )
+        return state, out
+    lane = express_lane(event, rules)
+    out += _decide(state, event.lead_id, trigger, lane, rules)
+    if state.stage == Stage.SQL and (state.due is None or lowered_due):
+        state.due = due_at(state, rules)
+    return state, out
+
+
+def _add_points(state: LeadState, rule: CompiledRule, event_id: str, at: float) -> None:
+    if rule.points > 0 and (state.last_engaged_at is None or at > state.last_engaged_at):
+        state.last_engaged_at = at  # capped or not, a positive action is engagement
+    if rule.cap_points is None:
+        _credit(state, rule, rule.points, at)
+        return
+    # Capped: within a window the earliest events (event time, then id) count, up to
+    # the cap. Recomputing the window and crediting only the differences keeps the
+    # result independent of arrival order, and linearity keeps it exact.
+    windows = state.capped.setdefault(rule.label, {})
+    key = "all" if rule.window_s is None else str(math.floor(at / rule.window_s))
+    entries = windows.setdefault(key, [])
+    entries.append([at, event_id, 0.0])
+    entries.sort(key=lambda e: (e[0], e[1]))
+    remaining = rule.cap_points
+    kept = []
+    for entry in entries:
+        counted = min(rule.points, remaining)
+        remaining -= counted
+        if counted != entry[2]:
+            _credit(state, rule, counted - entry[2], entry[0])
+            entry[2] = counted
+        if counted > 0:
+            kept.append(entry)
+    windows[key] = kept
+    if rule.window_s is not None and state.watermark is not None:
+        oldest = math.floor((state.watermark - CAP_HORIZON_SECONDS) / rule.window_s)
+        for old in [k for k in windows if int(k) < oldest]:
+            del windows[old]
+
+
+def _credit(state: LeadState, rule: CompiledRule, points: float, at: float) -> None:
+    h = rule.half_life
+    state.groups[rule.group] = state.groups.get(rule.group, Engagement()).add(points, at, h)
+    state.signals[rule.label] = state.signals.get(rule.label, Engagement()).add(points, at, h)
+
+
+def _decide(
+    state: LeadState, lead_id: str, trigger: Trigger, lane: str | None, rules: Rules
+) -> list[Transition]:
+    stage = state.stage
+    if stage in (Stage.DISQUALIFIED, Stage.SQL):
+        return []
+    t = state.watermark if state.watermark is not None else trigger.at
+    score = state.score_at(t, rules)
+    th = rules.thresholds
+    sql_bar = th.sql + (th.hysteresis if stage == Stage.RECYCLED else 0)
+    out: list[Transition] = []
+    if lane is not None or score >= sql_bar:
+        if lane is not None:
+            kind, reason = ReasonKind.EXPRESS_LANE, f"express lane: {lane}"
+        else:
+            kind, reason = (
+                ReasonKind.THRESHOLD,
+                f"score {score:.1f} reached SQL threshold {sql_bar:g}",
+            )
+        missing = _missing_bant(state, rules)
+        if not missing:
+            out.append(
+                _move(state, lead_id, Stage.SQL, kind, reason, trigger, rules, lane is not None)
+            )
+            return out
+        state.sql_ready = True
+        if stage == Stage.NEW:
+            reason += f"; SQL awaits qualification ({', '.join(missing)})"
+            out.append(_move(state, lead_id, Stage.MQL, kind, reason, trigger, rules, False))
+        return out
+    if stage == Stage.NEW and score >= th.mql:
+        reason = f"score {score:.1f} reached MQL threshold {th.mql:g}"
+        out.append(
+            _move(state, lead_id, Stage.MQL, ReasonKind.THRESHOLD, reason, trigger, rules, False)
+        )
+    return out
+
+
+def _missing_bant(state: LeadState, rules: Rules) -> list[str]:
+    gate = rules.qualification
+    if not gate.required:
+        return []
+    return [f for f in gate.bant if f not in state.bant]
+
+
+def _move(
+    state: LeadState,
+    lead_id: str,
+    to: Stage,
+    kind: ReasonKind,
+    reason: str,
+    trigger: Trigger,
+    rules: Rules,
+    express: bool,
+) -> Transition:
+    t = state.watermark if state.watermark is not None else trigger.at
+    t = max(t, trigger.at)
+    engagement = state.engagement_at(t, rules)
+    # model_construct: every field is built here with its exact type; validating
+    # again cost more than the rest of scoring an event.
+    transition = Transition.model_construct(
+        transition_id=stable_id(lead_id, to.value, trigger.id),
+        lead_id=lead_id,
         from_stage=state.stage,
-        to_stage=target,
-        score=round(score, 6),
-        fit=round(new.fit, 6),
-        engagement=round(eng_now, 6),
+        to_stage=to,
+        score=round(state.fit + engagement, 6),
+        fit=round(state.fit, 6),
+        engagement=round(engagement, 6),
         reason=reason,
+        reason_kind=kind,
         express=express,
-        trigger_event_id=event.event_id,
-        trigger_event=event.name,
-        occurred_at=event.occurred_at,
+        trigger_event_id=trigger.id,
+        trigger_event=trigger.name,
+        occurred_at=datetime.fromtimestamp(trigger.at, UTC),
         rules_version=rules.version,
+        top_signals=top_signals(state, t, rules),
     )
-    return replace(new, stage=target), transition
+    state.stage = to
+    state.stage_at = trigger.at
+    state.due = due_at(state, rules)
+    if to != Stage.MQL:
+        state.sql_ready = False
+    return transition
 
 
-def _target_stage(
-    stage: Stage, score: float, event: LeadEvent, rules: Rules
-) -> tuple[Stage | None, str, bool]:
-    rank = STAGE_ORDER.get(stage, 0)
-    if stage == Stage.DISQUALIFIED:
-        return None, "", False
-    if rank < STAGE_ORDER[Stage.SQL] and is_express(event, rules):
-        return Stage.SQL, f"express lane: {event.name}", True
-    if rank < STAGE_ORDER[Stage.SQL] and score >= rules.thresholds.sql:
-        return Stage.SQL, f"score {score:.1f} reached SQL threshold {rules.thresholds.sql:g}", False
-    if rank < STAGE_ORDER[Stage.MQL] and score >= rules.thresholds.mql:
-        return Stage.MQL, f"score {score:.1f} reached MQL threshold {rules.thresholds.mql:g}", False
-    return None, "", False
+def top_signals(state: LeadState, t: float, rules: Rules, n: int = TOP_SIGNALS) -> list[Signal]:
+    """The signals contributing most to the engagement at ``t``."""
+    compiled = rules.compiled.rules
+    h0 = rules.half_life_seconds
+    values = [
+        (e.at(t, compiled[label].half_life if label in compiled else h0), label)
+        for label, e in state.signals.items()
+    ]
+    values.sort(reverse=True)
+    return [
+        Signal.model_construct(signal=label, points=round(v, 3)) for v, label in values[:n] if v > 0
+    ]
+
+
+def due_at(state: LeadState, rules: Rules) -> float | None:
+    """When an SQL lead is recycled if nothing else happens (epoch seconds), or None.
+
+    The earlier of: ``cold_days`` after its last engagement, and the closed-form
+    time its score decays below ``recycle.below_score`` (t_ref + h·log2(E/L) per
+    half-life group).
+    """
+    if state.stage != Stage.SQL:
+        return None
+    recycle = rules.recycle
+    times: list[float] = []
+    if recycle.cold_days is not None:
+        since = state.last_engaged_at if state.last_engaged_at is not None else state.stage_at
+        if since is not None:
+            times.append(max(since, state.stage_at or since) + recycle.cold_days * 86_400)
+    if recycle.below_score is not None:
+        hl = rules.compiled.group_half_life
+        parts = [(e, hl.get(g, rules.half_life_seconds)) for g, e in state.groups.items()]
+        crossing = sum_falls_below_at(parts, recycle.below_score - state.fit)
+        if crossing is not None:
+            times.append(crossing)
+    return min(times) if times else None
+
+
+def expire(state: LeadState, lead_id: str, now: float, rules: Rules) -> list[Transition]:
+    """Fire the recycle timer if it is due at event time ``now`` (in place)."""
+    due = due_at(state, rules)
+    if due is None or due > now:
+        return []
+    cold = rules.recycle.cold_days
+    since = state.last_engaged_at if state.last_engaged_at is not None else state.stage_at
+    if cold is not None and since is not None and math.isclose(due, since + cold * 86_400):
+        reason = f"no engagement for {cold:g} days"
+    else:
+        reason = f"score decayed below recycle level {rules.recycle.below_score:g}"
+    if state.watermark is None or due > state.watermark:
+        state.watermark = due
+    trigger = Trigger(f"timer:{due!r}", "recycle timer", due)
+    return [
+        _move(state, lead_id, Stage.RECYCLED, ReasonKind.RECYCLE, reason, trigger, rules, False)
+    ]
+
+
+def apply_rep_action(
+    state: LeadState,
+    lead_id: str,
+    action_id: str,
+    kind: str,
+    at: float,
+    rules: Rules,
+    reason: str | None = None,
+    bant: tuple[str, ...] = (),
+) -> tuple[LeadState, list[Transition]]:
+    """A rep's action (in place).
+
+    ``qualified`` confirms BANT fields (and makes the lead SQL once the gate is
+    satisfied); ``rejected`` sends an SQL back to nurture with the reason.
+    """
+    if action_id in state.seen:
+        return state, []
+    state.seen[action_id] = None
+    trigger = Trigger(action_id, f"rep {kind}", at)
+    if kind == "rejected" and state.stage == Stage.SQL:
+        why = f"rejected by rep: {reason}" if reason else "rejected by rep"
+        return state, [
+            _move(state, lead_id, Stage.RECYCLED, ReasonKind.REJECTION, why, trigger, rules, False)
+        ]
+    if kind == "qualified":
+        state.bant = tuple(sorted({*state.bant, *bant}))
+        if state.stage in (Stage.NEW, Stage.MQL, Stage.RECYCLED) and not _missing_bant(
+            state, rules
+        ):
+            t = max(state.watermark or at, at)
+            if state.sql_ready or state.score_at(t, rules) >= rules.thresholds.sql:
+                why = f"qualified by rep ({', '.join(state.bant)})"
+                return state, [
+                    _move(
+                        state,
+                        lead_id,
+                        Stage.SQL,
+                        ReasonKind.QUALIFICATION,
+                        why,
+                        trigger,
+                        rules,
+                        False,
+                    )
+                ]
+    return state, []

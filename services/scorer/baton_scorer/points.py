@@ -1,38 +1,105 @@
-"""What one event is worth: engagement points and fit points. Pure."""
+"""What one event is worth: the engagement rules it matches, and fit points. Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from baton_scorer.rules import Rules
+from baton_scorer.rules import CompiledRule, Rules
 from baton_shared.schemas import EventType, LeadEvent
+
+_PAGE_TYPES = (EventType.PAGE, EventType.SCREEN)
+
+
+def matching_rules(event: LeadEvent, rules: Rules) -> list[CompiledRule]:
+    """Every engagement rule the event matches (each one counts).
+
+    Shorthand ``events`` match track events by name; ``pages`` match page/screen
+    views by page category; full ``rules`` match on their ``match`` block.
+    """
+    compiled = rules.compiled
+    found: list[CompiledRule] = []
+    if event.type == EventType.TRACK and event.name:
+        for rule in compiled.by_event.get(event.name, ()):
+            if rule.match is None or rule.match.matches(event):
+                found.append(rule)
+    elif event.type in _PAGE_TYPES and event.page_category:
+        found.extend(compiled.by_page.get(event.page_category, ()))
+    for rule in compiled.general:
+        if rule.match is not None and rule.match.matches(event):
+            found.append(rule)
+    return found
 
 
 def engagement_points(event: LeadEvent, rules: Rules) -> float:
-    """Points for a track event by name, or for a page view by page category."""
-    if event.type == EventType.TRACK and event.name:
-        return rules.engagement.events.get(event.name, 0.0)
-    if event.type in (EventType.PAGE, EventType.SCREEN) and event.page_category:
-        return rules.engagement.pages.get(event.page_category, 0.0)
-    return 0.0
+    """Points the event is worth before caps and decay."""
+    return sum(rule.points for rule in matching_rules(event, rules))
+
+
+def email_domain(email: str | None) -> str | None:
+    if email and "@" in email:
+        return email.rsplit("@", 1)[1].lower()
+    return None
 
 
 def fit_points(traits: dict[str, Any], email: str | None, rules: Rules) -> float:
-    """Points from who the lead is. Fit does not decay."""
+    """Points from who the lead is: title, company size, industry, country, email domain.
+
+    Each attribute counts once (the first matching pattern or range). Fit does not decay.
+    """
+    fit = rules.fit
+    names = fit.traits
     total = 0.0
-    title = traits.get("title")
+    title = traits.get(names.title)
     if isinstance(title, str):
         for pattern, points in rules.title_patterns:
             if pattern.search(title):
                 total += points
                 break
-    if email and "@" in email:
-        domain = email.rsplit("@", 1)[1]
-        if domain in rules.fit.email_domains.free_mail:
-            total += rules.fit.email_domains.free_mail_points
+    size = traits.get(names.company_size)
+    if isinstance(size, int | float) and not isinstance(size, bool):
+        for r in fit.company_size:
+            if (r.min is None or size >= r.min) and (r.max is None or size <= r.max):
+                total += r.points
+                break
+    total += _lookup(fit.industry, traits.get(names.industry))
+    total += _lookup(fit.country, traits.get(names.country))
+    domain = email_domain(email)
+    if domain:
+        if domain in fit.email_domains.free_mail:
+            total += fit.email_domains.free_mail_points
+        total += fit.email_domains.points.get(domain, 0.0)
     return total
+
+
+def _lookup(table: dict[str, float], value: Any) -> float:
+    if not isinstance(value, str) or not table:
+        return 0.0
+    if value in table:
+        return table[value]
+    lowered = value.lower()
+    return next((pts for key, pts in table.items() if key.lower() == lowered), 0.0)
+
+
+def is_competitor(email: str | None, rules: Rules) -> bool:
+    """A competitor's email domain disqualifies the lead."""
+    domain = email_domain(email)
+    return domain is not None and domain in rules.fit.email_domains.competitors
+
+
+def express_lane(event: LeadEvent, rules: Rules) -> str | None:
+    """The express lane the event is on (its label), or None.
+
+    Names in ``express_lanes`` are track events; mappings are full matchers.
+    """
+    compiled = rules.compiled
+    if event.type == EventType.TRACK and event.name in compiled.express_names:
+        return event.name
+    for m in compiled.express_matches:
+        if m.matches(event):
+            return event.name or event.page_category or "express lane"
+    return None
 
 
 def is_express(event: LeadEvent, rules: Rules) -> bool:
     """A track event on an express lane makes the lead SQL at once."""
-    return event.type == EventType.TRACK and event.name in rules.express_lanes
+    return express_lane(event, rules) is not None

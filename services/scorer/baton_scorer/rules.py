@@ -1,15 +1,27 @@
-"""Scoring rules: loaded from YAML, validated, and versioned by name plus content hash."""
+"""Scoring rules: loaded from YAML, validated, and versioned by name plus content hash.
+
+The format is documented in README.md ("Scoring"); ``default_rules.yaml`` is the
+annotated default. Validation errors name the file, the line and the field
+(``rules.yaml line 12: engagement.rules[0].points: Input should be a valid number``).
+Pure: no I/O except :func:`load_rules` reading the file it is given.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from baton_shared.schemas import EventType
+
+DEFAULT_GROUP = "default"
 
 
 class _Frozen(BaseModel):
@@ -19,6 +31,11 @@ class _Frozen(BaseModel):
 class Thresholds(_Frozen):
     mql: float = 50
     sql: float = 100
+    hysteresis: float = Field(
+        default=10,
+        ge=0,
+        description="After a recycle, re-qualifying as SQL needs sql + hysteresis points",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -29,19 +46,120 @@ class Thresholds(_Frozen):
         return self
 
 
+class Match(_Frozen):
+    """What an event must look like; every given field must match (AND)."""
+
+    type: EventType | None = None
+    event: str | list[str] | None = Field(default=None, description="track event name(s)")
+    page_category: str | list[str] | None = None
+    url: str | None = Field(default=None, description="glob on the page URL or path")
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Match:
+        if not self.model_fields_set:
+            raise ValueError(
+                "match needs at least one of type, event, page_category, url, properties"
+            )
+        return self
+
+    def matches(self, event: Any) -> bool:
+        if self.type is not None and event.type != self.type:
+            return False
+        if self.event is not None and not _one_of(event.name, self.event):
+            return False
+        if self.page_category is not None and not _one_of(event.page_category, self.page_category):
+            return False
+        if self.url is not None:
+            if not any(fnmatch.fnmatchcase(u, self.url) for u in _urls(event)):
+                return False
+        props = event.properties
+        return all(props.get(k) == v for k, v in self.properties.items())
+
+
+def _one_of(value: str | None, wanted: str | list[str]) -> bool:
+    return value is not None and (value == wanted if isinstance(wanted, str) else value in wanted)
+
+
+def _urls(event: Any) -> list[str]:
+    out = [event.properties.get("url"), event.properties.get("path")]
+    page = event.context.get("page") if isinstance(event.context, dict) else None
+    if isinstance(page, dict):
+        out += [page.get("url"), page.get("path")]
+    return [u for u in out if isinstance(u, str)]
+
+
+class Cap(_Frozen):
+    """At most ``points`` from one rule per window (fixed windows in event time, UTC)."""
+
+    points: float = Field(gt=0)
+    window_hours: float = Field(default=24, gt=0)
+
+
+class EngagementRule(_Frozen):
+    id: str | None = None
+    match: Match
+    points: float
+    group: str = DEFAULT_GROUP
+    cap: Cap | None = None
+    first_time_only: bool = False
+
+    @model_validator(mode="after")
+    def _caps_are_for_positive_points(self) -> EngagementRule:
+        if (self.cap or self.first_time_only) and self.points <= 0:
+            raise ValueError("cap and first_time_only need positive points")
+        return self
+
+
+class Group(_Frozen):
+    half_life_days: float = Field(gt=0)
+
+
 class EngagementRules(_Frozen):
     half_life_days: float = Field(default=14, gt=0)
+    groups: dict[str, Group] = Field(default_factory=dict)
     events: dict[str, float] = Field(default_factory=dict)
     pages: dict[str, float] = Field(default_factory=dict)
+    rules: list[EngagementRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _groups_exist(self) -> EngagementRules:
+        for i, rule in enumerate(self.rules):
+            if rule.group != DEFAULT_GROUP and rule.group not in self.groups:
+                raise ValueError(
+                    f"engagement.rules[{i}].group {rule.group!r} is not in engagement.groups"
+                )
+        return self
+
+
+class Range(_Frozen):
+    min: float | None = None
+    max: float | None = None
+    points: float
 
 
 class EmailDomainRules(_Frozen):
     free_mail: list[str] = Field(default_factory=list)
     free_mail_points: float = 0
+    competitors: list[str] = Field(default_factory=list, description="disqualify the lead")
+    points: dict[str, float] = Field(default_factory=dict, description="domain -> points")
+
+
+class TraitNames(_Frozen):
+    """Which trait holds each fit attribute."""
+
+    title: str = "title"
+    company_size: str = "employees"
+    industry: str = "industry"
+    country: str = "country"
 
 
 class FitRules(_Frozen):
+    traits: TraitNames = TraitNames()
     title: dict[str, float] = Field(default_factory=dict)
+    company_size: list[Range] = Field(default_factory=list)
+    industry: dict[str, float] = Field(default_factory=dict)
+    country: dict[str, float] = Field(default_factory=dict)
     email_domains: EmailDomainRules = EmailDomainRules()
 
     @model_validator(mode="after")
@@ -54,13 +172,37 @@ class FitRules(_Frozen):
         return self
 
 
+class Qualification(_Frozen):
+    """Optional gate: SQL also needs these BANT fields confirmed by a rep."""
+
+    required: bool = False
+    bant: list[str] = Field(default_factory=lambda: ["budget", "authority", "need", "timeline"])
+
+
+class Recycle(_Frozen):
+    cold_days: float | None = Field(default=30, gt=0)
+    below_score: float | None = Field(default=None)
+
+
 class Rules(_Frozen):
-    name: str
+    name: str = Field(min_length=1)
     thresholds: Thresholds = Thresholds()
     engagement: EngagementRules = EngagementRules()
-    express_lanes: list[str] = Field(default_factory=list)
+    express_lanes: list[str | Match] = Field(default_factory=list)
     fit: FitRules = FitRules()
+    qualification: Qualification = Qualification()
+    recycle: Recycle = Recycle()
     content_hash: str = ""
+
+    @model_validator(mode="after")
+    def _recycle_below_sql(self) -> Rules:
+        below = self.recycle.below_score
+        if below is not None and below > self.thresholds.sql - self.thresholds.hysteresis:
+            raise ValueError(
+                f"recycle.below_score ({below}) must be at most thresholds.sql - "
+                f"thresholds.hysteresis ({self.thresholds.sql - self.thresholds.hysteresis})"
+            )
+        return self
 
     @property
     def version(self) -> str:
@@ -69,29 +211,152 @@ class Rules(_Frozen):
 
     @property
     def half_life_seconds(self) -> float:
+        """The default group's half-life."""
         return self.engagement.half_life_days * 86_400
+
+    def group_half_life_seconds(self, group: str) -> float:
+        g = self.engagement.groups.get(group)
+        return g.half_life_days * 86_400 if g else self.half_life_seconds
 
     @cached_property
     def title_patterns(self) -> tuple[tuple[re.Pattern[str], float], ...]:
         return tuple((re.compile(p, re.IGNORECASE), pts) for p, pts in self.fit.title.items())
 
+    @cached_property
+    def compiled(self) -> CompiledRules:
+        return CompiledRules(self)
+
+
+class CompiledRule:
+    """One engagement rule ready to match: its signal label, points and cap."""
+
+    __slots__ = ("cap_points", "group", "half_life", "label", "match", "points", "window_s")
+
+    def __init__(
+        self,
+        label: str,
+        match: Match | None,
+        points: float,
+        group: str,
+        half_life: float,
+        cap_points: float | None,
+        window_s: float | None,
+    ) -> None:
+        self.label = label
+        self.match = match
+        self.points = points
+        self.group = group
+        self.half_life = half_life
+        self.cap_points = cap_points
+        self.window_s = window_s  # None with a cap: one window for all time (first time only)
+
+
+class CompiledRules:
+    """Indexes built once per rules version so matching an event is a dict lookup."""
+
+    def __init__(self, rules: Rules) -> None:
+        e = rules.engagement
+        h = rules.half_life_seconds
+        self.by_event: dict[str, list[CompiledRule]] = {}
+        self.by_page: dict[str, list[CompiledRule]] = {}
+        self.general: list[CompiledRule] = []
+        self.group_half_life = {g: rules.group_half_life_seconds(g) for g in e.groups}
+        self.group_half_life[DEFAULT_GROUP] = h
+        self.rules: dict[str, CompiledRule] = {}
+        for name, pts in e.events.items():
+            self._add(CompiledRule(f"event:{name}", None, pts, DEFAULT_GROUP, h, None, None))
+            self.by_event.setdefault(name, []).append(self.rules[f"event:{name}"])
+        for cat, pts in e.pages.items():
+            self._add(CompiledRule(f"page:{cat}", None, pts, DEFAULT_GROUP, h, None, None))
+            self.by_page.setdefault(cat, []).append(self.rules[f"page:{cat}"])
+        for i, r in enumerate(e.rules):
+            cap = r.points if r.first_time_only else (r.cap.points if r.cap else None)
+            window = None if r.first_time_only else (r.cap.window_hours * 3600 if r.cap else None)
+            rule = CompiledRule(
+                r.id or f"rule:{i}",
+                r.match,
+                r.points,
+                r.group,
+                self.group_half_life[r.group],
+                cap,
+                window,
+            )
+            self._add(rule)
+            m = r.match
+            if (
+                m.type in (None, EventType.TRACK)
+                and isinstance(m.event, str)
+                and not m.page_category
+            ):
+                self.by_event.setdefault(m.event, []).append(rule)
+            else:
+                self.general.append(rule)
+        self.express_names = frozenset(x for x in rules.express_lanes if isinstance(x, str))
+        self.express_matches = tuple(x for x in rules.express_lanes if isinstance(x, Match))
+
+    def _add(self, rule: CompiledRule) -> None:
+        if rule.label in self.rules:
+            raise ValueError(f"engagement rule id {rule.label!r} is used twice")
+        self.rules[rule.label] = rule
+
 
 class RulesError(ValueError):
-    """The rules file is invalid; the message names the file and the field."""
+    """The rules file is invalid; the message names the file, the line and the field."""
 
 
 def parse_rules(text: str, origin: str = "<rules>") -> Rules:
     try:
         data = yaml.safe_load(text)
+        root = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise RulesError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise RulesError(f"{origin}: must be a mapping with at least 'name'")
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     try:
-        return Rules.model_validate({**data, "content_hash": digest})
+        rules = Rules.model_validate({**data, "content_hash": digest})
+        rules.compiled  # noqa: B018 - compile now so bad rules fail at load
+    except ValidationError as exc:
+        raise RulesError(_describe(exc, root, origin)) from exc
     except ValueError as exc:
         raise RulesError(f"{origin}: {exc}") from exc
+    return rules
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        line = _line_of(root, loc)
+        where = f"{origin} line {line}" if line else origin
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {path or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+_UNION_TAGS = {"str", "Match", "list[str]", "function-after[_not_empty(), Match]"}
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the deepest YAML node on ``loc`` (the field, or its parent if absent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, v in node.value if k.value == part), None)
+            if found is None:
+                return line
+            line = key.start_mark.line + 1 if key is not None else line
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
 
 
 def load_rules(path: Path | None = None) -> Rules:
@@ -99,4 +364,8 @@ def load_rules(path: Path | None = None) -> Rules:
     if path is None:
         text = files("baton_scorer").joinpath("default_rules.yaml").read_text()
         return parse_rules(text, "default_rules.yaml")
-    return parse_rules(path.read_text(), str(path))
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read the rules file: {exc}") from exc
+    return parse_rules(text, str(path))

@@ -1,0 +1,1 @@
+"""Baton for analysts: replay and re-score history, export topics, the funnel report."""

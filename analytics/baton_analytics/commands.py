@@ -1,0 +1,223 @@
+"""The I/O shell of each subcommand: read the range, call the pure module, write."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from baton_analytics import funnel as funnel_report
+from baton_analytics import report, sink
+from baton_analytics.compare import compare
+from baton_analytics.export import TypedWriter, format_for, model_for, to_row, write_rows
+from baton_analytics.funnel import Window
+from baton_analytics.progress import Progress
+from baton_analytics.ranges import RangeError, ReadRange
+from baton_analytics.replay import Replay, ReplayResult, transitions_from
+from baton_analytics.source import TopicReader, in_time_order
+from baton_scorer.rules import load_rules
+from baton_shared.schemas import (
+    Activity,
+    ActivityKind,
+    Assignment,
+    LeadEvent,
+    Record,
+    SlaEvent,
+    Transition,
+    decode,
+)
+from baton_shared.topics import Topics
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class Target:
+    bootstrap: str
+    prefix: str
+    partitions: int = 3  # of a sandbox topic replay creates
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.prefix)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _records(
+    reader: TopicReader, label: str, ordered: bool = False
+) -> AsyncIterator[list[ConsumerRecord]]:
+    progress = Progress(label, reader.total)
+    source = in_time_order(reader) if ordered else reader.batches()
+    async for batch in source:
+        yield batch
+        progress.advance(len(batch))
+    progress.finish()
+
+
+async def export(target: Target, topic: str, span: ReadRange, output: Path, fmt: str | None) -> int:
+    fmt = format_for(output, fmt)
+    name = target.prefix + topic
+    model = model_for(topic)
+    async with TopicReader(target.bootstrap, [name], span) as reader:
+        if model is not None:
+            writer = TypedWriter(output, fmt, model)
+            try:
+                async for batch in _records(reader, f"export {name}"):
+                    writer.write(batch)
+            finally:
+                written = writer.close()
+        else:
+            rows = []
+            async for batch in _records(reader, f"export {name}"):
+                rows += [to_row(r) for r in batch]
+            written = write_rows(rows, output, fmt)
+    say(f"wrote {written:,} records of {name} ({span.describe()}) to {output} ({fmt})")
+    return 0
+
+
+async def _decoded(target: Target, topic: str, model: type[R], span: ReadRange) -> list[R]:
+    out: list[R] = []
+    async with TopicReader(target.bootstrap, [topic], span, optional=(topic,)) as reader:
+        async for batch in _records(reader, f"read {topic}"):
+            for r in batch:
+                try:
+                    out.append(decode(model, r.value))
+                except ValidationError:
+                    continue  # the live consumer sent it to the DLQ; so do we, by skipping
+    return out
+
+
+async def funnel(target: Target, span: ReadRange, as_json: bool, min_leads: int) -> int:
+    if span.from_offset is not None or span.to_offset is not None:
+        raise RangeError("the funnel takes a time window (--since/--until), not offsets")
+    t = target.topics
+    follow = ReadRange(since=span.since)  # outcomes of leads in the window, up to now
+    report_ = funnel_report.funnel(
+        Window(span.since, span.until),
+        transitions=await _decoded(target, t.transitions, Transition, follow),
+        assignments=await _decoded(target, t.assignments, Assignment, follow),
+        activities=await _decoded(target, t.activity, Activity, follow),
+        sla=await _decoded(target, t.sla, SlaEvent, follow),
+        events=await _decoded(target, t.events, LeadEvent, span),
+        min_leads=min_leads,
+    )
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(report_.to_dict(), option=orjson.OPT_INDENT_2))
+        sys.stdout.write("\n")
+    else:
+        print(funnel_report.render_text(report_))
+    return 0
+
+
+async def replay(
+    target: Target,
+    span: ReadRange,
+    *,
+    now: datetime,
+    rules_path: Path | None,
+    output: Path | None,
+    to_topic: str | None,
+    candidate_path: Path | None,
+    report: Path,
+    fire_timers: bool = True,
+    cold_start: bool = False,
+) -> int:
+    if to_topic is not None:
+        sink.check_sandbox_topic(to_topic, target.topics)
+    rules = load_rules(rules_path)
+    replays = [Replay(rules)]
+    if candidate_path is not None:
+        replays.append(Replay(load_rules(candidate_path)))
+    read = span
+    if span.since is not None and not cold_start:
+        # Leads carry their history into the window: score from the beginning of the
+        # log, report the window's transitions.
+        read = ReadRange(until=span.until)
+    elif span.since is not None or span.from_offset is not None:
+        say(
+            "note: leads start from an empty state at the start of the range; events before "
+            "it are not counted"
+        )
+    outcomes = await _feed(target, read, replays)
+    end = span.until or now
+    results = [r.finish(end.timestamp() if fire_timers else None) for r in replays]
+    if read is not span and span.since is not None:
+        results = [transitions_from(r, span.since.timestamp()) for r in results]
+    current = results[0]
+    window = f"; transitions from {span.since.isoformat()}" if read is not span else ""
+    say(
+        f"replayed {current.events:,} events ({read.describe()}{window}) "
+        f"with {current.rules_version}: "
+        f"{len(current.transitions):,} transitions, {current.duplicates:,} duplicates dropped, "
+        f"{current.held_anonymous:,} anonymous events never identified"
+    )
+    if output is not None:
+        sink.write_jsonl(current.transitions, output)
+        say(f"wrote {len(current.transitions):,} transitions to {output}")
+    if to_topic is not None:
+        await sink.publish(
+            current.transitions, target.bootstrap, to_topic, partitions=target.partitions
+        )
+        say(f"produced {len(current.transitions):,} transitions to topic {to_topic}")
+    if candidate_path is not None:
+        _compare(current, results[1], outcomes, span, report)
+    return 0
+
+
+async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> dict[str, str]:
+    """Feed every replay in the live scorer's order; return each lead's latest disposition."""
+    t = target.topics
+    outcomes: dict[str, tuple[float, str]] = {}
+    async with TopicReader(
+        target.bootstrap, [t.events, t.activity], span, optional=(t.activity,)
+    ) as reader:
+        async for batch in _records(reader, "replay", ordered=True):
+            for r in batch:
+                try:
+                    if r.topic == t.activity:
+                        activity = decode(Activity, r.value)
+                        _note_outcome(outcomes, activity)
+                        for rp in replays:
+                            rp.activity(activity)
+                    else:
+                        event = decode(LeadEvent, r.value)
+                        for rp in replays:
+                            rp.event(event)
+                except ValidationError:
+                    continue  # undecodable: the live scorer dead-lettered it too
+    return {lead: kind for lead, (_, kind) in outcomes.items()}
+
+
+def _note_outcome(outcomes: dict[str, tuple[float, str]], activity: Activity) -> None:
+    if activity.kind not in (ActivityKind.ACCEPTED, ActivityKind.REJECTED):
+        return
+    at = activity.occurred_at.timestamp()
+    known = outcomes.get(activity.lead_id)
+    if known is None or at >= known[0]:
+        outcomes[activity.lead_id] = (at, activity.kind.value)
+
+
+def _compare(
+    current: ReplayResult,
+    candidate: ReplayResult,
+    outcomes: dict[str, str],
+    span: ReadRange,
+    path: Path,
+) -> None:
+    comparison = compare(current, candidate, outcomes)
+    print(report.render_text(comparison))
+    try:
+        path.write_text(report.render_html(comparison, span.describe()))
+    except OSError as exc:
+        raise sink.SinkError(f"cannot write the report {path}: {exc}") from exc
+    print(f"report: {path}")

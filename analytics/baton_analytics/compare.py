@@ -1,0 +1,170 @@
+"""Current versus candidate rules over the same history. Pure: two replays in, numbers out.
+
+For each lead the *path* under a rules file is when it first became MQL and SQL
+(event time) and where it ended. A lead *changes* when its path differs. Time to MQL
+or SQL runs from the lead's first event. Outcomes are the reps' dispositions on
+``leads.activity`` (the latest of accepted/rejected per lead).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from baton_analytics.replay import ReplayResult
+from baton_analytics.stats import percentiles
+from baton_shared.schemas import Stage
+
+OUTCOMES = ("accepted", "rejected")
+
+
+@dataclass(frozen=True)
+class LeadPath:
+    mql_at: float | None
+    sql_at: float | None
+    final_stage: str
+    final_score: float
+
+    @property
+    def reached_sql(self) -> bool:
+        return self.sql_at is not None
+
+    @property
+    def reached_mql(self) -> bool:
+        return self.mql_at is not None or self.sql_at is not None
+
+
+@dataclass(frozen=True)
+class Change:
+    lead_id: str
+    current: LeadPath
+    candidate: LeadPath
+
+    @property
+    def summary(self) -> str:
+        a, b = self.current, self.candidate
+        if a.reached_sql != b.reached_sql:
+            return "now SQL" if b.reached_sql else "no longer SQL"
+        if a.reached_mql != b.reached_mql:
+            return "now MQL" if b.reached_mql else "no longer MQL"
+        if a.sql_at is not None and b.sql_at is not None and a.sql_at != b.sql_at:
+            return "SQL earlier" if b.sql_at < a.sql_at else "SQL later"
+        if a.mql_at is not None and b.mql_at is not None and a.mql_at != b.mql_at:
+            return "MQL earlier" if b.mql_at < a.mql_at else "MQL later"
+        if (a.mql_at is None) != (b.mql_at is None):
+            return "straight to SQL (no MQL step)" if b.mql_at is None else "MQL before SQL"
+        return f"ends {b.final_stage} (was {a.final_stage})"
+
+
+@dataclass(frozen=True)
+class Side:
+    rules_version: str
+    mql_leads: int
+    sql_leads: int
+    transitions: dict[str, int]
+    hours_to_mql: list[float]
+    hours_to_sql: list[float]
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    outcome: str
+    leads: int
+    sql_current: int
+    sql_candidate: int
+    median_score_current: float | None
+    median_score_candidate: float | None
+
+
+@dataclass
+class Comparison:
+    current: Side
+    candidate: Side
+    leads: int
+    changes: list[Change]
+    outcomes: list[OutcomeRow] = field(default_factory=list)
+
+    def change_kinds(self) -> dict[str, int]:
+        return dict(Counter(c.summary for c in self.changes).most_common())
+
+
+def paths(result: ReplayResult) -> dict[str, LeadPath]:
+    mql: dict[str, float] = {}
+    sql: dict[str, float] = {}
+    last: dict[str, str] = {}
+    for t in result.transitions:
+        at = t.occurred_at.timestamp()
+        if t.to_stage == Stage.MQL:
+            mql.setdefault(t.lead_id, at)
+        elif t.to_stage == Stage.SQL:
+            sql.setdefault(t.lead_id, at)
+        last[t.lead_id] = t.to_stage.value
+    leads = set(result.first_event_at) | set(last)
+    return {
+        lead: LeadPath(
+            mql.get(lead),
+            sql.get(lead),
+            last.get(lead, Stage.NEW.value),
+            result.final_scores.get(lead, 0.0),
+        )
+        for lead in leads
+    }
+
+
+def _side(result: ReplayResult, lead_paths: dict[str, LeadPath]) -> Side:
+    first = result.first_event_at
+    to_mql = [
+        (p.mql_at - first[lead]) / 3600
+        for lead, p in lead_paths.items()
+        if p.mql_at is not None and lead in first
+    ]
+    to_sql = [
+        (p.sql_at - first[lead]) / 3600
+        for lead, p in lead_paths.items()
+        if p.sql_at is not None and lead in first
+    ]
+    return Side(
+        rules_version=result.rules_version,
+        mql_leads=sum(1 for p in lead_paths.values() if p.reached_mql),
+        sql_leads=sum(1 for p in lead_paths.values() if p.reached_sql),
+        transitions=dict(Counter(t.to_stage.value for t in result.transitions)),
+        hours_to_mql=sorted(max(0.0, h) for h in to_mql),
+        hours_to_sql=sorted(max(0.0, h) for h in to_sql),
+    )
+
+
+def compare(current: ReplayResult, candidate: ReplayResult, outcomes: dict[str, str]) -> Comparison:
+    """``outcomes``: lead id → its latest disposition (accepted, rejected)."""
+    a, b = paths(current), paths(candidate)
+    empty = LeadPath(None, None, Stage.NEW.value, 0.0)
+    changes = []
+    for lead in sorted(set(a) | set(b)):
+        pa, pb = a.get(lead, empty), b.get(lead, empty)
+        if (pa.mql_at, pa.sql_at, pa.final_stage) != (pb.mql_at, pb.sql_at, pb.final_stage):
+            changes.append(Change(lead, pa, pb))
+    rows = []
+    for outcome in OUTCOMES:
+        leads = [lead for lead, o in outcomes.items() if o == outcome]
+        if not leads:
+            continue
+        rows.append(
+            OutcomeRow(
+                outcome=outcome,
+                leads=len(leads),
+                sql_current=sum(1 for lead in leads if a.get(lead, empty).reached_sql),
+                sql_candidate=sum(1 for lead in leads if b.get(lead, empty).reached_sql),
+                median_score_current=_median([a.get(x, empty).final_score for x in leads]),
+                median_score_candidate=_median([b.get(x, empty).final_score for x in leads]),
+            )
+        )
+    return Comparison(
+        current=_side(current, a),
+        candidate=_side(candidate, b),
+        leads=len(set(a) | set(b)),
+        changes=changes,
+        outcomes=rows,
+    )
+
+
+def _median(values: list[float]) -> float | None:
+    return percentiles(values, (50,)).get(50)

@@ -1,0 +1,210 @@
+"""Scorer throughput: the pure core alone, and one worker end to end on the real broker.
+
+    uv run python bench/scorer.py [--core-events 200000] [--events 100000] [--leads 20000]
+                                  [--per-event] [--profile]
+
+1. **core**: ``lifecycle.score_event`` over pre-built events (no Kafka, no decoding),
+   events/s. ``--profile`` prints where the time goes (cProfile, top functions).
+2. **worker**: produces ``--events`` encoded LeadEvents to a fresh topic prefix, starts
+   one scorer process (``baton_scorer.main``), and measures events/s from its first
+   scored event to its last (polling its ``/metrics``). ``--per-event`` also runs the
+   worker with ``BATON_SCORER_BATCH_MAX=1`` — faust's one-event-at-a-time shape,
+   where users saw ~300 events/s — to show what batching buys.
+
+Kafka from ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a local broker for this run.
+127.0.0.1 only; every loop is bounded. The last line is the figures as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import random
+import re
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import kafka_broker, print_figures
+
+from baton_devstack.ports import free_port
+from baton_devstack.services import SERVICES, ServiceProcess
+from baton_scorer.app import internal_topics
+from baton_scorer.config import ScorerSettings
+from baton_scorer.lifecycle import LeadState, score_event
+from baton_scorer.rules import load_rules
+from baton_shared.kafka import durable_producer, ensure_topics
+from baton_shared.schemas import LeadEvent
+
+KINDS = [
+    ("page", None, "blog"),
+    ("page", None, "docs"),
+    ("page", None, "product"),
+    ("page", None, "pricing"),
+    ("track", "Email Opened", None),
+    ("track", "Email Clicked", None),
+    ("track", "Webinar Attended", None),
+    ("track", "Newsletter Subscribed", None),
+    ("track", "Heartbeat", None),
+]
+
+
+def make_events(n: int, leads: int, seed: int = 7) -> list[LeadEvent]:
+    """``n`` events over ``leads`` leads, one every few seconds of event time."""
+    rnd = random.Random(seed)
+    t0 = datetime.now(UTC) - timedelta(days=30)
+    out = []
+    for i in range(n):
+        kind, name, category = rnd.choice(KINDS)
+        at = t0 + timedelta(seconds=i * 10)
+        out.append(
+            LeadEvent(
+                event_id=f"b{i}",
+                lead_id=f"lead-{rnd.randrange(leads)}",
+                type=kind,
+                name=name,
+                page_category=category,
+                occurred_at=at,
+                received_at=at,
+                source="bench",
+            )
+        )
+    return out
+
+
+def bench_core(events: list[LeadEvent], profile: bool) -> tuple[float, int]:
+    rules = load_rules()
+    states: dict[str, LeadState] = {}
+    transitions = 0
+    profiler = cProfile.Profile() if profile else None
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for event in events:
+        state = states.get(event.lead_id)
+        if state is None:
+            state = states[event.lead_id] = LeadState()
+        _, out = score_event(state, event, rules)
+        transitions += len(out)
+    if profiler:
+        profiler.disable()
+    elapsed = time.perf_counter() - started
+    if profiler:
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(10)
+        print(buf.getvalue())
+    return len(events) / elapsed, transitions
+
+
+async def produce_all(bootstrap: str, topic: str, events: list[LeadEvent]) -> None:
+    producer = durable_producer(bootstrap, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        batch = []
+        for e in events:
+            batch.append(await producer.send(topic, e.to_bytes(), key=e.lead_id.encode()))
+            if len(batch) >= 5000:
+                await asyncio.gather(*batch)
+                batch = []
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+
+
+SCORED = re.compile(
+    r'^baton_scorer_events_total\{outcome="(scored|duplicate)"\} ([0-9.e+]+)$', re.M
+)
+
+
+def scored(url: str) -> int:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return int(sum(float(v) for _, v in SCORED.findall(text)))
+
+
+def bench_worker(bootstrap: str, events: list[LeadEvent], batch_max: int, timeout: float) -> float:
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    workdir = Path(tempfile.mkdtemp(prefix="baton-bench-scorer-"))
+    env = {
+        "BATON_ENV": "test",
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BATON_TOPIC_PREFIX": prefix,
+        "BATON_SCORER_DATA_DIR": str(workdir / "scorer"),
+        "BATON_SCORER_BATCH_MAX": str(batch_max),
+        "BATON_LOG_LEVEL": "WARNING",
+    }
+    settings = ScorerSettings.model_validate(env)
+    names = [*settings.topics.all(), *internal_topics(settings)]
+    asyncio.run(ensure_topics(bootstrap, names, settings.topic_partitions))
+    asyncio.run(produce_all(bootstrap, settings.topics.events, events))
+    spec = next(s for s in SERVICES if s.name == "scorer")
+    worker = ServiceProcess(spec, env, workdir / "scorer.log", free_port())
+    worker.start()
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + timeout
+        first_at = first_count = None
+        count = 0
+        while time.monotonic() < deadline:
+            count = scored(worker.url)
+            now = time.perf_counter()
+            if count and first_at is None:
+                first_at, first_count = now, count
+            if count >= len(events):
+                break
+            time.sleep(0.1)
+        if first_at is None or first_count is None or now <= first_at:
+            return float("nan")
+        rate = (count - first_count) / (now - first_at)
+        if count < len(events):
+            print(f"  (timed out after {count} of {len(events)} events)")
+        return rate
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--core-events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--per-event", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--timeout", type=float, default=180)
+    args = parser.parse_args()
+
+    core_events = make_events(args.core_events, args.leads)
+    core_rate, transitions = bench_core(core_events, args.profile)
+    print(
+        f"core:   {core_rate:,.0f} events/s "
+        f"({len(core_events):,} events, {transitions:,} transitions)"
+    )
+    figures: dict[str, float | int | str] = {"core_events_per_s": round(core_rate)}
+
+    events = make_events(args.events, args.leads, seed=11)
+    with kafka_broker() as bootstrap:
+        rate = bench_worker(bootstrap, events, 2000, args.timeout)
+        print(f"worker: {rate:,.0f} events/s end to end ({len(events):,} events, batches of 2000)")
+        figures["worker_events_per_s"] = round(rate)
+        if args.per_event:
+            slow = events[: min(len(events), 5_000)]
+            per_event = bench_worker(bootstrap, slow, 1, args.timeout)
+            print(
+                f"worker: {per_event:,.0f} events/s with one event per batch ({len(slow):,} events)"
+            )
+            figures["worker_per_event_events_per_s"] = round(per_event)
+    figures["events"] = args.events
+    print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Identity stitching: anonymous history counts for the lead once an identify links it. Pure.
+
+Every event that carries an ``anonymous_id`` is repartitioned by that id, so the
+anonymous id's whole history meets in one place. There an :class:`Alias`
+remembers the resolved lead (the ``lead_id`` of the first event that carries the
+anonymous id *and* a user id or email) and, until then, holds the anonymous
+events back. When the link arrives the held events are released, re-keyed to the
+lead, and scored like any other — their event times are kept, and scoring is
+order-independent, so a late release is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from baton_shared.schemas import LeadEvent
+
+MAX_PENDING = 200  # anonymous events held per anonymous id before an identify; oldest dropped
+
+
+@dataclass
+class Alias:
+    lead_id: str | None = None
+    pending: list[LeadEvent] = field(default_factory=list)
+    dropped: int = 0
+
+
+def stitch(alias: Alias, event: LeadEvent) -> list[LeadEvent]:
+    """Update ``alias`` (in place) with ``event``; return the events to score now, re-keyed."""
+    anonymous = event.anonymous_id
+    if anonymous is None:
+        return [event]
+    if event.lead_id != anonymous:
+        # The event names a user id or email: that is the lead this anonymous id is.
+        if alias.lead_id is None:
+            alias.lead_id = event.lead_id
+        released = [_rekey(e, alias.lead_id) for e in alias.pending]
+        alias.pending = []
+        return [*released, event]
+    if alias.lead_id is not None:
+        return [_rekey(event, alias.lead_id)]
+    alias.pending.append(event)
+    if len(alias.pending) > MAX_PENDING:
+        del alias.pending[0]
+        alias.dropped += 1
+    return []
+
+
+def _rekey(event: LeadEvent, lead_id: str) -> LeadEvent:
+    return event if event.lead_id == lead_id else event.model_copy(update={"lead_id": lead_id})

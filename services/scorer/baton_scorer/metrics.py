@@ -1,0 +1,31 @@
+"""The scorer's Prometheus metrics (``baton_scorer_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS = Counter(
+    "baton_scorer_events_total",
+    "Events handled, by outcome (scored, duplicate, held_anonymous, dead_letter)",
+    ["outcome"],
+)
+TRANSITIONS = Counter(
+    "baton_scorer_transitions_total", "Stage transitions emitted", ["to_stage", "reason"]
+)
+DEAD_LETTERS = Counter("baton_scorer_dead_letters_total", "Records sent to the DLQ")
+EVENT_TIME_LAG = Gauge(
+    "baton_scorer_event_time_lag_seconds",
+    "Wall clock minus the event time of the last scored event",
+)
+CONSUMER_LAG = Gauge(
+    "baton_scorer_consumer_lag_messages", "High water minus read offset, summed over partitions"
+)
+TABLE_SIZE = Gauge("baton_scorer_table_entries", "Entries in the scorer's tables", ["table"])
+RULES_VERSION = Gauge(
+    "baton_scorer_rules_version_info", "The rules version in use (value 1)", ["version"]
+)
+RULES_RELOAD_ERRORS = Counter(
+    "baton_scorer_rules_reload_errors_total", "Rules file changes refused as invalid"
+)
+TIMERS_FIRED = Counter("baton_scorer_timers_fired_total", "Recycle timers that fired")
+BATCH_SECONDS = Gauge("baton_scorer_last_batch_seconds", "Processing time of the last batch")

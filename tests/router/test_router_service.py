@@ -1,0 +1,281 @@
+"""RouterService end to end on the real broker, the real database and a real HTTP receiver:
+leads.transitions in, a signed webhook and a leads.assignments record out."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata, TopicPartition
+from sqlalchemy import text
+from standardwebhooks.webhooks import Webhook
+
+from baton_devstack.webhook_sink import Delivery, WebhookReceiver
+from baton_router.config import RouterSettings
+from baton_router.service import RouterService
+from baton_router.signing import new_secret
+from baton_router.tables import Rep
+from baton_shared.schemas import Stage, Transition
+from tests.support.kafka import read_all, wait_for_record
+
+pytestmark = pytest.mark.integration
+
+ROUTER_GROUP = "baton-router"
+
+
+def sql_transition(lead_id: str | None = None, transition_id: str | None = None) -> Transition:
+    return Transition(
+        transition_id=transition_id or uuid.uuid4().hex,
+        lead_id=lead_id or f"lead-{uuid.uuid4().hex[:8]}",
+        from_stage=Stage.MQL,
+        to_stage=Stage.SQL,
+        score=91.0,
+        fit=45.0,
+        engagement=46.0,
+        reason="demo requested",
+        express=True,
+        trigger_event_id=f"evt-{uuid.uuid4().hex[:8]}",
+        trigger_event="Demo Requested",
+        occurred_at=datetime.now(UTC),
+        rules_version="test",
+    )
+
+
+@pytest.fixture
+async def router(
+    kafka_bootstrap: str, pg_cluster, unique_name: str
+) -> AsyncIterator[RouterService]:
+    settings = RouterSettings(**{
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": pg_cluster.create_database(unique_name),
+        "BATON_TOPIC_PREFIX": f"{unique_name}.",
+        "BATON_ENV": "test",
+        "BATON_WEBHOOK_RETRY_SCHEDULE": "0.2,0.2",
+        "BATON_DISPATCH_POLL_SECONDS": "0.1",
+        "BATON_WEBHOOK_TIMEOUT": "5",
+    })
+    service = RouterService(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., WebhookReceiver]]:
+    started: list[WebhookReceiver] = []
+
+    def make(**kwargs: Any) -> WebhookReceiver:
+        receiver = WebhookReceiver(**kwargs).__enter__()
+        started.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in started:
+        receiver.__exit__(None, None, None)
+
+
+async def next_delivery(receiver: WebhookReceiver, timeout: float = 15.0) -> Delivery:
+    try:
+        return await asyncio.to_thread(receiver.deliveries.get, timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no webhook delivery within {timeout} s") from None
+
+
+async def no_delivery(receiver: WebhookReceiver, within: float) -> None:
+    try:
+        extra = await asyncio.to_thread(receiver.deliveries.get, timeout=within)
+    except queue.Empty:
+        return
+    raise AssertionError(f"unexpected webhook delivery: {extra.headers.get('webhook-id')}")
+
+
+async def send(producer: AIOKafkaProducer, topic: str, value: bytes, key: str) -> RecordMetadata:
+    return await producer.send_and_wait(topic, value, key=key.encode())
+
+
+async def wait_consumed(router: RouterService, sent: RecordMetadata, timeout: float = 15.0) -> None:
+    """Wait until the router's consumer group committed past ``sent``: it has handled it
+    (the consume loop commits only after every record of the batch was made durable)."""
+    group = router.settings.topics.group(ROUTER_GROUP)
+    tp = TopicPartition(sent.topic, sent.partition)
+    admin = AIOKafkaAdminClient(bootstrap_servers=router.settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                committed = (await admin.list_consumer_group_offsets(group)).get(tp)
+                if committed is not None and committed.offset > sent.offset:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{group} did not commit past {tp}@{sent.offset}") from None
+    finally:
+        await admin.close()
+
+
+async def wait_until(
+    probe: Callable[[], Any], what: str, timeout: float = 15.0
+) -> Any:
+    """Poll ``probe`` (async) until it returns something truthy; fail after ``timeout``."""
+    last = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                last = await probe()
+                if last:
+                    return last
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
+
+
+async def query(router: RouterService, sql: str, **params: object) -> list[tuple]:
+    async with router.engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
+
+
+async def outbox(router: RouterService, kind: str) -> list[tuple]:
+    return await query(router, "SELECT status, attempts, last_error FROM router.outbox "
+                               "WHERE kind = :kind ORDER BY id", kind=kind)
+
+
+async def add_rep(router: RouterService, receiver: WebhookReceiver) -> Rep:
+    return await router.create_rep("Ada", "ada@example.com", receiver.url + "/hook", new_secret())
+
+
+async def test_sql_transition_is_delivered_signed_and_published_once(
+    router, producer, receiver_factory, kafka_bootstrap
+):
+    receiver = receiver_factory()
+    rep = await add_rep(router, receiver)
+    topics = router.settings.topics
+    sql = sql_transition()
+
+    await send(producer, topics.transitions, sql.to_bytes(), sql.lead_id)
+
+    delivery = await next_delivery(receiver)
+    payload = Webhook(rep.webhook_secret).verify(delivery.body, delivery.headers)
+    assert delivery.path == "/hook"
+    assert payload["type"] == "lead.assigned"
+    data = payload["data"]
+    assert (data["transition_id"], data["lead_id"], data["rep_id"]) == (
+        sql.transition_id, sql.lead_id, str(rep.id))
+    assert data["express"] is True
+    assert delivery.headers["webhook-id"] == f"msg_{data['assignment_id']}"
+
+    seen = await wait_for_record(
+        kafka_bootstrap, topics.assignments, lambda r: r["transition_id"] == sql.transition_id,
+        timeout=15,
+    )
+    assert seen[-1]["assignment_id"] == data["assignment_id"]
+    assert seen[-1]["rep_id"] == str(rep.id)
+
+    # The same transition again (a re-emission upstream): handled, but a no-op.
+    duplicate = await send(producer, topics.transitions, sql.to_bytes(), sql.lead_id)
+    await wait_consumed(router, duplicate)
+    await no_delivery(receiver, within=1.0)  # ten dispatcher polls
+
+    assert await query(router, "SELECT transition_id FROM router.assignments") == [
+        (sql.transition_id,)]
+    assert await outbox(router, "webhook") == [("delivered", 1, None)]
+    assert await outbox(router, "kafka") == [("delivered", 1, None)]
+    assigned = await read_all(kafka_bootstrap, topics.assignments, idle_s=1.0)
+    assert [r["transition_id"] for r in assigned] == [sql.transition_id]
+
+
+async def test_failed_webhook_is_retried_until_delivered(router, producer, receiver_factory):
+    answers = iter([500])  # then 200
+
+    def answer(_: Delivery) -> None:
+        receiver.status = next(answers, 200)
+
+    receiver = receiver_factory(on_delivery=answer)
+    rep = await add_rep(router, receiver)
+    sql = sql_transition()
+
+    await send(producer, router.settings.topics.transitions, sql.to_bytes(), sql.lead_id)
+
+    first = await next_delivery(receiver)
+    second = await next_delivery(receiver, timeout=10)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # same message
+    Webhook(rep.webhook_secret).verify(second.body, second.headers)
+
+    async def delivered() -> list[tuple]:
+        rows = await outbox(router, "webhook")
+        return rows if rows and rows[0][0] == "delivered" else []
+
+    [(status, attempts, last_error)] = await wait_until(delivered, "webhook delivered")
+    assert (status, attempts, last_error) == ("delivered", 2, "HTTP 500")
+    await no_delivery(receiver, within=0.5)
+
+
+async def test_gone_webhook_disables_endpoint_and_kills_message(
+    router, producer, receiver_factory
+):
+    receiver = receiver_factory(status=410)
+    rep = await add_rep(router, receiver)
+    sql = sql_transition()
+
+    await send(producer, router.settings.topics.transitions, sql.to_bytes(), sql.lead_id)
+    await next_delivery(receiver)
+
+    async def dead() -> list[tuple]:
+        rows = await outbox(router, "webhook")
+        return rows if rows and rows[0][0] == "dead" else []
+
+    [(status, attempts, last_error)] = await wait_until(dead, "webhook dead")
+    assert (status, attempts) == ("dead", 1)
+    assert "410" in (last_error or "")
+    refreshed = await router.store.rep(rep.id)
+    assert refreshed is not None and refreshed.webhook_disabled_at is not None
+    await no_delivery(receiver, within=0.5)  # not retried
+
+
+async def test_poison_transition_goes_to_dlq_and_the_next_one_is_routed(
+    router, producer, receiver_factory, kafka_bootstrap
+):
+    receiver = receiver_factory()
+    rep = await add_rep(router, receiver)
+    topics = router.settings.topics
+    sql = sql_transition()
+
+    # Same key, so same partition: the valid record sits behind the poison one.
+    poison = await send(producer, topics.transitions, b"not json", sql.lead_id)
+    await send(producer, topics.transitions, sql.to_bytes(), sql.lead_id)
+
+    dead = await wait_for_record(
+        kafka_bootstrap, f"{topics.transitions}.dlq", lambda r: r["offset"] == poison.offset,
+        timeout=15,
+    )
+    letter = dead[-1]
+    assert letter["source_topic"] == topics.transitions
+    assert letter["partition"] == poison.partition
+    assert letter["key"] == sql.lead_id
+    assert letter["value"] == "not json"
+    assert letter["consumer"] == ROUTER_GROUP
+    assert "json" in letter["error"].lower()
+
+    delivery = await next_delivery(receiver)
+    data = Webhook(rep.webhook_secret).verify(delivery.body, delivery.headers)["data"]
+    assert data["transition_id"] == sql.transition_id
+    assert orjson.loads(delivery.body)["data"]["rep_id"] == str(rep.id)
