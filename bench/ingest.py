@@ -4,11 +4,12 @@ Three scenarios, each for a fixed time: batches of 100 events, single events at 
 fixed concurrency, and gzip batches of 100. Prints events/s and request latency
 p50/p99 per scenario, then one JSON line with every figure.
 
-    uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 8]
-                                  [--profile]
+    uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 4]
+                                  [--workers 2] [--profile]
 
-With --profile, py-spy samples the service during each scenario and the script prints
-the functions where the service spends its time (inclusive, % of samples).
+--workers sets BATON_INGEST_WORKERS (server processes). With --profile, py-spy samples
+the service during each scenario and the script prints its CPU self time by layer
+(Baton's code, pydantic, aiokafka, FastAPI/Starlette, uvicorn, asyncio, idle).
 
 Uses $KAFKA_BOOTSTRAP_SERVERS when set, else starts a local broker. The load generator
 (aiohttp) runs on the same 2 cores as the service and the broker.
@@ -56,11 +57,28 @@ def event(i: int) -> dict:
     }
 
 
-async def scenario(url: str, seconds: float, concurrency: int, batch: int, gz: bool) -> dict:
+def make_bodies(count: int, batch: int, gz: bool) -> list[bytes]:
+    """Request bodies built before the clock starts, so the load generator (on the same
+    two cores) spends its time sending, not building JSON. Every event id is unique."""
+    bodies = []
+    for n in range(count):
+        base = n * batch
+        if batch > 1:
+            body = orjson.dumps({"batch": [event(base + k) for k in range(batch)]})
+        else:
+            body = orjson.dumps(event(base))
+        bodies.append(gzip.compress(body, compresslevel=5) if gz else body)
+    return bodies
+
+
+async def scenario(
+    url: str, seconds: float, concurrency: int, batch: int, bodies: list[bytes], gz: bool
+) -> dict:
     latencies: list[float] = []
     events = 0
     errors = 0
     statuses: dict[int, int] = {}
+    next_body = iter(bodies)
     deadline = time.perf_counter() + seconds
     path = "/v1/batch" if batch > 1 else "/v1/track"
     headers = {"Authorization": AUTH, "Content-Type": "application/json"}
@@ -69,17 +87,12 @@ async def scenario(url: str, seconds: float, concurrency: int, batch: int, gz: b
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker(w: int) -> None:
+        async def worker() -> None:
             nonlocal events, errors
-            i = w * 10_000_000
             while time.perf_counter() < deadline:
-                if batch > 1:
-                    body = orjson.dumps({"batch": [event(i + k) for k in range(batch)]})
-                else:
-                    body = orjson.dumps(event(i))
-                if gz:
-                    body = gzip.compress(body, compresslevel=5)
-                i += batch
+                body = next(next_body, None)
+                if body is None:  # ran out of prepared bodies: stop early, rate still valid
+                    return
                 started = time.perf_counter()
                 async with session.post(url + path, data=body, headers=headers) as response:
                     await response.read()
@@ -92,7 +105,7 @@ async def scenario(url: str, seconds: float, concurrency: int, batch: int, gz: b
                     statuses[response.status] = statuses.get(response.status, 0) + 1
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     return {
         "events_per_s": round(events / elapsed),
@@ -112,6 +125,7 @@ def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
             "record",
             "--pid",
             str(pid),
+            "--subprocesses",  # the uvicorn workers, not just their supervisor
             "--duration",
             str(int(seconds)),
             "--format",
@@ -162,8 +176,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--batch-concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="BATON_INGEST_WORKERS")
+    parser.add_argument("--batch-concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="BATON_INGEST_WORKERS")
     parser.add_argument("--profile", action="store_true", help="sample the service with py-spy")
     args = parser.parse_args()
     spec = next(s for s in SERVICES if s.name == "ingest")
@@ -192,14 +206,20 @@ def main() -> None:
                 ("single", args.concurrency, 1, False),
                 ("gzip_batch100", args.batch_concurrency, 100, True),
             ):
-                asyncio.run(scenario(proc.url, 2, conc, batch, gz))  # warm-up
+                # Enough bodies for ~40,000 events/s (or 6,000 requests/s) for the run.
+                count = int(args.seconds * (400 if batch > 1 else 6000))
+                warm = make_bodies(count // 2, batch, gz)
+                bodies = make_bodies(count, batch, gz)
+                asyncio.run(scenario(proc.url, 4, conc, batch, warm, gz))  # warm-up
                 raw = Path(tmp) / f"{name}.prof"
                 profiler = (
                     start_profiler(proc.pid, args.seconds, raw)
                     if args.profile and proc.pid
                     else None
                 )
-                results[name] = asyncio.run(scenario(proc.url, args.seconds, conc, batch, gz))
+                results[name] = asyncio.run(
+                    scenario(proc.url, args.seconds, conc, batch, bodies, gz)
+                )
                 r = results[name]
                 if profiler is not None:
                     profiler.wait(timeout=args.seconds + 30)
