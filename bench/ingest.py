@@ -5,7 +5,7 @@ fixed concurrency, and gzip batches of 100. Prints events/s and request latency
 p50/p99 per scenario, then one JSON line with every figure.
 
     uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 4]
-                                  [--workers 2] [--profile]
+                                  [--workers 2] [--batch-rate EVENTS_PER_S] [--profile]
 
 --workers sets BATON_INGEST_WORKERS (server processes). With --profile, py-spy samples
 the service during each scenario and the script prints its CPU self time by layer
@@ -72,13 +72,24 @@ def make_bodies(count: int, batch: int, gz: bool) -> list[bytes]:
 
 
 async def scenario(
-    url: str, seconds: float, concurrency: int, batch: int, bodies: list[bytes], gz: bool
+    url: str,
+    seconds: float,
+    concurrency: int,
+    batch: int,
+    bodies: list[bytes],
+    gz: bool,
+    rate: float | None = None,
 ) -> dict:
+    """Closed loop (each connection sends as fast as answers come back), or, with
+    ``rate`` (events/s), open loop: requests start on a fixed schedule and latency is
+    counted from the scheduled start, so a stall is not hidden (no coordinated omission)."""
     latencies: list[float] = []
     events = 0
     errors = 0
     statuses: dict[int, int] = {}
     next_body = iter(bodies)
+    interval = batch / rate if rate else 0.0
+    slot = {"next": time.perf_counter()}
     deadline = time.perf_counter() + seconds
     path = "/v1/batch" if batch > 1 else "/v1/track"
     headers = {"Authorization": AUTH, "Content-Type": "application/json"}
@@ -93,7 +104,12 @@ async def scenario(
                 body = next(next_body, None)
                 if body is None:  # ran out of prepared bodies: stop early, rate still valid
                     return
-                started = time.perf_counter()
+                if interval:
+                    started = slot["next"]
+                    slot["next"] += interval
+                    await asyncio.sleep(max(0.0, started - time.perf_counter()))
+                else:
+                    started = time.perf_counter()
                 async with session.post(url + path, data=body, headers=headers) as response:
                     await response.read()
                     ok = response.status == 200
@@ -178,6 +194,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch-concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="BATON_INGEST_WORKERS")
+    parser.add_argument(
+        "--batch-rate",
+        type=float,
+        default=None,
+        help="open loop for the batch scenarios: this many events/s on a fixed schedule "
+        "(spread over 16 connections), latency from each scheduled start",
+    )
     parser.add_argument("--profile", action="store_true", help="sample the service with py-spy")
     args = parser.parse_args()
     spec = next(s for s in SERVICES if s.name == "ingest")
@@ -217,8 +240,9 @@ def main() -> None:
                     if args.profile and proc.pid
                     else None
                 )
+                rate = args.batch_rate if batch > 1 else None
                 results[name] = asyncio.run(
-                    scenario(proc.url, args.seconds, conc, batch, bodies, gz)
+                    scenario(proc.url, args.seconds, 16 if rate else conc, batch, bodies, gz, rate)
                 )
                 r = results[name]
                 if profiler is not None:
