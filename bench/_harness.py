@@ -4,13 +4,54 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from baton_devstack.kafka import LocalKafka
+from baton_shared.schemas import EventType, LeadEvent
+
+# A mix of awareness, consideration and email signals (and a zero-point heartbeat).
+KINDS = [
+    (EventType.PAGE, None, "blog"),
+    (EventType.PAGE, None, "docs"),
+    (EventType.PAGE, None, "product"),
+    (EventType.PAGE, None, "pricing"),
+    (EventType.TRACK, "Email Opened", None),
+    (EventType.TRACK, "Email Clicked", None),
+    (EventType.TRACK, "Webinar Attended", None),
+    (EventType.TRACK, "Newsletter Subscribed", None),
+    (EventType.TRACK, "Heartbeat", None),
+]
+
+
+def make_events(
+    n: int, leads: int, seed: int, spacing_s: float = 5, id_prefix: str = "e"
+) -> list[LeadEvent]:
+    """``n`` canonical events over ``leads`` leads, ``spacing_s`` apart in event time."""
+    rnd = random.Random(seed)
+    t0 = datetime.now(UTC) - timedelta(days=30)
+    out = []
+    for i in range(n):
+        kind, name, category = rnd.choice(KINDS)
+        at = t0 + timedelta(seconds=i * spacing_s)
+        out.append(
+            LeadEvent(
+                event_id=f"{id_prefix}{i}",
+                lead_id=f"lead-{rnd.randrange(leads)}",
+                type=kind,
+                name=name,
+                page_category=category,
+                occurred_at=at,
+                received_at=at,
+                source="bench",
+            )
+        )
+    return out
 
 
 @contextmanager

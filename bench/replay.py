@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import kafka_broker, print_figures
+from _harness import kafka_broker, make_events, print_figures
 
 from baton_analytics.commands import Target, _feed
 from baton_analytics.ranges import ReadRange
@@ -36,45 +34,11 @@ from baton_analytics.replay import Replay
 from baton_analytics.source import TopicReader, in_time_order
 from baton_scorer.rules import load_rules
 from baton_shared.kafka import durable_producer, ensure_topics
-from baton_shared.schemas import EventType, LeadEvent, decode
+from baton_shared.schemas import LeadEvent, decode
 from baton_shared.topics import Topics
 
 CORE_FLOOR = 300_000
 BROKER_FLOOR = 100_000
-KINDS = [
-    (EventType.PAGE, None, "blog"),
-    (EventType.PAGE, None, "docs"),
-    (EventType.PAGE, None, "product"),
-    (EventType.PAGE, None, "pricing"),
-    (EventType.TRACK, "Email Opened", None),
-    (EventType.TRACK, "Email Clicked", None),
-    (EventType.TRACK, "Webinar Attended", None),
-    (EventType.TRACK, "Newsletter Subscribed", None),
-    (EventType.TRACK, "Heartbeat", None),
-]
-
-
-def make_events(n: int, leads: int, seed: int = 11) -> list[LeadEvent]:
-    """``n`` events over ``leads`` leads, one every few seconds of event time."""
-    rnd = random.Random(seed)
-    t0 = datetime.now(UTC) - timedelta(days=30)
-    out = []
-    for i in range(n):
-        kind, name, category = rnd.choice(KINDS)
-        at = t0 + timedelta(seconds=i * 5)
-        out.append(
-            LeadEvent(
-                event_id=f"r{i}",
-                lead_id=f"lead-{rnd.randrange(leads)}",
-                type=kind,
-                name=name,
-                page_category=category,
-                occurred_at=at,
-                received_at=at,
-                source="bench",
-            )
-        )
-    return out
 
 
 def bench_core(events: list[LeadEvent]) -> tuple[float, int]:
@@ -148,7 +112,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20_000)
     args = parser.parse_args()
 
-    core_events = make_events(args.core_events, args.leads)
+    core_events = make_events(args.core_events, args.leads, seed=11, id_prefix="r")
     core_rate, transitions = bench_core(core_events)
     verdict = "ok" if core_rate >= CORE_FLOOR else f"BELOW the {CORE_FLOOR:,} floor"
     print(
@@ -156,7 +120,9 @@ def main() -> None:
         f"({transitions:,} transitions) {verdict}"
     )
     with kafka_broker() as bootstrap:
-        figures = asyncio.run(bench_broker(bootstrap, make_events(args.events, args.leads)))
+        figures = asyncio.run(
+            bench_broker(bootstrap, make_events(args.events, args.leads, seed=11, id_prefix="r"))
+        )
     rate = figures["broker_replay_events_per_s"]
     verdict = "ok" if rate >= BROKER_FLOOR else f"BELOW the {BROKER_FLOOR:,} floor"
     print(f"broker replay floor {BROKER_FLOOR:,}: {verdict}")

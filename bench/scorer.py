@@ -22,20 +22,18 @@ import asyncio
 import cProfile
 import io
 import pstats
-import random
 import re
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import kafka_broker, print_figures
+from _harness import kafka_broker, make_events, print_figures
 
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
@@ -45,41 +43,6 @@ from baton_scorer.lifecycle import LeadState, score_event
 from baton_scorer.rules import load_rules
 from baton_shared.kafka import durable_producer, ensure_topics
 from baton_shared.schemas import LeadEvent
-
-KINDS = [
-    ("page", None, "blog"),
-    ("page", None, "docs"),
-    ("page", None, "product"),
-    ("page", None, "pricing"),
-    ("track", "Email Opened", None),
-    ("track", "Email Clicked", None),
-    ("track", "Webinar Attended", None),
-    ("track", "Newsletter Subscribed", None),
-    ("track", "Heartbeat", None),
-]
-
-
-def make_events(n: int, leads: int, seed: int = 7) -> list[LeadEvent]:
-    """``n`` events over ``leads`` leads, one every few seconds of event time."""
-    rnd = random.Random(seed)
-    t0 = datetime.now(UTC) - timedelta(days=30)
-    out = []
-    for i in range(n):
-        kind, name, category = rnd.choice(KINDS)
-        at = t0 + timedelta(seconds=i * 10)
-        out.append(
-            LeadEvent(
-                event_id=f"b{i}",
-                lead_id=f"lead-{rnd.randrange(leads)}",
-                type=kind,
-                name=name,
-                page_category=category,
-                occurred_at=at,
-                received_at=at,
-                source="bench",
-            )
-        )
-    return out
 
 
 def bench_core(events: list[LeadEvent], profile: bool) -> tuple[float, int]:
@@ -182,7 +145,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args()
 
-    core_events = make_events(args.core_events, args.leads)
+    core_events = make_events(args.core_events, args.leads, seed=7, spacing_s=10, id_prefix="b")
     core_rate, transitions = bench_core(core_events, args.profile)
     print(
         f"core:   {core_rate:,.0f} events/s "
@@ -190,7 +153,7 @@ def main() -> None:
     )
     figures: dict[str, float | int | str] = {"core_events_per_s": round(core_rate)}
 
-    events = make_events(args.events, args.leads, seed=11)
+    events = make_events(args.events, args.leads, seed=11, spacing_s=10, id_prefix="b")
     with kafka_broker() as bootstrap:
         rate = bench_worker(bootstrap, events, 2000, args.timeout)
         print(f"worker: {rate:,.0f} events/s end to end ({len(events):,} events, batches of 2000)")
