@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +16,8 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 from sqlalchemy import text
 
 from baton_shared.ids import stable_id
-from baton_shared.kafka import ensure_topics
 from baton_shared.schemas import Activity, ActivityKind, Assignment
 from baton_shared.topics import Topics
-from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.service import SlaService
 from tests.support.kafka import read_all, wait_for_record
 
@@ -28,15 +25,14 @@ pytestmark = pytest.mark.integration
 
 SLA_GROUP = "baton-sla-monitor"
 
-StartSla = Callable[..., Awaitable[SlaService]]
-
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def assignment(assigned_at: datetime, express: bool = True, lead_id: str | None = None
-               ) -> Assignment:
+def assignment(
+    assigned_at: datetime, express: bool = True, lead_id: str | None = None
+) -> Assignment:
     return Assignment(
         assignment_id=str(uuid.uuid4()),
         transition_id=uuid.uuid4().hex,
@@ -63,74 +59,31 @@ def clock_id(a: Assignment) -> str:
     return stable_id("clock", a.assignment_id)
 
 
-@pytest.fixture
-def settings_for(kafka_bootstrap: str, pg_cluster, unique_name: str) -> Callable[..., SlaSettings]:
-    """Settings for this test's database and topics; keyword overrides by env alias."""
-    database_url = pg_cluster.create_database(unique_name)
-
-    def make(**overrides: Any) -> SlaSettings:
-        return SlaSettings(**{
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "DATABASE_URL": database_url,
-            "BATON_TOPIC_PREFIX": f"{unique_name}.",
-            "BATON_ENV": "test",
-            "BATON_SLA_TICK_SECONDS": "0.05",
-            **overrides,
-        })
-
-    return make
+# Fixtures (settings_for, topics, start_sla, producer) come from tests/sla_monitor/conftest.py.
 
 
-@pytest.fixture
-def topics(unique_name: str) -> Topics:
-    return Topics(f"{unique_name}.")
-
-
-@pytest.fixture
-async def start_sla(settings_for) -> AsyncIterator[StartSla]:
-    """``await start_sla(BATON_SLA_EXPRESS_SQL_SECONDS="2")``: a started monitor, stopped
-    at teardown."""
-    running: list[SlaService] = []
-
-    async def start(**overrides: Any) -> SlaService:
-        service = SlaService(settings_for(**overrides))
-        await service.start()
-        running.append(service)
-        return service
-
-    yield start
-    for service in reversed(running):
-        await service.stop()
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str, topics: Topics) -> AsyncIterator[AIOKafkaProducer]:
-    await ensure_topics(kafka_bootstrap, topics.all(), 3)  # to produce before a monitor runs
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
-async def publish(producer: AIOKafkaProducer, topics: Topics,
-                  record: Assignment | Activity) -> RecordMetadata:
+async def publish(
+    producer: AIOKafkaProducer, topics: Topics, record: Assignment | Activity
+) -> RecordMetadata:
     topic = topics.assignments if isinstance(record, Assignment) else topics.activity
     return await producer.send_and_wait(topic, record.to_bytes(), key=record.lead_id.encode())
 
 
-async def sla_event(kafka_bootstrap: str, topics: Topics, a: Assignment, status: str,
-                    timeout: float = 15.0) -> dict[str, Any]:
+async def sla_event(
+    kafka_bootstrap: str, topics: Topics, a: Assignment, status: str, timeout: float = 15.0
+) -> dict[str, Any]:
     seen = await wait_for_record(
-        kafka_bootstrap, topics.sla,
-        lambda r: r["clock_id"] == clock_id(a) and r["status"] == status, timeout=timeout,
+        kafka_bootstrap,
+        topics.sla,
+        lambda r: r["clock_id"] == clock_id(a) and r["status"] == status,
+        timeout=timeout,
     )
     return seen[-1]
 
 
-async def wait_consumed(kafka_bootstrap: str, topics: Topics, sent: RecordMetadata,
-                        timeout: float = 15.0) -> None:
+async def wait_consumed(
+    kafka_bootstrap: str, topics: Topics, sent: RecordMetadata, timeout: float = 15.0
+) -> None:
     """Wait until the monitor's group committed past ``sent`` (so it has handled it)."""
     group = topics.group(SLA_GROUP)
     tp = TopicPartition(sent.topic, sent.partition)
@@ -151,10 +104,19 @@ async def wait_consumed(kafka_bootstrap: str, topics: Topics, sent: RecordMetada
 
 async def clock_row(service: SlaService, a: Assignment) -> dict[str, Any]:
     async with service.engine.connect() as conn:
-        row = (await conn.execute(
-            text("SELECT status, closed_at, elapsed_seconds, deadline_at FROM sla.clocks "
-                 "WHERE assignment_id = :a"), {"a": a.assignment_id},
-        )).mappings().one()
+        row = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT status, closed_at, elapsed_seconds, deadline_at FROM sla.clocks "
+                        "WHERE assignment_id = :a"
+                    ),
+                    {"a": a.assignment_id},
+                )
+            )
+            .mappings()
+            .one()
+        )
     return dict(row)
 
 
@@ -164,7 +126,7 @@ def statuses(events: list[dict[str, Any]], a: Assignment) -> list[str]:
     seen = [e["status"] for e in events if e["clock_id"] == clock_id(a)]
     ends = [i for i, s in enumerate(seen) if s in ("met", "breached")]
     if ends:
-        assert seen[ends[0] + 1:] == [], f"events after {seen[ends[0]]}: {seen}"
+        assert seen[ends[0] + 1 :] == [], f"events after {seen[ends[0]]}: {seen}"
     return [s for s in seen if s != "at_risk"]
 
 
@@ -178,7 +140,10 @@ async def test_assignment_starts_a_clock_that_breaches(
 
     started = await sla_event(kafka_bootstrap, topics, a, "started")
     assert (started["lead_id"], started["rep_id"], started["assignment_id"]) == (
-        a.lead_id, a.rep_id, a.assignment_id)
+        a.lead_id,
+        a.rep_id,
+        a.assignment_id,
+    )
     deadline = datetime.fromisoformat(started["deadline_at"])
     assert deadline - a.assigned_at == timedelta(seconds=1.5)
 
@@ -289,10 +254,12 @@ async def test_two_monitors_breach_each_due_clock_exactly_once(
     assert started == dict.fromkeys(wanted, 1)
 
 
-async def first_outcome(kafka_bootstrap: str, topics: Topics, a: Assignment,
-                        timeout: float = 15.0) -> dict[str, Any]:
+async def first_outcome(
+    kafka_bootstrap: str, topics: Topics, a: Assignment, timeout: float = 15.0
+) -> dict[str, Any]:
     seen = await wait_for_record(
-        kafka_bootstrap, topics.sla,
+        kafka_bootstrap,
+        topics.sla,
         lambda r: r["clock_id"] == clock_id(a) and r["status"] in ("met", "breached"),
         timeout=timeout,
     )
