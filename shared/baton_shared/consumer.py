@@ -69,8 +69,28 @@ async def _process(
     decode: Callable[[ConsumerRecord], T],
     handle: Callable[[T], Awaitable[None]],
 ) -> None:
+    item = await decode_or_dead_letter(record, producer, name, decode)
+    if item is None:
+        return
+    await retry_until_done(
+        name,
+        lambda: handle(item),
+        records=1,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+async def decode_or_dead_letter(
+    record: ConsumerRecord,
+    producer: AIOKafkaProducer,
+    name: str,
+    decode: Callable[[ConsumerRecord], T],
+) -> T | None:
+    """The decoded record, or None once a record that does not decode is on its DLQ."""
     try:
-        item = decode(record)
+        return decode(record)
     except (ValidationError, ValueError, UnicodeDecodeError) as exc:
         CONSUMED.labels(consumer=name, outcome="dead_letter").inc()
         log.warning(
@@ -82,12 +102,19 @@ async def _process(
             error=type(exc).__name__,
         )
         await send_to_dlq(producer, record, str(exc), name)
-        return
+        return None
+
+
+async def retry_until_done(
+    name: str, work: Callable[[], Awaitable[None]], records: int, **where: object
+) -> None:
+    """Run ``work`` until it succeeds, backing off (0.2 s doubling to 10 s): a failing
+    dependency must stall the partition, never skip a record."""
     delay = 0.2
     while True:
         try:
-            await handle(item)
-            CONSUMED.labels(consumer=name, outcome="processed").inc()
+            await work()
+            CONSUMED.labels(consumer=name, outcome="processed").inc(records)
             return
         except asyncio.CancelledError:
             raise
@@ -95,11 +122,10 @@ async def _process(
             log.error(
                 "handler_failed_retrying",
                 consumer=name,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
+                records=records,
                 error=f"{type(exc).__name__}: {exc}",
                 retry_in_s=delay,
+                **where,
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

@@ -16,10 +16,8 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
-from baton_shared.consumer import CONSUMED
-from baton_shared.kafka import send_to_dlq
+from baton_shared.consumer import decode_or_dead_letter, retry_until_done
 from baton_shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -50,21 +48,11 @@ async def consume_batches(
             items: list[T] = []
             for records in batch.values():
                 for record in records:
-                    try:
-                        items.append(decode(record))
-                    except (ValidationError, ValueError, UnicodeDecodeError) as exc:
-                        CONSUMED.labels(consumer=name, outcome="dead_letter").inc()
-                        log.warning(
-                            "poison_record",
-                            consumer=name,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            error=type(exc).__name__,
-                        )
-                        await send_to_dlq(producer, record, str(exc), name)
+                    item = await decode_or_dead_letter(record, producer, name, decode)
+                    if item is not None:
+                        items.append(item)
             if items:
-                await _handle_until_done(name, handle, items)
+                await retry_until_done(name, lambda b=items: handle(b), records=len(items))
             # The handler's work is durable (committed in PostgreSQL): let the next step
             # start on it now rather than after the offset commit's round trip.
             if after_batch is not None:
@@ -87,26 +75,3 @@ async def _finish(committing: asyncio.Task[None], name: str) -> None:
         # Typically a rebalance moved the partition: its new owner re-reads the batch
         # from the last committed offset, and routing absorbs the repeat.
         log.warning("offset_commit_failed", consumer=name, error=f"{type(exc).__name__}: {exc}")
-
-
-async def _handle_until_done(
-    name: str, handle: Callable[[list[T]], Awaitable[None]], items: list[T]
-) -> None:
-    delay = 0.2
-    while True:
-        try:
-            await handle(items)
-            CONSUMED.labels(consumer=name, outcome="processed").inc(len(items))
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error(
-                "handler_failed_retrying",
-                consumer=name,
-                records=len(items),
-                error=f"{type(exc).__name__}: {exc}",
-                retry_in_s=delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
