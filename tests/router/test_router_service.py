@@ -71,16 +71,6 @@ async def router(
 
 
 @pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
-@pytest.fixture
 def receiver_factory() -> Iterator[Callable[..., WebhookReceiver]]:
     started: list[WebhookReceiver] = []
 
