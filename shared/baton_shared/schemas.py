@@ -149,6 +149,12 @@ class Transition(Record):
         default=None,
         description="When the scorer emitted it (wall clock); occurred_at is event time",
     )
+    email: str | None = Field(default=None, description="The lead's email, when known")
+    traits: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The lead's traits as the scorer knows them (title, company, country, "
+        "industry, ...): what routing rules and the rep's webhook use",
+    )
 
 
 class Assignment(Record):
@@ -177,6 +183,9 @@ class ActivityKind(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    WON = "won"
+    LOST = "lost"
 
 
 class Activity(Record):
@@ -190,6 +199,11 @@ class Activity(Record):
     occurred_at: AwareDatetime
     assignment_id: str | None = Field(
         default=None, description="The assignment the rep acted on, when known"
+    )
+    bant: list[str] = Field(
+        default_factory=list,
+        description="On ``qualified``: the qualification fields the rep confirmed "
+        "(budget, authority, need, timeline; the scorer's rules name the ones its gate needs)",
     )
 
 

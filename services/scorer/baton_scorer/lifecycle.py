@@ -310,6 +310,8 @@ def _move(
         occurred_at=datetime.fromtimestamp(trigger.at, UTC),
         rules_version=rules.version,
         top_signals=top_signals(state, t, rules),
+        email=state.email,
+        traits=state.traits,  # replaced (never mutated) when traits change, so not copied
     )
     state.stage = to
     state.stage_at = trigger.at
