@@ -177,6 +177,10 @@ class Assignment(Record):
     previous_rep_id: str | None = Field(
         default=None, description="On a re-assignment: the rep the lead was taken from"
     )
+    stage: Stage = Field(
+        default=Stage.SQL,
+        description="The lead's stage: sql (a rep works the lead) or mql (an SDR task)",
+    )
 
 
 class ActivityKind(StrEnum):
