@@ -218,20 +218,52 @@ class SlaStatus(StrEnum):
     MET = "met"
 
 
+class SlaMeasure(StrEnum):
+    """Which delay an SLA clock measures."""
+
+    FIRST_TOUCH = "first_touch"  # rep delay: assignment (or MQL transition) → first touch
+    ASSIGN = "assign"  # system delay: qualifying transition → assignment
+
+
 class SlaEvent(Record):
-    """A speed-to-lead clock changed state. ``event_id`` is deterministic per clock and status."""
+    """A speed-to-lead clock changed state. ``event_id`` is deterministic per clock and status.
+
+    ``measure`` says which delay the clock measures. ``first_touch`` (the default, and
+    every event before the field existed) is a rep's clock. ``assign`` is the pipeline's:
+    opened at the qualifying transition, stopped by the assignment (``transition_id``
+    names it); its events have no ``rep_id`` or ``assignment_id`` and are never a rep's
+    breach: a consumer that escalates a rep's breach filters on
+    ``measure == "first_touch"`` and a non-null ``assignment_id``.
+    """
 
     event_id: str
     clock_id: str
     lead_id: str
-    rep_id: str
-    assignment_id: str
+    rep_id: str | None = Field(
+        default=None,
+        description="The rep on the clock; None on an MQL clock without an SDR task and on "
+        "an assign clock until its assignment",
+    )
+    assignment_id: str | None = Field(
+        default=None,
+        description="The assignment that opened the first_touch clock; None on an assign "
+        "clock and on an MQL clock opened by its transition (no SDR task yet)",
+    )
     status: SlaStatus
+    measure: SlaMeasure = Field(
+        default=SlaMeasure.FIRST_TOUCH,
+        description="first_touch (rep delay) or assign (qualifying transition to assignment)",
+    )
+    transition_id: str | None = Field(
+        default=None, description="The qualifying transition the clock belongs to, when known"
+    )
     started_at: AwareDatetime
     deadline_at: AwareDatetime
     at: AwareDatetime
     elapsed_seconds: float | None = Field(
-        default=None, description="met/breached on a touch: assignment to first touch, wall-clock"
+        default=None,
+        description="met/breached on a touch: assignment to first touch, wall-clock "
+        "(measure assign: qualifying transition to assignment)",
     )
     team: str | None = Field(default=None, description="The assignment's pool (team)")
     stage: str = Field(default="sql", description="The lead's stage when assigned")
@@ -240,7 +272,9 @@ class SlaEvent(Record):
         default=None, description="The SLA policy (name@hash) that set the deadline"
     )
     window_seconds: float | None = Field(
-        default=None, description="The first-touch window, in counted (business) seconds"
+        default=None,
+        description="The first-touch window, in counted (business) seconds "
+        "(measure assign: the time-to-assign target, wall-clock)",
     )
     warning_fraction: float | None = Field(
         default=None, description="at_risk: the fraction of the window that has run"

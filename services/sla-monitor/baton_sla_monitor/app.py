@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel
 from baton_shared.clock import utcnow
 from baton_shared.http import ops_router
 from baton_sla_monitor.config import SlaSettings
-from baton_sla_monitor.reports import ComplianceRow, GroupBy
+from baton_sla_monitor.reports import ComplianceRow, GroupBy, Measure
 from baton_sla_monitor.service import SlaService
 
 bearer = HTTPBearer(auto_error=False)
@@ -29,9 +29,11 @@ DEFAULT_WINDOW = timedelta(hours=24)
 
 class ClockOut(BaseModel):
     id: str
-    assignment_id: str
+    measure: Measure
+    transition_id: str | None
+    assignment_id: str | None
     lead_id: str
-    rep_id: str
+    rep_id: str | None
     team: str | None
     stage: str
     express: bool
@@ -62,6 +64,7 @@ class ComplianceOut(BaseModel):
 Since = Annotated[AwareDatetime | None, Query(description="window start; default: until - 24 h")]
 Until = Annotated[AwareDatetime | None, Query(description="window end; default: now")]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
+MeasureQuery = Annotated[Measure | None, Query(description="first_touch or assign; default: both")]
 
 
 def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -106,17 +109,23 @@ def create_app(settings: SlaSettings) -> FastAPI:
         return out(await service.clocks.clocks_for(lead_id))
 
     @api.get("/clocks/at-risk", response_model=list[ClockOut])
-    async def at_risk(limit: Limit = 100) -> list[ClockOut]:
-        """Open clocks that have had an ``at_risk`` warning, nearest deadline first."""
-        return out(await service.reports.at_risk(limit))
+    async def at_risk(limit: Limit = 100, measure: MeasureQuery = None) -> list[ClockOut]:
+        """Open clocks that have had an ``at_risk`` warning, nearest deadline first:
+        leads waiting for a first touch (``first_touch``) or for an assignment
+        (``assign``)."""
+        return out(await service.reports.at_risk(limit, measure))
 
     @api.get("/clocks/breached", response_model=list[ClockOut])
     async def breached(
-        since: Since = None, until: Until = None, limit: Limit = 1000
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = 1000,
+        measure: MeasureQuery = None,
     ) -> list[ClockOut]:
-        """Clocks whose deadline passed without a touch in the window, newest first."""
+        """Clocks whose deadline passed in the window without a touch (``first_touch``)
+        or an assignment (``assign``), newest first."""
         start, end = window(since, until)
-        return out(await service.reports.breached(start, end, limit))
+        return out(await service.reports.breached(start, end, limit, measure))
 
     @api.get("/compliance", response_model=ComplianceOut)
     async def compliance(

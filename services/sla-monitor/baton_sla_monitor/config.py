@@ -31,4 +31,11 @@ class SlaSettings(DatabaseSettings):
     )
     tick_seconds: float = Field(default=0.2, gt=0, alias="BATON_SLA_TICK_SECONDS")
     sweep_batch: int = Field(default=1000, ge=1, le=20_000, alias="BATON_SLA_SWEEP_BATCH")
+    consume_batch: int = Field(
+        default=1000,
+        ge=1,
+        le=5000,
+        alias="BATON_SLA_CONSUME_BATCH",
+        description="Records per consumer batch (one database transaction)",
+    )
     stats_seconds: float = Field(default=15, gt=0, alias="BATON_SLA_STATS_SECONDS")

@@ -1,4 +1,5 @@
-"""The SLA monitor's Prometheus metrics (labels: stage, team; ``none`` for no team)."""
+"""The SLA monitor's Prometheus metrics (labels: stage, team; ``none`` for no team;
+measure: ``first_touch`` or ``assign``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 SLA_EVENTS = Counter(
     "baton_sla_events_total",
     "SLA events published: started, at_risk (warnings), breached, met",
-    ["status", "stage", "team"],
+    ["status", "stage", "team", "measure"],
 )
 SPEED_TO_LEAD = Histogram(
     "baton_sla_speed_to_lead_seconds",
@@ -27,7 +28,11 @@ FIRE_LATENESS = Histogram(
     ["status"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300),
 )
-OPEN_CLOCKS = Gauge("baton_sla_open_clocks", "Clocks waiting for a first touch")
+OPEN_CLOCKS = Gauge(
+    "baton_sla_open_clocks",
+    "Open clocks: waiting for a first touch (first_touch) or an assignment (assign)",
+    ["measure"],
+)
 COMPLIANCE = Gauge(
     "baton_sla_compliance_ratio",
     "Met / (met + breached) over clocks started in the last 24 hours",

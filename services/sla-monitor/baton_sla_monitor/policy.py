@@ -133,6 +133,10 @@ class SlaPolicy(_Frozen):
     name: str = Field(min_length=1)
     warn_at_fractions: list[float] = Field(default_factory=lambda: [0.5, 0.8])
     assign_seconds: float = Field(default=60, gt=0)
+    assign_stages: list[str] = Field(
+        default_factory=lambda: ["sql"],
+        description="transitions to these stages open an assign clock (sql, mql)",
+    )
     first_touch_seconds: Windows = DEFAULT_WINDOWS
     calendar: str | None = Field(default=None, description="default calendar; none: 24/7")
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
@@ -148,6 +152,14 @@ class SlaPolicy(_Frozen):
     def _fractions(cls, value: list[float]) -> list[float]:
         if any(not 0 < f < 1 for f in value):
             raise ValueError(f"each warning fraction must be between 0 and 1 (exclusive): {value}")
+        return sorted(set(value))
+
+    @field_validator("assign_stages")
+    @classmethod
+    def _stages(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in ("sql", "mql")]
+        if unknown:
+            raise ValueError(f"assign_stages may name sql and mql only, got {unknown}")
         return sorted(set(value))
 
     @model_validator(mode="after")
@@ -186,6 +198,21 @@ class SlaPolicy(_Frozen):
             calendar=calendar_name,
             deadline_at=add(started_at, window),
             warnings=warnings,
+        )
+
+    def plan_assign(self, qualified_at: datetime, stage: str, express: bool) -> ClockPlan:
+        """The assign clock a qualifying transition opens: the default time-to-assign
+        target (the team is not known until the router picks a pool), wall-clock."""
+        window = self.assign_seconds
+        return ClockPlan(
+            priority=Priority.of(stage, express),
+            window_seconds=window,
+            calendar=None,
+            deadline_at=wall_clock_add(qualified_at, window),
+            warnings=tuple(
+                RiskWarning(f, wall_clock_add(qualified_at, f * window))
+                for f in self.warn_at_fractions
+            ),
         )
 
     def assign_target_seconds(self, team: str | None = None) -> float:

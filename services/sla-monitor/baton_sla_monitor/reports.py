@@ -5,7 +5,7 @@ window of a million clocks costs one indexed scan, not a million rows over the w
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import Float, cast, func, literal, select
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from baton_sla_monitor.tables import Clock
 
 GroupBy = Literal["rep", "team"]
+Measure = Literal["first_touch", "assign"]
 QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -39,6 +40,10 @@ class ComplianceRow(BaseModel):
     touched: int
 
 
+def _of(measure: Measure | None) -> list[Any]:
+    return [] if measure is None else [Clock.measure == measure]
+
+
 def _percentiles(values: list[float] | None) -> Percentiles:
     p50, p90, p99 = values if values else (None, None, None)
     return Percentiles(p50=p50, p90=p90, p99=p99)
@@ -48,19 +53,23 @@ class Reports:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
-    async def at_risk(self, limit: int) -> list[Clock]:
-        """Open clocks that have had a warning, most urgent first."""
+    async def at_risk(self, limit: int, measure: Measure | None = None) -> list[Clock]:
+        """Open clocks that have had a warning, most urgent first (both measures unless
+        ``measure`` is given: a lead waiting for an assignment is at risk too)."""
         async with self._sessions() as session:
             query = (
                 select(Clock)
-                .where(Clock.status == "open", Clock.warnings_sent > 0)
+                .where(Clock.status == "open", Clock.warnings_sent > 0, *_of(measure))
                 .order_by(Clock.deadline_at)
                 .limit(limit)
             )
             return list((await session.scalars(query)).all())
 
-    async def breached(self, since: datetime, until: datetime, limit: int) -> list[Clock]:
-        """Clocks whose deadline passed untouched in ``[since, until)``, newest first."""
+    async def breached(
+        self, since: datetime, until: datetime, limit: int, measure: Measure | None = None
+    ) -> list[Clock]:
+        """Clocks whose deadline passed untouched (or unassigned) in ``[since, until)``,
+        newest first."""
         async with self._sessions() as session:
             query = (
                 select(Clock)
@@ -68,6 +77,7 @@ class Reports:
                     Clock.status == "breached",
                     Clock.deadline_at >= since,
                     Clock.deadline_at < until,
+                    *_of(measure),
                 )
                 .order_by(Clock.deadline_at.desc())
                 .limit(limit)
@@ -77,7 +87,8 @@ class Reports:
     async def compliance(
         self, since: datetime, until: datetime, by: GroupBy
     ) -> list[ComplianceRow]:
-        """Per rep or team, over clocks started in ``[since, until)``."""
+        """Per rep or team, over the first-touch clocks started in ``[since, until)`` (an
+        MQL clock no SDR task took has no rep: its row's key is null)."""
         key = Clock.rep_id if by == "rep" else Clock.team
         quantiles = cast(literal(list(QUANTILES), ARRAY(Float)), ARRAY(Float))
 
@@ -101,7 +112,11 @@ class Reports:
                 .within_group(Clock.system_delay_seconds)
                 .label("assign"),
             )
-            .where(Clock.started_at >= since, Clock.started_at < until)
+            .where(
+                Clock.started_at >= since,
+                Clock.started_at < until,
+                Clock.measure == "first_touch",
+            )
             .group_by(key)
             .order_by(key)
         )

@@ -4,18 +4,21 @@ Flow, in order:
 
 1. At start-up the policy file is loaded and validated (a bad file stops the start
    with a message naming the file and field), migrations run, topics exist.
-2. ``leads.assignments`` → :meth:`ClockStore.open` plans the clock with the pure
-   policy (window, business hours, warnings) and stores it (``started``); a newer
-   assignment of the lead closes the older clock (``reassigned``).
-3. ``leads.activity`` ``contacted`` → :meth:`ClockStore.contacted` records the first
-   touch: ``met`` by the deadline, else ``breached``.
-4. The sweep, every ``BATON_SLA_TICK_SECONDS``, takes due clocks in batches
-   (``FOR UPDATE SKIP LOCKED`` on the partial index of open clocks) and publishes
-   ``at_risk`` warnings and ``breached`` deadlines — including those that passed
-   while the monitor was down.
-5. Every event goes to ``leads.sla`` before its transaction commits; offsets are
-   committed after (``consume_forever``), so a crash re-delivers and re-publishes
-   with the same ``event_id`` rather than losing anything.
+2. ``leads.transitions``, ``leads.assignments`` and ``leads.activity`` are consumed in
+   batches (:mod:`baton_sla_monitor.consumer`: poison to the DLQ, one transaction per
+   batch, offsets committed last) into :meth:`ClockStore.apply`:
+   a qualifying transition opens an ``assign`` clock (and, for an MQL, the MQL
+   first-touch clock); an assignment opens the rep's ``first_touch`` clock
+   (``started``; a newer assignment of the lead closes the older one as
+   ``reassigned``) and stops its transition's assign clock (``met``/``breached``); the
+   first ``contacted`` activity stops the first-touch clock.
+3. The sweep, every ``BATON_SLA_TICK_SECONDS``, takes due clocks of both measures in
+   batches (``FOR UPDATE SKIP LOCKED`` on the partial index of open clocks) and
+   publishes ``at_risk`` warnings and ``breached`` deadlines — including those that
+   passed while the monitor was down, and assign clocks of leads nobody could take.
+4. Every event goes to ``leads.sla`` before its transaction commits; offsets are
+   committed after, so a crash re-delivers and re-publishes with the same
+   ``event_id`` rather than losing anything.
 """
 
 from __future__ import annotations
@@ -26,16 +29,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
 
 from baton_shared.clock import utcnow
-from baton_shared.consumer import consume_forever, make_consumer
+from baton_shared.consumer import make_consumer
 from baton_shared.database import database_answers, make_engine, make_sessionmaker, migrate
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
-from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent, decode
-from baton_sla_monitor.clocks import ClockStore
+from baton_shared.schemas import SlaEvent
+from baton_sla_monitor.clocks import Applied, ClockStore
 from baton_sla_monitor.config import SlaSettings
+from baton_sla_monitor.consumer import Batch, consume_batches
 from baton_sla_monitor.metrics import (
     COMPLIANCE,
     FIRE_LATENESS,
@@ -54,12 +57,7 @@ log = get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_sla"
 COMPLIANCE_WINDOW = timedelta(hours=24)
-
-
-def decode_record(record: ConsumerRecord) -> Assignment | Activity:
-    if record.topic.endswith("leads.assignments"):
-        return decode(Assignment, record.value)
-    return decode(Activity, record.value)
+CONSUMER = "baton-sla-monitor"
 
 
 def policy_for(settings: SlaSettings) -> SlaPolicy:
@@ -93,15 +91,20 @@ class SlaService:
         await self._producer.start()
         self._consumer = make_consumer(
             self.settings.kafka_bootstrap_servers,
-            topics.group("baton-sla-monitor"),
+            topics.group(CONSUMER),
+            topics.transitions,
             topics.assignments,
             topics.activity,
         )
         await self._consumer.start()
         self._tasks = [
             asyncio.create_task(
-                consume_forever(
-                    self._consumer, self._producer, "baton-sla-monitor", decode_record, self._handle
+                consume_batches(
+                    self._consumer,
+                    self._producer,
+                    CONSUMER,
+                    self.handle,
+                    self.settings.consume_batch,
                 ),
                 name="consumer",
             ),
@@ -129,7 +132,9 @@ class SlaService:
         ]
         await asyncio.gather(*pending)
         for event in events:
-            SLA_EVENTS.labels(event.status.value, event.stage, team_label(event.team)).inc()
+            SLA_EVENTS.labels(
+                event.status.value, event.stage, team_label(event.team), event.measure.value
+            ).inc()
         if len(events) <= 10:
             for event in events:
                 log.info(
@@ -137,22 +142,24 @@ class SlaService:
                     lead_id=event.lead_id,
                     rep_id=event.rep_id,
                     status=event.status.value,
+                    measure=event.measure.value,
                 )
         else:
             log.info("sla_events", count=len(events))
 
-    async def _handle(self, item: Assignment | Activity) -> None:
-        if isinstance(item, Assignment):
-            clock = await self.clocks.open(item)
-            if clock is not None and clock.system_delay_seconds is not None:
+    async def handle(self, batch: Batch) -> Applied:
+        """One consumer batch into the clocks (one transaction), then its metrics."""
+        applied = await self.clocks.apply(batch.transitions, batch.assignments, batch.touches)
+        for clock in applied.opened:
+            if clock.system_delay_seconds is not None:
                 TIME_TO_ASSIGN.labels(clock.stage, team_label(clock.team)).observe(
                     clock.system_delay_seconds
                 )
-                _observe_touch(clock)
-        elif item.kind == ActivityKind.CONTACTED:
-            clock = await self.clocks.contacted(item)
-            if clock is not None:
-                _observe_touch(clock)
+        for clock in applied.touched:
+            _observe_touch(clock)
+        for clock in applied.opened:
+            _observe_touch(clock)
+        return applied
 
     async def sweep_once(self) -> int:
         """Fire everything due now, batch after batch; how many events went out."""
@@ -179,7 +186,8 @@ class SlaService:
     async def _stats_forever(self) -> None:
         while True:
             try:
-                OPEN_CLOCKS.set(await self.clocks.open_count())
+                for measure, count in (await self.clocks.open_count()).items():
+                    OPEN_CLOCKS.labels(measure).set(count)
                 now = utcnow()
                 for row in await self.reports.compliance(now - COMPLIANCE_WINDOW, now, "team"):
                     if row.compliance_ratio is not None:

@@ -16,20 +16,29 @@ TS = DateTime(timezone=True)
 
 
 class Clock(Base):
-    """One speed-to-lead clock: assignment → first touch (rep delay), with the
-    qualifying action → assignment delay (system delay) measured beside it.
+    """One SLA clock. ``measure`` says which delay it measures:
 
-    ``status``: ``open``, ``met``, ``breached``, or ``reassigned`` (closed by a
-    newer assignment of the same lead). ``next_fire_at`` is when the sweep must
+    * ``first_touch`` (rep delay): assignment → first touch, with the qualifying action
+      → assignment delay (system delay) measured beside it; or, for an MQL no SDR task
+      has followed yet, MQL transition → first touch (no rep, no assignment).
+    * ``assign`` (system delay, in real time): qualifying transition → assignment; no
+      rep or assignment (it is waiting for one). ``first_touch_at`` is when the
+      assignment came.
+
+    ``status``: ``open``, ``met``, ``breached``, ``reassigned`` (closed by a newer
+    assignment of the same lead) or ``superseded`` (an open transition-opened clock
+    closed by a later transition of the lead). ``next_fire_at`` is when the sweep must
     look at an open clock again (its next warning, else its deadline).
     """
 
     __tablename__ = "clocks"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    assignment_id: Mapped[str] = mapped_column(String(64), unique=True)
+    measure: Mapped[str] = mapped_column(String(16), default="first_touch")
+    transition_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    assignment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     lead_id: Mapped[str] = mapped_column(String(256), index=True)
-    rep_id: Mapped[str] = mapped_column(String(64))
+    rep_id: Mapped[str | None] = mapped_column(String(64))
     team: Mapped[str | None] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(16), default="sql")
     express: Mapped[bool] = mapped_column(Boolean)
