@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from baton_analytics import funnel as funnel_report
 from baton_analytics import report, sink
-from baton_analytics.compare import compare
+from baton_analytics.compare import Outcomes, compare
 from baton_analytics.export import TypedWriter, format_for, model_for, to_row, write_rows
 from baton_analytics.funnel import Window
 from baton_analytics.progress import Progress
@@ -25,7 +25,6 @@ from baton_analytics.source import TopicReader, in_time_order
 from baton_scorer.rules import load_rules
 from baton_shared.schemas import (
     Activity,
-    ActivityKind,
     Assignment,
     LeadEvent,
     Record,
@@ -174,10 +173,10 @@ async def replay(
     return 0
 
 
-async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> dict[str, str]:
-    """Feed every replay in the live scorer's order; return each lead's latest disposition."""
+async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> Outcomes:
+    """Feed every replay in the live scorer's order; return the leads' outcomes."""
     t = target.topics
-    outcomes: dict[str, tuple[float, str]] = {}
+    outcomes = Outcomes()
     async with TopicReader(
         target.bootstrap, [t.events, t.activity], span, optional=(t.activity,)
     ) as reader:
@@ -186,7 +185,7 @@ async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> dict[
                 try:
                     if r.topic == t.activity:
                         activity = decode(Activity, r.value)
-                        _note_outcome(outcomes, activity)
+                        outcomes.note(activity)
                         for rp in replays:
                             rp.activity(activity)
                     else:
@@ -195,22 +194,13 @@ async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> dict[
                             rp.event(event)
                 except ValidationError:
                     continue  # undecodable: the live scorer dead-lettered it too
-    return {lead: kind for lead, (_, kind) in outcomes.items()}
-
-
-def _note_outcome(outcomes: dict[str, tuple[float, str]], activity: Activity) -> None:
-    if activity.kind not in (ActivityKind.ACCEPTED, ActivityKind.REJECTED):
-        return
-    at = activity.occurred_at.timestamp()
-    known = outcomes.get(activity.lead_id)
-    if known is None or at >= known[0]:
-        outcomes[activity.lead_id] = (at, activity.kind.value)
+    return outcomes
 
 
 def _compare(
     current: ReplayResult,
     candidate: ReplayResult,
-    outcomes: dict[str, str],
+    outcomes: Outcomes,
     span: ReadRange,
     path: Path,
 ) -> None:

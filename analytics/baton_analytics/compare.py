@@ -2,8 +2,12 @@
 
 For each lead the *path* under a rules file is when it first became MQL and SQL
 (event time) and where it ended. A lead *changes* when its path differs. Time to MQL
-or SQL runs from the lead's first event. Outcomes are the reps' dispositions on
-``leads.activity`` (the latest of accepted/rejected per lead).
+or SQL runs from the lead's first event.
+
+Outcomes come from ``leads.activity`` on two independent axes: a rep's latest
+*disposition* of the lead (``accepted`` or ``rejected``) and the deal's latest *close*
+(``won`` or ``lost``). A lead accepted and then won counts in both the accepted and the
+won row; a lead rejected and accepted later counts as accepted.
 """
 
 from __future__ import annotations
@@ -13,9 +17,43 @@ from dataclasses import dataclass, field
 
 from baton_analytics.replay import ReplayResult
 from baton_analytics.stats import percentiles
-from baton_shared.schemas import Stage
+from baton_shared.schemas import Activity, ActivityKind, Stage
 
-OUTCOMES = ("accepted", "rejected")
+DISPOSITIONS = (ActivityKind.ACCEPTED, ActivityKind.REJECTED)
+CLOSES = (ActivityKind.WON, ActivityKind.LOST)
+OUTCOMES = tuple(k.value for k in (*DISPOSITIONS, *CLOSES))
+
+
+@dataclass
+class Outcomes:
+    """Each lead's latest disposition and latest close, fed activities in any order."""
+
+    disposition: dict[str, tuple[float, str]] = field(default_factory=dict)
+    close: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    def note(self, activity: Activity) -> None:
+        if activity.kind in DISPOSITIONS:
+            latest = self.disposition
+        elif activity.kind in CLOSES:
+            latest = self.close
+        else:
+            return  # contacted, qualified: work in progress, not an outcome
+        at = activity.occurred_at.timestamp()
+        known = latest.get(activity.lead_id)
+        if known is None or at >= known[0]:
+            latest[activity.lead_id] = (at, activity.kind.value)
+
+    def leads(self, outcome: str) -> list[str]:
+        """The leads whose latest disposition or close is ``outcome``, sorted."""
+        latest = self.disposition if outcome in DISPOSITIONS else self.close
+        return sorted(lead for lead, (_, kind) in latest.items() if kind == outcome)
+
+    @classmethod
+    def of(cls, activities: list[Activity]) -> Outcomes:
+        outcomes = cls()
+        for a in activities:
+            outcomes.note(a)
+        return outcomes
 
 
 @dataclass(frozen=True)
@@ -133,8 +171,8 @@ def _side(result: ReplayResult, lead_paths: dict[str, LeadPath]) -> Side:
     )
 
 
-def compare(current: ReplayResult, candidate: ReplayResult, outcomes: dict[str, str]) -> Comparison:
-    """``outcomes``: lead id → its latest disposition (accepted, rejected)."""
+def compare(current: ReplayResult, candidate: ReplayResult, outcomes: Outcomes) -> Comparison:
+    """Both paths of every lead, the leads that change, and a row per outcome present."""
     a, b = paths(current), paths(candidate)
     empty = LeadPath(None, None, Stage.NEW.value, 0.0)
     changes = []
@@ -144,7 +182,7 @@ def compare(current: ReplayResult, candidate: ReplayResult, outcomes: dict[str, 
             changes.append(Change(lead, pa, pb))
     rows = []
     for outcome in OUTCOMES:
-        leads = [lead for lead, o in outcomes.items() if o == outcome]
+        leads = outcomes.leads(outcome)
         if not leads:
             continue
         rows.append(

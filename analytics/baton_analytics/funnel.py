@@ -5,16 +5,17 @@ Definitions (event time throughout):
 * **MQL→SQL**: leads that became MQL in the window, and the share of them that
   became SQL afterwards (at any time up to the data's end).
 * **SQL→accepted**: leads that became SQL in the window, and the share a rep
-  accepted (an ``accepted`` activity after the SQL transition).
+  accepted (an ``accepted`` activity after the SQL transition); likewise rejected,
+  won and lost (a ``won``/``lost`` activity after the SQL transition).
 * **Speed-to-lead**: per SLA clock started in the window, assignment → first touch
   (``elapsed_seconds`` of its ``met``/``breached``); time-to-assign is qualifying
   action → assignment, from ``leads.assignments``.
 * **Breach rate**: of the clocks started in the window that have an outcome, the
   share that ended ``breached`` (a later ``met`` correction counts as met).
 * **Signal lift**: for every event name (``event:Demo Requested``) and page category
-  (``page:pricing``) on ``leads.events`` in the window, the share of *accepted*
-  leads that had it divided by the share of all leads active in the window that had
-  it. Above 1: over-represented among leads reps accepted.
+  (``page:pricing``) on ``leads.events`` in the window, the share of leads that were
+  *accepted or won* that had it divided by the share of all leads active in the
+  window that had it. Above 1: over-represented among the leads that converted.
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ class Window:
 @dataclass(frozen=True)
 class SignalLift:
     signal: str
-    accepted_leads: int
+    accepted_or_won_leads: int
     all_leads: int
-    share_accepted: float
+    share_accepted_or_won: float
     share_all: float
     lift: float
 
@@ -70,6 +71,9 @@ class FunnelReport:
     sql_accepted: int
     sql_rejected: int
     sql_to_accepted_rate: float | None
+    sql_won: int
+    sql_lost: int
+    sql_to_won_rate: float | None
     speed_to_lead_seconds: dict[str, float]
     time_to_assign_seconds: dict[str, float]
     clocks: int
@@ -117,19 +121,18 @@ def funnel(
         1 for lead, at in mql_leads.items() if lead in last_sql_at and last_sql_at[lead] >= at
     )
 
-    accepted_at: dict[str, datetime] = {}
-    rejected_at: dict[str, datetime] = {}
+    last_at: dict[ActivityKind, dict[str, datetime]] = {kind: {} for kind in ActivityKind}
     for a in activities:
-        if a.kind == ActivityKind.ACCEPTED:
-            accepted_at.setdefault(a.lead_id, a.occurred_at)
-        elif a.kind == ActivityKind.REJECTED:
-            rejected_at.setdefault(a.lead_id, a.occurred_at)
-    sql_accepted = sum(
-        1 for lead, at in sql_leads.items() if lead in accepted_at and accepted_at[lead] >= at
-    )
-    sql_rejected = sum(
-        1 for lead, at in sql_leads.items() if lead in rejected_at and rejected_at[lead] >= at
-    )
+        known = last_at[a.kind].get(a.lead_id)
+        if known is None or a.occurred_at > known:
+            last_at[a.kind][a.lead_id] = a.occurred_at
+
+    def after_sql(kind: ActivityKind) -> int:
+        done = last_at[kind]
+        return sum(1 for lead, at in sql_leads.items() if lead in done and done[lead] >= at)
+
+    sql_accepted = after_sql(ActivityKind.ACCEPTED)
+    sql_won = after_sql(ActivityKind.WON)
 
     clocks: dict[str, str] = {}
     touch_seconds: dict[str, float] = {}
@@ -151,7 +154,8 @@ def funnel(
         if window.holds(a.qualified_at)
     ]
 
-    active, lifts = _lift(window, events, set(accepted_at), min_leads)
+    converted = last_at[ActivityKind.ACCEPTED].keys() | last_at[ActivityKind.WON].keys()
+    active, lifts = _lift(window, events, converted, min_leads)
     return FunnelReport(
         since=window.since.isoformat() if window.since else None,
         until=window.until.isoformat() if window.until else None,
@@ -161,8 +165,11 @@ def funnel(
         mql_to_sql_rate=ratio(mql_to_sql, len(mql_leads)),
         sql=len(sql_leads),
         sql_accepted=sql_accepted,
-        sql_rejected=sql_rejected,
+        sql_rejected=after_sql(ActivityKind.REJECTED),
         sql_to_accepted_rate=ratio(sql_accepted, len(sql_leads)),
+        sql_won=sql_won,
+        sql_lost=after_sql(ActivityKind.LOST),
+        sql_to_won_rate=ratio(sql_won, len(sql_leads)),
         speed_to_lead_seconds=_pcts(list(touch_seconds.values())),
         time_to_assign_seconds=_pcts(assign_seconds),
         clocks=len(clocks),
@@ -174,7 +181,7 @@ def funnel(
 
 
 def _lift(
-    window: Window, events: list[LeadEvent], accepted: set[str], min_leads: int
+    window: Window, events: list[LeadEvent], converted: set[str], min_leads: int
 ) -> tuple[int, list[SignalLift]]:
     # Anonymous history belongs to the lead an identify linked it to.
     resolved: dict[str, str] = {}
@@ -190,7 +197,7 @@ def _lift(
         active.add(lead)
         for s in signals_of(e):
             leads_with.setdefault(s, set()).add(lead)
-    good = accepted & active
+    good = converted & active
     if not good or not active:
         return len(active), []
     out = []
@@ -202,9 +209,9 @@ def _lift(
         out.append(
             SignalLift(
                 signal=signal,
-                accepted_leads=len(leads & good),
+                accepted_or_won_leads=len(leads & good),
                 all_leads=len(leads),
-                share_accepted=round(share_good, 4),
+                share_accepted_or_won=round(share_good, 4),
                 share_all=round(share_all, 4),
                 lift=round(share_good / share_all, 3),
             )
@@ -228,17 +235,20 @@ def render_text(r: FunnelReport) -> str:
         f"  SQL                   {r.sql:,}",
         f"  SQL → accepted        {r.sql_accepted:,}  ({pct(r.sql_to_accepted_rate)})"
         f"   rejected {r.sql_rejected:,}",
+        f"  SQL → won             {r.sql_won:,}  ({pct(r.sql_to_won_rate)})   lost {r.sql_lost:,}",
         f"  speed-to-lead         {secs(r.speed_to_lead_seconds)}",
         f"  time-to-assign        {secs(r.time_to_assign_seconds)}",
         f"  SLA clocks            {r.clocks:,}: met {r.clocks_met:,}, "
         f"breached {r.clocks_breached:,}, breach rate {pct(r.breach_rate)}",
     ]
     if r.signals:
-        lines.append("  signal lift among accepted leads (share accepted / share of all):")
+        lines.append(
+            "  signal lift among accepted or won leads (their share / share of all leads):"
+        )
         for s in r.signals[:15]:
             lines.append(
-                f"    {s.lift:5.2f}×  {s.signal:<32} {s.accepted_leads}/{s.all_leads} leads"
+                f"    {s.lift:5.2f}×  {s.signal:<32} {s.accepted_or_won_leads}/{s.all_leads} leads"
             )
     else:
-        lines.append("  signal lift: no accepted leads with events in the window")
+        lines.append("  signal lift: no accepted or won leads with events in the window")
     return "\n".join(lines)

@@ -17,6 +17,12 @@ CANDIDATE_COLOUR = "#2f6fde"
 HOUR_EDGES = (0, 1, 4, 24, 72, 168, 720, float("inf"))
 HOUR_LABELS = ("<1h", "1-4h", "4-24h", "1-3d", "3-7d", "7-30d", ">30d")
 CHANGES_LISTED = 500
+OUTCOME_LABELS = {
+    "accepted": "accepted by reps",
+    "rejected": "rejected by reps",
+    "won": "won deals",
+    "lost": "lost deals",
+}
 
 
 def _fmt_hours(values: list[float]) -> str:
@@ -47,8 +53,9 @@ def render_text(c: Comparison) -> str:
         lines.append(f"    {n:>7,}  {kind}")
     for row in c.outcomes:
         lines.append(
-            f"  {row.outcome} by reps: {row.leads:,} leads; SQL under current "
-            f"{row.sql_current:,}, under candidate {row.sql_candidate:,}"
+            f"  {_label(row.outcome)}: {row.leads:,} leads; SQL under current "
+            f"{row.sql_current:,}, under candidate {row.sql_candidate:,}; median score "
+            f"{_num(row.median_score_current)} → {_num(row.median_score_candidate)}"
         )
     return "\n".join(lines)
 
@@ -131,14 +138,22 @@ def render_html(c: Comparison, span: str) -> str:
     if c.outcomes:
         charts.append(
             _bars(
-                "Leads with a rep's disposition that reach SQL",
+                "Leads with each outcome that reach SQL",
                 [f"{r.outcome} ({r.leads})" for r in c.outcomes],
                 [r.sql_current for r in c.outcomes],
                 [r.sql_candidate for r in c.outcomes],
             )
         )
+        charts.append(
+            _bars(
+                "Median final score of the leads with each outcome",
+                [f"{r.outcome} ({r.leads})" for r in c.outcomes],
+                [r.median_score_current or 0.0 for r in c.outcomes],
+                [r.median_score_candidate or 0.0 for r in c.outcomes],
+            )
+        )
     outcome_rows = "".join(
-        f"<tr><td>{escape(r.outcome)}</td><td>{r.leads:,}</td><td>{r.sql_current:,}</td>"
+        f"<tr><td>{escape(_label(r.outcome))}</td><td>{r.leads:,}</td><td>{r.sql_current:,}</td>"
         f"<td>{r.sql_candidate:,}</td><td>{_num(r.median_score_current)}</td>"
         f"<td>{_num(r.median_score_candidate)}</td></tr>"
         for r in c.outcomes
@@ -179,12 +194,12 @@ svg .l {{ font-size: 12px; text-anchor: middle; }}
 <th>time to MQL</th><th>time to SQL</th></tr>
 {_side_row("current", a)}{_side_row("candidate", b)}</table>
 {"".join(charts)}
-<h2>Outcomes (reps' dispositions on leads.activity)</h2>
+<h2>Outcomes (reps' dispositions and closed deals on leads.activity)</h2>
 {
         "<table><tr><th>outcome</th><th>leads</th><th>SQL now</th><th>SQL candidate</th>"
         "<th>median score now</th><th>median score candidate</th></tr>" + outcome_rows + "</table>"
         if c.outcomes
-        else "<p>No dispositions in the data.</p>"
+        else "<p>No accepted, rejected, won or lost leads in the data.</p>"
     }
 <h2>Leads whose stage or timing changes ({len(c.changes):,})</h2>
 <ul>{kinds}</ul>
@@ -193,6 +208,10 @@ svg .l {{ font-size: 12px; text-anchor: middle; }}
 {change_rows}</table>{more}
 </body></html>
 """
+
+
+def _label(outcome: str) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome)
 
 
 def _num(x: float | None) -> str:

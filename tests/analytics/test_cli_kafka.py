@@ -236,7 +236,16 @@ async def test_replay_compare_writes_an_html_report_and_a_summary(
         )
         for i in (1, 4)
     ]
-    await produce(kafka_bootstrap, topics.activity, list(accepted))
+    closed = [
+        Activity(
+            activity_id=f"c-{i}",
+            lead_id=f"lead-{i:02d}",
+            kind=kind,
+            occurred_at=NOW + timedelta(days=1),
+        )
+        for i, kind in ((4, ActivityKind.WON), (7, ActivityKind.WON), (2, ActivityKind.LOST))
+    ]
+    await produce(kafka_bootstrap, topics.activity, [*accepted, *closed])
     text = files("baton_scorer").joinpath("default_rules.yaml").read_text()
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text(text.replace("  sql: 100\n", "  sql: 55\n", 1))
@@ -259,8 +268,11 @@ async def test_replay_compare_writes_an_html_report_and_a_summary(
     assert "SQL leads             7 →       14   +7 (+100.0%)" in summary
     assert "7  now SQL" in summary
     assert "accepted by reps: 2 leads; SQL under current 0, under candidate 2" in summary
+    assert "won deals: 2 leads; SQL under current 0, under candidate 2" in summary
+    assert "lost deals: 1 leads; SQL under current 0, under candidate 0" in summary
     html = report.read_text()
     assert "<svg" in html and "lead-01" in html and "<script" not in html
+    assert "<td>won deals</td><td>2</td><td>0</td><td>2</td>" in html
 
 
 async def test_funnel_json_reports_conversion_breaches_and_lift(
@@ -283,6 +295,14 @@ async def test_funnel_json_reports_conversion_breaches_and_lift(
                 occurred_at=NOW,
             )
             for lead in sql_leads[:3]
+        ]
+        + [
+            Activity(
+                activity_id=f"won-{sql_leads[3]}",
+                lead_id=sql_leads[3],
+                kind=ActivityKind.WON,
+                occurred_at=NOW,
+            )
         ],
     )
     clocks = []
@@ -321,8 +341,10 @@ async def test_funnel_json_reports_conversion_breaches_and_lift(
     assert report["mql"] == 7 and report["mql_to_sql"] == 0
     assert report["breach_rate"] == 0.5 and report["clocks"] == 4
     assert report["speed_to_lead_seconds"] == {"p50": 120.0, "p90": 240.0, "p99": 240.0}
+    assert report["sql_won"] == 1
     top = report["signals"][0]
     assert top["signal"] == "event:Demo Requested" and top["lift"] > 2
+    assert top["accepted_or_won_leads"] == 4  # three accepted, one won
 
 
 async def test_replay_since_counts_each_leads_earlier_history(

@@ -114,4 +114,35 @@ def test_funnel_without_accepted_leads_says_there_is_no_lift(make_event: MakeEve
     r = funnel(Window(None, None), [], [], [], [], [make_event("a", "Demo Requested")])
 
     assert r.signals == [] and r.mql_to_sql_rate is None and r.breach_rate is None
-    assert "no accepted leads" in render_text(r)
+    assert "no accepted or won leads" in render_text(r)
+
+
+def test_signal_lift_counts_won_leads_as_well_as_accepted_ones(
+    make_event: MakeEvent, make_activity: MakeActivity
+) -> None:
+    later = T0 + timedelta(days=5)
+    transitions = [transition(lead, Stage.SQL) for lead in ("a", "w", "l")]
+    activities = [
+        make_activity("a", "accepted", at=T0 + timedelta(hours=1)),
+        make_activity("w", "won", at=later),  # won without a recorded acceptance
+        make_activity("l", "accepted", at=T0 + timedelta(hours=1)),
+        make_activity("l", "lost", at=later),
+    ]
+    events = [
+        make_event("a", "Demo Requested"),
+        make_event("w", "Demo Requested"),
+        make_event("l", type="page", page_category="blog"),
+        make_event("x", type="page", page_category="blog"),
+    ]
+
+    r = funnel(Window(None, None), transitions, [], activities, [], events, min_leads=1)
+
+    assert (r.sql, r.sql_accepted, r.sql_won, r.sql_lost) == (3, 2, 1, 1)
+    assert r.sql_to_won_rate == 1 / 3
+    demo = next(s for s in r.signals if s.signal == "event:Demo Requested")
+    # a, w and l converted; two of them asked for a demo, as did 2 of 4 active leads
+    assert (demo.accepted_or_won_leads, demo.all_leads) == (2, 2)
+    assert demo.lift == round((2 / 3) / (2 / 4), 3)
+    text = render_text(r)
+    assert "SQL → won             1  (33.3%)   lost 1" in text
+    assert "signal lift among accepted or won leads" in text

@@ -7,7 +7,7 @@ from datetime import timedelta
 from importlib.resources import files
 from xml.etree import ElementTree
 
-from baton_analytics.compare import compare
+from baton_analytics.compare import Outcomes, compare
 from baton_analytics.replay import replay_all
 from baton_analytics.report import render_html, render_text
 from baton_scorer.lifecycle import LeadState, score_event
@@ -106,7 +106,7 @@ def test_recycle_timers_fire_by_the_end_of_the_range_only(
 
 
 def test_compare_lists_leads_a_lower_sql_threshold_makes_sql(
-    rules: Rules, make_event: MakeEvent
+    rules: Rules, make_event: MakeEvent, make_activity: MakeActivity
 ) -> None:
     history = [
         make_event("warm", type="page", page_category="pricing", at=T0),
@@ -117,7 +117,8 @@ def test_compare_lists_leads_a_lower_sql_threshold_makes_sql(
     current = replay_all(list(history), rules, None)
     candidate = replay_all(list(history), candidate_rules(sql=55), None)
 
-    c = compare(current, candidate, {"warm": "accepted", "cold": "rejected"})
+    outcomes = Outcomes.of([make_activity("warm", "accepted"), make_activity("cold", "rejected")])
+    c = compare(current, candidate, outcomes)
 
     assert (c.current.sql_leads, c.candidate.sql_leads) == (1, 2)
     assert [(ch.lead_id, ch.summary) for ch in c.changes] == [("warm", "now SQL")]
@@ -137,7 +138,7 @@ def test_the_html_report_is_self_contained_with_charts(rules: Rules, make_event:
     c = compare(
         replay_all(list(history), rules, None),
         replay_all(list(history), candidate_rules(sql=55), None),
-        {},
+        Outcomes(),
     )
 
     html = render_html(c, "the test range")
@@ -150,3 +151,61 @@ def test_the_html_report_is_self_contained_with_charts(rules: Rules, make_event:
     assert "https://" not in html
     assert "warm&lt;b&gt;" in html and "warm<b>" not in html
     assert "now SQL" in html
+
+
+def test_outcomes_keep_each_leads_latest_disposition_and_latest_close(
+    make_activity: MakeActivity,
+) -> None:
+    later = T0 + timedelta(days=3)
+    outcomes = Outcomes.of(
+        [
+            make_activity("won-deal", "won", at=later),
+            make_activity("won-deal", "accepted"),  # fed out of order: still accepted, won
+            make_activity("second-look", "rejected"),
+            make_activity("second-look", "accepted", at=later),
+            make_activity("closed-lost", "accepted"),
+            make_activity("closed-lost", "won"),
+            make_activity("closed-lost", "lost", at=later),
+            make_activity("working", "contacted"),
+            make_activity("working", "qualified"),
+        ]
+    )
+
+    assert outcomes.leads("accepted") == ["closed-lost", "second-look", "won-deal"]
+    assert outcomes.leads("rejected") == []
+    assert outcomes.leads("won") == ["won-deal"]
+    assert outcomes.leads("lost") == ["closed-lost"]
+
+
+def test_compare_shows_how_won_and_lost_leads_would_have_scored(
+    rules: Rules, make_event: MakeEvent, make_activity: MakeActivity
+) -> None:
+    history = [
+        make_event("warm", type="page", page_category="pricing", at=T0),
+        make_event("warm", "Webinar Attended", at=T0 + timedelta(hours=2)),
+        make_event("cold", type="page", page_category="blog", at=T0),
+    ]
+    outcomes = Outcomes.of(
+        [
+            make_activity("warm", "won", at=T0 + timedelta(days=9)),
+            make_activity("cold", "lost", at=T0 + timedelta(days=9)),
+        ]
+    )
+
+    c = compare(
+        replay_all(list(history), rules, None),
+        replay_all(list(history), candidate_rules(sql=55), None),
+        outcomes,
+    )
+
+    rows = {r.outcome: (r.leads, r.sql_current, r.sql_candidate) for r in c.outcomes}
+    assert rows == {"won": (1, 0, 1), "lost": (1, 0, 0)}
+    won = next(r for r in c.outcomes if r.outcome == "won")
+    assert won.median_score_current == won.median_score_candidate  # same points, decayed
+    assert won.median_score_current is not None and 55 < won.median_score_current < 60
+    text = render_text(c)
+    assert "won deals: 1 leads; SQL under current 0, under candidate 1" in text
+    assert "lost deals: 1 leads; SQL under current 0, under candidate 0" in text
+    html = render_html(c, "the test range")
+    assert "<td>won deals</td><td>1</td><td>0</td><td>1</td>" in html
+    assert "Median final score of the leads with each outcome" in html
