@@ -11,7 +11,9 @@ Definitions (event time throughout):
   (``elapsed_seconds`` of its ``met``/``breached``); time-to-assign is qualifying
   action → assignment, from ``leads.assignments``.
 * **Breach rate**: of the clocks started in the window that have an outcome, the
-  share that ended ``breached`` (a later ``met`` correction counts as met).
+  share that ended ``breached`` (a later ``met`` correction counts as met). Only
+  first-touch clocks (a rep's speed-to-lead) count; ``assign`` clocks measure the
+  pipeline and are left out.
 * **Signal lift**: for every event name (``event:Demo Requested``) and page category
   (``page:pricing``) on ``leads.events`` in the window, the share of leads that were
   *accepted or won* that had it divided by the share of all leads active in the
@@ -32,6 +34,7 @@ from baton_shared.schemas import (
     EventType,
     LeadEvent,
     SlaEvent,
+    SlaMeasure,
     SlaStatus,
     Stage,
     Transition,
@@ -137,8 +140,8 @@ def funnel(
     clocks: dict[str, str] = {}
     touch_seconds: dict[str, float] = {}
     for e in sla:
-        if not window.holds(e.started_at):
-            continue
+        if e.measure != SlaMeasure.FIRST_TOUCH or not window.holds(e.started_at):
+            continue  # an assign clock is the pipeline's delay, not a rep's speed-to-lead
         clocks.setdefault(e.clock_id, SlaStatus.STARTED.value)
         if e.status == SlaStatus.MET:
             clocks[e.clock_id] = SlaStatus.MET.value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from baton_analytics.funnel import Window, funnel, render_text
-from baton_shared.schemas import Assignment, SlaEvent, SlaStatus, Stage, Transition
+from baton_shared.schemas import Assignment, SlaEvent, SlaMeasure, SlaStatus, Stage, Transition
 from tests.analytics.conftest import T0, MakeActivity, MakeEvent
 
 
@@ -25,7 +25,12 @@ def transition(lead: str, to: Stage, minutes: float = 0) -> Transition:
     )
 
 
-def sla(clock: str, status: SlaStatus, elapsed: float | None = None) -> SlaEvent:
+def sla(
+    clock: str,
+    status: SlaStatus,
+    elapsed: float | None = None,
+    measure: SlaMeasure = SlaMeasure.FIRST_TOUCH,
+) -> SlaEvent:
     return SlaEvent(
         event_id=f"{clock}-{status}",
         clock_id=clock,
@@ -37,6 +42,7 @@ def sla(clock: str, status: SlaStatus, elapsed: float | None = None) -> SlaEvent
         deadline_at=T0 + timedelta(hours=1),
         at=T0,
         elapsed_seconds=elapsed,
+        measure=measure,
     )
 
 
@@ -76,6 +82,8 @@ def test_funnel_counts_conversion_speed_breaches_and_lift(
         sla("d", SlaStatus.MET, 300),  # the touch was in time; its signal came late
         sla("e", SlaStatus.STARTED),
         sla("e", SlaStatus.BREACHED),
+        sla("f", SlaStatus.STARTED, measure=SlaMeasure.ASSIGN),
+        sla("f", SlaStatus.BREACHED, 900, measure=SlaMeasure.ASSIGN),  # the pipeline's delay
     ]
     events = [
         make_event("a", "Demo Requested"),
