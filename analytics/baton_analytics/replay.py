@@ -8,8 +8,8 @@ does what the scorer's stream shell (``baton_scorer.app``) does with each:
   scored re-keyed to the lead;
 * any other event is scored by :func:`baton_scorer.lifecycle.score_event`
   (duplicates by ``event_id`` change nothing);
-* a rep's ``rejected`` activity goes through
-  :func:`baton_scorer.lifecycle.apply_rep_action`;
+* a rep's ``qualified`` (BANT fields confirmed) or ``rejected`` activity goes
+  through :func:`baton_scorer.lifecycle.apply_rep_action`;
 * :meth:`Replay.finish` fires the recycle timers that fell due by the end of the
   range, as the live scorer's timer would have (in event time, at their due time).
 
@@ -76,8 +76,8 @@ class Replay:
             self.transitions += transitions
 
     def activity(self, activity: Activity) -> None:
-        """Only rejections change a lead's stage in the scorer."""
-        if activity.kind != ActivityKind.REJECTED:
+        """Only a rep's qualification (BANT) or rejection changes a lead's stage."""
+        if activity.kind not in (ActivityKind.QUALIFIED, ActivityKind.REJECTED):
             return
         state = self.states.get(activity.lead_id)
         if state is None:
@@ -86,10 +86,11 @@ class Replay:
             state,
             activity.lead_id,
             activity.activity_id,
-            "rejected",
+            activity.kind.value,
             activity.occurred_at.timestamp(),
             self.rules,
             reason=activity.reason,
+            bant=tuple(activity.bant),
         )
         self.transitions += transitions
 

@@ -15,6 +15,11 @@ LEADS_ASSIGNMENTS = "leads.assignments"
 LEADS_ACTIVITY = "leads.activity"
 LEADS_SLA = "leads.sla"
 
+# Configuration, not lead data: compacted, one partition, keyed by document kind.
+# Not in ALL: it must be created compacted (``baton-scorer rules publish`` and the
+# scorer create it so), never by a generic ensure_topics of the lead topics.
+SCORER_RULES = "scorer.rules"
+
 ALL = (LEADS_EVENTS, LEADS_TRANSITIONS, LEADS_ASSIGNMENTS, LEADS_ACTIVITY, LEADS_SLA)
 DEFAULT_PARTITIONS = 3
 
@@ -50,8 +55,13 @@ class Topics:
     def sla(self) -> str:
         return self.prefix + LEADS_SLA
 
+    @property
+    def scorer_rules(self) -> str:
+        """The scorer's rules documents (compacted): every worker follows the latest."""
+        return self.prefix + SCORER_RULES
+
     def all(self) -> list[str]:
-        """Every topic, including each one's DLQ."""
+        """Every lead topic, including each one's DLQ (not the compacted config topic)."""
         names = [self.prefix + name for name in ALL]
         return names + [dlq(name) for name in names]
 

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
 from baton_scorer.app import internal_topics
@@ -98,3 +101,23 @@ async def wait_until(predicate, timeout: float, what: str, interval: float = 0.3
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The worker's /metrics as {(sample name, sorted labels): value}."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(metrics: dict, name: str, **labels: str) -> float | None:
+    return metrics.get((name, tuple(sorted(labels.items()))))
+
+
+async def healthz(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"{url}/healthz")).json()

@@ -10,9 +10,11 @@ Flow, in order:
    ``aliases`` table (:mod:`baton_scorer.identity`): anonymous events wait there
    until an identify links them, then come back re-keyed to the lead through
    ``baton-scorer-stitched``.
-3. Other events (and rep rejections) run through the pure core
-   (:func:`baton_scorer.lifecycle.score_event`) against the lead's state from the
-   changelogged ``leads`` table.
+3. Other events run through the pure core
+   (:func:`baton_scorer.lifecycle.score_event`), and a rep's ``qualified`` (BANT
+   confirmed: the qualification gate) or ``rejected`` activity through
+   :func:`baton_scorer.lifecycle.apply_rep_action`, against the lead's state from
+   the changelogged ``leads`` table.
 4. Per batch, in this order: the transitions are produced and *acknowledged* by
    Kafka, then each touched lead's state is written once to the table
    (changelog), then the input events are acked (offsets commit after that).
@@ -22,7 +24,10 @@ Flow, in order:
    primary key on it).
 5. ``fire_timers`` (every second) recycles SQL leads whose cold timer is due —
    without any new event — from a heap rebuilt from the table after each
-   rebalance; ``reload_rules`` swaps in a changed rules file.
+   rebalance; ``reload_rules`` swaps in a changed rules file and ``follow_rules``
+   a document published on the compacted ``scorer.rules`` topic
+   (:mod:`baton_scorer.rules_source` says which wins). Each batch takes the rules
+   in use when it starts, so every transition names the version that decided it.
 
 Throughput: faust's per-event machinery (one stream step, one changelog write,
 one ack per event) holds a worker to a few hundred events/s with the defaults;
@@ -47,6 +52,7 @@ from baton_scorer.config import ScorerSettings
 from baton_scorer.identity import Alias, stitch
 from baton_scorer.lifecycle import LeadState, apply_rep_action, expire, score_event
 from baton_scorer.rules_source import RulesSource
+from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.timers import TimerQueue
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
@@ -57,6 +63,10 @@ from baton_shared.topics import dlq
 log = get_logger(__name__)
 
 BATCH_WITHIN_SECONDS = 0.25
+# Rep actions that move a lead: a BANT confirmation (the qualification gate) and a
+# rejection (back to nurture). Other activities (accepted, contacted, won, lost) are
+# the router's and the SLA monitor's business.
+REP_ACTIONS = frozenset({ActivityKind.QUALIFIED, ActivityKind.REJECTED})
 TIMER_TICK_SECONDS = 1.0
 
 
@@ -80,7 +90,6 @@ class Scorer:
         self.aliases: dict[str, Alias] = {}
         self.timers = TimerQueue()
         self.timers_stale = True
-        self.last_event_at: float | None = None
 
     def reset_caches(self) -> None:
         """After a rebalance the table is the truth again."""
@@ -90,7 +99,10 @@ class Scorer:
         self.timers_stale = True
 
 
-def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
+def create_app(
+    settings: ScorerSettings, source: RulesSource, follower: RulesFollower | None = None
+) -> faust.App:
+    """The worker's faust app; ``follower`` (when given) keeps ``source`` on the rules topic."""
     topics = settings.topics
     identity_name, stitched_name = internal_topics(settings)
     app = faust.App(
@@ -215,23 +227,26 @@ def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
         out: list[Transition] = []
         touched: set[str] = set()
         forwards = []
+        newest_at: float | None = None
         for ev in events:
             topic = ev.message.topic
             try:
                 if topic == topics.activity:
                     activity = decode(Activity, ev.value)
-                    if activity.kind != ActivityKind.REJECTED:
+                    if activity.kind not in REP_ACTIONS:
                         continue
                     state = load_state(activity.lead_id)
                     _, transitions = apply_rep_action(
                         state,
                         activity.lead_id,
                         activity.activity_id,
-                        "rejected",
+                        activity.kind.value,
                         activity.occurred_at.timestamp(),
                         rules,
                         reason=activity.reason,
+                        bant=tuple(activity.bant),
                     )
+                    m.ACTIVITIES.labels(kind=activity.kind.value).inc()
                     touched.add(activity.lead_id)
                     out += transitions
                     continue
@@ -257,7 +272,9 @@ def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
                 await dead_letter(ev, f"{type(exc).__name__}: {exc}")
                 continue
             m.EVENTS.labels(outcome="scored").inc()
-            scorer.last_event_at = event.occurred_at.timestamp()
+            at = event.occurred_at.timestamp()
+            if newest_at is None or at > newest_at:
+                newest_at = at
             touched.add(event.lead_id)
             out += transitions
         await publish(out)
@@ -266,6 +283,10 @@ def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
         await save(leads, {lead_id: scorer.states[lead_id] for lead_id in touched})
         for lead_id in touched:
             scorer.timers.schedule(lead_id, scorer.states[lead_id].due)
+        if newest_at is not None:
+            # How far behind real time scoring runs: measured when the batch is
+            # durable, against its newest event (a late event is not lag).
+            m.EVENT_TIME_LAG.set(max(0.0, time.time() - newest_at))
         m.BATCH_SECONDS.set(time.perf_counter() - started)
 
     @app.agent(inputs)
@@ -359,10 +380,19 @@ def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
             scorer.timers.schedule(lead_id, scorer.states[lead_id].due)
         _observe(app, scorer, leads, aliases)
 
+    def rules_changed() -> None:
+        scorer.timers_stale = True  # due times may move with the new rules
+
     @app.timer(TIMER_TICK_SECONDS)
     async def reload_rules() -> None:
         if source.poll():
-            scorer.timers_stale = True  # due times may move with the new rules
+            rules_changed()
+
+    if follower is not None:
+
+        @app.task
+        async def follow_rules() -> None:
+            await follower.follow(rules_changed)
 
     @app.page("/healthz")
     async def healthz(self: Any, request: web.Request) -> web.Response:
@@ -371,6 +401,7 @@ def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
             "status": "ready" if ready else "unavailable",
             "checks": {"kafka": ready},
             "rules_version": source.rules.version,
+            "rules_origin": source.origin,
         }
         return self.json(body, status=200 if ready else 503)
 
@@ -384,8 +415,6 @@ def create_app(settings: ScorerSettings, source: RulesSource) -> faust.App:
 
 
 def _observe(app: faust.App, scorer: Scorer, leads: Any, aliases: Any) -> None:
-    if scorer.last_event_at is not None:
-        m.EVENT_TIME_LAG.set(max(0.0, time.time() - scorer.last_event_at))
     m.TABLE_SIZE.labels(table="leads").set(len(leads))
     m.TABLE_SIZE.labels(table="aliases").set(len(aliases))
     try:

@@ -1,19 +1,34 @@
-"""``baton-scorer``: run one scorer worker (faust-streaming)."""
+"""``baton-scorer``: run one scorer worker (faust-streaming), or manage its rules.
+
+    baton-scorer                         run a worker
+    baton-scorer rules check FILE        validate a rules file, print its version
+    baton-scorer rules publish FILE      validate, then publish it to <prefix>scorer.rules
+    baton-scorer rules withdraw          tombstone: workers go back to their rules file
+
+``check`` and ``publish`` exit with status 2 and the errors (file, line, field)
+on stderr when the file is invalid; nothing is published then.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
+from pathlib import Path
 
-from faust.worker import Worker
-
-from baton_scorer.app import create_app, internal_topics
 from baton_scorer.config import ScorerSettings
+from baton_scorer.rules import RulesError, load_rules
 from baton_scorer.rules_source import RulesSource
+from baton_scorer.rules_topic import publish_rules, read_rules_topic
 from baton_shared.kafka import ensure_topics
 from baton_shared.logs import configure_logging
 
 
-def main() -> None:
+def run_worker() -> None:
+    from faust.worker import Worker
+
+    from baton_scorer.app import create_app, internal_topics
+
     settings = ScorerSettings()
     configure_logging(settings.log_level, settings.log_format)
     source = RulesSource(settings.rules_file)
@@ -28,10 +43,58 @@ def main() -> None:
             settings.topic_partitions,
         )
     )
+    # The latest published rules are in use before the first event is scored.
+    follower = read_rules_topic(settings.kafka_bootstrap_servers, topics.scorer_rules, source)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings, source)
+    app = create_app(settings, source, follower)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+
+
+def rules_command(args: argparse.Namespace) -> int:
+    if args.action == "withdraw":
+        settings = ScorerSettings()
+        where = asyncio.run(
+            publish_rules(settings.kafka_bootstrap_servers, settings.topics.scorer_rules, None)
+        )
+        print(f"withdrawn: {where.topic}[{where.partition}]@{where.offset}")
+        return 0
+    if args.file is None:
+        print(f"baton-scorer rules {args.action}: a FILE is required", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.action == "check":
+        print(rules.version)
+        return 0
+    settings = ScorerSettings()
+    where = asyncio.run(
+        publish_rules(
+            settings.kafka_bootstrap_servers, settings.topics.scorer_rules, path.read_text()
+        )
+    )
+    print(f"published {rules.version} to {where.topic}[{where.partition}]@{where.offset}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="baton-scorer", description="Baton's scoring worker.")
+    sub = p.add_subparsers(dest="command")
+    rules = sub.add_parser("rules", help="check, publish or withdraw a rules file")
+    rules.add_argument("action", choices=["check", "publish", "withdraw"])
+    rules.add_argument("file", nargs="?", help="the rules YAML (check, publish)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "rules":
+        sys.exit(rules_command(args))
+    run_worker()
 
 
 if __name__ == "__main__":

@@ -12,10 +12,15 @@ EVENTS = Counter(
 TRANSITIONS = Counter(
     "baton_scorer_transitions_total", "Stage transitions emitted", ["to_stage", "reason"]
 )
+ACTIVITIES = Counter(
+    "baton_scorer_rep_actions_total",
+    "Rep activities applied to a lead's stage (qualified, rejected)",
+    ["kind"],
+)
 DEAD_LETTERS = Counter("baton_scorer_dead_letters_total", "Records sent to the DLQ")
 EVENT_TIME_LAG = Gauge(
     "baton_scorer_event_time_lag_seconds",
-    "Wall clock minus the event time of the last scored event",
+    "Wall clock when the last batch was durable minus the newest event time in it",
 )
 CONSUMER_LAG = Gauge(
     "baton_scorer_consumer_lag_messages", "High water minus read offset, summed over partitions"
