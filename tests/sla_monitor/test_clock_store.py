@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from baton_shared.database import make_engine, make_sessionmaker, migrate
-from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent
+from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent, Stage, Transition
 from baton_sla_monitor.clocks import ClockStore
-from baton_sla_monitor.policy import load_policy
+from baton_sla_monitor.policy import load_policy, parse_policy
 from baton_sla_monitor.service import MIGRATIONS, VERSION_TABLE
 
 pytestmark = pytest.mark.integration
@@ -121,3 +121,154 @@ async def test_duplicate_touch_is_ignored_and_second_touch_does_not_move_the_clo
     assert events.of("lead-f") == [(a.assignment_id, "started"), (a.assignment_id, "met")]
     (stored,) = await clocks.clocks_for("lead-f")
     assert stored.first_touch_at == T0 + timedelta(minutes=1)
+
+
+def transition(lead_id: str, minutes: float, to_stage: Stage = Stage.SQL) -> Transition:
+    return Transition(
+        transition_id=uuid.uuid4().hex,
+        lead_id=lead_id,
+        from_stage=Stage.NEW,
+        to_stage=to_stage,
+        score=120,
+        fit=40,
+        engagement=80,
+        reason="threshold",
+        trigger_event_id=uuid.uuid4().hex,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        rules_version="test",
+    )
+
+
+def assigned(t: Transition, minutes: float, stage: Stage = Stage.SQL) -> Assignment:
+    a = assignment(t.lead_id, minutes)
+    return a.model_copy(
+        update={"transition_id": t.transition_id, "qualified_at": t.occurred_at, "stage": stage}
+    )
+
+
+def of_measure(events: Captured, lead_id: str) -> list[tuple[str, str]]:
+    return [(e.measure.value, e.status.value) for e in events if e.lead_id == lead_id]
+
+
+async def test_sql_transition_opens_an_assign_clock_its_assignment_stops(store) -> None:
+    clocks, events = store
+    t = transition("lead-g", 0)
+    await clocks.apply(transitions=[t])
+    (waiting,) = await clocks.clocks_for("lead-g")
+    assert (waiting.measure, waiting.status, waiting.rep_id) == ("assign", "open", None)
+    assert waiting.deadline_at == t.occurred_at + timedelta(seconds=60)  # assign_seconds
+
+    a = assigned(t, 0.5)
+    applied = await clocks.apply(transitions=[t], assignments=[a])  # the transition again
+
+    assert [c.elapsed_seconds for c in applied.assigned] == [30]
+    assert of_measure(events, "lead-g") == [
+        ("assign", "started"),
+        ("first_touch", "started"),
+        ("assign", "met"),
+    ]
+    met = events[-1]
+    assert (met.transition_id, met.rep_id, met.assignment_id) == (t.transition_id, None, None)
+    assert met.elapsed_seconds == 30
+
+
+async def test_assignment_consumed_before_its_transition_stops_the_assign_clock_at_once(
+    store,
+) -> None:
+    clocks, events = store
+    t = transition("lead-h", 0)
+    await clocks.apply(assignments=[assigned(t, 2)])  # 2 minutes: over the 60 s target
+
+    await clocks.apply(transitions=[t])
+
+    assert of_measure(events, "lead-h") == [
+        ("first_touch", "started"),
+        ("assign", "started"),
+        ("assign", "breached"),
+    ]
+    assert events[-1].elapsed_seconds == 120
+    statuses = {c.measure: c.status for c in await clocks.clocks_for("lead-h")}
+    assert statuses == {"first_touch": "open", "assign": "breached"}
+
+
+async def test_assignment_that_comes_after_the_sweep_breached_in_time_corrects_to_met(
+    store,
+) -> None:
+    clocks, events = store
+    t = transition("lead-i", 0)
+    await clocks.apply(transitions=[t])
+    fired = await clocks.fire_due(T0 + timedelta(minutes=5))  # nobody assigned it (yet)
+    assert [f.status.value for f in fired] == ["breached"]
+
+    await clocks.apply(assignments=[assigned(t, 0.5)])  # it was assigned in time after all
+
+    assert of_measure(events, "lead-i")[-1] == ("assign", "met")
+
+
+async def test_mql_transition_opens_an_mql_clock_that_the_first_contact_stops(store) -> None:
+    clocks, events = store
+    t = transition("lead-j", 0, Stage.MQL)
+    await clocks.apply(transitions=[t])
+    (mql,) = await clocks.clocks_for("lead-j")  # no assign clock: most MQLs go to nurture
+    assert (mql.measure, mql.stage, mql.rep_id, mql.window_seconds) == (
+        "first_touch",
+        "mql",
+        None,
+        86_400,
+    )
+
+    touched = await clocks.contacted(contacted("lead-j", 60 * 20))  # 20 h later
+
+    assert touched is not None and touched.status == "met"
+    assert of_measure(events, "lead-j") == [("first_touch", "started"), ("first_touch", "met")]
+
+
+async def test_sdr_task_replaces_the_mql_clock_with_the_mql_window(store) -> None:
+    clocks, _ = store
+    t = transition("lead-k", 0, Stage.MQL)
+    await clocks.apply(transitions=[t])
+    task = assigned(t, 10, Stage.MQL)
+
+    (opened,) = await clocks.open_many([task])
+
+    assert (opened.stage, opened.window_seconds) == ("mql", 86_400)
+    assert opened.deadline_at == task.assigned_at + timedelta(hours=24)
+    statuses = {c.assignment_id: c.status for c in await clocks.clocks_for("lead-k")}
+    assert statuses == {None: "reassigned", task.assignment_id: "open"}
+
+
+async def test_sql_transition_supersedes_the_open_mql_clock(store) -> None:
+    clocks, events = store
+    await clocks.apply(transitions=[transition("lead-l", 0, Stage.MQL)])
+    await clocks.apply(transitions=[transition("lead-l", 30, Stage.SQL)])
+
+    found = {(c.measure, c.stage): c.status for c in await clocks.clocks_for("lead-l")}
+    assert found == {("first_touch", "mql"): "superseded", ("assign", "sql"): "open"}
+    fired = await clocks.fire_due(T0 + timedelta(days=2))
+    assert len(fired) == 1  # only the SQL's assign clock breaches
+    assert of_measure(events, "lead-l")[-1] == ("assign", "breached")
+
+
+async def test_policy_can_open_assign_clocks_for_mqls_too(pg_cluster, unique_name) -> None:
+    engine = make_engine(pg_cluster.create_database(unique_name), pool_size=2)
+    await migrate(engine, MIGRATIONS, VERSION_TABLE)
+    policy = parse_policy("name: sdr-everything\nassign_stages: [sql, mql]\n")
+    clocks = ClockStore(make_sessionmaker(engine), policy, Captured())
+    try:
+        await clocks.apply(transitions=[transition("lead-m", 0, Stage.MQL)])
+        measures = sorted(c.measure for c in await clocks.clocks_for("lead-m"))
+        assert measures == ["assign", "first_touch"]
+    finally:
+        await engine.dispose()
+
+
+async def test_touches_in_one_batch_stop_each_lead_at_its_earliest(store) -> None:
+    clocks, events = store
+    a, b = assignment("lead-n", 0), assignment("lead-o", 0)
+    await clocks.open_many([a, b])
+    later, earlier = contacted("lead-n", 4), contacted("lead-n", 2)
+
+    applied = await clocks.apply(touches=[later, earlier, contacted("lead-o", 1), earlier])
+
+    assert sorted(c.elapsed_seconds for c in applied.touched) == [60, 120]
+    assert [e.status.value for e in events if e.lead_id == "lead-n"] == ["started", "met"]
