@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -419,15 +420,27 @@ def _observe(app: faust.App, scorer: Scorer, leads: Any, aliases: Any) -> None:
     m.TABLE_SIZE.labels(table="aliases").set(len(aliases))
     try:
         consumer = app.consumer
-        lag = 0
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            read = consumer._read_offset.get(tp)
-            if high is not None and read is not None:
-                lag += max(0, high - read - 1)
-        m.CONSUMER_LAG.set(lag)
+        # faust keeps the last offset it read per partition (private, no public API).
+        m.CONSUMER_LAG.set(
+            offset_lag(consumer.assignment(), consumer.highwater, consumer._read_offset)
+        )
     except Exception:  # lag is best effort; never break the timer over it
         pass
+
+
+def offset_lag(partitions: Any, highwater: Any, read_offsets: Mapping[Any, int | None]) -> int:
+    """Records not read yet, summed over ``partitions``.
+
+    ``highwater(tp)`` is Kafka's next offset to be written; ``read_offsets[tp]`` the
+    last offset read. A partition not read yet, or without a known high water, counts 0.
+    """
+    lag = 0
+    for tp in partitions:
+        high = highwater(tp)
+        read = read_offsets.get(tp)
+        if high is not None and read is not None:
+            lag += max(0, high - read - 1)
+    return lag
 
 
 def _load_alias(stored: bytes | None) -> Alias:
