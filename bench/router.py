@@ -125,7 +125,9 @@ async def produce(
             if delay > 0:
                 await asyncio.sleep(delay)
         sent[item.transition_id] = time.time()
-        pending.append(await producer.send(topic, item.to_bytes(), key=item.lead_id.encode()))
+        # emitted_at as the scorer sets it: the router's consume-lag histogram reads it.
+        value = item.model_copy(update={"emitted_at": datetime.now(UTC)}).to_bytes()
+        pending.append(await producer.send(topic, value, key=item.lead_id.encode()))
     await asyncio.gather(*pending)
     return sent
 
@@ -142,6 +144,44 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+STAGES = {
+    "consume": "baton_router_consume_lag_seconds",
+    "route_tx": "baton_router_route_batch_seconds",
+    "dispatch_wait": "baton_router_dispatch_wait_seconds",
+    "http": "baton_router_webhook_request_seconds",
+}
+
+
+async def histograms(http: httpx.AsyncClient, url: str) -> dict[str, dict[float, float]]:
+    """The router's stage histograms: cumulative bucket counts by upper bound."""
+    text = (await http.get(f"{url}/metrics")).text
+    out: dict[str, dict[float, float]] = {name: {} for name in STAGES.values()}
+    for line in text.splitlines():
+        for name in STAGES.values():
+            if line.startswith(f"{name}_bucket{{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                out[name][float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def stage_breakdown(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+) -> dict[str, dict[str, float | None]]:
+    """Per stage, the bucket bounds (ms) that hold the p50 and p99 of the observations made
+    between the two scrapes: "p99 ≤ 20 ms" means the 99th percentile fell in a bucket
+    ending at 20 ms."""
+    figures: dict[str, dict[str, float | None]] = {}
+    for stage, name in STAGES.items():
+        delta = sorted((le, after[name].get(le, 0) - before[name].get(le, 0)) for le in after[name])
+        total = delta[-1][1] if delta else 0
+        row: dict[str, float | None] = {"count": total}
+        for label, q in (("p50_le_ms", 0.5), ("p99_le_ms", 0.99)):
+            bound = next((le for le, n in delta if total and n >= q * total), None)
+            row[label] = None if bound is None else round(bound * 1000, 1)
+        figures[stage] = row
+    return figures
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -216,8 +256,12 @@ async def main() -> None:
             steady = [transition(f"{run}s", n) for n in range(int(args.rate * args.seconds))]
             print(f"steady: {len(steady)} SQLs at {args.rate:.0f}/s ...", flush=True)
             cpu_before = cpu_seconds(router.pid)
+            async with httpx.AsyncClient(timeout=10) as http:
+                stages_before = await histograms(http, router.url)
             sent = await produce(producer, topic, steady, args.rate)
             await wait_all(receiver, set(sent), 60)
+            async with httpx.AsyncClient(timeout=10) as http:
+                stages = stage_breakdown(stages_before, await histograms(http, router.url))
             cpu_per_sql_ms = (cpu_seconds(router.pid) - cpu_before) / len(steady) * 1000
             latencies = [
                 (receiver.arrived[i] - sent[i]) * 1000 for i in sent if i in receiver.arrived
@@ -251,6 +295,7 @@ async def main() -> None:
         "to_decision_p50_ms": round(statistics.median(to_decision), 1) if to_decision else None,
         "to_decision_p99_ms": round(percentile(to_decision, 0.99), 1) if to_decision else None,
         "router_cpu_ms_per_sql": round(cpu_per_sql_ms, 2),
+        "stages": stages,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "ceiling_sqls_per_s": round(len(got) / elapsed, 1) if got else 0.0,
         "burst": args.burst,
@@ -266,6 +311,11 @@ async def main() -> None:
         f"  of which produced → routing decision (consume, before the transaction): "
         f"p50 {figures['to_decision_p50_ms']} ms, p99 {figures['to_decision_p99_ms']} ms"
     )
+    for stage, row in stages.items():
+        print(
+            f"  stage {stage:<13} p50 ≤ {row['p50_le_ms']} ms, p99 ≤ {row['p99_le_ms']} ms "
+            f"({row['count']:.0f} observations)"
+        )
     print(
         f"  router CPU {figures['router_cpu_ms_per_sql']} ms per SQL "
         f"(machine load average {figures['load_average_1m']} on {os.cpu_count()} cores)"

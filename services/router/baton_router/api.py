@@ -5,7 +5,8 @@ Two kinds of caller, both ``Authorization: Bearer ...``:
   rules, accounts, nurture tracks, the webhook dead-letter list and replay — and
   everything a rep can do, for any rep;
 - a **rep token** (``POST /v1/reps/{id}/token``): that rep's own profile, availability
-  and leads, and activity (accept / reject / contacted) on leads assigned to them.
+  and leads, and activity (accepted / rejected / contacted / qualified with BANT fields /
+  won / lost) on leads assigned to them.
   Anything else is a 403 (another rep's lead: 404, so ids do not leak).
 
 Activity is published to ``leads.activity`` and answered 202 once Kafka acknowledged.
@@ -121,6 +122,7 @@ def track_out(track: NurtureTrack) -> dict[str, Any]:
         "position": track.position,
         "conditions": track.conditions,
         "webhook_url": track.webhook_url,
+        "sdr_pool_id": track.sdr_pool_id,
     }
 
 
@@ -137,6 +139,7 @@ def assignment_out(row: AssignmentRow) -> AssignmentOut:
         assigned_at=row.assigned_at,
         sla_due_at=row.sla_due_at,
         reassignments=row.reassignments,
+        stage=row.stage or "sql",
     )
 
 
@@ -333,8 +336,9 @@ def api_routes(service: RouterService, admin_token: str) -> APIRouter:
     @router.post("/nurture-tracks", status_code=201, response_model=TrackCreated, tags=["routing"])
     async def create_track(body: TrackIn, _: Admin) -> dict[str, Any]:
         """Where MQLs are enrolled: the first track whose conditions match gets a signed
-        ``lead.nurture`` webhook."""
-        fields = body.model_dump(mode="json")
+        ``lead.nurture`` webhook; with ``sdr_pool_id``, an SDR of that pool also gets a
+        ``lead.sdr_task`` (queued until one is available)."""
+        fields = body.model_dump(mode="json") | {"sdr_pool_id": body.sdr_pool_id}
         track = await config.create_track(fields | {"webhook_secret": new_secret()})
         return {**track_out(track), "webhook_secret": track.webhook_secret}
 
@@ -414,6 +418,7 @@ def api_routes(service: RouterService, admin_token: str) -> APIRouter:
             reason=body.reason,
             occurred_at=occurred_at,
             assignment_id=str(assignment_id) if assignment_id else None,
+            bant=body.bant,
         )
         await service.publish_activity(activity)
         await service.activity_recorded(lead_id, rep_id, body.kind.value)

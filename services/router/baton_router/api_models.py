@@ -19,12 +19,19 @@ from pydantic import (
 )
 
 from baton_router.availability import InvalidCalendar, parse_timezone, parse_working_hours
-from baton_router.routing import OPERATORS, normalise_domain
+from baton_router.routing import (
+    OPERATORS,
+    InvalidCondition,
+    check_condition,
+    normalise_domain,
+)
 from baton_router.strategies import Strategy
+from baton_router.territory import country_code, is_known_country, language_code
 from baton_shared.schemas import ActivityKind
 
+BANT_FIELDS = ("budget", "authority", "need", "timeline")
 RepStatus = Literal["online", "away", "offline"]
-SkillName = Literal["regions", "industries", "segments", "languages"]
+SkillName = Literal["regions", "countries", "industries", "segments", "languages"]
 
 
 class Strict(BaseModel):
@@ -74,8 +81,18 @@ class RepProfile(Strict):
     capacity: int | None = Field(default=None, ge=0, le=10_000, description="Max open leads")
     weight: int | None = Field(default=None, ge=1, le=1000, description="Weighted round robin")
     skills: dict[SkillName, list[str]] | None = Field(
-        default=None, examples=[{"regions": ["emea"], "languages": ["de", "en"]}]
+        default=None,
+        description="What the rep covers; a lead outside a non-empty list goes to someone "
+        "else. regions (na, latam, emea, apac, or your own names), countries (ISO codes or "
+        "names), industries, segments (smb, mid_market, enterprise, ...), languages "
+        "(ISO 639-1). Stored canonical: lower case, countries and languages as codes",
+        examples=[{"regions": ["emea"], "languages": ["de", "en"]}],
     )
+
+    @field_validator("skills")
+    @classmethod
+    def _skills(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        return None if value is None else canonical_skills(value)
 
     @field_validator("timezone")
     @classmethod
@@ -86,6 +103,34 @@ class RepProfile(Strict):
     @classmethod
     def _hours(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
         return _check_hours(value)
+
+
+def canonical_skills(skills: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Skills as routing compares them; a value that could never match is an error."""
+    out: dict[str, list[str]] = {}
+    for skill, values in skills.items():
+        clean: list[str] = []
+        for i, raw in enumerate(values):
+            text = raw.strip().lower()
+            if not text or len(text) > 100:
+                raise ValueError(f"{skill}[{i}]: give 1 to 100 characters")
+            if skill == "countries":
+                if not is_known_country(text):
+                    raise ValueError(
+                        f"countries[{i}]: {raw!r} is neither an ISO 3166 two-letter code nor "
+                        "a country name Baton knows; use the code (e.g. 'de')"
+                    )
+                text = country_code(text) or text
+            elif skill == "languages":
+                code = language_code(text) or ""
+                if len(code) != 2 or not code.isalpha():
+                    raise ValueError(
+                        f"languages[{i}]: {raw!r} is not an ISO 639-1 code (e.g. 'de')"
+                    )
+                text = code
+            clean.append(text)
+        out[skill] = list(dict.fromkeys(clean))
+    return out
 
 
 class RepIn(RepProfile):
@@ -171,24 +216,23 @@ class PoolOut(BaseModel):
 class ConditionIn(Strict):
     field: str = Field(
         min_length=1,
-        max_length=64,
-        pattern=r"^[a-z_][a-z0-9_]*$",
-        description="score, fit, engagement, express, trigger_event, domain, region, country, "
-        "industry, segment, company_size, employees, language, ...",
+        max_length=80,
+        description="What to compare: score, fit, engagement, express, stage, trigger_event, "
+        "domain (company), email_domain, country (ISO code or name), region (na, latam, emea, "
+        "apac, or the lead's own), segment (smb, mid_market, enterprise, or the lead's own), "
+        "company_size / employees, industry, language (ISO 639-1), title, company; or "
+        "traits.<name> for any raw trait",
+        examples=["country"],
     )
     op: Literal[OPERATORS] = "eq"  # type: ignore[valid-type]
-    value: Any = None
+    value: Any = Field(default=None, examples=[["de", "at", "ch"]])
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> ConditionIn:
-        if self.op in ("in", "not_in") and not isinstance(self.value, list):
-            raise ValueError(f"'{self.op}' needs a list value")
-        if self.op in ("gt", "gte", "lt", "lte") and (
-            isinstance(self.value, bool) or not isinstance(self.value, int | float)
-        ):
-            raise ValueError(f"'{self.op}' needs a number value")
-        if self.op not in ("exists",) and self.value is None:
-            raise ValueError(f"'{self.op}' needs a value")
+        try:
+            check_condition(self.field, self.op, self.value)
+        except InvalidCondition as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 
@@ -243,6 +287,11 @@ class TrackIn(Strict):
     position: int = Field(default=100, ge=0, le=1_000_000)
     conditions: list[ConditionIn] = Field(default_factory=list, max_length=50)
     webhook_url: AnyHttpUrl
+    sdr_pool_id: uuid.UUID | None = Field(
+        default=None,
+        description="Also give each MQL enrolled here to an SDR of this pool (a signed "
+        "lead.sdr_task webhook, an assignment with stage 'mql'); absent: no SDR task",
+    )
 
 
 class TrackOut(BaseModel):
@@ -251,6 +300,7 @@ class TrackOut(BaseModel):
     position: int
     conditions: list[dict[str, Any]]
     webhook_url: str
+    sdr_pool_id: uuid.UUID | None = None
 
 
 class TrackCreated(TrackOut):
@@ -266,11 +316,33 @@ class ActivityIn(Strict):
         default=None, max_length=128, description="Idempotency key; repeats are dropped downstream"
     )
     assignment_id: uuid.UUID | None = None
+    bant: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="On 'qualified': the BANT fields the rep confirmed, at least one of "
+        f"{', '.join(BANT_FIELDS)}",
+        examples=[["budget", "authority"]],
+    )
 
     @model_validator(mode="after")
-    def _reason_for_reject(self) -> ActivityIn:
+    def _fits_kind(self) -> ActivityIn:
         if self.kind == ActivityKind.REJECTED and not (self.reason or "").strip():
             raise ValueError("a rejection needs a 'reason'")
+        unknown = [field for field in self.bant if field not in BANT_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"bant: unknown field(s) {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(BANT_FIELDS)}"
+            )
+        if self.kind == ActivityKind.QUALIFIED and not self.bant:
+            raise ValueError(
+                f"'qualified' needs 'bant': the fields the rep confirmed, at least one of "
+                f"{', '.join(BANT_FIELDS)}"
+            )
+        if self.bant and self.kind != ActivityKind.QUALIFIED:
+            raise ValueError("'bant' goes only with kind 'qualified'")
+        # The same field twice says nothing more; keep the first of each.
+        object.__setattr__(self, "bant", list(dict.fromkeys(self.bant)))
         return self
 
 
@@ -292,6 +364,7 @@ class AssignmentOut(BaseModel):
     assigned_at: datetime
     sla_due_at: datetime | None
     reassignments: int
+    stage: str = Field(default="sql", description="sql, or mql for an SDR task")
 
 
 class DeadLetterOut(BaseModel):

@@ -56,6 +56,12 @@ class RouterSettings(DatabaseSettings):
     # The same variables the SLA monitor reads: the due time the rep is told.
     express_sla_seconds: float = Field(default=300, gt=0, alias="BATON_SLA_EXPRESS_SQL_SECONDS")
     sql_sla_seconds: float = Field(default=3600, gt=0, alias="BATON_SLA_SQL_SECONDS")
+    mql_sla_seconds: float = Field(
+        default=86_400,
+        gt=0,
+        alias="BATON_SLA_MQL_SECONDS",
+        description="The due time an SDR is told for an MQL's SDR task",
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> RouterSettings:

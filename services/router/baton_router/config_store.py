@@ -263,6 +263,9 @@ class ConfigStore:
     async def create_track(self, fields: dict[str, Any]) -> NurtureTrack:
         try:
             async with self._sessions.begin() as session:
+                pool_id = fields.get("sdr_pool_id")
+                if pool_id is not None and await session.get(Pool, pool_id) is None:
+                    raise InvalidReference(("sdr_pool_id",), f"no pool {pool_id}")
                 track = NurtureTrack(id=uuid.uuid4(), **fields)
                 session.add(track)
         except IntegrityError:

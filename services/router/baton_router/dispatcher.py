@@ -48,6 +48,17 @@ TO_DELIVERED = Histogram(
     "From the lead qualifying (transition event time) to the rep's webhook accepted",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+DISPATCH_WAIT = Histogram(
+    "baton_router_dispatch_wait_seconds",
+    "From an outbox row being ready in this router (committed, or leased) to its webhook "
+    "request starting: event-loop and concurrency-limit queueing",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1),
+)
+WEBHOOK_REQUEST = Histogram(
+    "baton_router_webhook_request_seconds",
+    "One webhook HTTP request, sent to response read",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1, 5),
+)
 LEASE = timedelta(seconds=60)
 KAFKA = "kafka"
 
@@ -138,18 +149,20 @@ class Dispatcher:
         rows = await self._store.lease_due(
             utcnow(), self._lease, limit=min(room, 200), room=self._room
         )
+        ready = time.monotonic()
         records = [leased.row for leased in rows if leased.row.kind != "webhook"]
         if records:
             self._spawn(KAFKA, self._publish(records))
         for leased in rows:
             if leased.row.kind == "webhook":
                 endpoint = endpoint_of(leased.row)
-                self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target))
+                self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target, ready))
         return len(rows)
 
     async def submit(self, rows: list[Leased]) -> None:
         """Rows just committed already leased to this router: deliver them now. Rows for
         an endpoint at its limit are handed back for the regular lease loop."""
+        ready = time.monotonic()
         records = [leased.row for leased in rows if leased.row.kind != "webhook"]
         if records:
             self._spawn(KAFKA, self._publish(records))
@@ -161,7 +174,7 @@ class Dispatcher:
             if self._room(endpoint) <= 0:
                 back.append(leased.row.id)
                 continue
-            self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target))
+            self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target, ready))
         if back:
             await self._store.release_many(back)
             self.wake()
@@ -199,7 +212,15 @@ class Dispatcher:
             else:
                 self._delivered.append(row.id)
 
-    async def _deliver(self, row: OutboxRow, endpoint: str, target: tuple[str, str] | None) -> None:
+    async def _deliver(
+        self,
+        row: OutboxRow,
+        endpoint: str,
+        target: tuple[str, str] | None,
+        ready: float | None = None,
+    ) -> None:
+        if ready is not None:
+            DISPATCH_WAIT.observe(time.monotonic() - ready)
         try:
             if target is None:
                 raise DeliveryFailed("endpoint disabled or deleted", gone=True)
@@ -218,11 +239,13 @@ class Dispatcher:
         url, secret = target
         body = orjson.dumps(row.payload)
         headers = signed_headers(secret, row.message_id, int(time.time()), body)
+        started = time.monotonic()
         try:
             async with self._http.post(url, data=body, headers=headers) as response:
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
                 await response.read()  # the connection goes back to the pool
+            WEBHOOK_REQUEST.observe(time.monotonic() - started)
         except (aiohttp.ClientError, TimeoutError) as exc:
             ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc

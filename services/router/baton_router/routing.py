@@ -18,6 +18,7 @@ is eligible the lead waits in the queue.
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,31 +26,148 @@ from typing import Any
 
 from baton_router.availability import Calendar, is_available
 from baton_router.strategies import Candidate, Strategy, choose, has_capacity
+from baton_router.territory import country_code, is_known_country, language_code, territory
 
 SKILL_FIELDS = {
     "regions": "region",
+    "countries": "country",
     "industries": "industry",
     "segments": "segment",
     "languages": "language",
 }
-OPERATORS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists")
+OPERATORS = (
+    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "contains", "ends_with",
+    "exists",
+)  # fmt: skip
 DEFAULT_POOL = "default"
+TRAITS_PREFIX = "traits."
+
+# What a rule may look at, and the kind of value each holds. ``traits.<name>`` reaches any
+# raw trait as the tracker sent it.
+NUMBER, TEXT, BOOL = "number", "text", "bool"
+FIELDS: dict[str, str] = {
+    "score": NUMBER,
+    "fit": NUMBER,
+    "engagement": NUMBER,
+    "company_size": NUMBER,
+    "employees": NUMBER,
+    "express": BOOL,
+    "stage": TEXT,
+    "trigger_event": TEXT,
+    "domain": TEXT,
+    "email_domain": TEXT,
+    "country": TEXT,
+    "region": TEXT,
+    "segment": TEXT,
+    "industry": TEXT,
+    "language": TEXT,
+    "title": TEXT,
+    "company": TEXT,
+}
+OPS_FOR = {
+    NUMBER: ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists"),
+    TEXT: ("eq", "ne", "in", "not_in", "contains", "ends_with", "exists"),
+    BOOL: ("eq", "ne", "exists"),
+}
+_CANONICAL = {"country": country_code, "language": language_code}
+
+
+class InvalidCondition(ValueError):
+    """A rule condition that could never work as written; the message says what to fix."""
+
+
+def check_condition(field_name: str, op: str, value: Any) -> None:
+    """Raise :class:`InvalidCondition` unless ``field op value`` is a condition that can
+    match: a known field (or ``traits.<name>``), an operator that fits the field's kind,
+    and a value of the right shape (countries must be codes or known names, languages
+    ISO 639-1 codes)."""
+    if op not in OPERATORS:
+        raise InvalidCondition(f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}")
+    if field_name.startswith(TRAITS_PREFIX):
+        if len(field_name) == len(TRAITS_PREFIX):
+            raise InvalidCondition("'traits.' needs a trait name, e.g. 'traits.plan'")
+        kind = None
+    elif field_name in FIELDS:
+        kind = FIELDS[field_name]
+    else:
+        close = difflib.get_close_matches(field_name, FIELDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidCondition(
+            f"unknown field {field_name!r}{hint}; use one of {', '.join(FIELDS)}, "
+            "or traits.<name> for a raw trait"
+        )
+    if kind is not None and op not in OPS_FOR[kind]:
+        raise InvalidCondition(
+            f"{op!r} does not apply to {field_name!r} ({kind}); use one of "
+            f"{', '.join(OPS_FOR[kind])}"
+        )
+    if op == "exists":
+        if value is not None and not isinstance(value, bool):
+            raise InvalidCondition("'exists' takes true, false or no value")
+        return
+    if value is None:
+        raise InvalidCondition(f"{op!r} needs a value")
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            raise InvalidCondition(f"{op!r} needs a non-empty list value")
+        items = value
+    elif op == "between":
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(_is_number(v) for v in value)
+            or value[0] > value[1]
+        ):
+            raise InvalidCondition("'between' needs [min, max]: two numbers, min ≤ max")
+        return
+    else:
+        items = [value]
+    if op in ("gt", "gte", "lt", "lte") and not _is_number(value):
+        raise InvalidCondition(f"{op!r} needs a number value")
+    for item in items:
+        _check_value(field_name, kind, item)
+
+
+def _check_value(field_name: str, kind: str | None, item: Any) -> None:
+    if isinstance(item, dict | list):
+        raise InvalidCondition(f"{field_name!r}: compare with a single value, not {item!r}")
+    if kind == NUMBER and not _is_number(item):
+        raise InvalidCondition(f"{field_name!r} is a number; {item!r} is not")
+    if kind == BOOL and not isinstance(item, bool):
+        raise InvalidCondition(f"{field_name!r} is true or false; {item!r} is not")
+    if kind == TEXT and not isinstance(item, str):
+        raise InvalidCondition(f"{field_name!r} is text; {item!r} is not (quote it)")
+    if field_name == "country" and not is_known_country(item):
+        raise InvalidCondition(
+            f"country {item!r} is neither an ISO 3166 two-letter code nor a country name "
+            "Baton knows; use the code (e.g. 'de')"
+        )
+    if field_name == "language" and not (len(item) >= 2 and item[:2].isalpha()):
+        raise InvalidCondition(f"language {item!r} is not an ISO 639-1 code (e.g. 'de')")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
 class LeadFacts:
-    """What routing may look at: the transition's numbers and the lead's attributes."""
+    """What routing may look at: the transition's numbers, the lead's canonical attributes
+    (see ``territory``) and its raw traits (``traits.<name>``)."""
 
     lead_id: str
     express: bool = False
     domain: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
 
     def get(self, name: str) -> Any:
         if name == "express":
             return self.express
         if name == "domain":
             return self.domain
+        if name.startswith(TRAITS_PREFIX):
+            return self.traits.get(name[len(TRAITS_PREFIX) :])
         return self.attributes.get(name)
 
 
@@ -67,7 +185,7 @@ class Condition:
             return self.op in ("ne", "not_in")
         if isinstance(actual, str):
             actual = actual.lower()
-        value = _lower(self.value)
+        value = _canonical(self.field, self.value)
         try:
             match self.op:
                 case "eq":
@@ -86,8 +204,12 @@ class Condition:
                     return bool(actual < value)
                 case "lte":
                     return bool(actual <= value)
+                case "between":
+                    return bool(value[0] <= actual <= value[1])
                 case "contains":
                     return str(value) in str(actual)
+                case "ends_with":
+                    return str(actual).endswith(str(value))
         except TypeError:
             return False  # e.g. a numeric comparison against a text attribute
         raise ValueError(f"unknown operator {self.op!r}")
@@ -99,6 +221,17 @@ def _lower(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_lower(v) for v in value]
     return value
+
+
+def _canonical(field_name: str, value: Any) -> Any:
+    """A rule's value as the lead's attribute is spelled: lower case; countries as codes
+    (``"Germany"`` → ``"de"``), languages as ISO 639-1 (``"de-AT"`` → ``"de"``)."""
+    canonical = _CANONICAL.get(field_name)
+    if canonical is None:
+        return _lower(value)
+    if isinstance(value, list | tuple):
+        return [canonical(v) or _lower(v) for v in value]
+    return canonical(value) or _lower(value)
 
 
 @dataclass(frozen=True)
@@ -145,10 +278,15 @@ class Decision:
 
 
 def skills_cover(skills: dict[str, list[str]], lead: LeadFacts) -> bool:
+    """A rep with skills ``{"regions": ["emea"], "languages": ["de"]}`` takes only EMEA,
+    German-speaking leads; a skill list that is empty or missing takes anything, and so
+    does a lead that does not say (no country known: any region)."""
     for skill, attribute in SKILL_FIELDS.items():
+        allowed = skills.get(skill)
+        if not allowed:
+            continue
         wanted = lead.get(attribute)
-        allowed = [s.lower() for s in skills.get(skill, [])]
-        if allowed and wanted is not None and str(wanted).lower() not in allowed:
+        if wanted is not None and str(wanted).lower() not in _canonical(attribute, allowed):
             return False
     return True
 
@@ -198,6 +336,19 @@ def decide(
     return _in_pool(default, by_id, lead, now, exclude, "no rule matched")
 
 
+def decide_in_pool(
+    lead: LeadFacts,
+    reps: dict[uuid.UUID, RepState],
+    pool: Pool,
+    now: datetime,
+    exclude: frozenset[uuid.UUID] = frozenset(),
+    why: str = "pool",
+) -> Decision | None:
+    """The pool's choice among its eligible members (the SDR pool of an MQL's nurture
+    track), or None when none of them can take the lead now."""
+    return _in_pool(pool, reps, lead, now, exclude, why)
+
+
 def _in_pool(
     pool: Pool,
     reps: dict[uuid.UUID, RepState],
@@ -233,50 +384,41 @@ def _in_pool(
 
 
 _DOMAIN_TRAITS = ("company_domain", "domain", "website")
-_ATTRIBUTE_TRAITS = (
-    "region",
-    "country",
-    "industry",
-    "segment",
-    "company_size",
-    "employees",
-    "language",
-    "title",
-    "company",
-)
 
 
 def lead_facts(transition: Any) -> LeadFacts:
-    """What routing knows about the lead behind a transition: its numbers, and the traits
-    the transition carries (``traits``, when the scorer adds them; the email domain from a
-    lead id that is an email)."""
+    """What routing knows about the lead behind a transition: its numbers, and what its
+    traits and email say about territory and segment (see ``territory``)."""
     traits: dict[str, Any] = dict(getattr(transition, "traits", None) or {})
+    email = getattr(transition, "email", None) or traits.get("email")
+    if not isinstance(email, str) and "@" in transition.lead_id:
+        email = transition.lead_id
     attributes: dict[str, Any] = {
         "score": transition.score,
         "fit": transition.fit,
         "engagement": transition.engagement,
         "stage": str(transition.to_stage),
         "trigger_event": transition.trigger_event,
+        **territory(traits, email if isinstance(email, str) else None),
     }
-    for name in _ATTRIBUTE_TRAITS:
-        if traits.get(name) is not None:
-            attributes[name] = traits[name]
     return LeadFacts(
         lead_id=transition.lead_id,
         express=bool(transition.express),
-        domain=_domain(traits, transition.lead_id),
+        domain=_domain(traits, attributes.get("email_domain")),
         attributes=attributes,
+        traits=traits,
     )
 
 
-def _domain(traits: dict[str, Any], lead_id: str) -> str | None:
+def _domain(traits: dict[str, Any], email_domain: str | None) -> str | None:
+    """The company's domain: a domain trait, else the email's."""
     for name in _DOMAIN_TRAITS:
         if isinstance(traits.get(name), str) and traits[name].strip():
             return normalise_domain(traits[name])
-    email = traits.get("email") if isinstance(traits.get("email"), str) else lead_id
-    if "@" in email:
-        return normalise_domain(email.rsplit("@", 1)[1])
-    return None
+    company = traits.get("company")
+    if isinstance(company, dict) and isinstance(company.get("website"), str):
+        return normalise_domain(company["website"])
+    return normalise_domain(email_domain) if email_domain else None
 
 
 def normalise_domain(raw: str) -> str:

@@ -15,6 +15,7 @@ assigns queued SQLs when reps come on shift, back from out-of-office, or free ca
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from baton_router.config import RouterSettings
@@ -51,6 +52,16 @@ QUEUED = Counter("baton_router_queued_total", "SQLs queued because no rep was av
 NURTURED = Counter("baton_router_nurture_enrolments_total", "MQLs enrolled in a nurture track")
 ESCALATIONS = Counter("baton_router_escalations_total", "SLA breaches handled", ["outcome"])
 QUEUE_DEPTH = Gauge("baton_router_queue_depth", "SQLs waiting for an available rep")
+ROUTE_BATCH = Histogram(
+    "baton_router_route_batch_seconds",
+    "One consumed batch routed: the database transaction that decides and writes it",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5),
+)
+CONSUME_LAG = Histogram(
+    "baton_router_consume_lag_seconds",
+    "From the scorer emitting a transition (its emitted_at) to the router starting to route it",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30),
+)
 REP_LOAD = Gauge(
     "baton_router_rep_open_leads", "Open (not yet contacted) leads per rep", ["rep_id"]
 )
@@ -78,6 +89,7 @@ class RouterService:
                 public_url=settings.base_url,
                 express_sla_seconds=settings.express_sla_seconds,
                 sql_sla_seconds=settings.sql_sla_seconds,
+                mql_sla_seconds=settings.mql_sla_seconds,
             ),
         )
         self.store.fast_lease = timedelta(seconds=settings.outbox_lease_seconds)
@@ -175,7 +187,13 @@ class RouterService:
     # -- the stream --------------------------------------------------------------------
 
     async def _route(self, transitions: list[Transition]) -> None:
-        results = await self.store.route_batch(transitions, utcnow())
+        now = utcnow()
+        for transition in transitions:
+            if transition.emitted_at is not None:
+                CONSUME_LAG.observe(max(0.0, (now - transition.emitted_at).total_seconds()))
+        started = time.monotonic()
+        results = await self.store.route_batch(transitions, now)
+        ROUTE_BATCH.observe(time.monotonic() - started)
         fresh = [leased for routed in results for leased in routed.outbox]
         if self._dispatcher is not None:
             if fresh:
@@ -185,7 +203,7 @@ class RouterService:
         for transition, routed in zip(transitions, results, strict=True):
             if routed.assignment is not None:
                 self._assigned(routed.assignment)
-            elif routed.status == "queued":
+            if routed.status == "queued":
                 QUEUED.inc()
                 QUEUE_DEPTH.inc()
                 log.warning("lead_queued_no_rep_available", lead_id=transition.lead_id)
@@ -201,6 +219,7 @@ class RouterService:
             rep_id=assignment.rep_id,
             strategy=assignment.strategy,
             pool=assignment.pool,
+            stage=assignment.stage.value,
         )
 
     async def _escalate(self, event: SlaEvent | None) -> None:
@@ -306,9 +325,13 @@ def _decode_transition(record: ConsumerRecord) -> Transition:
 
 
 def _decode_breach(record: ConsumerRecord) -> SlaEvent | None:
-    """Only ``breached`` events matter here; others decode to None and are skipped."""
+    """Only a rep's ``breached`` clock matters here (``measure`` first_touch, with an
+    assignment); others decode to None and are skipped. The pipeline's own clocks
+    (``measure`` assign) name no rep: nobody to take the lead from."""
     event = decode(SlaEvent, record.value)
-    if event.status != SlaStatus.BREACHED:
+    if event.status != SlaStatus.BREACHED or event.assignment_id is None:
+        return None
+    if str(getattr(event, "measure", "first_touch")) != "first_touch":
         return None
     uuid.UUID(event.assignment_id)  # ValueError → DLQ: not an assignment of this router
     return event

@@ -30,6 +30,7 @@ from baton_router.routing import (
     RepState,
     Rule,
     decide,
+    decide_in_pool,
     lead_facts,
 )
 from baton_router.strategies import Strategy
@@ -67,6 +68,7 @@ class PayloadContext:
     public_url: str = "http://127.0.0.1:8001"
     express_sla_seconds: float = 300.0
     sql_sla_seconds: float = 3600.0
+    mql_sla_seconds: float = 86_400.0
     history_limit: int = 10
 
 
@@ -83,42 +85,71 @@ def assignment_payload(
     transition: Transition,
     history: list[dict[str, Any]] | None = None,
     context: PayloadContext | None = None,
+    track: str | None = None,
 ) -> dict[str, Any]:
-    """The webhook body: what a rep needs to act on the lead."""
+    """The webhook body: what a rep needs to act on the lead. ``lead.assigned`` for an SQL,
+    ``lead.sdr_task`` for an MQL handed to an SDR (``track``: its nurture track)."""
     ctx = context or PayloadContext()
     lead_url = f"{ctx.public_url}/v1/leads/{assignment.lead_id}/activity"
-    return {
-        "type": "lead.assigned",
-        "timestamp": assignment.assigned_at.isoformat(),
-        "data": {
-            **assignment.model_dump(mode="json", by_alias=True),
-            "score": transition.score,
+    ref = {"assignment_id": assignment.assignment_id}
+    sdr_task = assignment.stage == Stage.MQL
+    data: dict[str, Any] = {
+        **assignment.model_dump(mode="json", by_alias=True),
+        "lead": lead_context(transition),
+        "score": transition.score,
+        "fit": transition.fit,
+        "engagement": transition.engagement,
+        "breakdown": {
             "fit": transition.fit,
             "engagement": transition.engagement,
-            "breakdown": {
-                "fit": transition.fit,
-                "engagement": transition.engagement,
-                **(getattr(transition, "breakdown", None) or {}),
-            },
-            "reason": transition.reason,
-            "trigger_event": transition.trigger_event,
-            "trigger_event_id": transition.trigger_event_id,
-            "from_stage": transition.from_stage.value,
-            "to_stage": transition.to_stage.value,
-            "rules_version": transition.rules_version,
-            "history": history or [],
-            "actions": {
-                "url": lead_url,
-                "method": "POST",
-                "accept": {"kind": "accepted", "assignment_id": assignment.assignment_id},
-                "reject": {
-                    "kind": "rejected",
-                    "reason": "<why>",
-                    "assignment_id": assignment.assignment_id,
-                },
-                "contacted": {"kind": "contacted", "assignment_id": assignment.assignment_id},
-            },
+            **(getattr(transition, "breakdown", None) or {}),
         },
+        "top_signals": [s.model_dump(mode="json") for s in transition.top_signals],
+        "reason": transition.reason,
+        "trigger_event": transition.trigger_event,
+        "trigger_event_id": transition.trigger_event_id,
+        "from_stage": transition.from_stage.value,
+        "to_stage": transition.to_stage.value,
+        "rules_version": transition.rules_version,
+        "history": history or [],
+        "actions": {
+            "url": lead_url,
+            "method": "POST",
+            "accept": {"kind": "accepted", **ref},
+            "reject": {"kind": "rejected", "reason": "<why>", **ref},
+            "contacted": {"kind": "contacted", **ref},
+            "qualified": {"kind": "qualified", "bant": ["budget", "authority"], **ref},
+            "won": {"kind": "won", **ref},
+            "lost": {"kind": "lost", "reason": "<why>", **ref},
+        },
+    }
+    if sdr_task:
+        data["track"] = track
+    return {
+        "type": "lead.sdr_task" if sdr_task else "lead.assigned",
+        "timestamp": assignment.assigned_at.isoformat(),
+        "data": data,
+    }
+
+
+def lead_context(transition: Transition) -> dict[str, Any]:
+    """Who the lead is: identifiers, the traits as the scorer knows them, and the canonical
+    territory routing matched on (country code, region, segment, ...)."""
+    facts = lead_facts(transition)
+    territory = {
+        name: facts.attributes[name]
+        for name in (
+            "country", "region", "segment", "company_size", "industry", "language",
+            "email_domain",
+        )
+        if name in facts.attributes
+    }  # fmt: skip
+    return {
+        "lead_id": transition.lead_id,
+        "email": transition.email,
+        "domain": facts.domain,
+        "traits": transition.traits,
+        "territory": territory,
     }
 
 
@@ -231,21 +262,31 @@ class RouterStore:
             mqls = [t for t in new if t.to_stage == Stage.MQL]
             fresh: list[Leased] = []
             assigned = await self._assign_many(session, sqls, now, fresh=fresh) if sqls else {}
-            nurtured = await self._enrol_in_nurture(session, mqls) if mqls else set()
+            nurtured, sdr = await self._enrol_in_nurture(session, mqls) if mqls else (set(), {})
             unenrolled = [t.transition_id for t in mqls if t.transition_id not in nurtured]
             if unenrolled:
                 await self._set_status(session, unenrolled, "ignored")
+            if sdr:
+                tasks = [t for t in mqls if t.transition_id in sdr]
+                assigned |= await self._assign_many(session, tasks, now, fresh=fresh, sdr=sdr)
+                waiting = [tid for tid in sdr if tid not in assigned]
+                if waiting:
+                    await self._set_status(session, waiting, "sdr_queued")
         by_assignment: dict[str, list[Leased]] = {}
         for leased in fresh:
             by_assignment.setdefault(leased.row.message_id.split("_", 1)[1], []).append(leased)
         results: dict[str, Routed] = {}
         for t in new:
-            if t.transition_id in assigned:
+            if t.transition_id in assigned and t.to_stage == Stage.SQL:
                 assignment = assigned[t.transition_id]
                 outbox = tuple(by_assignment.get(assignment.assignment_id, ()))
                 results[t.transition_id] = Routed("assigned", assignment, outbox)
             elif t.to_stage == Stage.SQL:
                 results[t.transition_id] = Routed("queued")
+            elif t.transition_id in assigned:  # the SDR task on a nurtured MQL
+                assignment = assigned[t.transition_id]
+                outbox = tuple(by_assignment.get(assignment.assignment_id, ()))
+                results[t.transition_id] = Routed("nurtured", assignment, outbox)
             elif t.transition_id in nurtured:
                 results[t.transition_id] = Routed("nurtured")
             else:
@@ -268,13 +309,14 @@ class RouterStore:
             )
 
     async def drain_queue(self, now: datetime, batch: int = 500) -> list[Assignment]:
-        """Assign queued SQLs, oldest first, to whoever is available now. A lead nobody
-        can take yet (its pool is off shift) stays queued without blocking the others."""
+        """Assign queued SQLs (and MQLs waiting for an SDR), oldest first, to whoever is
+        available now. A lead nobody can take yet (its pool is off shift) stays queued
+        without blocking the others."""
         async with self._sessions.begin() as session:
             queued = (
                 await session.scalars(
                     select(RoutedTransition)
-                    .where(RoutedTransition.status == "queued")
+                    .where(RoutedTransition.status.in_(("queued", "sdr_queued")))
                     .order_by(RoutedTransition.received_at, RoutedTransition.transition_id)
                     .limit(batch)
                     .with_for_update(skip_locked=True)
@@ -282,8 +324,18 @@ class RouterStore:
             ).all()
             if not queued:
                 return []
-            transitions = [Transition.model_validate(row.payload) for row in queued]
-            return list((await self._assign_many(session, transitions, now)).values())
+            sqls = [Transition.model_validate(r.payload) for r in queued if r.status == "queued"]
+            mqls = [Transition.model_validate(r.payload) for r in queued if r.status != "queued"]
+            done = list((await self._assign_many(session, sqls, now)).values()) if sqls else []
+            if mqls:
+                sdr = await self._sdr_pools(session, mqls)
+                # The track lost its SDR pool (or the lead its track) meanwhile: no task.
+                if gone := [t.transition_id for t in mqls if t.transition_id not in sdr]:
+                    await self._set_status(session, gone, "nurtured")
+                tasks = [t for t in mqls if t.transition_id in sdr]
+                if tasks:
+                    done += (await self._assign_many(session, tasks, now, sdr=sdr)).values()
+            return done
 
     async def _set_status(
         self, session: AsyncSession, transition_ids: list[str], status: str
@@ -343,9 +395,12 @@ class RouterStore:
         exclude: frozenset[uuid.UUID] = frozenset(),
         previous: AssignmentRow | None = None,
         fresh: list[Leased] | None = None,
+        sdr: dict[str, tuple[uuid.UUID, str | None]] | None = None,
     ) -> dict[str, Assignment]:
         """Decide ``transitions`` in order (each decision sees the ones before it) and
-        write the assignments; the ones nobody can take are left as they are."""
+        write the assignments; the ones nobody can take are left as they are. With
+        ``sdr`` (transition id → SDR pool and nurture track), they are MQLs and each
+        becomes an SDR task in its pool."""
         inputs = await self._load_inputs(session)
         facts = [lead_facts(t) for t in transitions]
         accounts = await self._accounts_for(session, {f.domain for f in facts if f.domain})
@@ -359,21 +414,33 @@ class RouterStore:
         )
         decided: list[tuple[Transition, Decision, int]] = []
         for transition, lead, turn in zip(transitions, facts, turns, strict=True):
-            decision = decide(
-                lead,
-                list(inputs.reps.values()),
-                inputs.pools,
-                inputs.rules,
-                accounts,
-                now,
-                exclude,
-            )
+            if sdr is not None:
+                pool = next(
+                    (p for p in inputs.pools if p.pool_id == sdr[transition.transition_id][0]), None
+                )
+                decision = (
+                    None
+                    if pool is None
+                    else decide_in_pool(lead, inputs.reps, pool, now, exclude, "sdr task")
+                )
+            else:
+                decision = decide(
+                    lead,
+                    list(inputs.reps.values()),
+                    inputs.pools,
+                    inputs.rules,
+                    accounts,
+                    now,
+                    exclude,
+                )
             if decision is not None:
                 inputs.record(decision, turn)
                 decided.append((transition, decision, turn))
         if not decided:
             return {}
-        return await self._write_assignments(session, decided, now, previous, inputs, fresh)
+        return await self._write_assignments(
+            session, decided, now, previous, inputs, fresh, sdr or {}
+        )
 
     async def _accounts_for(
         self, session: AsyncSession, domains: set[str | None]
@@ -394,6 +461,7 @@ class RouterStore:
         previous: AssignmentRow | None,
         inputs: _Inputs,
         fresh: list[Leased] | None,
+        sdr: dict[str, tuple[uuid.UUID, str | None]],
     ) -> dict[str, Assignment]:
         histories = await self._histories(
             session, [t.lead_id for t, _, _ in decided], {t.transition_id for t, _, _ in decided}
@@ -405,11 +473,13 @@ class RouterStore:
         rep_turns: dict[uuid.UUID, int] = {}
         rep_new: Counter[uuid.UUID] = Counter()
         for transition, decision, turn in decided:
-            window = (
-                self.context.express_sla_seconds
-                if transition.express
-                else self.context.sql_sla_seconds
-            )
+            stage = Stage.MQL if transition.transition_id in sdr else Stage.SQL
+            if stage == Stage.MQL:
+                window = self.context.mql_sla_seconds
+            elif transition.express:
+                window = self.context.express_sla_seconds
+            else:
+                window = self.context.sql_sla_seconds
             assignment = Assignment(
                 assignment_id=str(uuid.uuid4()),
                 transition_id=transition.transition_id,
@@ -424,6 +494,7 @@ class RouterStore:
                 sla_due_at=now + timedelta(seconds=window),
                 reassignments=reassignments,
                 previous_rep_id=str(previous.rep_id) if previous else None,
+                stage=stage,
             )
             done[transition.transition_id] = assignment
             rep_turns[decision.rep_id] = turn
@@ -446,6 +517,7 @@ class RouterStore:
                     "reassignments": reassignments,
                     "previous_assignment_id": previous.id if previous else None,
                     "sla_due_at": assignment.sla_due_at,
+                    "stage": stage.value,
                 }
             )
             history = histories.get(transition.lead_id, [])
@@ -454,7 +526,13 @@ class RouterStore:
                     kind="webhook",
                     message_id=f"msg_{assignment.assignment_id}",
                     rep_id=decision.rep_id,
-                    payload=assignment_payload(assignment, transition, history, self.context),
+                    payload=assignment_payload(
+                        assignment,
+                        transition,
+                        history,
+                        self.context,
+                        track=sdr[transition.transition_id][1] if stage == Stage.MQL else None,
+                    ),
                 ),
                 _outbox(
                     kind="kafka",
@@ -502,7 +580,10 @@ class RouterStore:
                 ],
             )
         if previous is None:
-            await self._set_status(session, list(done), "assigned")
+            if sqls := [tid for tid in done if tid not in sdr]:
+                await self._set_status(session, sqls, "assigned")
+            if tasks := [tid for tid in done if tid in sdr]:
+                await self._set_status(session, tasks, "nurtured")
         return done
 
     async def _histories(
@@ -572,22 +653,26 @@ class RouterStore:
 
     # -- MQL nurture -------------------------------------------------------------------
 
+    async def _tracks(self, session: AsyncSession) -> list[NurtureTrack]:
+        return list(
+            (
+                await session.scalars(
+                    select(NurtureTrack).order_by(NurtureTrack.position, NurtureTrack.created_at)
+                )
+            ).all()
+        )
+
     async def _enrol_in_nurture(
         self, session: AsyncSession, transitions: list[Transition]
-    ) -> set[str]:
-        """A ``lead.nurture`` webhook to the first track whose conditions match."""
-        tracks = (
-            await session.scalars(
-                select(NurtureTrack).order_by(NurtureTrack.position, NurtureTrack.created_at)
-            )
-        ).all()
+    ) -> tuple[set[str], dict[str, tuple[uuid.UUID, str | None]]]:
+        """A ``lead.nurture`` webhook to the first track whose conditions match. Returns
+        the enrolled transition ids, and those whose track asks for an SDR task (with the
+        track's SDR pool and name)."""
+        tracks = await self._tracks(session)
         enrolled: set[str] = set()
+        sdr: dict[str, tuple[uuid.UUID, str | None]] = {}
         for transition in transitions:
-            lead = lead_facts(transition)
-            track = next(
-                (t for t in tracks if all(Condition(**c).matches(lead) for c in t.conditions)),
-                None,
-            )
+            track = track_for(tracks, transition)
             if track is None:
                 continue
             session.add(
@@ -600,7 +685,20 @@ class RouterStore:
                 )
             )
             enrolled.add(transition.transition_id)
-        return enrolled
+            if track.sdr_pool_id is not None:
+                sdr[transition.transition_id] = (track.sdr_pool_id, track.name)
+        return enrolled, sdr
+
+    async def _sdr_pools(
+        self, session: AsyncSession, transitions: list[Transition]
+    ) -> dict[str, tuple[uuid.UUID, str | None]]:
+        tracks = await self._tracks(session)
+        out: dict[str, tuple[uuid.UUID, str | None]] = {}
+        for transition in transitions:
+            track = track_for(tracks, transition)
+            if track is not None and track.sdr_pool_id is not None:
+                out[transition.transition_id] = (track.sdr_pool_id, track.name)
+        return out
 
     # -- rep actions and escalation ----------------------------------------------------
 
@@ -665,8 +763,18 @@ class RouterStore:
                     )
                 )
                 return Escalated("manager_notified")
+            sdr = None
+            if previous.stage == Stage.MQL.value and previous.pool_id is not None:
+                # An SDR task: the next SDR of the same pool takes it over.
+                track = track_for(await self._tracks(session), transition)
+                sdr = {transition.transition_id: (previous.pool_id, track.name if track else None)}
             assigned = await self._assign_many(
-                session, [transition], now, exclude=frozenset({previous.rep_id}), previous=previous
+                session,
+                [transition],
+                now,
+                exclude=frozenset({previous.rep_id}),
+                previous=previous,
+                sdr=sdr,
             )
             if not assigned:
                 return Escalated("kept")
@@ -912,6 +1020,14 @@ def _routed_row(t: Transition) -> dict[str, Any]:
 def _outbox(**fields: Any) -> dict[str, Any]:
     defaults = {"rep_id": None, "topic": None, "key": None, "track_id": None, "target_url": None}
     return defaults | fields
+
+
+def track_for(tracks: list[NurtureTrack], transition: Transition) -> NurtureTrack | None:
+    """The first track (in position order) whose conditions all match the lead."""
+    lead = lead_facts(transition)
+    return next(
+        (t for t in tracks if all(Condition(**c).matches(lead) for c in t.conditions)), None
+    )
 
 
 def nurture_payload(transition: Transition, track: str) -> dict[str, Any]:

@@ -119,6 +119,10 @@ class NurtureTrack(Base):
     webhook_url: Mapped[str] = mapped_column(Text)
     webhook_secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # 0004: the pool an SDR task on the enrolled MQL goes to (None: no SDR task).
+    sdr_pool_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("router.pools.id", ondelete="SET NULL")
+    )
 
 
 class RoutedTransition(Base):
@@ -129,7 +133,8 @@ class RoutedTransition(Base):
     transition_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     lead_id: Mapped[str] = mapped_column(String(256), index=True)
     to_stage: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))  # assigned | queued | ignored
+    # assigned | queued | ignored | nurtured | sdr_queued (an MQL waiting for an SDR)
+    status: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
@@ -158,6 +163,8 @@ class AssignmentRow(Base):
     reassignments: Mapped[int] = mapped_column(Integer, default=0)
     previous_assignment_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     sla_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 0004: sql (a rep works the lead) or mql (an SDR task).
+    stage: Mapped[str] = mapped_column(String(8), default="sql", server_default="sql")
 
 
 class OutboxRow(Base):
