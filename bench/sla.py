@@ -2,7 +2,7 @@
 measure how late the monitor fires their warnings and breaches.
 
     uv run python bench/sla.py [--clocks 100000] [--spread-seconds 180] [--monitors 1]
-                               [--backlog 20000]
+                               [--consume 20000] [--backlog 20000]
 
 Runs against the real broker and PostgreSQL named by ``KAFKA_BOOTSTRAP_SERVERS`` and
 ``DATABASE_URL`` (required), in a fresh database and topic prefix that are removed at
@@ -13,7 +13,10 @@ batches of 1,000; every due time (50 % and 80 % warnings, deadline) lies after t
 seeding, so lateness measures the sweep only.
 
 Lateness of an event = when a separate consumer (its own process) received it from
-``leads.sla`` minus when it was due. A second run (``--backlog``) stores clocks whose
+``leads.sla`` minus when it was due. A consume run (``--consume``) puts that many SQL
+transitions and their assignments on the topics while no monitor runs, starts one, and
+measures the records/s its batched consumer opens (and stops) clocks at, from the
+first committed batch to the last. A last run (``--backlog``) stores clocks whose
 deadlines passed while no monitor ran, starts one, and measures how fast it catches up:
 the sweep's capacity, where the first run measures the rate the deadlines ask for.
 Prints the figures, then one line of JSON.
@@ -35,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
@@ -47,7 +50,8 @@ from baton_shared.logs import configure_logging  # noqa: E402
 configure_logging("WARNING", "console")  # before the service modules bind their loggers
 
 from baton_shared.database import make_sessionmaker, migrate  # noqa: E402
-from baton_shared.schemas import Assignment  # noqa: E402
+from baton_shared.kafka import ensure_topics  # noqa: E402
+from baton_shared.schemas import Assignment, Stage, Transition  # noqa: E402
 from baton_sla_monitor.clocks import ClockStore  # noqa: E402
 from baton_sla_monitor.config import SlaSettings  # noqa: E402
 from baton_sla_monitor.service import MIGRATIONS, VERSION_TABLE, SlaService  # noqa: E402
@@ -346,6 +350,94 @@ async def drain(args: argparse.Namespace) -> dict:
     }
 
 
+def transition(i: int, at: datetime) -> Transition:
+    return Transition(
+        transition_id=f"bench-t-{i}-{uuid.uuid4().hex[:8]}",
+        lead_id=f"lead-{i}",
+        from_stage=Stage.MQL,
+        to_stage=Stage.SQL,
+        score=110,
+        fit=40,
+        engagement=70,
+        reason="bench",
+        trigger_event_id=uuid.uuid4().hex,
+        occurred_at=at,
+        rules_version="bench",
+    )
+
+
+async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(o.offset for o in offsets.values() if o.offset > 0)
+
+
+async def consume(args: argparse.Namespace) -> dict:
+    """``--consume`` transitions and their assignments wait on the topics; a monitor
+    starts: how many records/s does its batched consumer open (and stop) clocks at?"""
+    bootstrap, server_url = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
+    run_id = uuid.uuid4().hex[:8]
+    db_name, prefix = f"bench_sla_{run_id}", f"bench-sla-{run_id}."
+    await create_database(server_url, db_name)
+    settings = SlaSettings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        DATABASE_URL=database_url_for(server_url, db_name),
+        BATON_TOPIC_PREFIX=prefix,
+        BATON_ENV="test",
+        BATON_SLA_EXPRESS_SQL_SECONDS="3600",
+        BATON_LOG_LEVEL="WARNING",
+    )  # type: ignore[call-arg]
+    topics = settings.topics
+    await ensure_topics(bootstrap, topics.all(), settings.topic_partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    monitor = SlaService(settings)
+    await producer.start()
+    await admin.start()
+    try:
+        now = datetime.now(UTC)
+        for i in range(args.consume):
+            t = transition(i, now)
+            a = assignment(i, now + timedelta(seconds=0.3)).model_copy(
+                update={"transition_id": t.transition_id, "qualified_at": t.occurred_at}
+            )
+            key = t.lead_id.encode()
+            await producer.send(topics.transitions, t.to_bytes(), key=key)
+            await producer.send(topics.assignments, a.to_bytes(), key=key)
+        await producer.flush()
+        total = 2 * args.consume
+        group = topics.group("baton-sla-monitor")
+        await monitor.start()
+        first = last = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = await committed(admin, group)
+            if done and first is None:
+                first = (time.monotonic(), done)
+            if done >= total:
+                last = time.monotonic()
+                break
+            await asyncio.sleep(0.1)
+        if first is None or last is None:
+            raise SystemExit(f"the monitor did not consume {total:,} records within 600 s")
+        async with monitor.engine.connect() as conn:
+            opened = (
+                await conn.execute(text("SELECT measure, count(*) FROM sla.clocks GROUP BY 1"))
+            ).all()
+    finally:
+        await monitor.stop()
+        await producer.stop()
+        await admin.close()
+        await drop_database(server_url, db_name)
+        await delete_topics(bootstrap, prefix)
+    rate = (total - first[1]) / (last - first[0]) if last > first[0] else None
+    print(
+        f"consume: {total:,} records ({args.consume:,} transitions + assignments) opened "
+        f"{dict(opened)} clocks at {rate or 0:,.0f} records/s (batched, one transaction "
+        f"per batch)"
+    )
+    return {"consume_records": total, "consume_records_per_s": round(rate) if rate else None}
+
+
 async def no_publish(events: object) -> None:
     """Seeding a backlog: the clocks' ``started`` events are long gone."""
 
@@ -358,10 +450,15 @@ def main() -> None:
     parser.add_argument("--seed-budget-seconds", type=float, default=60)
     parser.add_argument("--monitors", type=int, default=1)
     parser.add_argument(
+        "--consume", type=int, default=20_000, help="transitions + assignments to consume; 0: skip"
+    )
+    parser.add_argument(
         "--backlog", type=int, default=20_000, help="overdue clocks for the catch-up run; 0: skip"
     )
     args = parser.parse_args()
     figures = asyncio.run(bench(args))
+    if args.consume:
+        figures |= asyncio.run(consume(args))
     if args.backlog:
         figures |= asyncio.run(drain(args))
     print(orjson.dumps(figures).decode())

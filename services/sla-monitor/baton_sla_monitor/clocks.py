@@ -287,6 +287,7 @@ class ClockStore:
             ).all()
         )
         latest = await _latest_first_touch(session, {c.lead_id for c in planned})
+        started: dict[str, list[SlaEvent]] = {}
         for clock in planned:
             if clock.started_at < newest[clock.lead_id]:
                 _close(clock, "superseded", newest[clock.lead_id])
@@ -295,20 +296,16 @@ class ClockStore:
                 or latest.get(clock.lead_id, clock.started_at) > clock.started_at
             ):
                 _close(clock, "reassigned", clock.started_at)
+            else:
+                # Decided before the insert, so a late transition costs no extra round trip.
+                started[clock.id] = [sla_event(clock, SlaStatus.STARTED, clock.started_at)]
+                if clock.measure == ASSIGN and clock.transition_id in assigned_at:
+                    stop = self._stop_assign(clock, assigned_at[clock.transition_id], None)
+                    started[clock.id].extend([stop] if stop else [])
         created = await _insert_new(session, planned)
-        opened = [c for c in created if c.status == "open"]
-        events.extend(sla_event(c, SlaStatus.STARTED, c.started_at) for c in opened)
-        stops = {
-            c.id: assigned_at[c.transition_id]
-            for c in opened
-            if c.measure == ASSIGN and c.transition_id in assigned_at
-        }
-        for clock_id, at in stops.items():
-            loaded = await session.get(Clock, clock_id)
-            assert loaded is not None
-            if event := self._apply_touch(loaded, at):
-                events.append(event)
-        mql = [c for c in opened if c.measure == FIRST_TOUCH]
+        for clock in created:
+            events.extend(started.get(clock.id, ()))
+        mql = [c for c in created if c.measure == FIRST_TOUCH and c.status == "open"]
         if mql:
             await self._touched_before_opening(session, mql, events)
 
@@ -383,12 +380,20 @@ class ClockStore:
         ).all()
         for clock in clocks:
             assignment = first[clock.transition_id or ""]
-            clock.team = assignment.pool
-            event = self._apply_touch(clock, assignment.assigned_at)
-            clock.system_delay_seconds = clock.elapsed_seconds
             applied.assigned.append(clock)
-            if event is not None:
+            if event := self._stop_assign(clock, assignment.assigned_at, assignment.pool):
                 events.append(event)
+
+    def _stop_assign(
+        self, clock: Clock, assigned_at: datetime, team: str | None
+    ) -> SlaEvent | None:
+        """Stop an assign clock at its assignment; the event to publish."""
+        clock.team = team
+        event = self._apply_touch(clock, assigned_at)
+        clock.system_delay_seconds = clock.elapsed_seconds
+        if event is not None:
+            event = event.model_copy(update={"system_delay_seconds": clock.elapsed_seconds})
+        return event
 
     async def _touched_before_opening(
         self, session: AsyncSession, opened: list[Clock], events: list[SlaEvent]
