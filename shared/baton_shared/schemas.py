@@ -8,6 +8,7 @@ prints the JSON Schema of every record for consumers in other languages.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
@@ -36,6 +37,56 @@ R = TypeVar("R", bound=Record)
 def decode(model: type[R], raw: bytes) -> R:
     """Parse one record; raises pydantic.ValidationError on anything malformed."""
     return model.model_validate_json(raw)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted_constructor(model: type[M]) -> Callable[..., M]:
+    """A constructor for ``model`` that skips validation, for hot paths whose code builds
+    every value with its exact type (never for anything read from outside).
+
+    What ``model_construct`` does, with the defaults looked up once instead of per call:
+    about twice as fast for a Transition. Fields not given take their defaults; every
+    required field must be given. ``tests/shared/test_schemas.py`` checks it builds
+    exactly what ``model_construct`` builds, serialised bytes included.
+    """
+    fields = model.model_fields
+    if model.__pydantic_post_init__ or model.__private_attributes__:
+        raise TypeError(f"{model.__name__} needs model_construct (post-init or private attrs)")
+    # In field order: pydantic serialises ``__dict__`` in its order.
+    template = {
+        n: _MISSING if f.is_required() or f.default_factory else f.default
+        for n, f in fields.items()
+    }
+    factories = [(n, f.default_factory) for n, f in fields.items() if f.default_factory]
+    size = len(template)
+    new = model.__new__
+    set_ = object.__setattr__
+
+    def build(**values: Any) -> M:
+        data = template.copy()
+        data.update(values)
+        for name, factory in factories:
+            if data[name] is _MISSING:
+                data[name] = factory()  # type: ignore[call-arg]
+        if len(data) != size or _MISSING in data.values():
+            given = values.keys()
+            raise TypeError(
+                f"{model.__name__}: unknown {sorted(given - fields.keys())}, "
+                f"missing {sorted(n for n, v in data.items() if v is _MISSING)}"
+            )
+        obj = new(model)
+        set_(obj, "__dict__", data)
+        set_(obj, "__pydantic_fields_set__", set(values))
+        set_(obj, "__pydantic_extra__", None)
+        set_(obj, "__pydantic_private__", None)
+        return obj
+
+    return build
+
+
+_MISSING = object()
 
 
 class EventType(StrEnum):

@@ -21,7 +21,7 @@ from baton_scorer.lifecycle import (
 )
 from baton_scorer.points import engagement_points, fit_points
 from baton_scorer.rules import RulesError, parse_rules
-from baton_shared.schemas import ReasonKind, Stage
+from baton_shared.schemas import ReasonKind, Stage, Transition, decode
 
 FAST = settings(max_examples=60, deadline=None, database=None)
 T0 = datetime(2025, 6, 2, 0, 0, tzinfo=UTC)
@@ -365,3 +365,101 @@ def test_the_annotated_example_in_the_readme_is_valid() -> None:
     rules = parse_rules(readme[start : readme.index("```", start)], "README.md")
     assert rules.version.startswith("acme-2025q3@")
     assert rules.compiled.rules["email-open"].cap_points == 5
+
+
+# --- one reference time: long histories, lower-bound timers, wire-valid output -----------------
+
+SHORT_HALF_LIFE = parse_rules(
+    """
+name: short
+thresholds: {mql: 50, sql: 100}
+engagement:
+  half_life_days: 0.01   # 14.4 minutes: 256 half-lives pass in under three days
+  pages: {pricing: 60}
+recycle: {cold_days: null, below_score: 40}
+"""
+)
+
+
+def test_years_of_history_on_a_short_half_life_stay_exact(make_event) -> None:
+    """Thousands of half-lives between events: the reference time moves forward and the
+    score is still the closed form, never an overflow or a NaN."""
+    h = SHORT_HALF_LIFE.half_life_seconds
+    state = LeadState()
+    times = [at(24.0 * day) for day in range(0, 730, 7)]  # two years, weekly
+    for i, when in enumerate(times):
+        score_event(
+            state,
+            make_event("page", page_category="pricing", at=when, event_id=f"p{i}"),
+            SHORT_HALF_LIFE,
+        )
+    last = times[-1].timestamp()
+    expected = sum(60 * 2.0 ** (-(last - t.timestamp()) / h) for t in times)
+    assert state.score_at(last, SHORT_HALF_LIFE) == pytest.approx(expected, rel=1e-12)
+    assert state.score_at(last + 10 * h, SHORT_HALF_LIFE) == pytest.approx(expected / 1024)
+    # A late event from the first week still lands exactly (it has long decayed away).
+    score_event(
+        state,
+        make_event("page", page_category="pricing", at=at(1), event_id="late"),
+        SHORT_HALF_LIFE,
+    )
+    assert state.score_at(last, SHORT_HALF_LIFE) == pytest.approx(expected, rel=1e-12)
+
+
+TWO_GROUPS = parse_rules(
+    """
+name: two-groups
+thresholds: {mql: 50, sql: 100}
+engagement:
+  half_life_days: 14
+  groups:
+    email: {half_life_days: 2}
+  events: {Webinar Attended: 70}
+  rules:
+    - id: click
+      match: {type: track, event: Email Clicked}
+      points: 40
+      group: email
+recycle: {cold_days: 60, below_score: 40}
+"""
+)
+
+
+def test_stored_due_is_a_lower_bound_and_the_timer_fires_at_the_exact_time(make_event) -> None:
+    events = [
+        make_event("track", name="Webinar Attended", at=at(0)),
+        make_event("track", name="Email Clicked", at=at(1)),
+    ]
+    state, _ = run(events, TWO_GROUPS)
+    assert state.stage == Stage.SQL
+    exact = due_at(state, TWO_GROUPS)
+    assert exact is not None and state.due is not None
+    assert state.due <= exact  # cheap bound: a timer never fires late
+    # A timer popping at the bound recycles nothing and moves the lead's due to the exact time.
+    assert expire(state, "lead-1", state.due, TWO_GROUPS) == [] or state.due == exact
+    assert state.due == pytest.approx(exact)
+    (recycled,) = expire(state, "lead-1", exact, TWO_GROUPS)
+    assert recycled.occurred_at.timestamp() == pytest.approx(exact)
+    assert recycled.score == pytest.approx(40, abs=1e-6)
+
+
+def test_transitions_from_the_core_are_valid_on_the_wire(make_event) -> None:
+    """The core builds transitions without validation (for speed); they must still be
+    exactly what a consumer decodes."""
+    events = [
+        make_event(
+            "identify",
+            email="ada@acme.example",
+            traits={"title": "VP Engineering", "employees": 1200, "country": "DE"},
+        ),
+        make_event("track", name="Webinar Attended", at=at(1)),
+        make_event("track", name="Email Clicked", at=at(2)),
+    ]
+    _, transitions = run(events, TWO_GROUPS)
+    assert [t.to_stage for t in transitions] == [Stage.MQL, Stage.SQL]
+    for t in transitions:
+        assert decode(Transition, t.to_bytes()) == t
+    sql = transitions[-1]
+    assert sql.email == "ada@acme.example"
+    assert sql.traits["country"] == "DE"
+    assert [s.signal for s in sql.top_signals] == ["event:Webinar Attended", "click"]

@@ -27,6 +27,7 @@ from baton_shared.schemas import (
     Transition,
     decode,
     json_schemas,
+    trusted_constructor,
 )
 
 AT = datetime(2025, 5, 5, 9, 0, 0, 123456, tzinfo=UTC)
@@ -230,3 +231,38 @@ def test_json_schemas_cover_every_record_type() -> None:
 
 def test_json_schemas_are_serialisable() -> None:
     assert orjson.loads(orjson.dumps(json_schemas())) == json_schemas()
+
+
+# --- trusted construction (hot paths) -----------------------------------------------------------
+
+
+@samples
+def test_trusted_constructor_builds_what_model_construct_builds(record: Record) -> None:
+    model = type(record)
+    given = {name: getattr(record, name) for name in record.model_fields_set}
+    built = trusted_constructor(model)(**given)
+    reference = model.model_construct(**given)
+    assert built == reference == record
+    assert built.to_bytes() == reference.to_bytes() == record.to_bytes()
+    assert built.model_fields_set == reference.model_fields_set
+
+
+def test_trusted_constructor_fills_defaults_and_fresh_factories() -> None:
+    build = trusted_constructor(Transition)
+    given = {
+        name: getattr(SAMPLES["Transition"], name)
+        for name, field in Transition.model_fields.items()
+        if field.is_required()
+    }
+    first, second = build(**given), build(**given)
+    assert first.express is False and first.emitted_at is None and first.traits == {}
+    assert first.traits is not second.traits  # a default_factory runs per instance
+    assert decode(Transition, first.to_bytes()) == first
+
+
+def test_trusted_constructor_refuses_unknown_and_missing_fields() -> None:
+    build = trusted_constructor(Transition)
+    with pytest.raises(TypeError, match="unknown \\['colour'\\]"):
+        build(**SAMPLES["Transition"].model_dump(), colour="red")
+    with pytest.raises(TypeError, match=r"missing \[.*'lead_id'"):
+        build(transition_id="t-1")

@@ -28,10 +28,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from baton_scorer.decay import Engagement, sum_falls_below_at
-from baton_scorer.points import express_lane, fit_points, is_competitor, matching_rules
+from baton_scorer.points import fit_points, is_competitor
 from baton_scorer.rules import DEFAULT_GROUP, CompiledRule, Rules
 from baton_shared.ids import stable_id
-from baton_shared.schemas import LeadEvent, ReasonKind, Signal, Stage, Transition
+from baton_shared.schemas import (
+    LeadEvent,
+    ReasonKind,
+    Signal,
+    Stage,
+    Transition,
+    trusted_constructor,
+)
 
 STAGE_ORDER = {Stage.NEW: 0, Stage.RECYCLED: 1, Stage.MQL: 1, Stage.SQL: 2}
 DEDUP_WINDOW = 500
@@ -41,12 +48,22 @@ CAP_HORIZON_SECONDS = 90 * 86_400  # capped windows older than this behind the w
 
 @dataclass
 class LeadState:
-    """What the scorer remembers about one lead (JSON-able through to_dict/from_dict)."""
+    """What the scorer remembers about one lead (JSON-able through to_dict/from_dict).
+
+    Engagement, per half-life group and per signal, is kept as its value at one
+    reference time ``origin`` (epoch seconds): the value at ``t`` is
+    ``A * 2 ** (-(t - origin) / h)``, and an event of ``p`` points at ``t_e`` adds
+    ``p * 2 ** ((t_e - origin) / h)`` — ARCHITECTURE.md's linear decay with one shared
+    reference, so scoring an event costs one power per half-life however many groups
+    and signals it touches. ``origin`` is moved forward (everything rescaled) once an
+    event lies far past it, long before the powers could overflow.
+    """
 
     stage: Stage = Stage.NEW
     fit: float = 0.0
-    groups: dict[str, Engagement] = field(default_factory=dict)
-    signals: dict[str, Engagement] = field(default_factory=dict)
+    groups: dict[str, float] = field(default_factory=dict)
+    signals: dict[str, float] = field(default_factory=dict)
+    origin: float | None = None
     # label -> window start (str) -> [[event_time, event_id, counted_points], ...] in time order
     capped: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
@@ -63,17 +80,25 @@ class LeadState:
 
     @property
     def engagement(self) -> Engagement:
-        """The default group's pair (all engagement when no groups are configured)."""
-        return self.groups.get(DEFAULT_GROUP, Engagement())
+        """The default group (all engagement when no groups are configured) as a pair
+        referenced at the watermark."""
+        value = self.groups.get(DEFAULT_GROUP)
+        if value is None or self.origin is None:
+            return Engagement()
+        # The pair does not know the half-life; the default is the one the rules name.
+        return Engagement(value, self.origin)
 
     @property
     def recent_event_ids(self) -> tuple[str, ...]:
         return tuple(self.seen)
 
     def engagement_at(self, t: float, rules: Rules) -> float:
+        origin = self.origin
+        if origin is None:
+            return 0.0
         hl = rules.compiled.group_half_life
         h0 = rules.half_life_seconds
-        return sum(e.at(t, hl.get(g, h0)) for g, e in self.groups.items())
+        return sum(a * 2.0 ** ((origin - t) / hl.get(g, h0)) for g, a in self.groups.items())
 
     def score_at(self, t: float, rules: Rules) -> float:
         return self.fit + self.engagement_at(t, rules)
@@ -82,8 +107,9 @@ class LeadState:
         return {
             "stage": self.stage.value,
             "fit": self.fit,
-            "groups": {g: [e.value, e.ref_at] for g, e in self.groups.items()},
-            "signals": {s: [e.value, e.ref_at] for s, e in self.signals.items()},
+            "groups": self.groups,
+            "signals": self.signals,
+            "origin": self.origin,
             "capped": self.capped,
             "traits": self.traits,
             "email": self.email,
@@ -101,8 +127,9 @@ class LeadState:
         return cls(
             stage=Stage(raw["stage"]),
             fit=raw["fit"],
-            groups={g: Engagement(v, r) for g, (v, r) in raw.get("groups", {}).items()},
-            signals={s: Engagement(v, r) for s, (v, r) in raw.get("signals", {}).items()},
+            groups=dict(raw.get("groups", {})),
+            signals=dict(raw.get("signals", {})),
+            origin=raw.get("origin"),
             capped=raw.get("capped", {}),
             traits=raw["traits"],
             email=raw["email"],
@@ -141,25 +168,29 @@ def is_duplicate(state: LeadState, event: LeadEvent) -> bool:
 
 
 def score_event(
-    state: LeadState, event: LeadEvent, rules: Rules
+    state: LeadState, event: LeadEvent, rules: Rules, at: float | None = None
 ) -> tuple[LeadState, list[Transition]]:
     """Score ``event`` into ``state`` (in place) and return the transitions it causes.
 
-    A duplicate ``event_id`` (within the dedup window) changes nothing.
+    ``at`` is the event time in epoch seconds, when the caller has it already. A
+    duplicate ``event_id`` (within the dedup window) changes nothing.
     """
-    if event.event_id in state.seen:
-        return state, []
+    if at is None:
+        at = event.occurred_at.timestamp()
     seen = state.seen
-    seen[event.event_id] = None
+    event_id = event.event_id
+    if event_id in seen:
+        return state, []
+    seen[event_id] = None
     if len(seen) > DEDUP_WINDOW:
         del seen[next(iter(seen))]
-    at = event.occurred_at.timestamp()
     out: list[Transition] = []
-    if state.due is not None and at > state.due:
-        # ``due`` is a lower bound (positive points only push it later): refresh, then fire.
-        state.due = due_at(state, rules)
+    due = state.due
+    if due is not None and at > due:
+        # ``due`` is a lower bound (positive points only push it later): fire if really due.
         out += expire(state, event.lead_id, at, rules)
-    if state.watermark is None or at > state.watermark:
+    watermark = state.watermark
+    if watermark is None or at > watermark:
         state.watermark = at
 
     lowered_due = False
@@ -171,12 +202,37 @@ def score_event(
         lowered_due = fit < state.fit
         state.fit = fit
 
-    for rule in matching_rules(event, rules):
-        _add_points(state, rule, event.event_id, at)
-        lowered_due = lowered_due or rule.points < 0
+    compiled = rules.compiled
+    plan = compiled.plan(event)
+    matched = plan.static
+    if plan.dynamic:
+        matched = (*matched, *(r for r in plan.dynamic if r.match and r.match.matches(event)))
+    if matched:
+        origin = state.origin
+        if origin is None:
+            origin = state.origin = at
+        elif at - origin > compiled.rebase_after:
+            origin = _rebase(state, at, rules)
+        groups = state.groups
+        signals = state.signals
+        for rule in matched:
+            points = rule.points
+            if points > 0:
+                last = state.last_engaged_at
+                if last is None or at > last:
+                    state.last_engaged_at = at  # capped or not, a positive action is engagement
+            elif points < 0:
+                lowered_due = True
+            if rule.cap_points is None:
+                credit = points * 2.0 ** ((at - origin) / rule.half_life)
+                groups[rule.group] = groups.get(rule.group, 0.0) + credit
+                signals[rule.label] = signals.get(rule.label, 0.0) + credit
+            else:
+                _add_capped(state, rule, event_id, at)
 
-    trigger = Trigger(event.event_id, event.name, at)
-    if state.stage != Stage.DISQUALIFIED and is_competitor(state.email, rules):
+    if compiled.competitors and state.stage != Stage.DISQUALIFIED and is_competitor(
+        state.email, rules
+    ):
         out.append(
             _move(
                 state,
@@ -184,34 +240,69 @@ def score_event(
                 Stage.DISQUALIFIED,
                 ReasonKind.DISQUALIFIED,
                 "competitor email domain",
-                trigger,
+                Trigger(event_id, event.name, at),
                 rules,
                 False,
             )
         )
         return state, out
-    lane = express_lane(event, rules)
-    out += _decide(state, event.lead_id, trigger, lane, rules)
-    if state.stage == Stage.SQL and (state.due is None or lowered_due):
+    stage = state.stage
+    if stage is not Stage.SQL and stage is not Stage.DISQUALIFIED:
+        lane = plan.express
+        if lane is None and plan.express_matches:
+            if any(m.matches(event) for m in plan.express_matches):
+                lane = plan.express_label
+        # The score at the watermark, inlined: this runs for almost every event.
+        score = state.fit
+        origin = state.origin
+        if origin is not None:
+            t = state.watermark
+            hl = compiled.group_half_life
+            h0 = compiled.half_life
+            for g, a in state.groups.items():
+                score += a * 2.0 ** ((origin - t) / hl.get(g, h0))  # type: ignore[operator]
+        # The bar that could move the lead: MQL from new, SQL (+ hysteresis) otherwise.
+        if stage is Stage.NEW:
+            bar = compiled.mql
+        elif stage is Stage.RECYCLED:
+            bar = compiled.sql + compiled.hysteresis
+        else:
+            bar = compiled.sql
+        if lane is not None or score >= bar:
+            trigger = Trigger(event_id, event.name, at)
+            out += _decide(state, event.lead_id, trigger, lane, rules, score)
+    if state.stage is Stage.SQL and (state.due is None or lowered_due):
         state.due = due_at(state, rules)
     return state, out
 
 
-def _add_points(state: LeadState, rule: CompiledRule, event_id: str, at: float) -> None:
-    if rule.points > 0 and (state.last_engaged_at is None or at > state.last_engaged_at):
-        state.last_engaged_at = at  # capped or not, a positive action is engagement
-    if rule.cap_points is None:
-        _credit(state, rule, rule.points, at)
-        return
-    # Capped: within a window the earliest events (event time, then id) count, up to
-    # the cap. Recomputing the window and crediting only the differences keeps the
-    # result independent of arrival order, and linearity keeps it exact.
+def _rebase(state: LeadState, to: float, rules: Rules) -> float:
+    """Move the reference time forward to ``to``, rescaling every stored value."""
+    origin = state.origin
+    assert origin is not None
+    compiled = rules.compiled
+    h0 = rules.half_life_seconds
+    hl = compiled.group_half_life
+    known = compiled.rules
+    state.groups = {g: a * 2.0 ** ((origin - to) / hl.get(g, h0)) for g, a in state.groups.items()}
+    state.signals = {
+        label: a * 2.0 ** ((origin - to) / (known[label].half_life if label in known else h0))
+        for label, a in state.signals.items()
+    }
+    state.origin = to
+    return to
+
+
+def _add_capped(state: LeadState, rule: CompiledRule, event_id: str, at: float) -> None:
+    # Within a window the earliest events (event time, then id) count, up to the cap.
+    # Recomputing the window and crediting only the differences keeps the result
+    # independent of arrival order, and linearity keeps it exact.
     windows = state.capped.setdefault(rule.label, {})
     key = "all" if rule.window_s is None else str(math.floor(at / rule.window_s))
     entries = windows.setdefault(key, [])
     entries.append([at, event_id, 0.0])
     entries.sort(key=lambda e: (e[0], e[1]))
-    remaining = rule.cap_points
+    remaining = rule.cap_points or 0.0
     kept = []
     for entry in entries:
         counted = min(rule.points, remaining)
@@ -229,19 +320,26 @@ def _add_points(state: LeadState, rule: CompiledRule, event_id: str, at: float) 
 
 
 def _credit(state: LeadState, rule: CompiledRule, points: float, at: float) -> None:
-    h = rule.half_life
-    state.groups[rule.group] = state.groups.get(rule.group, Engagement()).add(points, at, h)
-    state.signals[rule.label] = state.signals.get(rule.label, Engagement()).add(points, at, h)
+    origin = state.origin
+    if origin is None:
+        origin = state.origin = at
+    credit = points * 2.0 ** ((at - origin) / rule.half_life)
+    state.groups[rule.group] = state.groups.get(rule.group, 0.0) + credit
+    state.signals[rule.label] = state.signals.get(rule.label, 0.0) + credit
 
 
 def _decide(
-    state: LeadState, lead_id: str, trigger: Trigger, lane: str | None, rules: Rules
+    state: LeadState,
+    lead_id: str,
+    trigger: Trigger,
+    lane: str | None,
+    rules: Rules,
+    score: float,
 ) -> list[Transition]:
+    """The stage an event moves the lead to, given its ``score`` at the watermark."""
     stage = state.stage
     if stage in (Stage.DISQUALIFIED, Stage.SQL):
         return []
-    t = state.watermark if state.watermark is not None else trigger.at
-    score = state.score_at(t, rules)
     th = rules.thresholds
     sql_bar = th.sql + (th.hysteresis if stage == Stage.RECYCLED else 0)
     out: list[Transition] = []
@@ -279,6 +377,10 @@ def _missing_bant(state: LeadState, rules: Rules) -> list[str]:
     return [f for f in gate.bant if f not in state.bant]
 
 
+_transition = trusted_constructor(Transition)
+_signal = trusted_constructor(Signal)
+
+
 def _move(
     state: LeadState,
     lead_id: str,
@@ -292,9 +394,9 @@ def _move(
     t = state.watermark if state.watermark is not None else trigger.at
     t = max(t, trigger.at)
     engagement = state.engagement_at(t, rules)
-    # model_construct: every field is built here with its exact type; validating
-    # again cost more than the rest of scoring an event.
-    transition = Transition.model_construct(
+    # Every field is built here with its exact type: validating again cost more than
+    # the rest of scoring an event (tests/scorer checks the output validates).
+    transition = _transition(
         transition_id=stable_id(lead_id, to.value, trigger.id),
         lead_id=lead_id,
         from_stage=state.stage,
@@ -315,7 +417,7 @@ def _move(
     )
     state.stage = to
     state.stage_at = trigger.at
-    state.due = due_at(state, rules)
+    state.due = _due_floor(state, rules, t)
     if to != Stage.MQL:
         state.sql_ready = False
     return transition
@@ -323,16 +425,32 @@ def _move(
 
 def top_signals(state: LeadState, t: float, rules: Rules, n: int = TOP_SIGNALS) -> list[Signal]:
     """The signals contributing most to the engagement at ``t``."""
-    compiled = rules.compiled.rules
+    origin = state.origin
+    if origin is None:
+        return []
+    hl = rules.compiled.signal_half_life
     h0 = rules.half_life_seconds
     values = [
-        (e.at(t, compiled[label].half_life if label in compiled else h0), label)
-        for label, e in state.signals.items()
+        (a * 2.0 ** ((origin - t) / hl.get(label, h0)), label)
+        for label, a in state.signals.items()
+        if a > 0
     ]
     values.sort(reverse=True)
-    return [
-        Signal.model_construct(signal=label, points=round(v, 3)) for v, label in values[:n] if v > 0
-    ]
+    return [_signal(signal=label, points=round(v, 3)) for v, label in values[:n]]
+
+
+def _pairs(state: LeadState, rules: Rules) -> list[tuple[Engagement, float]]:
+    hl = rules.compiled.group_half_life
+    h0 = rules.half_life_seconds
+    return [(Engagement(a, state.origin), hl.get(g, h0)) for g, a in state.groups.items()]
+
+
+def _cold_due(state: LeadState, rules: Rules) -> float | None:
+    cold = rules.recycle.cold_days
+    since = state.last_engaged_at if state.last_engaged_at is not None else state.stage_at
+    if cold is None or since is None:
+        return None
+    return max(since, state.stage_at or since) + cold * 86_400
 
 
 def due_at(state: LeadState, rules: Rules) -> float | None:
@@ -344,30 +462,51 @@ def due_at(state: LeadState, rules: Rules) -> float | None:
     """
     if state.stage != Stage.SQL:
         return None
-    recycle = rules.recycle
-    times: list[float] = []
-    if recycle.cold_days is not None:
-        since = state.last_engaged_at if state.last_engaged_at is not None else state.stage_at
-        if since is not None:
-            times.append(max(since, state.stage_at or since) + recycle.cold_days * 86_400)
-    if recycle.below_score is not None:
-        hl = rules.compiled.group_half_life
-        parts = [(e, hl.get(g, rules.half_life_seconds)) for g, e in state.groups.items()]
-        crossing = sum_falls_below_at(parts, recycle.below_score - state.fit)
+    times = []
+    cold = _cold_due(state, rules)
+    if cold is not None:
+        times.append(cold)
+    below = rules.recycle.below_score
+    if below is not None and state.origin is not None:
+        crossing = sum_falls_below_at(_pairs(state, rules), below - state.fit)
         if crossing is not None:
             times.append(crossing)
     return min(times) if times else None
 
 
+def _due_floor(state: LeadState, rules: Rules, t: float) -> float | None:
+    """A lower bound of :func:`due_at`, cheap when every group is positive: a sum of
+    decaying parts falls no faster than its fastest-decaying part, so it stays above
+    ``level`` until ``t + h_min·log2(S(t)/level)``. Exact otherwise."""
+    if state.stage != Stage.SQL:
+        return None
+    below = rules.recycle.below_score
+    cold = _cold_due(state, rules)
+    if below is None or state.origin is None or not state.groups:
+        return cold
+    level = below - state.fit
+    hl = rules.compiled.group_half_life
+    h0 = rules.half_life_seconds
+    if level <= 0 or len(state.groups) == 1 or min(state.groups.values()) < 0:
+        return due_at(state, rules)
+    total = state.engagement_at(t, rules)
+    if total <= level:
+        return due_at(state, rules)
+    h_min = min(hl.get(g, h0) for g in state.groups)
+    bound = t + h_min * math.log2(total / level)
+    return bound if cold is None else min(cold, bound)
+
+
 def expire(state: LeadState, lead_id: str, now: float, rules: Rules) -> list[Transition]:
-    """Fire the recycle timer if it is due at event time ``now`` (in place)."""
+    """Fire the recycle timer if it is due at event time ``now`` (in place); when it is
+    not, ``state.due`` becomes the exact due time."""
     due = due_at(state, rules)
     if due is None or due > now:
+        state.due = due
         return []
-    cold = rules.recycle.cold_days
-    since = state.last_engaged_at if state.last_engaged_at is not None else state.stage_at
-    if cold is not None and since is not None and math.isclose(due, since + cold * 86_400):
-        reason = f"no engagement for {cold:g} days"
+    cold = _cold_due(state, rules)
+    if cold is not None and math.isclose(due, cold):
+        reason = f"no engagement for {rules.recycle.cold_days:g} days"
     else:
         reason = f"score decayed below recycle level {rules.recycle.below_score:g}"
     if state.watermark is None or due > state.watermark:

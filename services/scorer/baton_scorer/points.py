@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from baton_scorer.rules import CompiledRule, Rules
-from baton_shared.schemas import EventType, LeadEvent
-
-_PAGE_TYPES = (EventType.PAGE, EventType.SCREEN)
+from baton_shared.schemas import LeadEvent
 
 
 def matching_rules(event: LeadEvent, rules: Rules) -> list[CompiledRule]:
@@ -16,18 +14,10 @@ def matching_rules(event: LeadEvent, rules: Rules) -> list[CompiledRule]:
     Shorthand ``events`` match track events by name; ``pages`` match page/screen
     views by page category; full ``rules`` match on their ``match`` block.
     """
-    compiled = rules.compiled
-    found: list[CompiledRule] = []
-    if event.type == EventType.TRACK and event.name:
-        for rule in compiled.by_event.get(event.name, ()):
-            if rule.match is None or rule.match.matches(event):
-                found.append(rule)
-    elif event.type in _PAGE_TYPES and event.page_category:
-        found.extend(compiled.by_page.get(event.page_category, ()))
-    for rule in compiled.general:
-        if rule.match is not None and rule.match.matches(event):
-            found.append(rule)
-    return found
+    plan = rules.compiled.plan(event)
+    if not plan.dynamic:
+        return list(plan.static)
+    return [*plan.static, *(r for r in plan.dynamic if r.match and r.match.matches(event))]
 
 
 def engagement_points(event: LeadEvent, rules: Rules) -> float:
@@ -82,8 +72,11 @@ def _lookup(table: dict[str, float], value: Any) -> float:
 
 def is_competitor(email: str | None, rules: Rules) -> bool:
     """A competitor's email domain disqualifies the lead."""
+    competitors = rules.compiled.competitors
+    if not competitors or not email:
+        return False
     domain = email_domain(email)
-    return domain is not None and domain in rules.fit.email_domains.competitors
+    return domain is not None and domain in competitors
 
 
 def express_lane(event: LeadEvent, rules: Rules) -> str | None:
@@ -91,12 +84,12 @@ def express_lane(event: LeadEvent, rules: Rules) -> str | None:
 
     Names in ``express_lanes`` are track events; mappings are full matchers.
     """
-    compiled = rules.compiled
-    if event.type == EventType.TRACK and event.name in compiled.express_names:
-        return event.name
-    for m in compiled.express_matches:
+    plan = rules.compiled.plan(event)
+    if plan.express is not None:
+        return plan.express
+    for m in plan.express_matches:
         if m.matches(event):
-            return event.name or event.page_category or "express lane"
+            return plan.express_label
     return None
 
 

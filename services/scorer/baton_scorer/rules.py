@@ -71,10 +71,31 @@ class Match(_Frozen):
         if self.page_category is not None and not _one_of(event.page_category, self.page_category):
             return False
         if self.url is not None:
-            if not any(fnmatch.fnmatchcase(u, self.url) for u in _urls(event)):
+            url_matches = self._url_pattern
+            if not any(url_matches(u) for u in _urls(event)):
                 return False
+        if not self.properties:
+            return True
         props = event.properties
         return all(props.get(k) == v for k, v in self.properties.items())
+
+    @cached_property
+    def _url_pattern(self) -> Any:
+        """``fnmatch.fnmatchcase`` against ``url``, compiled once."""
+        return re.compile(fnmatch.translate(self.url or "")).match
+
+    @cached_property
+    def needs_payload(self) -> bool:
+        """Whether matching looks past the event's type, name and page category."""
+        return self.url is not None or bool(self.properties)
+
+    def matches_shape(self, shape: Any) -> bool:
+        """The type, name and page-category part of :meth:`matches`."""
+        if self.type is not None and shape.type != self.type:
+            return False
+        if self.event is not None and not _one_of(shape.name, self.event):
+            return False
+        return self.page_category is None or _one_of(shape.page_category, self.page_category)
 
 
 def _one_of(value: str | None, wanted: str | list[str]) -> bool:
@@ -82,8 +103,10 @@ def _one_of(value: str | None, wanted: str | list[str]) -> bool:
 
 
 def _urls(event: Any) -> list[str]:
-    out = [event.properties.get("url"), event.properties.get("path")]
-    page = event.context.get("page") if isinstance(event.context, dict) else None
+    props = event.properties
+    out = [props.get("url"), props.get("path")] if props else []
+    context = event.context
+    page = context.get("page") if context and isinstance(context, dict) else None
     if isinstance(page, dict):
         out += [page.get("url"), page.get("path")]
     return [u for u in out if isinstance(u, str)]
@@ -293,11 +316,105 @@ class CompiledRules:
                 self.general.append(rule)
         self.express_names = frozenset(x for x in rules.express_lanes if isinstance(x, str))
         self.express_matches = tuple(x for x in rules.express_lanes if isinstance(x, Match))
+        self.competitors = frozenset(rules.fit.email_domains.competitors)
+        self.half_life = h
+        self.signal_half_life = {label: r.half_life for label, r in self.rules.items()}
+        self.mql = rules.thresholds.mql
+        self.sql = rules.thresholds.sql
+        self.hysteresis = rules.thresholds.hysteresis
+        # Engagement is kept relative to a per-lead reference time; it is moved forward
+        # once an event is this far past it, long before 2 ** (t / h) could overflow.
+        self.rebase_after = REBASE_HALF_LIVES * min([h, *self.group_half_life.values()])
+        self._plans: dict[tuple[Any, str | None, str | None], Plan] = {}
 
     def _add(self, rule: CompiledRule) -> None:
         if rule.label in self.rules:
             raise ValueError(f"engagement rule id {rule.label!r} is used twice")
         self.rules[rule.label] = rule
+
+    def plan(self, event: Any) -> Plan:
+        """What an event of this shape (type, name, page category) is worth: the rules
+        it matches for sure, the ones that must still look at its URL or properties, and
+        its express lane. Built once per shape, then a dict lookup."""
+        key = (event.type, event.name, event.page_category)
+        found = self._plans.get(key)
+        if found is None:
+            if len(self._plans) >= MAX_PLANS:  # unbounded event names: start over
+                self._plans.clear()
+            found = self._plans[key] = self._make_plan(*key)
+        return found
+
+    def _make_plan(self, type_: Any, name: str | None, category: str | None) -> Plan:
+        shape = _Shape(type_, name, category)
+        candidates: list[CompiledRule] = []
+        if type_ == EventType.TRACK and name:
+            candidates += self.by_event.get(name, ())
+        elif type_ in (EventType.PAGE, EventType.SCREEN) and category:
+            candidates += self.by_page.get(category, ())
+        candidates += [r for r in self.general if r.match is not None]
+        static: list[CompiledRule] = []
+        dynamic: list[CompiledRule] = []
+        for rule in candidates:
+            m = rule.match
+            if m is None:
+                static.append(rule)
+            elif not m.matches_shape(shape):
+                continue
+            elif m.needs_payload:
+                dynamic.append(rule)
+            else:
+                static.append(rule)
+        lane: str | None = None
+        lanes: list[Match] = []
+        if type_ == EventType.TRACK and name in self.express_names:
+            lane = name
+        else:
+            for m in self.express_matches:
+                if not m.matches_shape(shape):
+                    continue
+                if m.needs_payload:
+                    lanes.append(m)
+                else:
+                    lane = name or category or "express lane"
+                    break
+        label = name or category or "express lane"
+        pending = tuple(lanes) if lane is None else ()
+        return Plan(tuple(static), tuple(dynamic), lane, pending, label)
+
+
+class _Shape:
+    """An event reduced to what a plan is keyed on (no URL, no properties)."""
+
+    __slots__ = ("name", "page_category", "type")
+
+    def __init__(self, type_: Any, name: str | None, page_category: str | None) -> None:
+        self.type = type_
+        self.name = name
+        self.page_category = page_category
+
+
+class Plan:
+    """The matching work for one event shape, decided ahead (see CompiledRules.plan)."""
+
+    __slots__ = ("dynamic", "express", "express_label", "express_matches", "static")
+
+    def __init__(
+        self,
+        static: tuple[CompiledRule, ...],
+        dynamic: tuple[CompiledRule, ...],
+        express: str | None,
+        express_matches: tuple[Match, ...],
+        express_label: str,
+    ) -> None:
+        self.static = static  # match whatever the URL and properties
+        self.dynamic = dynamic  # match by shape; still check URL/properties
+        self.express = express  # the express lane, when the shape decides it
+        self.express_matches = express_matches  # lanes that still check URL/properties
+        self.express_label = express_label
+
+
+MAX_PLANS = 50_000
+REBASE_HALF_LIVES = 256
 
 
 class RulesError(ValueError):
