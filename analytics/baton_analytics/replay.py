@@ -71,7 +71,7 @@ class Replay:
         first = self.first_event_at.get(lead_id)
         if first is None or at < first:
             self.first_event_at[lead_id] = at
-        _, transitions = score_event(state, event, self.rules)
+        _, transitions = score_event(state, event, self.rules, at)
         if transitions:
             self.transitions += transitions
 
