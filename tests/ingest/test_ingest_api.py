@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from baton_devstack.ports import free_port
 from baton_ingest.api import create_app
 from baton_ingest.config import IngestSettings
+from baton_shared.schemas import EventType, LeadEvent, decode
 from tests.support.kafka import read_all, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -350,3 +354,68 @@ async def test_custom_page_rules_categorise_pages(kafka_bootstrap: str, prefix: 
         "demo",
         None,
     ]
+
+
+async def raw_values(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[bytes]:
+    """The first ``count`` record values on ``topic``, as published."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(values) < count:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    values.extend(r.value for r in records if r.value is not None)
+    finally:
+        await consumer.stop()
+    return values
+
+
+async def test_what_is_published_decodes_as_the_shared_lead_event_schema(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    calls: list[dict[str, Any]] = [
+        {
+            "type": "track",
+            "userId": 7,
+            "event": "Pricing Viewed",
+            "messageId": "w-1",
+            "properties": {"plan": "team", "seats": 12, "ratio": 0.25, "tags": ["a", "ü"]},
+            "context": {"page": {"url": "https://acme.example/pricing?utm_source=ads"}},
+            "timestamp": "2026-11-23T10:00:00.5+02:00",
+        },
+        {
+            "type": "identify",
+            "anonymousId": "anon-w",
+            "messageId": "w-2",
+            "traits": {"email": " Ada@Example.com ", "title": "CTO"},
+            "originalTimestamp": "2026-11-23T10:00:00Z",
+        },
+        {"type": "page", "userId": "u-w", "messageId": "w-3", "properties": {"path": "/docs/x"}},
+        # Unusual but valid: a unix time and a field by its Python name (the model decides).
+        {"type": "track", "user_id": "u-x", "event": "e", "messageId": "w-4", "timestamp": 1},
+    ]
+    response = await ingest.post(
+        "/v1/batch", auth=(KEY, ""), json={"batch": calls, "sentAt": "2026-11-23T10:00:01Z"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 4
+
+    values = await raw_values(kafka_bootstrap, f"{prefix}leads.events", 4)
+    events = {e.event_id: e for e in (decode(LeadEvent, v) for v in values)}
+    assert [events[i].to_bytes() for i in sorted(events)] == sorted(
+        values, key=lambda v: orjson.loads(v)["event_id"]
+    )
+    track = events["w-1"]
+    assert (track.lead_id, track.type, track.page_category) == ("7", EventType.TRACK, "pricing")
+    assert track.occurred_at == datetime(2026, 11, 23, 8, 0, 0, 500_000, tzinfo=UTC)
+    assert track.campaign == {"source": "ads"}
+    assert track.properties == calls[0]["properties"]
+    identify = events["w-2"]
+    assert (identify.lead_id, identify.email) == ("ada@example.com", "ada@example.com")
+    assert identify.traits == {"email": " Ada@Example.com ", "title": "CTO"}
+    assert events["w-3"].page_category == "docs"
+    assert events["w-4"].user_id == "u-x"
+    assert events["w-4"].occurred_at == datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""Segment message → canonical LeadEvent. Pure: the caller passes ``received_at``."""
+"""Segment message → canonical event (a ``LeadEvent`` record). Pure: the caller passes
+``received_at``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from baton_ingest.pages import DEFAULT_PAGE_RULES, PageRule, category_for, path_of, utm_from_url
-from baton_ingest.segment import SegmentMessage
-from baton_shared.schemas import EventType, LeadEvent, PageInfo
+from baton_ingest.records import EventRecord, PageRecord
+from baton_ingest.segment import SegmentCall
 
 
 class InvalidEvent(ValueError):
@@ -19,7 +20,7 @@ class InvalidEvent(ValueError):
         self.rule = rule
 
 
-def event_time(msg: SegmentMessage, received_at: datetime) -> datetime:
+def event_time(msg: SegmentCall, received_at: datetime) -> datetime:
     """Segment's clock-skew rule: trust ``timestamp``; else shift ``originalTimestamp``
     by the difference between the server's receive time and the client's ``sentAt``."""
     if msg.timestamp is not None:
@@ -35,7 +36,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def page_info(msg: SegmentMessage) -> PageInfo | None:
+def page_info(msg: SegmentCall) -> PageRecord | None:
     """The page, from page-call properties first, then ``context.page``."""
     ctx_page = msg.context.get("page")
     ctx_page = ctx_page if isinstance(ctx_page, dict) else {}
@@ -46,18 +47,18 @@ def page_info(msg: SegmentMessage) -> PageInfo | None:
     title = _str(props.get("title")) or _str(ctx_page.get("title"))
     if not (url or path or referrer or title):
         return None
-    return PageInfo(url=url, path=path, referrer=referrer, title=title)
+    return {"url": url, "path": path, "referrer": referrer, "title": title}
 
 
-def campaign_of(msg: SegmentMessage, page: PageInfo | None) -> dict[str, str]:
+def campaign_of(msg: SegmentCall, page: PageRecord | None) -> dict[str, str]:
     """``context.campaign`` (as the SDKs send it), else UTM parameters in the page URL."""
     raw = msg.context.get("campaign")
     if isinstance(raw, dict) and raw:
         return {k: str(v) for k, v in raw.items() if isinstance(v, str | int | float)}
-    return utm_from_url(page.url if page else None)
+    return utm_from_url(page["url"] if page else None)
 
 
-def email_of(msg: SegmentMessage) -> str | None:
+def email_of(msg: SegmentCall) -> str | None:
     ctx_traits = msg.context.get("traits")
     ctx_traits = ctx_traits if isinstance(ctx_traits, dict) else {}
     email = msg.traits.get("email") or ctx_traits.get("email") or msg.properties.get("email")
@@ -66,7 +67,7 @@ def email_of(msg: SegmentMessage) -> str | None:
     return None
 
 
-def traits_of(msg: SegmentMessage) -> dict[str, Any]:
+def traits_of(msg: SegmentCall) -> dict[str, Any]:
     """Top-level traits (Segment) merged over ``context.traits`` (where RudderStack's
     SDKs put identify traits)."""
     ctx_traits = msg.context.get("traits")
@@ -74,13 +75,13 @@ def traits_of(msg: SegmentMessage) -> dict[str, Any]:
 
 
 def normalize(
-    msg: SegmentMessage,
+    msg: SegmentCall,
     *,
     received_at: datetime,
     source: str,
     max_future: timedelta,
     page_rules: tuple[PageRule, ...] = DEFAULT_PAGE_RULES,
-) -> LeadEvent:
+) -> EventRecord:
     """Validate the rules Segment applies and build the canonical event."""
     if msg.type is None:
         raise InvalidEvent("type", "required: one of track, identify, page, screen, group, alias")
@@ -106,28 +107,30 @@ def normalize(
     lead_id = msg.user_id or email or msg.anonymous_id
     assert lead_id is not None
     page = page_info(msg)
-    return LeadEvent(
-        event_id=msg.message_id,
-        lead_id=lead_id,
-        user_id=msg.user_id,
-        anonymous_id=msg.anonymous_id,
-        email=email,
-        type=EventType(msg.type),
-        name=msg.event if msg.type == "track" else msg.name,
-        occurred_at=occurred_at,
-        received_at=received_at,
-        source=source,
-        page_category=category_for(page.path if page else None, page_rules),
-        page=page,
-        campaign=campaign_of(msg, page),
-        user_agent=_str(msg.context.get("userAgent")),
-        ip=_str(msg.context.get("ip")),
-        group_id=msg.group_id,
-        previous_id=msg.previous_id,
-        properties=msg.properties,
-        traits=traits_of(msg),
-        context=msg.context,
-    )
+    return {
+        "schema": 1,
+        "event_id": msg.message_id,
+        "lead_id": lead_id,
+        "user_id": msg.user_id,
+        "anonymous_id": msg.anonymous_id,
+        "email": email,
+        "type": msg.type,
+        "name": msg.event if msg.type == "track" else msg.name,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "source": source,
+        "page_category": category_for(page["path"] if page else None, page_rules),
+        "page": page,
+        "campaign": campaign_of(msg, page),
+        "user_agent": _str(msg.context.get("userAgent")),
+        "ip": _str(msg.context.get("ip")),
+        "group_id": msg.group_id,
+        "previous_id": msg.previous_id,
+        "possible_duplicate": False,
+        "properties": msg.properties,
+        "traits": traits_of(msg),
+        "context": msg.context,
+    }
 
 
 def source_of(raw: dict[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """What every ingest route does once it has canonical events: rate-limit, mark repeats,
-publish, and count. A 2xx is only ever answered after ``Publisher.publish`` returned."""
+serialise, publish, and count. A 2xx is only ever answered after ``Publisher.publish``
+returned."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from baton_ingest.config import IngestSettings
@@ -11,8 +13,8 @@ from baton_ingest.errors import RequestError
 from baton_ingest.metrics import DUPLICATES, EVENTS, REJECTED
 from baton_ingest.publisher import KafkaUnavailable, Publisher
 from baton_ingest.ratelimit import RateLimited, WriteKeyLimiter
+from baton_ingest.records import EventRecord, to_bytes
 from baton_shared.logs import get_logger
-from baton_shared.schemas import LeadEvent
 
 log = get_logger(__name__)
 
@@ -24,9 +26,9 @@ class Ingestor:
         self._limiter = WriteKeyLimiter(settings.rate_limit)
         self._recent = RecentIds(settings.dedup_window_size)
 
-    def rate_limit(self, write_key: str, events: int, source: str) -> None:
+    async def rate_limit(self, write_key: str, events: int, source: str) -> None:
         try:
-            self._limiter.take(write_key, events)
+            await self._limiter.take(write_key, events)
         except RateLimited as exc:
             REJECTED.labels(source=source, reason="rate_limited").inc(events)
             raise RequestError(
@@ -36,30 +38,41 @@ class Ingestor:
                 headers={"Retry-After": str(exc.retry_after_seconds)},
             ) from None
 
-    async def store(self, events: Sequence[LeadEvent]) -> None:
+    async def store(self, records: Sequence[EventRecord]) -> None:
         """Publish and wait for Kafka's acknowledgement of every event, or raise a 503."""
-        marked = [self._mark(e) for e in events]
+        marked = [self._mark(r) for r in records]
         try:
-            await self.publisher.publish(marked)
+            await self.publisher.publish([(r["lead_id"].encode(), to_bytes(r)) for r in marked])
         except KafkaUnavailable as exc:
-            log.warning("publish_failed", error=str(exc), events=len(events))
-            for e in marked:
-                REJECTED.labels(source=e.source, reason="kafka_unavailable").inc()
+            log.warning("publish_failed", error=str(exc), events=len(records))
+            for source, n in Counter(r["source"] for r in marked).items():
+                REJECTED.labels(source=source, reason="kafka_unavailable").inc(n)
             raise RequestError(
                 503,
                 "kafka_unavailable",
                 "events were not stored; retry later",
                 headers={"Retry-After": str(self.settings.retry_after_seconds)},
             ) from exc
-        for e in marked:
-            self._recent.add(e.event_id)
-            EVENTS.labels(
-                source=e.source, type=e.name if e.source in ("sendgrid", "email") else e.type.value
-            ).inc()
-            if e.possible_duplicate:
-                DUPLICATES.labels(source=e.source).inc()
+        self._count(marked)
 
-    def _mark(self, event: LeadEvent) -> LeadEvent:
-        if event.event_id in self._recent:
-            return event.model_copy(update={"possible_duplicate": True})
-        return event
+    def _mark(self, record: EventRecord) -> EventRecord:
+        if record["event_id"] in self._recent:
+            record = record.copy()
+            record["possible_duplicate"] = True
+        return record
+
+    def _count(self, stored: Sequence[EventRecord]) -> None:
+        """Remember the ids and count by label set: one metric update per set, not per event."""
+        accepted: Counter[tuple[str, str]] = Counter()
+        duplicates: Counter[str] = Counter()
+        for r in stored:
+            self._recent.add(r["event_id"])
+            source = r["source"]
+            kind = r["name"] if source in ("sendgrid", "email") else r["type"]
+            accepted[(source, str(kind))] += 1
+            if r["possible_duplicate"]:
+                duplicates[source] += 1
+        for (source, kind), n in accepted.items():
+            EVENTS.labels(source=source, type=kind).inc(n)
+        for source, n in duplicates.items():
+            DUPLICATES.labels(source=source).inc(n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 
@@ -14,13 +15,12 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import Counter, Histogram
 
 from baton_shared.kafka import durable_producer, ensure_topics
 from baton_shared.logs import get_logger
-from baton_shared.schemas import LeadEvent
 
 log = get_logger(__name__)
 
@@ -46,6 +46,17 @@ FATAL_FOR_PRODUCER = (
 )
 
 
+# A record on its way to Kafka: (key, value). The key is the lead id.
+Message = tuple[bytes, bytes]
+
+
+@functools.lru_cache(maxsize=65_536)
+def key_hash(key: bytes) -> int:
+    """The Java client's (and aiokafka's DefaultPartitioner's) murmur2 of a key. Leads
+    send many events, and aiokafka's murmur2 is pure Python: remember the recent ones."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
 class KafkaUnavailable(RuntimeError):
     """Kafka did not acknowledge the write in time; the caller must retry later."""
 
@@ -62,7 +73,6 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
-        self._partitioner = DefaultPartitioner()
 
     @property
     def topic(self) -> str:
@@ -114,17 +124,16 @@ class Publisher:
         await asyncio.gather(*self._retired, return_exceptions=True)
 
     async def _send_batches(
-        self, producer: AIOKafkaProducer, events: Sequence[LeadEvent]
+        self, producer: AIOKafkaProducer, messages: Sequence[Message]
     ) -> list[asyncio.Future[object]]:
         """One record batch per partition instead of one ``send`` per event: the same
-        partitioner as every other Kafka client (murmur2 of the lead id), far fewer calls."""
+        partitioning as every other Kafka client (murmur2 of the lead id), far fewer calls.
+        Every batch is handed over before any acknowledgement is awaited."""
         partitions = sorted(await producer.partitions_for(self._topic))
         open_batches: dict[int, BatchBuilder] = {}
         futures: list[asyncio.Future[object]] = []
-        for event in events:
-            key = event.lead_id.encode()
-            value = event.to_bytes()
-            partition = self._partitioner(key, partitions, partitions)
+        for key, value in messages:
+            partition = partitions[key_hash(key) % len(partitions)]
             builder = open_batches.get(partition)
             if builder is None or builder.append(key=key, value=value, timestamp=None) is None:
                 if builder is not None:  # full: ship it and start another
@@ -133,28 +142,26 @@ class Publisher:
                     )
                 builder = open_batches[partition] = producer.create_batch()
                 if builder.append(key=key, value=value, timestamp=None) is None:
-                    raise KafkaUnavailable(f"event {event.event_id} does not fit in a batch")
+                    raise KafkaUnavailable(f"a {len(value)}-byte event does not fit in a batch")
         for partition, builder in open_batches.items():
             futures.append(await producer.send_batch(builder, self._topic, partition=partition))
         return futures
 
-    async def publish(self, events: Sequence[LeadEvent]) -> None:
-        """Send every event keyed by lead id and wait until all are acknowledged."""
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send every (lead id, event) message and wait until all are acknowledged."""
         producer = self._producer
         if producer is None:
             raise KafkaUnavailable("not connected to Kafka")
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
-                if len(events) == 1:
+                if len(messages) == 1:
                     # A lone event joins the partition's open batch, so concurrent
                     # single-event requests share produce requests.
-                    e = events[0]
-                    futures = [
-                        await producer.send(self._topic, e.to_bytes(), key=e.lead_id.encode())
-                    ]
+                    key, value = messages[0]
+                    futures = [await producer.send(self._topic, value, key=key)]
                 else:
-                    futures = await self._send_batches(producer, events)
+                    futures = await self._send_batches(producer, messages)
                 await asyncio.gather(*futures)
         except FATAL_FOR_PRODUCER as exc:
             self._reset(producer, type(exc).__name__)

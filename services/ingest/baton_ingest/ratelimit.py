@@ -1,4 +1,8 @@
-"""Per-writeKey rate limits, counted in events, with the `limits` library."""
+"""Per-writeKey rate limits, counted in events, with the `limits` library.
+
+The asyncio flavour of its memory storage: the threaded one starts a timer thread to
+expire counters every 10 ms under load, and each start stalls the event loop.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import math
 import time
 
 from limits import parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 
 class RateLimited(Exception):
@@ -23,9 +27,9 @@ class WriteKeyLimiter:
         self._limits = parse_many(spec)
         self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
-    def take(self, write_key: str, events: int) -> None:
+    async def take(self, write_key: str, events: int) -> None:
         """Count ``events`` against the key, or raise RateLimited with a Retry-After."""
         for limit in self._limits:
-            if not self._limiter.hit(limit, "ingest", write_key, cost=events):
-                reset_at = self._limiter.get_window_stats(limit, "ingest", write_key).reset_time
-                raise RateLimited(max(1, math.ceil(reset_at - time.time())))
+            if not await self._limiter.hit(limit, "ingest", write_key, cost=events):
+                stats = await self._limiter.get_window_stats(limit, "ingest", write_key)
+                raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))

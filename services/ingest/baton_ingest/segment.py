@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -36,9 +39,13 @@ class SegmentMessage(BaseModel):
     @classmethod
     def _ids_as_strings(cls, raw: object) -> object:
         # SDKs send numeric user ids as numbers; Segment treats them as strings.
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return str(raw)
-        return raw
+        return _numeric_id_as_string(raw)
+
+
+def _numeric_id_as_string(raw: object) -> object:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return str(raw)
+    return raw
 
 
 class SegmentBatch(BaseModel):
@@ -50,3 +57,141 @@ class SegmentBatch(BaseModel):
     sent_at: AwareDatetime | None = Field(default=None, alias="sentAt")
     context: dict[str, Any] = Field(default_factory=dict)
     write_key: str | None = Field(default=None, alias="writeKey")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCall:
+    """The fields of one valid message that normalisation reads."""
+
+    type: MessageType | None
+    message_id: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    previous_id: str | None
+    group_id: str | None
+    event: str | None
+    name: str | None
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    context: dict[str, Any]
+    timestamp: datetime | None
+    original_timestamp: datetime | None
+    sent_at: datetime | None
+
+    @classmethod
+    def from_model(cls, msg: SegmentMessage) -> SegmentCall:
+        return cls(
+            msg.type,
+            msg.message_id,
+            msg.user_id,
+            msg.anonymous_id,
+            msg.previous_id,
+            msg.group_id,
+            msg.event,
+            msg.name,
+            msg.properties,
+            msg.traits,
+            msg.context,
+            msg.timestamp,
+            msg.original_timestamp,
+            msg.sent_at,
+        )
+
+
+def parse_message(raw: dict[str, Any]) -> SegmentCall:
+    """Validate one message as ``SegmentMessage`` would, raising its ValidationError.
+
+    The shapes SDKs send (ids as strings or numbers, ISO timestamps with an offset,
+    objects where objects belong) are checked here directly, several times cheaper
+    than model validation; anything else goes through ``SegmentMessage``, so every
+    rejection and every unusual but valid input is decided by the model.
+    """
+    return _fast_call(raw) or SegmentCall.from_model(SegmentMessage.model_validate(raw))
+
+
+# Field names SegmentMessage also accepts (populate_by_name): left to the model.
+_PYTHON_NAMES = frozenset(
+    name for name, field in SegmentMessage.model_fields.items() if field.alias not in (None, name)
+)
+_CALLS = frozenset(get_args(MessageType))
+# An ISO 8601 instant as SDKs write it; datetime.fromisoformat and pydantic agree on it.
+_ISO_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+_MISSING = object()
+
+
+class _Unusual(Exception):
+    """Not a shape the fast path decides; SegmentMessage will."""
+
+
+def _text(raw: dict[str, Any], key: str, max_length: int, min_length: int = 0) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if type(value) is not str or not min_length <= len(value) <= max_length:
+        raise _Unusual
+    return value
+
+
+def _id(raw: dict[str, Any], key: str) -> str | None:
+    value = _numeric_id_as_string(raw.get(key))
+    if value is None:
+        return None
+    if type(value) is not str or len(value) > 256:
+        raise _Unusual
+    return value
+
+
+def _object(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, _MISSING)
+    if value is _MISSING:
+        return {}
+    if type(value) is not dict:
+        raise _Unusual
+    return value
+
+
+def _instant(raw: dict[str, Any], key: str) -> datetime | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if type(value) is not str or not _ISO_INSTANT.fullmatch(value):
+        raise _Unusual
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:  # e.g. month 13: the model words the error
+        raise _Unusual from None
+
+
+def _fast_call(raw: dict[str, Any]) -> SegmentCall | None:
+    if not _PYTHON_NAMES.isdisjoint(raw):
+        return None
+    kind = raw.get("type")
+    if kind is not None and (type(kind) is not str or kind not in _CALLS):
+        return None
+    try:
+        write_key = raw.get("writeKey")
+        if write_key is not None and type(write_key) is not str:
+            return None
+        _text(raw, "category", 512)  # validated, not carried: normalisation has no use for it
+        return SegmentCall(
+            kind,
+            _text(raw, "messageId", 256, min_length=1),
+            _id(raw, "userId"),
+            _id(raw, "anonymousId"),
+            _id(raw, "previousId"),
+            _id(raw, "groupId"),
+            _text(raw, "event", 512),
+            _text(raw, "name", 512),
+            _object(raw, "properties"),
+            _object(raw, "traits"),
+            _object(raw, "context"),
+            _instant(raw, "timestamp"),
+            _instant(raw, "originalTimestamp"),
+            _instant(raw, "sentAt"),
+        )
+    except _Unusual:
+        return None

@@ -25,6 +25,7 @@ from baton_ingest.errors import Accepted, RequestError, documented, json_respons
 from baton_ingest.metrics import BATCH_SIZE, REJECTED
 from baton_ingest.normalize import InvalidEvent
 from baton_ingest.pipeline import Ingestor
+from baton_ingest.records import record_of
 from baton_ingest.routes.segment import timed
 from baton_ingest.sendgrid_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureVerifier
 from baton_shared.clock import utcnow
@@ -58,8 +59,8 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
         BATCH_SIZE.labels(endpoint=source).observe(len(items))
         if not events:
             raise RequestError(400, "invalid_request", "no valid event", rejected=rejected)
-        ingestor.rate_limit(key, len(events), source)
-        await ingestor.store(events)
+        await ingestor.rate_limit(key, len(events), source)
+        await ingestor.store([record_of(e) for e in events])
         return json_response({"success": True, "accepted": len(events), "rejected": rejected})
 
     @router.post(

@@ -27,9 +27,9 @@ from baton_ingest.errors import Accepted, RequestError, documented, json_respons
 from baton_ingest.metrics import BATCH_SIZE, IN_FLIGHT, REJECTED, REQUEST_SECONDS
 from baton_ingest.normalize import InvalidEvent, normalize, source_of
 from baton_ingest.pipeline import Ingestor
-from baton_ingest.segment import SegmentBatch, SegmentMessage
+from baton_ingest.records import EventRecord
+from baton_ingest.segment import SegmentBatch, SegmentMessage, parse_message
 from baton_shared.clock import utcnow
-from baton_shared.schemas import LeadEvent
 
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
 ERRORS = documented(400, 401, 413, 415, 429, 503)
@@ -57,14 +57,14 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["segment"])
     max_future = timedelta(seconds=settings.max_future_skew_seconds)
 
-    def to_event(raw: Any, prefix: str, defaults: dict[str, Any]) -> LeadEvent:
+    def to_event(raw: Any, prefix: str, defaults: dict[str, Any]) -> EventRecord:
         if not isinstance(raw, dict):
             raise InvalidEvent(prefix or "body", "must be a JSON object")
         if len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
             raise InvalidEvent(prefix or "body", f"event larger than {MAX_EVENT_BYTES} bytes")
         merged = {**defaults, **raw}
         try:
-            msg = SegmentMessage.model_validate(merged)
+            msg = parse_message(merged)
         except ValidationError as exc:
             raise InvalidEvent(*_validation_path(exc, prefix)) from None
         try:
@@ -93,7 +93,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
         except InvalidEvent as exc:
             REJECTED.labels(source=source_of(body), reason="invalid_event").inc()
             raise RequestError(400, "invalid_request", str(exc), path=exc.path) from None
-        ingestor.rate_limit(write_key, 1, event.source)
+        await ingestor.rate_limit(write_key, 1, event["source"])
         await ingestor.store([event])
         BATCH_SIZE.labels(endpoint=call).observe(1)
         return json_response({"success": True})
@@ -135,7 +135,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
             defaults["context"] = envelope.context
         if "sentAt" in body:
             defaults["sentAt"] = body["sentAt"]
-        events: list[LeadEvent] = []
+        events: list[EventRecord] = []
         rejected: list[dict[str, Any]] = []
         for i, raw in enumerate(envelope.batch):
             try:
@@ -149,7 +149,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
         BATCH_SIZE.labels(endpoint="batch").observe(len(envelope.batch))
         if not events:
             raise RequestError(400, "invalid_request", "no valid event in batch", rejected=rejected)
-        ingestor.rate_limit(write_key, len(events), events[0].source)
+        await ingestor.rate_limit(write_key, len(events), events[0]["source"])
         await ingestor.store(events)
         return json_response({"success": True, "accepted": len(events), "rejected": rejected})
 
