@@ -1,6 +1,7 @@
 """Replay throughput: ``baton replay``'s path from the real broker, and the pure core alone.
 
     uv run python bench/replay.py [--events 300000] [--leads 20000] [--core-events 300000]
+                                  [--partitions 3] [--default-gc]
 
 1. **core**: :class:`baton_analytics.replay.Replay` (the scorer's pure core plus the
    replay's identity stitching) over pre-built LeadEvents in memory: events/s.
@@ -11,6 +12,11 @@
    and read + decode alongside so the cost of each step is visible.
    Floor: 100,000 events/s.
 
+Everything runs with the garbage-collector tuning ``baton`` runs with
+(:func:`baton_analytics.gc_tuning.batch_gc`; ``--default-gc``: Python's defaults).
+Each broker figure is given in wall-clock events/s and, in brackets, per CPU second
+of this process: on a shared machine the second moves much less with the neighbours.
+
 Kafka from ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a local broker for this run.
 127.0.0.1 only; every loop is bounded. The last line is the figures as one JSON object.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
@@ -29,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import kafka_broker, make_events, print_figures
 
 from baton_analytics.commands import Target, _feed
+from baton_analytics.gc_tuning import batch_gc
 from baton_analytics.ranges import ReadRange
 from baton_analytics.replay import Replay
 from baton_analytics.source import TopicReader, in_time_order
@@ -50,8 +58,22 @@ def bench_core(events: list[LeadEvent]) -> tuple[float, int]:
     return len(events) / elapsed, len(replay.transitions)
 
 
-async def produce_all(bootstrap: str, topic: str, events: list[LeadEvent]) -> None:
-    await ensure_topics(bootstrap, [topic], partitions=3)
+class Timer:
+    """Wall-clock and CPU seconds of a step."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+async def produce_all(
+    bootstrap: str, topic: str, events: list[LeadEvent], partitions: int = 3
+) -> None:
+    await ensure_topics(bootstrap, [topic], partitions=partitions)
     producer = durable_producer(bootstrap, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
@@ -66,42 +88,52 @@ async def produce_all(bootstrap: str, topic: str, events: list[LeadEvent]) -> No
         await producer.stop()
 
 
-async def bench_read(bootstrap: str, topic: str, decode_too: bool) -> tuple[float, int]:
-    started = time.perf_counter()
+async def bench_read(bootstrap: str, topic: str, decode_too: bool) -> tuple[Timer, int]:
     n = 0
-    async with TopicReader(bootstrap, [topic], ReadRange()) as reader:
-        async for batch in in_time_order(reader):
-            if decode_too:
-                for r in batch:
-                    decode(LeadEvent, r.value)
-            n += len(batch)
-    return n / (time.perf_counter() - started), n
+    with Timer() as timer:
+        async with TopicReader(bootstrap, [topic], ReadRange()) as reader:
+            async for batch in in_time_order(reader):
+                if decode_too:
+                    for r in batch:
+                        decode(LeadEvent, r.value)
+                n += len(batch)
+    return timer, n
 
 
-async def bench_replay(bootstrap: str, prefix: str) -> tuple[float, int]:
+async def bench_replay(bootstrap: str, prefix: str) -> tuple[Timer, int]:
     replay = Replay(load_rules())
-    started = time.perf_counter()
-    await _feed(Target(bootstrap, prefix), ReadRange(), [replay])
-    elapsed = time.perf_counter() - started
-    return replay.events / elapsed, replay.events
+    with Timer() as timer:
+        await _feed(Target(bootstrap, prefix), ReadRange(), [replay])
+    return timer, replay.events
 
 
-async def bench_broker(bootstrap: str, events: list[LeadEvent]) -> dict[str, float]:
+def report(label: str, timer: Timer, n: int) -> tuple[float, float]:
+    wall, cpu = n / timer.wall, n / timer.cpu if timer.cpu else float("inf")
+    print(f"{label:<26} {wall:>12,.0f} events/s  ({cpu:,.0f} per CPU second; {n:,})")
+    return wall, cpu
+
+
+async def bench_broker(
+    bootstrap: str, events: list[LeadEvent], partitions: int
+) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topic = Topics(prefix).events
     started = time.perf_counter()
-    await produce_all(bootstrap, topic, events)
-    print(f"produced {len(events):,} events in {time.perf_counter() - started:.1f} s")
-    read_rate, n = await bench_read(bootstrap, topic, decode_too=False)
-    print(f"broker read only           {read_rate:>12,.0f} events/s ({n:,})")
-    decode_rate, _ = await bench_read(bootstrap, topic, decode_too=True)
-    print(f"broker read + decode       {decode_rate:>12,.0f} events/s")
-    replay_rate, replayed = await bench_replay(bootstrap, prefix)
-    print(f"broker replay (full path)  {replay_rate:>12,.0f} events/s ({replayed:,})")
+    await produce_all(bootstrap, topic, events, partitions)
+    print(
+        f"produced {len(events):,} events to {partitions} partitions "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    read, read_cpu = report("broker read only", *await bench_read(bootstrap, topic, False))
+    decode_, decode_cpu = report("broker read + decode", *await bench_read(bootstrap, topic, True))
+    replay, replay_cpu = report("broker replay (full path)", *await bench_replay(bootstrap, prefix))
     return {
-        "broker_read_events_per_s": round(read_rate),
-        "broker_decode_events_per_s": round(decode_rate),
-        "broker_replay_events_per_s": round(replay_rate),
+        "broker_read_events_per_s": round(read),
+        "broker_decode_events_per_s": round(decode_),
+        "broker_replay_events_per_s": round(replay),
+        "broker_read_events_per_cpu_s": round(read_cpu),
+        "broker_decode_events_per_cpu_s": round(decode_cpu),
+        "broker_replay_events_per_cpu_s": round(replay_cpu),
     }
 
 
@@ -110,8 +142,29 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--core-events", type=int, default=300_000)
     parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=3, help="of the bench's topic")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="Python's GC thresholds, not baton's"
+    )
     args = parser.parse_args()
 
+    gc_tuning = contextlib.nullcontext() if args.default_gc else batch_gc()
+    with gc_tuning:
+        figures = run(args)
+    print_figures(
+        {
+            **figures,
+            "core_floor": CORE_FLOOR,
+            "broker_floor": BROKER_FLOOR,
+            "events": args.events,
+            "leads": args.leads,
+            "partitions": args.partitions,
+            "gc": "default" if args.default_gc else "baton",
+        }
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
     core_events = make_events(args.core_events, args.leads, seed=11, id_prefix="r")
     core_rate, transitions = bench_core(core_events)
     verdict = "ok" if core_rate >= CORE_FLOOR else f"BELOW the {CORE_FLOOR:,} floor"
@@ -119,23 +172,14 @@ def main() -> None:
         f"core replay                {core_rate:>12,.0f} events/s "
         f"({transitions:,} transitions) {verdict}"
     )
+    del core_events
+    events = make_events(args.events, args.leads, seed=11, id_prefix="r")
     with kafka_broker() as bootstrap:
-        figures = asyncio.run(
-            bench_broker(bootstrap, make_events(args.events, args.leads, seed=11, id_prefix="r"))
-        )
+        figures = asyncio.run(bench_broker(bootstrap, events, args.partitions))
     rate = figures["broker_replay_events_per_s"]
     verdict = "ok" if rate >= BROKER_FLOOR else f"BELOW the {BROKER_FLOOR:,} floor"
     print(f"broker replay floor {BROKER_FLOOR:,}: {verdict}")
-    print_figures(
-        {
-            "core_events_per_s": round(core_rate),
-            **figures,
-            "core_floor": CORE_FLOOR,
-            "broker_floor": BROKER_FLOOR,
-            "events": args.events,
-            "leads": args.leads,
-        }
-    )
+    return {"core_events_per_s": round(core_rate), **figures}
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from baton_analytics import commands
 from baton_analytics.export import ExportError
+from baton_analytics.gc_tuning import batch_gc
 from baton_analytics.ranges import RangeError, build_range
 from baton_analytics.sink import SinkError
 from baton_analytics.source import SourceError
@@ -241,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aiokafka logs connection retries; our one-line errors say what failed instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(_run(args, utcnow()))
+        with batch_gc():
+            return asyncio.run(_run(args, utcnow()))
     except USER_ERRORS as exc:
         print(f"baton {args.command}: {exc}", file=sys.stderr)
         return 2

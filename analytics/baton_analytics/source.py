@@ -9,9 +9,8 @@ offset at ``until``), so a read over a live topic always terminates.
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
-from collections.abc import AsyncIterator, Iterator
+import bisect
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -126,6 +125,13 @@ class TopicReader:
 
     async def batches(self) -> AsyncIterator[list[ConsumerRecord]]:
         """Every record in the range, a fetched batch at a time, then stop."""
+        async for fetched in self.partition_batches():
+            yield [r for records in fetched.values() for r in records]
+
+    async def partition_batches(
+        self,
+    ) -> AsyncIterator[dict[TopicPartition, list[ConsumerRecord]]]:
+        """Every record in the range, a fetch at a time, by partition (each in offset order)."""
         consumer = self._consumer
         assert consumer is not None, "open() first"
         ends = {s.partition: s.end for s in self.spans}
@@ -135,12 +141,13 @@ class TopicReader:
         consumer.pause(*[tp for tp in ends if tp not in pending])
         while pending:
             fetched = await consumer.getmany(timeout_ms=500)
-            out: list[ConsumerRecord] = []
+            out: dict[TopicPartition, list[ConsumerRecord]] = {}
             for tp, records in fetched.items():
                 end = ends[tp]
                 if records and records[-1].offset >= end:
                     records = [r for r in records if r.offset < end]
-                out += records
+                if records:
+                    out[tp] = records
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
@@ -165,64 +172,93 @@ class TopicReader:
 
 
 class TimeOrder:
-    """Merges records of several partitions into one order: Kafka timestamp, then
+    """Merges the records of several partitions into one order: Kafka timestamp, then
     topic, partition and offset — the order the live services most likely saw them.
 
-    Feed it batches; it releases a record once every partition still being read has
-    a later record buffered (or is done), so memory stays bounded by fetch skew.
+    It is the k-way merge that always takes the smallest of the partitions' next
+    records. A partition's timestamps need not rise (producers set them), so that merge
+    is computed as a sort on each record's *effective key*: the largest key of its
+    partition up to and including it. Effective keys rise within a partition and differ
+    between partitions, so sorting on them gives the same order as taking heads, and
+    whole batches can be sorted at once instead of a record at a time.
+
+    Feed it each partition's records in offset order; :meth:`ready` releases every
+    record no partition still being read can precede (each partition's next records
+    have effective keys at least its last one's), so memory stays bounded by fetch skew.
     """
 
     def __init__(self, partitions: list[TopicPartition]) -> None:
-        self.buffers: dict[TopicPartition, deque[ConsumerRecord]] = {
-            tp: deque() for tp in partitions
-        }
+        ordered = sorted(partitions, key=lambda tp: (tp.topic, tp.partition))
+        self.rank = {tp: i for i, tp in enumerate(ordered)}
         self.open = set(partitions)
+        self.high: dict[TopicPartition, int] = {}  # largest timestamp seen, per partition
+        self.last_key: dict[TopicPartition, int] = {}
+        self.buffer: list[tuple[int, ConsumerRecord]] = []
 
-    def feed(self, records: list[ConsumerRecord]) -> None:
+    def feed(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """``records`` of partition ``tp``, following the ones fed before."""
+        if not records:
+            return
+        n, rank = len(self.rank), self.rank[tp]
+        high = self.high.get(tp, records[0].timestamp)
+        append = self.buffer.append
+        key = 0
         for r in records:
-            self.buffers[TopicPartition(r.topic, r.partition)].append(r)
+            if r.timestamp > high:
+                high = r.timestamp
+            # (effective timestamp, partition rank, offset) as one int: cheap to sort.
+            key = ((high * n + rank) << 63) + r.offset
+            append((key, r))
+        self.high[tp] = high
+        self.last_key[tp] = key
 
     def done(self, tp: TopicPartition) -> None:
         self.open.discard(tp)
 
-    def ready(self) -> Iterator[ConsumerRecord]:
+    def ready(self) -> list[ConsumerRecord]:
         """Records safe to release now, in order."""
-        heap = [(_key(b[0]), tp) for tp, b in self.buffers.items() if b]
-        heapq.heapify(heap)
-        while heap:
-            if any(not self.buffers[tp] for tp in self.open):
-                return  # an open partition may still deliver something earlier
-            _, tp = heapq.heappop(heap)
-            buffer = self.buffers[tp]
-            yield buffer.popleft()
-            if buffer:
-                heapq.heappush(heap, (_key(buffer[0]), tp))
+        if not self.buffer:
+            return []
+        if any(tp not in self.last_key for tp in self.open):
+            return []  # an open partition not read yet may deliver anything first
+        buffer = self.buffer
+        buffer.sort(key=_first)
+        if not self.open:
+            self.buffer = []
+            return [r for _, r in buffer]
+        horizon = min(self.last_key[tp] for tp in self.open)
+        cut = bisect.bisect_right(buffer, horizon, key=_first)
+        self.buffer = buffer[cut:]
+        return [r for _, r in buffer[:cut]]
 
-    def rest(self) -> Iterator[ConsumerRecord]:
+    def rest(self) -> list[ConsumerRecord]:
         self.open.clear()
-        yield from self.ready()
+        return self.ready()
 
 
-def _key(r: ConsumerRecord) -> tuple[int, str, int, int]:
-    return (r.timestamp, r.topic, r.partition, r.offset)
+def _first(entry: tuple[int, ConsumerRecord]) -> int:
+    return entry[0]
 
 
 async def in_time_order(reader: TopicReader) -> AsyncIterator[list[ConsumerRecord]]:
     """The reader's records in :class:`TimeOrder`, in batches."""
+    if sum(1 for s in reader.spans if s.size) <= 1:
+        async for batch in reader.batches():  # one partition: offset order is the order
+            yield batch
+        return
     order = TimeOrder([s.partition for s in reader.spans])
+    last_offset = {s.partition: s.end - 1 for s in reader.spans}
     for s in reader.spans:
         if s.size == 0:
             order.done(s.partition)
-    last_offset = {s.partition: s.end - 1 for s in reader.spans}
-    async for batch in reader.batches():
-        order.feed(batch)
-        for r in batch:
-            tp = TopicPartition(r.topic, r.partition)
-            if r.offset >= last_offset[tp]:
+    async for fetched in reader.partition_batches():
+        for tp, records in fetched.items():
+            order.feed(tp, records)
+            if records[-1].offset >= last_offset[tp]:
                 order.done(tp)
-        released = list(order.ready())
+        released = order.ready()
         if released:
             yield released
-    rest = list(order.rest())
+    rest = order.rest()
     if rest:
         yield rest
