@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from baton_router.service import MIGRATIONS, VERSION_TABLE
 from baton_router.signing import new_secret
 from baton_router.store import Routed, RouterStore
 from baton_shared.clock import utcnow
-from baton_shared.database import make_engine, make_sessionmaker, migrate
+from baton_shared.database import make_sessionmaker
 from baton_shared.schemas import Stage, Transition
 
 pytestmark = pytest.mark.integration
@@ -45,28 +43,6 @@ def transition(
         occurred_at=T0,
         rules_version="test",
     )
-
-
-@pytest.fixture
-async def db_url(pg_cluster, unique_name: str) -> AsyncIterator[str]:
-    url = pg_cluster.create_database(unique_name)
-    engine = make_engine(url, pool_size=2)
-    try:
-        await migrate(engine, MIGRATIONS, VERSION_TABLE)
-    finally:
-        await engine.dispose()
-    yield url
-
-
-@pytest.fixture
-async def engines(db_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two independent engines (pools) on one database: two routers."""
-    first, second = make_engine(db_url, pool_size=5), make_engine(db_url, pool_size=5)
-    try:
-        yield first, second
-    finally:
-        await first.dispose()
-        await second.dispose()
 
 
 @pytest.fixture

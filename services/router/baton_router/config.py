@@ -33,7 +33,8 @@ class RouterSettings(DatabaseSettings):
         ge=1,
         le=100,
         alias="BATON_WEBHOOK_CONCURRENCY",
-        description="Deliveries in flight per endpoint, per router",
+        description="Webhook deliveries in flight per endpoint (rep or nurture track), "
+        "counted across every router sharing the database",
     )
     public_url: str | None = Field(
         default=None,

@@ -7,9 +7,11 @@ per the schedule (±10 % jitter, a longer ``Retry-After`` honoured); or dead (sc
 exhausted, or the endpoint answered 410 Gone and is disabled). Dead rows wait for an
 operator's replay (``POST /v1/webhooks/dead/{id}/replay``).
 
-At most ``per_endpoint`` deliveries to one endpoint are in flight from one router at a
-time: rows for a busy endpoint are not leased (or are handed back) until a slot frees,
-so one slow receiver neither gets hammered nor delays everybody else's webhooks.
+At most ``per_endpoint`` deliveries to one endpoint are in flight at a time, counted over
+every router sharing the database (``RouterStore.claim_due``: leased, unfinished rows per
+endpoint, under an advisory lock): rows for a busy endpoint are not leased (or are handed
+back) until a slot frees, so one slow receiver neither gets hammered nor delays everybody
+else's webhooks.
 Delivery is at-least-once; the ``webhook-id`` lets receivers drop repeats.
 """
 
@@ -94,28 +96,45 @@ class Dispatcher:
         self._busy: Tally[str] = Tally()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        # Rows may be due that nobody leased yet: claim on the next turn. Unset, a turn
+        # only records finished deliveries (the claim query waits for the poll).
+        self._claim = True
+        self._waiting = False
 
     def wake(self) -> None:
-        """New rows were committed (or a slot freed): look now, not at the next poll."""
+        """New rows were committed unleased (or handed back): claim now, not at the next
+        poll."""
+        self._claim = True
         self._wake.set()
 
     async def run(self) -> None:
+        """Each turn records the deliveries that finished (at once: the per-endpoint
+        limit counts a delivered row as in flight until then), and claims due rows when
+        there may be some: after ``wake``, while a claim left rows waiting for a slot,
+        and every ``poll_seconds`` (rows of routers that died, retries coming due).
+        Rows this router's consumer commits are not claimed at all: ``submit`` hands
+        them over from the commit."""
         try:
             while True:
                 self._wake.clear()
-                started = 0
+                failed = False
                 try:
                     await self._flush_delivered()
-                    started = await self._start_due()
+                    if self._claim:
+                        self._claim = False
+                        await self._start_due()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    self._claim, failed = True, True
                     log.error("dispatch_loop_failed", error=f"{type(exc).__name__}: {exc}")
-                if not started:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self._poll)
-                    except TimeoutError:
-                        pass
+                if self._claim and not failed:
+                    await asyncio.sleep(0)  # let the deliveries just started run first
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                except TimeoutError:
+                    self._claim = True
         finally:
             await self.stop()
 
@@ -146,9 +165,15 @@ class Dispatcher:
         room = self._max_in_flight - len(self._tasks)
         if room <= 0:
             return 0
-        rows = await self._store.lease_due(
+        claimed = await self._store.claim_due(
             utcnow(), self._lease, limit=min(room, 200), room=self._room
         )
+        rows = claimed.rows
+        # Rows left for a slot: claim again when one of ours frees (another router's
+        # freeing is seen at the next poll); left only for the batch size: at once.
+        self._waiting = claimed.waiting
+        if claimed.waiting and rows:
+            self._claim = True
         ready = time.monotonic()
         records = [leased.row for leased in rows if leased.row.kind != "webhook"]
         if records:
@@ -177,6 +202,7 @@ class Dispatcher:
             self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target, ready))
         if back:
             await self._store.release_many(back)
+            self._waiting = True
             self.wake()
 
     def _spawn(self, endpoint: str, work: Awaitable[None]) -> None:
@@ -191,6 +217,8 @@ class Dispatcher:
             self._busy[endpoint] -= 1
             if self._busy[endpoint] <= 0:
                 del self._busy[endpoint]
+            if self._waiting:
+                self._claim = True
             self._wake.set()
 
         return callback

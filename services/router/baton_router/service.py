@@ -31,7 +31,7 @@ from baton_router.config import RouterSettings
 from baton_router.config_store import ConfigStore
 from baton_router.consumer import consume_batches
 from baton_router.dispatcher import Dispatcher
-from baton_router.store import PayloadContext, RouterStore
+from baton_router.store import PayloadContext, Routed, RouterStore
 from baton_router.tables import OutboxRow, Rep
 from baton_shared.clock import utcnow
 from baton_shared.consumer import consume_forever, make_consumer
@@ -93,6 +93,7 @@ class RouterService:
             ),
         )
         self.store.fast_lease = timedelta(seconds=settings.outbox_lease_seconds)
+        self.store.per_endpoint = settings.webhook_concurrency
         self.config = ConfigStore(sessions)
         self.http: aiohttp.ClientSession | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -198,8 +199,8 @@ class RouterService:
         if self._dispatcher is not None:
             if fresh:
                 await self._dispatcher.submit(fresh)
-            if any(routed.status == "nurtured" for routed in results):
-                self._dispatcher.wake()  # nurture rows go through the regular lease
+            if any(_left_for_claim(routed) for routed in results):
+                self._dispatcher.wake()  # rows written unleased go through the claim loop
         for transition, routed in zip(transitions, results, strict=True):
             if routed.assignment is not None:
                 self._assigned(routed.assignment)
@@ -314,6 +315,16 @@ class RouterService:
             database_answers(self.engine), kafka_answers(self.settings.kafka_bootstrap_servers)
         )
         return {"database": db_ok, "kafka": kafka_ok}
+
+
+def _left_for_claim(routed: Routed) -> bool:
+    """Outbox rows the routing transaction wrote without leasing them to this router:
+    nurture webhooks, and webhooks to an endpoint at its concurrency limit."""
+    if routed.status == "nurtured":
+        return True
+    return routed.assignment is not None and not any(
+        leased.row.kind == "webhook" for leased in routed.outbox
+    )
 
 
 def _decode_transition(record: ConsumerRecord) -> Transition:

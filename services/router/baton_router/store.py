@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -48,6 +49,11 @@ from baton_router.tables import Pool as PoolRow
 from baton_shared.schemas import Assignment, Stage, Transition
 
 ROUTING_LOCK = 0x6261746F6E  # one routing decision at a time across all routers ("baton")
+# Taken by whoever leases outbox rows (the claim query, and a routing transaction that
+# writes its rows already leased): the count of deliveries in flight per endpoint that
+# the limit is checked against cannot change under the one checking it. Always after
+# ROUTING_LOCK when both are held.
+OUTBOX_LOCK = ROUTING_LOCK + 1
 OPEN = "open"
 
 
@@ -180,6 +186,9 @@ class RouterStore:
         # commit, skipping a lease query; if this router dies, the lease expires and
         # any router delivers them.
         self.fast_lease: timedelta | None = None
+        # Webhook deliveries in flight per endpoint across every router sharing this
+        # database (leased, not finished); None: no limit. See ``lease_due``.
+        self.per_endpoint: int | None = None
         engine = sessions.kw.get("bind")
         assert isinstance(engine, AsyncEngine), "the sessionmaker must be bound to an engine"
         self._engine = engine
@@ -346,9 +355,16 @@ class RouterStore:
             .values(status=status)
         )
 
-    async def _load_inputs(self, session: AsyncSession) -> _Inputs:
-        """Take the routing lock, then read the team as it is now."""
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
+    async def _load_inputs(self, session: AsyncSession, outbox_lock: bool = False) -> _Inputs:
+        """Take the routing lock (and ``OUTBOX_LOCK`` with it, in the same round trip, when
+        the transaction will lease outbox rows), then read the team as it is now."""
+        if outbox_lock:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:k), pg_advisory_xact_lock(:o)"),
+                {"k": ROUTING_LOCK, "o": OUTBOX_LOCK},
+            )
+        else:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
         reps = (
             await session.execute(select(Rep, Rep.open_leads).where(Rep.archived_at.is_(None)))
         ).all()
@@ -401,7 +417,8 @@ class RouterStore:
         write the assignments; the ones nobody can take are left as they are. With
         ``sdr`` (transition id → SDR pool and nurture track), they are MQLs and each
         becomes an SDR task in its pool."""
-        inputs = await self._load_inputs(session)
+        leasing = self._leases_in_routing(fresh)
+        inputs = await self._load_inputs(session, outbox_lock=leasing)
         facts = [lead_facts(t) for t in transitions]
         accounts = await self._accounts_for(session, {f.domain for f in facts if f.domain})
         turns = list(
@@ -544,15 +561,46 @@ class RouterStore:
             ]
         await session.execute(insert(AssignmentRow.__table__), assignment_rows)
         outbox = OutboxRow.__table__
-        if fresh is not None and self.fast_lease is not None:
+        if self._leases_in_routing(fresh):
+            room = await self._endpoint_room(session, now, locked=True)
+            leased = []
             for row in outbox_rows:
-                row["lease_until"] = now + self.fast_lease
-            written = await session.execute(insert(outbox).returning(*outbox.c), outbox_rows)
-            fresh.extend(Leased(row, inputs.targets.get(row.rep_id)) for row in written.all())
+                key = endpoint_key(row["kind"], row["rep_id"], row["track_id"])
+                if room is None or key == KAFKA_ENDPOINT or room[key] > 0:
+                    row["lease_until"] = now + self.fast_lease
+                    leased.append(row)
+                    if room is not None:
+                        room[key] -= 1
+                else:
+                    row["lease_until"] = None  # endpoint at its limit: the claim loop's
+            # Only the ids come back: the rows' payloads are here already.
+            ids = (
+                await session.execute(
+                    insert(outbox).returning(outbox.c.id, outbox.c.message_id), outbox_rows
+                )
+            ).all()
+            by_message = dict((message_id, row_id) for row_id, message_id in ids)
+            fresh.extend(
+                Leased(
+                    _fresh_row(row, by_message[row["message_id"]]),
+                    inputs.targets.get(row["rep_id"]),
+                )
+                for row in leased
+            )
         else:
             await session.execute(insert(outbox), outbox_rows)
+        # The routed transitions' new status rides along in the same statement (one round
+        # trip less per batch); a re-assignment keeps the status it has.
+        statuses = (
+            {tid: ("nurtured" if tid in sdr else "assigned") for tid in done}
+            if previous is None
+            else {}
+        )
         await session.execute(
             text(
+                "WITH routed AS (UPDATE router.routed_transitions AS t SET status = s.status "
+                "FROM unnest(CAST(:tids AS text[]), CAST(:statuses AS text[])) "
+                "AS s(tid, status) WHERE t.transition_id = s.tid) "
                 "UPDATE router.reps AS r SET last_turn = v.turn, last_assigned_at = :now, "
                 "open_leads = r.open_leads + v.n "
                 "FROM unnest(CAST(:ids AS uuid[]), CAST(:turns AS bigint[]), "
@@ -563,6 +611,8 @@ class RouterStore:
                 "ids": list(rep_turns),
                 "turns": list(rep_turns.values()),
                 "counts": [rep_new[r] for r in rep_turns],
+                "tids": list(statuses),
+                "statuses": list(statuses.values()),
             },
         )
         pool_state = {
@@ -579,11 +629,6 @@ class RouterStore:
                     for (pool_id, rep_id), current in pool_state.items()
                 ],
             )
-        if previous is None:
-            if sqls := [tid for tid in done if tid not in sdr]:
-                await self._set_status(session, sqls, "assigned")
-            if tasks := [tid for tid in done if tid in sdr]:
-                await self._set_status(session, tasks, "nurtured")
         return done
 
     async def _histories(
@@ -596,7 +641,17 @@ class RouterStore:
                 select(
                     RoutedTransition.lead_id,
                     RoutedTransition.to_stage,
-                    RoutedTransition.payload,
+                    # The few fields history shows, not the whole payload (traits and all).
+                    func.jsonb_build_object(
+                        "occurred_at",
+                        RoutedTransition.payload["occurred_at"],
+                        "score",
+                        RoutedTransition.payload["score"],
+                        "reason",
+                        RoutedTransition.payload["reason"],
+                        "trigger_event",
+                        RoutedTransition.payload["trigger_event"],
+                    ),
                     RoutedTransition.transition_id,
                 )
                 .where(RoutedTransition.lead_id.in_(lead_ids))
@@ -805,12 +860,24 @@ class RouterStore:
         limit: int = 50,
         room: Callable[[str], int] | None = None,
     ) -> list[Leased]:
+        return (await self.claim_due(now, lease, limit, room)).rows
+
+    async def claim_due(
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 50,
+        room: Callable[[str], int] | None = None,
+    ) -> Claimed:
         """Claim due outbox rows for ``lease``; another dispatcher skips them meanwhile,
         and takes them over if this one dies before finishing. At most ``room(endpoint)``
-        rows per endpoint (see :func:`endpoint_key`) are claimed; the rest stay free.
+        rows per endpoint (see :func:`endpoint_key`) are claimed, and with
+        ``per_endpoint`` set never more than that many in flight per endpoint across all
+        routers; the rest stay free (``Claimed.waiting``: some were due but left).
         Each comes with its webhook target (URL and secret; None when disabled/deleted)."""
         outbox = OutboxRow.__table__
         async with self._engine.begin() as conn:
+            limits = await self._endpoint_room(conn, now)
             due = (
                 await conn.execute(
                     select(outbox.c.id, outbox.c.kind, outbox.c.rep_id, outbox.c.track_id)
@@ -826,16 +893,22 @@ class RouterStore:
             ).all()
             taken: Counter[str] = Counter()
             chosen = []
+            waiting = False
             for row_id, kind, rep_id, track_id in due:
                 key = endpoint_key(kind, rep_id, track_id)
-                if room is not None and taken[key] >= room(key):
+                if (room is not None and taken[key] >= room(key)) or (
+                    # every router together has the endpoint's limit in flight
+                    limits is not None and key != KAFKA_ENDPOINT and taken[key] >= limits[key]
+                ):
+                    waiting = True
                     continue
+                if len(chosen) >= limit:
+                    waiting = True
+                    break
                 taken[key] += 1
                 chosen.append(row_id)
-                if len(chosen) >= limit:
-                    break
             if not chosen:
-                return []
+                return Claimed([], waiting)
             rows = (
                 await conn.execute(
                     update(outbox)
@@ -849,10 +922,40 @@ class RouterStore:
                 {r.rep_id for r in rows if r.kind == "webhook" and r.rep_id is not None},
                 {r.track_id for r in rows if r.kind == "webhook" and r.track_id is not None},
             )
-        return [
+        leased = [
             Leased(row, targets.get(row.rep_id or row.track_id))
             for row in sorted(rows, key=lambda r: r.id)
         ]
+        return Claimed(leased, waiting)
+
+    def _leases_in_routing(self, fresh: list[Leased] | None) -> bool:
+        return fresh is not None and self.fast_lease is not None
+
+    async def _endpoint_room(
+        self, conn: AsyncConnection | AsyncSession, now: datetime, locked: bool = False
+    ) -> Counter[str] | None:
+        """How many more webhooks each endpoint may have in flight, counted over every
+        router sharing this database: ``per_endpoint`` minus its rows leased and not yet
+        finished. Takes ``OUTBOX_LOCK`` (to commit; ``locked``: the caller has) so two
+        routers never both see the last free slot. None when there is no limit."""
+        if self.per_endpoint is None:
+            return None
+        if not locked:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK})
+        in_flight = (
+            await conn.execute(
+                text(
+                    "SELECT rep_id, track_id, count(*) FROM router.outbox "
+                    "WHERE status = 'pending' AND kind = 'webhook' AND lease_until > :now "
+                    "GROUP BY rep_id, track_id"
+                ),
+                {"now": now},
+            )
+        ).all()
+        room: Counter[str] = _Room(self.per_endpoint)
+        for rep_id, track_id, n in in_flight:
+            room[endpoint_key("webhook", rep_id, track_id)] -= n
+        return room
 
     async def _targets(
         self, conn: AsyncConnection, rep_ids: set[uuid.UUID], track_ids: set[uuid.UUID]
@@ -971,10 +1074,37 @@ class Leased:
     target: tuple[str, str] | None  # webhook URL and signing secret
 
 
+KAFKA_ENDPOINT = "kafka"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Rows a claim leased, and whether due rows were left (limits, batch size)."""
+
+    rows: list[Leased]
+    waiting: bool = False
+
+
+class _Room(Counter[str]):
+    """Free delivery slots per endpoint; an endpoint not mentioned has all of them."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, key: str) -> int:
+        return self.limit
+
+
+def _fresh_row(values: dict[str, Any], row_id: int) -> SimpleNamespace:
+    """An outbox row just inserted, as the dispatcher reads it (the columns it uses)."""
+    return SimpleNamespace(attempts=0, **values, id=row_id)
+
+
 def endpoint_key(kind: str, rep_id: uuid.UUID | None, track_id: uuid.UUID | None) -> str:
     """Where an outbox row goes, for concurrency limits and metrics."""
     if kind != "webhook":
-        return "kafka"
+        return KAFKA_ENDPOINT
     if rep_id is not None:
         return f"rep:{rep_id}"
     return f"track:{track_id}"
