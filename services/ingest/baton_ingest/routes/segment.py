@@ -8,7 +8,7 @@ is a 400.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -57,7 +57,9 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["segment"])
     max_future = timedelta(seconds=settings.max_future_skew_seconds)
 
-    def to_event(raw: Any, prefix: str, defaults: dict[str, Any]) -> EventRecord:
+    def to_event(
+        raw: Any, prefix: str, defaults: dict[str, Any], received_at: datetime
+    ) -> EventRecord:
         if not isinstance(raw, dict):
             raise InvalidEvent(prefix or "body", "must be a JSON object")
         if len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
@@ -70,7 +72,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
         try:
             return normalize(
                 msg,
-                received_at=utcnow(),
+                received_at=received_at,
                 source=source_of(raw),
                 max_future=max_future,
                 page_rules=settings.page_rules,
@@ -89,7 +91,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     async def single(request: Request, call: str) -> Response:
         write_key, body = await authenticated_body(request, MAX_EVENT_BYTES)
         try:
-            event = to_event({**body, "type": call}, "", {})
+            event = to_event({**body, "type": call}, "", {}, utcnow())
         except InvalidEvent as exc:
             REJECTED.labels(source=source_of(body), reason="invalid_event").inc()
             raise RequestError(400, "invalid_request", str(exc), path=exc.path) from None
@@ -137,9 +139,10 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
             defaults["sentAt"] = body["sentAt"]
         events: list[EventRecord] = []
         rejected: list[dict[str, Any]] = []
+        received_at = utcnow()  # one receive time per request, as Segment's receivedAt
         for i, raw in enumerate(envelope.batch):
             try:
-                events.append(to_event(raw, f"batch.{i}", defaults))
+                events.append(to_event(raw, f"batch.{i}", defaults, received_at))
             except InvalidEvent as exc:
                 REJECTED.labels(
                     source=source_of(raw) if isinstance(raw, dict) else "segment",
