@@ -271,3 +271,39 @@ async def test_rep_marks_a_lead_qualified_with_bant_then_won_or_lost(
         assert (record["rep_id"], record["assignment_id"]) == (ada["id"], assignment_id)
     me = (await api.call("GET", "/v1/me", token=token, expect=200)).json()
     assert me["open_leads"] == 0  # a qualified lead was worked: no longer counts
+
+
+async def test_breached_sdr_task_goes_to_the_next_sdr_of_the_pool(
+    api: Api, producer, receiver
+) -> None:
+    sam, sdrs, _ = await sdr_setup(api, receiver)
+    sue = await api.rep(receiver, "Sue")
+    await api.call(
+        "PATCH", f"/v1/pools/{sdrs['id']}", json={"members": [sam["id"], sue["id"]]}, expect=200
+    )
+    await api.rep(receiver, "Ada")  # not in the SDR pool: never takes the task
+    await feed(api, producer, transition(stage=Stage.MQL, traits={"country": "FR"}))
+    deliveries = {d.path: d for d in [await next_delivery(receiver) for _ in range(2)]}
+    [first] = [orjson_data(d) for path, d in deliveries.items() if path != "/nurture"]
+    assert first["stage"] == "mql"
+
+    await base.breach(api, producer, first)
+
+    got = {}
+    for _ in range(2):
+        data = orjson_data(delivery := await next_delivery(receiver))
+        got[
+            verified(delivery, {sam["id"]: sam, sue["id"]: sue}[data["rep_id"]]["webhook_secret"])[
+                "type"
+            ]
+        ] = data
+    other = sue["id"] if first["rep_id"] == sam["id"] else sam["id"]
+    assert got["lead.taken_back"]["rep_id"] == first["rep_id"]
+    task = got["lead.sdr_task"]
+    assert (task["rep_id"], task["stage"], task["pool"], task["reassignments"]) == (
+        other,
+        "mql",
+        "sdrs",
+        1,
+    )
+    assert task["track"] == "emea-nurture"
