@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -36,14 +37,12 @@ from baton_router.routing import (
 )
 from baton_router.strategies import Strategy
 from baton_router.tables import (
-    Account,
     AssignmentRow,
     NurtureTrack,
     OutboxRow,
     PoolMember,
     Rep,
     RoutedTransition,
-    RoutingRule,
 )
 from baton_router.tables import Pool as PoolRow
 from baton_shared.schemas import Assignment, Stage, Transition
@@ -355,9 +354,18 @@ class RouterStore:
             .values(status=status)
         )
 
-    async def _load_inputs(self, session: AsyncSession, outbox_lock: bool = False) -> _Inputs:
+    async def _load_inputs(
+        self,
+        session: AsyncSession,
+        outbox_lock: bool = False,
+        turns: int = 0,
+        domains: set[str] | None = None,
+    ) -> _Inputs:
         """Take the routing lock (and ``OUTBOX_LOCK`` with it, in the same round trip, when
-        the transaction will lease outbox rows), then read the team as it is now."""
+        the transaction will lease outbox rows), then read the team as it is now — reps,
+        pools, members, enabled rules, the owners of ``domains`` — and draw ``turns``
+        round-robin turn numbers, all in one statement (one round trip, not six: the
+        routing transaction's cost is its round trips)."""
         if outbox_lock:
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:k), pg_advisory_xact_lock(:o)"),
@@ -365,42 +373,44 @@ class RouterStore:
             )
         else:
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
-        reps = (
-            await session.execute(select(Rep, Rep.open_leads).where(Rep.archived_at.is_(None)))
-        ).all()
-        pools = (await session.scalars(select(PoolRow))).all()
-        members = (await session.scalars(select(PoolMember))).all() if pools else []
-        rules = (
-            (
-                await session.scalars(
-                    select(RoutingRule)
-                    .where(RoutingRule.enabled.is_(True))
-                    .order_by(RoutingRule.position, RoutingRule.created_at)
-                )
-            ).all()
-            if pools
-            else []
+        row = (
+            await session.execute(TEAM_QUERY, {"n": turns, "domains": sorted(domains or ())})
+        ).one()
+        reps, pools, members, rules, accounts, drawn = (
+            orjson.loads(v) if isinstance(v, str | bytes) else v for v in row
         )
         return _Inputs(
-            reps={rep.id: rep_state(rep, count) for rep, count in reps},
+            reps={uuid.UUID(r["id"]): rep_state_of(r) for r in reps},
             targets={
-                rep.id: None if rep.webhook_disabled_at else (rep.webhook_url, rep.webhook_secret)
-                for rep, _ in reps
+                uuid.UUID(r["id"]): None if r["disabled"] else (r["url"], r["secret"]) for r in reps
             },
             pools=[
                 Pool(
-                    pool_id=p.id,
-                    name=p.name,
-                    strategy=Strategy(p.strategy),
-                    express=p.express,
-                    members=tuple(m.rep_id for m in members if m.pool_id == p.id),
-                    current={m.rep_id: m.wrr_current for m in members if m.pool_id == p.id},
+                    pool_id=uuid.UUID(p["id"]),
+                    name=p["name"],
+                    strategy=Strategy(p["strategy"]),
+                    express=p["express"],
+                    members=tuple(
+                        uuid.UUID(m["rep_id"]) for m in members if m["pool_id"] == p["id"]
+                    ),
+                    current={
+                        uuid.UUID(m["rep_id"]): float(m["wrr_current"])
+                        for m in members
+                        if m["pool_id"] == p["id"]
+                    },
                 )
                 for p in pools
             ],
             rules=[
-                Rule(r.id, r.pool_id, tuple(Condition(**c) for c in r.conditions)) for r in rules
+                Rule(
+                    uuid.UUID(r["id"]),
+                    uuid.UUID(r["pool_id"]),
+                    tuple(Condition(**c) for c in r["conditions"]),
+                )
+                for r in rules
             ],
+            accounts={domain: uuid.UUID(rep_id) for domain, rep_id in (accounts or {}).items()},
+            turns=sorted(drawn or []),
         )
 
     async def _assign_many(
@@ -417,18 +427,14 @@ class RouterStore:
         write the assignments; the ones nobody can take are left as they are. With
         ``sdr`` (transition id → SDR pool and nurture track), they are MQLs and each
         becomes an SDR task in its pool."""
-        leasing = self._leases_in_routing(fresh)
-        inputs = await self._load_inputs(session, outbox_lock=leasing)
         facts = [lead_facts(t) for t in transitions]
-        accounts = await self._accounts_for(session, {f.domain for f in facts if f.domain})
-        turns = list(
-            (
-                await session.scalars(
-                    text("SELECT nextval('router.assignment_turn') FROM generate_series(1, :n)"),
-                    {"n": len(transitions)},
-                )
-            ).all()
+        inputs = await self._load_inputs(
+            session,
+            outbox_lock=self._leases_in_routing(fresh),
+            turns=len(transitions),
+            domains={f.domain for f in facts if f.domain},
         )
+        accounts, turns = inputs.accounts, inputs.turns
         decided: list[tuple[Transition, Decision, int]] = []
         for transition, lead, turn in zip(transitions, facts, turns, strict=True):
             if sdr is not None:
@@ -458,17 +464,6 @@ class RouterStore:
         return await self._write_assignments(
             session, decided, now, previous, inputs, fresh, sdr or {}
         )
-
-    async def _accounts_for(
-        self, session: AsyncSession, domains: set[str | None]
-    ) -> dict[str, uuid.UUID]:
-        wanted = [d for d in domains if d]
-        if not wanted:
-            return {}
-        rows = await session.execute(
-            select(Account.domain, Account.rep_id).where(Account.domain.in_(wanted))
-        )
-        return {domain: rep_id for domain, rep_id in rows.all()}
 
     async def _write_assignments(
         self,
@@ -1118,6 +1113,8 @@ class _Inputs:
     pools: list[Pool]
     rules: list[Rule] = field(default_factory=list)
     targets: dict[uuid.UUID, tuple[str, str] | None] = field(default_factory=dict)
+    accounts: dict[str, uuid.UUID] = field(default_factory=dict)  # domain → owning rep
+    turns: list[int] = field(default_factory=list)  # fresh round-robin turn numbers
 
     def record(self, decision: Decision, turn: int) -> None:
         rep = self.reps[decision.rep_id]
@@ -1178,26 +1175,50 @@ def nurture_payload(transition: Transition, track: str) -> dict[str, Any]:
     }
 
 
-def rep_state(rep: Rep, open_leads: int) -> RepState:
+TEAM_QUERY = text(
+    """
+    SELECT
+      (SELECT coalesce(json_agg(json_build_object(
+         'id', id, 'status', status, 'timezone', timezone, 'working_hours', working_hours,
+         'out_of_office', out_of_office, 'capacity', capacity, 'weight', weight,
+         'skills', skills, 'last_turn', last_turn, 'open_leads', open_leads,
+         'disabled', webhook_disabled_at IS NOT NULL, 'url', webhook_url,
+         'secret', webhook_secret)), '[]')
+       FROM router.reps WHERE archived_at IS NULL),
+      (SELECT coalesce(json_agg(json_build_object(
+         'id', id, 'name', name, 'strategy', strategy, 'express', express)), '[]')
+       FROM router.pools),
+      (SELECT coalesce(json_agg(json_build_object(
+         'pool_id', pool_id, 'rep_id', rep_id, 'wrr_current', wrr_current)), '[]')
+       FROM router.pool_members),
+      (SELECT coalesce(json_agg(json_build_object(
+         'id', id, 'pool_id', pool_id, 'conditions', conditions)
+         ORDER BY position, created_at), '[]')
+       FROM router.routing_rules WHERE enabled),
+      (SELECT json_object_agg(domain, rep_id) FROM router.accounts
+       WHERE domain = ANY(CAST(:domains AS text[]))),
+      (SELECT array_agg(nextval('router.assignment_turn')) FROM generate_series(1, :n))
+    """
+)
+
+
+def rep_state_of(row: dict[str, Any]) -> RepState:
+    """A rep as the team query returns it (JSON), as routing sees it."""
     return RepState(
-        rep_id=rep.id,
-        status=rep.status,
-        calendar=calendar_of(rep),
-        capacity=rep.capacity,
-        weight=rep.weight,
-        skills=rep.skills or {},
-        open_leads=open_leads,
-        last_turn=rep.last_turn,
-        webhook_disabled=rep.webhook_disabled_at is not None,
-    )
-
-
-def calendar_of(rep: Rep) -> Calendar:
-    return Calendar(
-        timezone=rep.timezone or "UTC",
-        hours=parse_working_hours(rep.working_hours),
-        out_of_office=tuple(
-            (datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"]))
-            for r in rep.out_of_office or []
+        rep_id=uuid.UUID(row["id"]),
+        status=row["status"],
+        calendar=Calendar(
+            timezone=row["timezone"] or "UTC",
+            hours=parse_working_hours(row["working_hours"]),
+            out_of_office=tuple(
+                (datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"]))
+                for r in row["out_of_office"] or []
+            ),
         ),
+        capacity=row["capacity"],
+        weight=row["weight"],
+        skills=row["skills"] or {},
+        open_leads=row["open_leads"],
+        last_turn=row["last_turn"],
+        webhook_disabled=row["disabled"],
     )
