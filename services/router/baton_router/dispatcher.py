@@ -164,6 +164,7 @@ class Dispatcher:
     async def _start_due(self) -> int:
         room = self._max_in_flight - len(self._tasks)
         if room <= 0:
+            self._waiting = True  # claim again as soon as a delivery finishes
             return 0
         claimed = await self._store.claim_due(
             utcnow(), self._lease, limit=min(room, 200), room=self._room
