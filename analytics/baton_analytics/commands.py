@@ -181,20 +181,30 @@ async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> Outco
         target.bootstrap, [t.events, t.activity], span, optional=(t.activity,)
     ) as reader:
         async for batch in _records(reader, "replay", ordered=True):
-            for r in batch:
-                try:
-                    if r.topic == t.activity:
-                        activity = decode(Activity, r.value)
-                        outcomes.note(activity)
-                        for rp in replays:
-                            rp.activity(activity)
-                    else:
-                        event = decode(LeadEvent, r.value)
-                        for rp in replays:
-                            rp.event(event)
-                except ValidationError:
-                    continue  # undecodable: the live scorer dead-lettered it too
+            _score_batch(batch, t.activity, replays, outcomes)
     return outcomes
+
+
+def _score_batch(
+    batch: list[ConsumerRecord], activity_topic: str, replays: list[Replay], outcomes: Outcomes
+) -> None:
+    event_from = LeadEvent.model_validate_json
+    for r in batch:
+        if r.topic == activity_topic:
+            try:
+                activity = Activity.model_validate_json(r.value or b"")
+            except ValidationError:
+                continue  # undecodable: the live scorer dead-lettered it too
+            outcomes.note(activity)
+            for rp in replays:
+                rp.activity(activity)
+        else:
+            try:
+                event = event_from(r.value or b"")
+            except ValidationError:
+                continue
+            for rp in replays:
+                rp.event(event)
 
 
 def _compare(
