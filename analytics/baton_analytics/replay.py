@@ -49,13 +49,12 @@ class Replay:
 
     def event(self, event: LeadEvent) -> None:
         self.events += 1
-        anonymous = event.anonymous_id
-        if anonymous is None:
+        if event.anonymous_id is None:
             self._score(event)
             return
-        alias = self.aliases.get(anonymous)
+        alias = self.aliases.get(event.anonymous_id)
         if alias is None:
-            alias = self.aliases[anonymous] = Alias()
+            alias = self.aliases[event.anonymous_id] = Alias()
         for released in stitch(alias, event):
             self._score(released)
 
@@ -64,14 +63,14 @@ class Replay:
         state = self.states.get(lead_id)
         if state is None:
             state = self.states[lead_id] = LeadState()
-        if event.event_id in state.seen:
+        elif event.event_id in state.seen:
             self.duplicates += 1
             return
         at = event.occurred_at.timestamp()
         first = self.first_event_at.get(lead_id)
         if first is None or at < first:
             self.first_event_at[lead_id] = at
-        _, transitions = score_event(state, event, self.rules, at)
+        transitions = score_event(state, event, self.rules, at)[1]
         if transitions:
             self.transitions += transitions
 
