@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-
 import uvicorn
 
 from baton_router.app import create_app
 from baton_router.config import RouterSettings
+from baton_shared.gc_tuning import tune_for_throughput
 from baton_shared.logs import configure_logging
 
 
@@ -16,11 +15,8 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     # Routing allocates many short-lived objects per batch; with the default thresholds
-    # the cyclic collector runs every few hundred allocations and its older-generation
-    # passes show up as tail latency. Start-up objects are frozen out of every later
-    # collection (as in the ingest service).
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    # the collector's older-generation passes show up as tail latency.
+    tune_for_throughput()
     uvicorn.run(
         app,
         host=settings.host,

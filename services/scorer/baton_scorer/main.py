@@ -20,6 +20,7 @@ from baton_scorer.config import ScorerSettings
 from baton_scorer.rules import RulesError, load_rules
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import publish_rules, read_rules_topic
+from baton_shared.gc_tuning import tune_for_throughput
 from baton_shared.kafka import ensure_topics
 from baton_shared.logs import configure_logging
 
@@ -48,6 +49,7 @@ def run_worker() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, source, follower)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    tune_for_throughput()  # cached lead states are long-lived: keep the GC off them
     worker.execute_from_commandline()
 
 
