@@ -45,7 +45,10 @@ json_values = st.recursive(
     | st.integers(-(2**63), 2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, min_size=1, max_size=3)
+        | st.dictionaries(st.text(), inner, min_size=1, max_size=3)
+    ),
     max_leaves=10,
 )
 objects = st.dictionaries(st.text(max_size=10), json_values, max_size=4)

@@ -10,7 +10,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from baton_ingest.segment import SegmentCall, SegmentMessage, _fast_call, parse_message
+from baton_ingest.segment import (
+    SegmentBatch,
+    SegmentCall,
+    SegmentMessage,
+    _fast_call,
+    parse_batch,
+    parse_message,
+)
 
 SDK_TRACK = {
     "type": "track",
@@ -114,7 +121,8 @@ json_values = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        st.lists(inner, min_size=1, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, min_size=1, max_size=3)
     ),
     max_leaves=8,
 )
@@ -179,3 +187,34 @@ def test_times_are_read_with_their_offsets() -> None:
     call = parse_message({**SDK_TRACK, "timestamp": "2026-11-23T10:00:00.5-05:30"})
     assert call.timestamp == datetime(2026, 11, 23, 15, 30, 0, 500_000, tzinfo=UTC)
     assert call.timestamp.utcoffset() == timezone(timedelta(hours=-5, minutes=-30)).utcoffset(None)
+
+
+envelope_values = st.one_of(
+    field_values,
+    st.lists(st.dictionaries(st.text(max_size=3), json_values, max_size=2), max_size=3),
+    st.lists(json_values, min_size=1, max_size=3),
+)
+envelopes = st.dictionaries(
+    st.sampled_from(["batch", "sentAt", "context", "writeKey", "sent_at", "write_key", "x"]),
+    envelope_values,
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.one_of(envelopes, st.builds(lambda e: {"batch": [SDK_TRACK], **e}, envelopes)))
+@example({"batch": [SDK_TRACK] * 2501})
+@example({"batch": [SDK_TRACK], "sentAt": "2026-11-23 10:00:00Z"})
+def test_batch_envelope_is_decided_as_the_model_does(body: dict[str, Any]) -> None:
+    try:
+        model = SegmentBatch.model_validate(body)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            parse_batch(body)
+        return
+    assert parse_batch(body) == (model.batch, model.context)
+
+
+def test_an_sdk_batch_is_read_without_copying_its_messages() -> None:
+    body = {"batch": [SDK_TRACK] * 100, "sentAt": "2026-11-23T10:00:01.5Z", "writeKey": "k"}
+    assert parse_batch(body).batch is body["batch"]

@@ -40,7 +40,7 @@ class Ingestor:
 
     async def store(self, records: Sequence[EventRecord]) -> None:
         """Publish and wait for Kafka's acknowledgement of every event, or raise a 503."""
-        marked = [self._mark(r) for r in records]
+        marked = self._mark_repeats(records)
         try:
             await self.publisher.publish([(r["lead_id"].encode(), to_bytes(r)) for r in marked])
         except KafkaUnavailable as exc:
@@ -55,18 +55,20 @@ class Ingestor:
             ) from exc
         self._count(marked)
 
-    def _mark(self, record: EventRecord) -> EventRecord:
-        if record["event_id"] in self._recent:
-            record = record.copy()
-            record["possible_duplicate"] = True
-        return record
+    def _mark_repeats(self, records: Sequence[EventRecord]) -> list[EventRecord]:
+        marked = list(records)
+        for i, seen in enumerate(self._recent.seen(r["event_id"] for r in records)):
+            if seen:
+                marked[i] = repeat = records[i].copy()
+                repeat["possible_duplicate"] = True
+        return marked
 
     def _count(self, stored: Sequence[EventRecord]) -> None:
         """Remember the ids and count by label set: one metric update per set, not per event."""
         accepted: Counter[tuple[str, str]] = Counter()
         duplicates: Counter[str] = Counter()
+        self._recent.add_all(r["event_id"] for r in stored)
         for r in stored:
-            self._recent.add(r["event_id"])
             source = r["source"]
             kind = r["name"] if source in ("sendgrid", "email") else r["type"]
             accepted[(source, str(kind))] += 1

@@ -108,10 +108,15 @@ def parse_message(raw: dict[str, Any]) -> SegmentCall:
     return _fast_call(raw) or SegmentCall.from_model(SegmentMessage.model_validate(raw))
 
 
-# Field names SegmentMessage also accepts (populate_by_name): left to the model.
-_PYTHON_NAMES = frozenset(
-    name for name, field in SegmentMessage.model_fields.items() if field.alias not in (None, name)
-)
+def _python_names(model: type[BaseModel]) -> frozenset[str]:
+    """Field names a model also accepts besides their aliases (populate_by_name): inputs
+    using them are left to the model."""
+    return frozenset(
+        name for name, field in model.model_fields.items() if field.alias not in (None, name)
+    )
+
+
+_PYTHON_NAMES = _python_names(SegmentMessage)
 _CALLS = frozenset(get_args(MessageType))
 # An ISO 8601 instant as SDKs write it; datetime.fromisoformat and pydantic agree on it.
 _ISO_INSTANT = re.compile(
@@ -197,3 +202,36 @@ def _fast_call(raw: dict[str, Any]) -> SegmentCall | None:
 
 # Stands in for an absent object field: a dict, so one type check covers both cases.
 _NO_DICT: dict[str, Any] = {}
+
+
+class BatchEnvelope(NamedTuple):
+    """What ``/v1/batch`` reads of a valid batch: its messages and batch-level context."""
+
+    batch: list[dict[str, Any]]
+    context: dict[str, Any]
+
+
+_BATCH_PYTHON_NAMES = _python_names(SegmentBatch)
+
+
+def parse_batch(body: dict[str, Any]) -> BatchEnvelope:
+    """Validate a batch as ``SegmentBatch`` would, raising its ValidationError; the usual
+    shape is checked directly (the model would copy every message)."""
+    batch, context = body.get("batch"), body.get("context", _NO_DICT)
+    write_key = body.get("writeKey")
+    if (
+        type(batch) is list
+        and 1 <= len(batch) <= 2500
+        and all(type(message) is dict for message in batch)
+        and type(context) is dict
+        and (write_key is None or type(write_key) is str)
+        and _BATCH_PYTHON_NAMES.isdisjoint(body)
+    ):
+        try:
+            _instant(body.get("sentAt"))
+        except _Unusual:
+            pass
+        else:
+            return BatchEnvelope(batch, {} if context is _NO_DICT else context)
+    envelope = SegmentBatch.model_validate(body)
+    return BatchEnvelope(envelope.batch, envelope.context)

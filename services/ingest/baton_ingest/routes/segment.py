@@ -28,7 +28,7 @@ from baton_ingest.metrics import BATCH_SIZE, IN_FLIGHT, REJECTED, REQUEST_SECOND
 from baton_ingest.normalize import InvalidEvent, normalize, source_of
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.records import EventRecord
-from baton_ingest.segment import SegmentBatch, SegmentMessage, parse_message
+from baton_ingest.segment import SegmentBatch, SegmentMessage, parse_batch, parse_message
 from baton_shared.clock import utcnow
 
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
@@ -128,7 +128,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     async def _batch(request: Request) -> Response:
         write_key, body = await authenticated_body(request, MAX_BATCH_BYTES)
         try:
-            envelope = SegmentBatch.model_validate(body)
+            envelope = parse_batch(body)
         except ValidationError as exc:
             path, rule = _validation_path(exc, "")
             raise RequestError(400, "invalid_request", f"{path}: {rule}", path=path) from None
