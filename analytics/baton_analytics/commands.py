@@ -149,9 +149,9 @@ async def replay(
         )
     outcomes = await _feed(target, read, replays)
     end = span.until or now
-    results = [r.finish(end.timestamp() if fire_timers else None) for r in replays]
-    if read is not span and span.since is not None:
-        results = [transitions_from(r, span.since.timestamp()) for r in results]
+    whole = [r.finish(end.timestamp() if fire_timers else None) for r in replays]
+    since_at = span.since.timestamp() if read is not span and span.since is not None else None
+    results = whole if since_at is None else [transitions_from(r, since_at) for r in whole]
     current = results[0]
     window = f"; transitions from {span.since.isoformat()}" if read is not span else ""
     say(
@@ -169,7 +169,7 @@ async def replay(
         )
         say(f"produced {len(current.transitions):,} transitions to topic {to_topic}")
     if candidate_path is not None:
-        _compare(current, results[1], outcomes, span, report)
+        _compare(whole[0], whole[1], outcomes, since_at, span, report)
     return 0
 
 
@@ -211,10 +211,11 @@ def _compare(
     current: ReplayResult,
     candidate: ReplayResult,
     outcomes: Outcomes,
+    since_at: float | None,
     span: ReadRange,
     path: Path,
 ) -> None:
-    comparison = compare(current, candidate, outcomes)
+    comparison = compare(current, candidate, outcomes, since_at)
     print(report.render_text(comparison))
     try:
         path.write_text(report.render_html(comparison, span.describe()))

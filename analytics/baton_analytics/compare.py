@@ -2,7 +2,11 @@
 
 For each lead the *path* under a rules file is when it first became MQL and SQL
 (event time) and where it ended. A lead *changes* when its path differs. Time to MQL
-or SQL runs from the lead's first event.
+or SQL runs from the lead's first event. Over a window (``since_at``) the history
+before it is scored too, but only the window's transitions count; a path remembers
+the stage the lead had when the window began, so a lead that qualifies before the
+window under one rules file and inside it under the other is told apart from one
+that does not qualify at all.
 
 Outcomes come from ``leads.activity`` on two independent axes: a rep's latest
 *disposition* of the lead (``accepted`` or ``rejected``) and the deal's latest *close*
@@ -58,10 +62,11 @@ class Outcomes:
 
 @dataclass(frozen=True)
 class LeadPath:
-    mql_at: float | None
+    mql_at: float | None  # first MQL transition in the window
     sql_at: float | None
     final_stage: str
     final_score: float
+    start_stage: str = Stage.NEW.value  # when the window began
 
     @property
     def reached_sql(self) -> bool:
@@ -81,6 +86,11 @@ class Change:
     @property
     def summary(self) -> str:
         a, b = self.current, self.candidate
+        sql = Stage.SQL.value
+        if a.reached_sql and not b.reached_sql and b.start_stage == sql:
+            return "SQL earlier (before the window)"
+        if b.reached_sql and not a.reached_sql and a.start_stage == sql:
+            return "SQL later (in the window, was before)"
         if a.reached_sql != b.reached_sql:
             return "now SQL" if b.reached_sql else "no longer SQL"
         if a.reached_mql != b.reached_mql:
@@ -126,12 +136,16 @@ class Comparison:
         return dict(Counter(c.summary for c in self.changes).most_common())
 
 
-def paths(result: ReplayResult) -> dict[str, LeadPath]:
+def paths(result: ReplayResult, since_at: float | None = None) -> dict[str, LeadPath]:
     mql: dict[str, float] = {}
     sql: dict[str, float] = {}
     last: dict[str, str] = {}
+    start: dict[str, str] = {}
     for t in result.transitions:
         at = t.occurred_at.timestamp()
+        if since_at is not None and at < since_at:
+            start[t.lead_id] = last[t.lead_id] = t.to_stage.value
+            continue
         if t.to_stage == Stage.MQL:
             mql.setdefault(t.lead_id, at)
         elif t.to_stage == Stage.SQL:
@@ -144,12 +158,13 @@ def paths(result: ReplayResult) -> dict[str, LeadPath]:
             sql.get(lead),
             last.get(lead, Stage.NEW.value),
             result.final_scores.get(lead, 0.0),
+            start.get(lead, Stage.NEW.value),
         )
         for lead in leads
     }
 
 
-def _side(result: ReplayResult, lead_paths: dict[str, LeadPath]) -> Side:
+def _side(result: ReplayResult, lead_paths: dict[str, LeadPath], since_at: float | None) -> Side:
     first = result.first_event_at
     to_mql = [
         (p.mql_at - first[lead]) / 3600
@@ -165,20 +180,35 @@ def _side(result: ReplayResult, lead_paths: dict[str, LeadPath]) -> Side:
         rules_version=result.rules_version,
         mql_leads=sum(1 for p in lead_paths.values() if p.reached_mql),
         sql_leads=sum(1 for p in lead_paths.values() if p.reached_sql),
-        transitions=dict(Counter(t.to_stage.value for t in result.transitions)),
+        transitions=dict(
+            Counter(
+                t.to_stage.value
+                for t in result.transitions
+                if since_at is None or t.occurred_at.timestamp() >= since_at
+            )
+        ),
         hours_to_mql=sorted(max(0.0, h) for h in to_mql),
         hours_to_sql=sorted(max(0.0, h) for h in to_sql),
     )
 
 
-def compare(current: ReplayResult, candidate: ReplayResult, outcomes: Outcomes) -> Comparison:
-    """Both paths of every lead, the leads that change, and a row per outcome present."""
-    a, b = paths(current), paths(candidate)
+def compare(
+    current: ReplayResult,
+    candidate: ReplayResult,
+    outcomes: Outcomes,
+    since_at: float | None = None,
+) -> Comparison:
+    """Both paths of every lead, the leads that change, and a row per outcome present.
+
+    ``since_at`` (epoch seconds): only transitions from then on count; the results hold
+    every lead's whole history.
+    """
+    a, b = paths(current, since_at), paths(candidate, since_at)
     empty = LeadPath(None, None, Stage.NEW.value, 0.0)
     changes = []
     for lead in sorted(set(a) | set(b)):
         pa, pb = a.get(lead, empty), b.get(lead, empty)
-        if (pa.mql_at, pa.sql_at, pa.final_stage) != (pb.mql_at, pb.sql_at, pb.final_stage):
+        if _route(pa) != _route(pb):
             changes.append(Change(lead, pa, pb))
     rows = []
     for outcome in OUTCOMES:
@@ -196,12 +226,16 @@ def compare(current: ReplayResult, candidate: ReplayResult, outcomes: Outcomes) 
             )
         )
     return Comparison(
-        current=_side(current, a),
-        candidate=_side(candidate, b),
+        current=_side(current, a, since_at),
+        candidate=_side(candidate, b, since_at),
         leads=len(set(a) | set(b)),
         changes=changes,
         outcomes=rows,
     )
+
+
+def _route(p: LeadPath) -> tuple[str, float | None, float | None, str]:
+    return (p.start_stage, p.mql_at, p.sql_at, p.final_stage)
 
 
 def _median(values: list[float]) -> float | None:

@@ -209,3 +209,28 @@ def test_compare_shows_how_won_and_lost_leads_would_have_scored(
     html = render_html(c, "the test range")
     assert "<td>won deals</td><td>1</td><td>0</td><td>1</td>" in html
     assert "Median final score of the leads with each outcome" in html
+
+
+def test_a_window_tells_a_lead_qualified_before_it_from_one_never_qualified(
+    rules: Rules, make_event: MakeEvent
+) -> None:
+    history = [
+        make_event("warm", type="page", page_category="pricing", at=T0),
+        make_event("warm", "Webinar Attended", at=T0),  # 60: SQL at once with sql 55
+        make_event("warm", type="page", page_category="demo", at=T0 + timedelta(days=1)),
+        make_event("warm", type="page", page_category="product", at=T0 + timedelta(days=1)),
+    ]
+    since = T0 + timedelta(hours=12)
+
+    c = compare(
+        replay_all(list(history), rules, None),
+        replay_all(list(history), candidate_rules(sql=55), None),
+        Outcomes(),
+        since_at=since.timestamp(),
+    )
+
+    assert (c.current.sql_leads, c.candidate.sql_leads) == (1, 0)  # SQL in the window
+    [change] = c.changes
+    assert change.summary == "SQL earlier (before the window)"
+    assert (change.candidate.start_stage, change.candidate.final_stage) == ("sql", "sql")
+    assert c.candidate.transitions == {}  # the candidate's SQL came before the window
