@@ -28,6 +28,7 @@ generator: the ASGI app driven directly against the real broker, CPU µs per eve
 
     uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 16]
         [--batch-rate 20000] [--open-connections 32] [--workers 2] [--no-profile]
+        [--scenarios batch100 batch100_open single gzip_batch100]
     uv run python bench/ingest.py --handler-cpu
 
 Uses $KAFKA_BOOTSTRAP_SERVERS when set, else starts a local broker. The load generator
@@ -268,6 +269,8 @@ def run_scenarios(args: argparse.Namespace, proc: ServiceProcess, tmp: Path) -> 
     )
     results: dict[str, dict] = {}
     for name, conc, batch, gz, rate in plan:
+        if args.scenarios and name not in args.scenarios:
+            continue
         # Enough bodies for ~40,000 events/s (or 6,000 requests/s) for the run.
         count = int(args.seconds * (400 if batch > 1 else 6000))
         warm = make_bodies(count // 2, batch, gz)
@@ -410,6 +413,12 @@ def main() -> None:
         default=20_000,
         help="events/s for the open-loop batch scenario (fixed schedule, latency from "
         "each scheduled start)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=("batch100", "batch100_open", "single", "gzip_batch100"),
+        help="run only these (default: all)",
     )
     parser.add_argument(
         "--no-profile", dest="profile", action="store_false", help="skip the py-spy samples"
