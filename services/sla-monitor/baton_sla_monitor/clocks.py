@@ -128,6 +128,21 @@ def schedule_of(clock: Any) -> lifecycle.Schedule:
     )
 
 
+def plan_columns(plan: ClockPlan) -> dict[str, Any]:
+    """The columns of a clock opening now that its plan decides: window, deadline and
+    warnings, none sent yet, the first warning (or the deadline) next to fire."""
+    return {
+        "calendar": plan.calendar,
+        "window_seconds": plan.window_seconds,
+        "deadline_at": plan.deadline_at,
+        "warn_ats": [w.at for w in plan.warnings],
+        "warn_fractions": [w.fraction for w in plan.warnings],
+        "warnings_sent": 0,
+        "next_fire_at": plan.warnings[0].at if plan.warnings else plan.deadline_at,
+        "status": "open",
+    }
+
+
 class ClockStore:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], policy: SlaPolicy, publish: Publish
@@ -151,18 +166,11 @@ class ClockStore:
             stage=stage,
             express=assignment.express,
             policy_version=self.policy.version,
-            calendar=plan.calendar,
-            window_seconds=plan.window_seconds,
             qualified_at=assignment.qualified_at,
             started_at=assignment.assigned_at,
-            deadline_at=plan.deadline_at,
-            warn_ats=[w.at for w in plan.warnings],
-            warn_fractions=[w.fraction for w in plan.warnings],
-            warnings_sent=0,
-            next_fire_at=plan.warnings[0].at if plan.warnings else plan.deadline_at,
-            status="open",
             system_delay_seconds=max(0.0, delay),
             assign_target_seconds=self.policy.assign_target_seconds(assignment.pool),
+            **plan_columns(plan),
         )
 
     def transition_clocks(self, transition: Transition) -> list[Clock]:
@@ -200,18 +208,11 @@ class ClockStore:
             stage=transition.to_stage.value,
             express=transition.express and measure == ASSIGN,
             policy_version=self.policy.version,
-            calendar=plan.calendar,
-            window_seconds=plan.window_seconds,
             qualified_at=transition.occurred_at,
             started_at=transition.occurred_at,
-            deadline_at=plan.deadline_at,
-            warn_ats=[w.at for w in plan.warnings],
-            warn_fractions=[w.fraction for w in plan.warnings],
-            warnings_sent=0,
-            next_fire_at=plan.warnings[0].at if plan.warnings else plan.deadline_at,
-            status="open",
             system_delay_seconds=None,
             assign_target_seconds=assign_target,
+            **plan_columns(plan),
         )
 
     async def open(self, assignment: Assignment) -> Clock | None:
