@@ -31,6 +31,8 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -99,6 +101,28 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def fresh_run(window_seconds: float) -> AsyncIterator[SlaSettings]:
+    """Settings for one run in a fresh database and topic prefix (``window_seconds``: the
+    express SQL window); both are removed when the run ends."""
+    bootstrap, server_url = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
+    run_id = uuid.uuid4().hex[:8]
+    db_name, prefix = f"bench_sla_{run_id}", f"bench-sla-{run_id}."
+    await create_database(server_url, db_name)
+    try:
+        yield SlaSettings(
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            DATABASE_URL=database_url_for(server_url, db_name),
+            BATON_TOPIC_PREFIX=prefix,
+            BATON_ENV="test",
+            BATON_SLA_EXPRESS_SQL_SECONDS=str(window_seconds),
+            BATON_LOG_LEVEL="WARNING",
+        )  # type: ignore[call-arg]
+    finally:
+        await drop_database(server_url, db_name)
+        await delete_topics(bootstrap, prefix)
 
 
 def assignment(i: int, assigned_at: datetime) -> Assignment:
@@ -188,6 +212,26 @@ def collect(bootstrap: str, topic: str, expected_breaches: int, results: Connect
     )
 
 
+class CollectorProcess:
+    """:func:`collect` started in its own process, and its figures once it is done."""
+
+    def __init__(self, bootstrap: str, topic: str, expected_breaches: int):
+        self._receive, send = multiprocessing.Pipe(duplex=False)
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=collect, args=(bootstrap, topic, expected_breaches, send), daemon=True
+        )
+        self._process.start()
+
+    async def results(self, timeout_seconds: float, failure: str) -> dict:
+        """The figures once every expected breach was seen; exits with ``failure`` if
+        that takes more than ``timeout_seconds``."""
+        if not await asyncio.to_thread(self._receive.poll, timeout_seconds):
+            raise SystemExit(failure)
+        results = self._receive.recv()
+        self._process.join(10)
+        return results
+
+
 async def due_query_plan(service: SlaService) -> str:
     async with service.engine.connect() as conn:
         rows = await conn.execute(
@@ -201,65 +245,47 @@ async def due_query_plan(service: SlaService) -> str:
 
 async def bench(args: argparse.Namespace) -> dict:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    server_url = os.environ.get("DATABASE_URL")
-    if not bootstrap or not server_url:
+    if not bootstrap or not os.environ.get("DATABASE_URL"):
         raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (a real broker and server)")
-    run_id = uuid.uuid4().hex[:8]
-    db_name, prefix = f"bench_sla_{run_id}", f"bench-sla-{run_id}."
-    await create_database(server_url, db_name)
-    settings = SlaSettings(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        DATABASE_URL=database_url_for(server_url, db_name),
-        BATON_TOPIC_PREFIX=prefix,
-        BATON_ENV="test",
-        BATON_SLA_EXPRESS_SQL_SECONDS=str(args.window_seconds),
-        BATON_LOG_LEVEL="WARNING",
-    )  # type: ignore[call-arg]
-    monitors = [SlaService(settings) for _ in range(args.monitors)]
-    try:
-        for monitor in monitors:
-            await monitor.start()
-        receive, send = multiprocessing.Pipe(duplex=False)
-        collecting = multiprocessing.get_context("spawn").Process(
-            target=collect, args=(bootstrap, settings.topics.sla, args.clocks, send), daemon=True
-        )
-        collecting.start()
+    async with fresh_run(args.window_seconds) as settings:
+        monitors = [SlaService(settings) for _ in range(args.monitors)]
+        try:
+            for monitor in monitors:
+                await monitor.start()
+            collecting = CollectorProcess(bootstrap, settings.topics.sla, args.clocks)
 
-        # Every due time after seeding: first warning at t0 + window/2 >= seed budget.
-        t0 = datetime.now(UTC) + timedelta(seconds=args.seed_budget_seconds)
-        step = args.spread_seconds / args.clocks
-        first_due = t0 + timedelta(seconds=args.window_seconds * 0.5)
-        print(
-            f"seeding {args.clocks:,} clocks; deadlines from "
-            f"{(t0 + timedelta(seconds=args.window_seconds)):%H:%M:%S} over "
-            f"{args.spread_seconds:.0f} s; {args.monitors} monitor(s)"
-        )
-        seed_started = time.monotonic()
-        for start in range(0, args.clocks, SEED_BATCH):
-            batch = [
-                assignment(i, t0 + timedelta(seconds=i * step))
-                for i in range(start, min(args.clocks, start + SEED_BATCH))
-            ]
-            await monitors[0].clocks.open_many(batch)
-        seed_seconds = time.monotonic() - seed_started
-        seeded_at = datetime.now(UTC)
-        if seeded_at > first_due:
-            print(f"WARNING: seeding ended {seeded_at - first_due} after the first due time")
-        print(f"seeded in {seed_seconds:.1f} s ({args.clocks / seed_seconds:,.0f} clocks/s)")
-        plan = await due_query_plan(monitors[0])
-        uses_index = "ix_clocks_open_next_fire" in plan
-        print(f"due query uses the partial index: {uses_index}\n{plan}")
+            # Every due time after seeding: first warning at t0 + window/2 >= seed budget.
+            t0 = datetime.now(UTC) + timedelta(seconds=args.seed_budget_seconds)
+            step = args.spread_seconds / args.clocks
+            first_due = t0 + timedelta(seconds=args.window_seconds * 0.5)
+            print(
+                f"seeding {args.clocks:,} clocks; deadlines from "
+                f"{(t0 + timedelta(seconds=args.window_seconds)):%H:%M:%S} over "
+                f"{args.spread_seconds:.0f} s; {args.monitors} monitor(s)"
+            )
+            seed_started = time.monotonic()
+            for start in range(0, args.clocks, SEED_BATCH):
+                batch = [
+                    assignment(i, t0 + timedelta(seconds=i * step))
+                    for i in range(start, min(args.clocks, start + SEED_BATCH))
+                ]
+                await monitors[0].clocks.open_many(batch)
+            seed_seconds = time.monotonic() - seed_started
+            seeded_at = datetime.now(UTC)
+            if seeded_at > first_due:
+                print(f"WARNING: seeding ended {seeded_at - first_due} after the first due time")
+            print(f"seeded in {seed_seconds:.1f} s ({args.clocks / seed_seconds:,.0f} clocks/s)")
+            plan = await due_query_plan(monitors[0])
+            uses_index = "ix_clocks_open_next_fire" in plan
+            print(f"due query uses the partial index: {uses_index}\n{plan}")
 
-        budget = args.seed_budget_seconds + args.window_seconds + args.spread_seconds + 300
-        if not await asyncio.to_thread(receive.poll, budget):
-            raise SystemExit(f"not every clock breached within {budget:.0f} s")
-        results = receive.recv()
-        collecting.join(10)
-    finally:
-        for monitor in monitors:
-            await monitor.stop()
-        await drop_database(server_url, db_name)
-        await delete_topics(bootstrap, prefix)
+            budget = args.seed_budget_seconds + args.window_seconds + args.spread_seconds + 300
+            results = await collecting.results(
+                budget, f"not every clock breached within {budget:.0f} s"
+            )
+        finally:
+            for monitor in monitors:
+                await monitor.stop()
 
     lateness, received_at = results["lateness"], results["received_at"]
     fired = len(lateness)
@@ -298,44 +324,26 @@ async def bench(args: argparse.Namespace) -> dict:
 async def drain(args: argparse.Namespace) -> dict:
     """The monitor was down while ``--backlog`` deadlines passed: how fast does it catch
     up? Clocks are stored without their ``started`` events, then the monitor starts."""
-    bootstrap, server_url = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
-    run_id = uuid.uuid4().hex[:8]
-    db_name, prefix = f"bench_sla_{run_id}", f"bench-sla-{run_id}."
-    await create_database(server_url, db_name)
-    settings = SlaSettings(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        DATABASE_URL=database_url_for(server_url, db_name),
-        BATON_TOPIC_PREFIX=prefix,
-        BATON_ENV="test",
-        BATON_SLA_EXPRESS_SQL_SECONDS=str(args.window_seconds),
-    )  # type: ignore[call-arg]
-    monitor = SlaService(settings)
-    try:
-        await migrate(monitor.engine, MIGRATIONS, VERSION_TABLE)
-        offline = ClockStore(make_sessionmaker(monitor.engine), monitor.policy, no_publish)
-        overdue = datetime.now(UTC) - timedelta(seconds=args.window_seconds + 60)
-        for start in range(0, args.backlog, SEED_BATCH):
-            await offline.open_many(
-                [
-                    assignment(i, overdue)
-                    for i in range(start, min(args.backlog, start + SEED_BATCH))
-                ]
-            )
-        receive, send = multiprocessing.Pipe(duplex=False)
-        collecting = multiprocessing.get_context("spawn").Process(
-            target=collect, args=(bootstrap, settings.topics.sla, args.backlog, send), daemon=True
-        )
-        collecting.start()
-        started = time.time()
-        await monitor.start()
-        if not await asyncio.to_thread(receive.poll, 600):
-            raise SystemExit("the backlog did not drain within 600 s")
-        results = receive.recv()
-        collecting.join(10)
-    finally:
-        await monitor.stop()
-        await drop_database(server_url, db_name)
-        await delete_topics(bootstrap, prefix)
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    async with fresh_run(args.window_seconds) as settings:
+        monitor = SlaService(settings)
+        try:
+            await migrate(monitor.engine, MIGRATIONS, VERSION_TABLE)
+            offline = ClockStore(make_sessionmaker(monitor.engine), monitor.policy, no_publish)
+            overdue = datetime.now(UTC) - timedelta(seconds=args.window_seconds + 60)
+            for start in range(0, args.backlog, SEED_BATCH):
+                await offline.open_many(
+                    [
+                        assignment(i, overdue)
+                        for i in range(start, min(args.backlog, start + SEED_BATCH))
+                    ]
+                )
+            collecting = CollectorProcess(bootstrap, settings.topics.sla, args.backlog)
+            started = time.time()
+            await monitor.start()
+            results = await collecting.results(600, "the backlog did not drain within 600 s")
+        finally:
+            await monitor.stop()
     first, last = min(results["produced_at"]), max(results["produced_at"])
     rate = args.backlog / (last - first) if last > first else None
     print(
@@ -374,61 +382,49 @@ async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
 async def consume(args: argparse.Namespace) -> dict:
     """``--consume`` transitions and their assignments wait on the topics; a monitor
     starts: how many records/s does its batched consumer open (and stop) clocks at?"""
-    bootstrap, server_url = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
-    run_id = uuid.uuid4().hex[:8]
-    db_name, prefix = f"bench_sla_{run_id}", f"bench-sla-{run_id}."
-    await create_database(server_url, db_name)
-    settings = SlaSettings(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        DATABASE_URL=database_url_for(server_url, db_name),
-        BATON_TOPIC_PREFIX=prefix,
-        BATON_ENV="test",
-        BATON_SLA_EXPRESS_SQL_SECONDS="3600",
-        BATON_LOG_LEVEL="WARNING",
-    )  # type: ignore[call-arg]
-    topics = settings.topics
-    await ensure_topics(bootstrap, topics.all(), settings.topic_partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    monitor = SlaService(settings)
-    await producer.start()
-    await admin.start()
-    try:
-        now = datetime.now(UTC)
-        for i in range(args.consume):
-            t = transition(i, now)
-            a = assignment(i, now + timedelta(seconds=0.3)).model_copy(
-                update={"transition_id": t.transition_id, "qualified_at": t.occurred_at}
-            )
-            key = t.lead_id.encode()
-            await producer.send(topics.transitions, t.to_bytes(), key=key)
-            await producer.send(topics.assignments, a.to_bytes(), key=key)
-        await producer.flush()
-        total = 2 * args.consume
-        group = topics.group("baton-sla-monitor")
-        await monitor.start()
-        first = last = None
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            done = await committed(admin, group)
-            if done and first is None:
-                first = (time.monotonic(), done)
-            if done >= total:
-                last = time.monotonic()
-                break
-            await asyncio.sleep(0.1)
-        if first is None or last is None:
-            raise SystemExit(f"the monitor did not consume {total:,} records within 600 s")
-        async with monitor.engine.connect() as conn:
-            opened = (
-                await conn.execute(text("SELECT measure, count(*) FROM sla.clocks GROUP BY 1"))
-            ).all()
-    finally:
-        await monitor.stop()
-        await producer.stop()
-        await admin.close()
-        await drop_database(server_url, db_name)
-        await delete_topics(bootstrap, prefix)
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    async with fresh_run(3600) as settings:
+        topics = settings.topics
+        await ensure_topics(bootstrap, topics.all(), settings.topic_partitions)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        monitor = SlaService(settings)
+        await producer.start()
+        await admin.start()
+        try:
+            now = datetime.now(UTC)
+            for i in range(args.consume):
+                t = transition(i, now)
+                a = assignment(i, now + timedelta(seconds=0.3)).model_copy(
+                    update={"transition_id": t.transition_id, "qualified_at": t.occurred_at}
+                )
+                key = t.lead_id.encode()
+                await producer.send(topics.transitions, t.to_bytes(), key=key)
+                await producer.send(topics.assignments, a.to_bytes(), key=key)
+            await producer.flush()
+            total = 2 * args.consume
+            group = topics.group("baton-sla-monitor")
+            await monitor.start()
+            first = last = None
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                done = await committed(admin, group)
+                if done and first is None:
+                    first = (time.monotonic(), done)
+                if done >= total:
+                    last = time.monotonic()
+                    break
+                await asyncio.sleep(0.1)
+            if first is None or last is None:
+                raise SystemExit(f"the monitor did not consume {total:,} records within 600 s")
+            async with monitor.engine.connect() as conn:
+                opened = (
+                    await conn.execute(text("SELECT measure, count(*) FROM sla.clocks GROUP BY 1"))
+                ).all()
+        finally:
+            await monitor.stop()
+            await producer.stop()
+            await admin.close()
     rate = (total - first[1]) / (last - first[0]) if last > first[0] else None
     print(
         f"consume: {total:,} records ({args.consume:,} transitions + assignments) opened "
