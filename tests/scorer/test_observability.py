@@ -12,11 +12,10 @@ import pytest
 from baton_scorer.app import offset_lag
 from baton_scorer.rules import load_rules
 from tests.scorer.worker import (
-    create_topics,
     event,
     produce,
+    rules_worker_env,
     sample,
-    scorer_env,
     scrape,
     start_worker,
     wait_until,
@@ -34,11 +33,8 @@ express_lanes: [Demo Requested]
 async def test_metrics_count_scoring_transitions_lag_tables_rules_and_dead_letters(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(RULES)
-    env = scorer_env(kafka_bootstrap, tmp_path, rules_file)
+    env, rules_file = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
     prefix = env["BATON_TOPIC_PREFIX"]
-    await create_topics(env)
     worker = start_worker(env, tmp_path / "scorer.log")
     try:
         # Everything happened two minutes ago: the worker is catching up.

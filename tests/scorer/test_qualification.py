@@ -12,11 +12,10 @@ from baton_analytics.replay import replay_all
 from baton_scorer.rules import load_rules
 from baton_shared.schemas import Activity, ActivityKind
 from tests.scorer.worker import (
-    create_topics,
     event,
     produce,
+    rules_worker_env,
     sample,
-    scorer_env,
     scrape,
     start_worker,
     wait_until,
@@ -52,13 +51,10 @@ def qualified(activity_id: str, lead_id: str, bant: list[str], at: datetime) -> 
 async def test_lead_over_the_sql_bar_waits_for_bant_then_becomes_sql_by_qualification(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(RULES)
-    env = scorer_env(kafka_bootstrap, tmp_path, rules_file)
+    env, rules_file = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
     prefix = env["BATON_TOPIC_PREFIX"]
     events_topic, activity_topic = f"{prefix}leads.events", f"{prefix}leads.activity"
     transitions_topic = f"{prefix}leads.transitions"
-    await create_topics(env)
     worker = start_worker(env, tmp_path / "scorer.log")
     try:
         now = datetime.now(UTC)

@@ -16,12 +16,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from baton_scorer.rules import load_rules
 from baton_scorer.rules_source import RulesSource
 from tests.scorer.worker import (
-    create_topics,
     event,
     healthz,
     produce,
+    rules_worker_env,
     sample,
-    scorer_env,
     scrape,
     start_worker,
     wait_until,
@@ -76,12 +75,9 @@ async def cleanup_policy(bootstrap: str, topic: str) -> str:
 async def test_published_rules_reach_every_worker_and_invalid_ones_are_refused(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(FILE_RULES)
-    env = scorer_env(kafka_bootstrap, tmp_path, rules_file)
+    env, rules_file = await rules_worker_env(kafka_bootstrap, tmp_path, FILE_RULES)
     prefix = env["BATON_TOPIC_PREFIX"]
     rules_topic = f"{prefix}scorer.rules"
-    await create_topics(env)
     first = start_worker(env, tmp_path / "scorer-1.log")
     second = None
     try:

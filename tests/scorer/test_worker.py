@@ -10,7 +10,7 @@ import pytest
 
 from baton_scorer.rules import load_rules
 from baton_shared.schemas import Activity, ActivityKind
-from tests.scorer.worker import create_topics, event, produce, scorer_env, start_worker, wait_until
+from tests.scorer.worker import event, produce, rules_worker_env, start_worker, wait_until
 from tests.support.kafka import read_all, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -29,12 +29,9 @@ recycle: {cold_days: 0.00005}
 async def test_worker_stitches_dedups_dead_letters_and_recycles(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(RULES)
-    env = scorer_env(kafka_bootstrap, tmp_path, rules_file)
+    env, rules_file = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
     prefix = env["BATON_TOPIC_PREFIX"]
     events_topic, transitions_topic = f"{prefix}leads.events", f"{prefix}leads.transitions"
-    await create_topics(env)
     worker = start_worker(env, tmp_path / "scorer.log")
     try:
         now = datetime.now(UTC)
@@ -128,11 +125,9 @@ async def test_worker_stitches_dedups_dead_letters_and_recycles(
 
 
 async def test_cold_timer_survives_a_crash(kafka_bootstrap: str, tmp_path: Path) -> None:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(RULES.replace("cold_days: 0.00005", "cold_days: 0.0002"))  # ~17 s
-    env = scorer_env(kafka_bootstrap, tmp_path, rules_file)
+    cold_in_17_s = RULES.replace("cold_days: 0.00005", "cold_days: 0.0002")
+    env, _ = await rules_worker_env(kafka_bootstrap, tmp_path, cold_in_17_s)
     prefix = env["BATON_TOPIC_PREFIX"]
-    await create_topics(env)
     worker = start_worker(env, tmp_path / "scorer.log")
     transitions_topic = f"{prefix}leads.transitions"
     try:

@@ -39,6 +39,18 @@ def scorer_env(bootstrap: str, workdir: Path, rules_file: Path | None = None) ->
     return env
 
 
+async def rules_worker_env(
+    bootstrap: str, workdir: Path, rules: str
+) -> tuple[dict[str, str], Path]:
+    """The environment of a worker reading ``rules`` from ``workdir/rules.yaml`` (returned
+    too: for its version, or to edit it), on a fresh topic prefix whose topics exist."""
+    rules_file = workdir / "rules.yaml"
+    rules_file.write_text(rules)
+    env = scorer_env(bootstrap, workdir, rules_file)
+    await create_topics(env)
+    return env, rules_file
+
+
 def start_worker(env: dict[str, str], log_path: Path) -> ServiceProcess:
     proc = ServiceProcess(SCORER, env, log_path, free_port())
     proc.start()
