@@ -20,6 +20,7 @@ from baton_shared.schemas import Assignment, Stage, Transition
 from baton_shared.topics import Topics, dlq
 from baton_sla_monitor.service import SlaService
 from tests.support.kafka import read_all, wait_for_record
+from tests.support.sla import every_clock
 
 pytestmark = pytest.mark.integration
 
@@ -151,14 +152,7 @@ async def test_poison_records_go_to_the_dlq_and_the_rest_of_the_batch_is_handled
     await start_sla()
 
     wanted = {assign_clock(t) for t in good}
-    started: set[str] = set()
-
-    def all_started(record: dict[str, Any]) -> bool:
-        if record["status"] == "started":
-            started.add(record["clock_id"])
-        return started >= wanted
-
-    await wait_for_record(kafka_bootstrap, topics.sla, all_started, timeout=20)
+    await wait_for_record(kafka_bootstrap, topics.sla, every_clock("started", wanted), timeout=20)
     for topic in (topics.transitions, topics.assignments, topics.activity):
         letters = await wait_for_record(kafka_bootstrap, dlq(topic), lambda r: True, timeout=10)
         assert letters[0]["consumer"] == "baton-sla-monitor"
@@ -184,14 +178,7 @@ async def test_backlog_of_assignments_opens_in_a_few_transactions(
     await start_sla()
 
     wanted = {stable_id("clock", a.assignment_id) for a in backlog}
-    started: set[str] = set()
-
-    def all_started(record: dict[str, Any]) -> bool:
-        if record["status"] == "started":
-            started.add(record["clock_id"])
-        return started >= wanted
-
-    await wait_for_record(kafka_bootstrap, topics.sla, all_started, timeout=30)
+    await wait_for_record(kafka_bootstrap, topics.sla, every_clock("started", wanted), timeout=30)
     assert sum(batch_sizes) == 600
     assert len(batch_sizes) <= 30, batch_sizes  # one transaction per batch, not per record
 
@@ -210,14 +197,7 @@ async def test_two_monitors_breach_each_waiting_lead_once(
         start_sla(BATON_SLA_POLICY_FILE=str(policy_file)),
     )
 
-    breached: set[str] = set()
-
-    def all_breached(record: dict[str, Any]) -> bool:
-        if record["status"] == "breached":
-            breached.add(record["clock_id"])
-        return breached >= wanted
-
-    await wait_for_record(kafka_bootstrap, topics.sla, all_breached, timeout=30)
+    await wait_for_record(kafka_bootstrap, topics.sla, every_clock("breached", wanted), timeout=30)
     events = await read_all(kafka_bootstrap, topics.sla, idle_s=2.0)
     per_clock = Counter(e["clock_id"] for e in events if e["status"] == "breached")
     assert per_clock == dict.fromkeys(wanted, 1)

@@ -20,6 +20,7 @@ from baton_shared.schemas import Activity, ActivityKind, Assignment
 from baton_shared.topics import Topics
 from baton_sla_monitor.service import SlaService
 from tests.support.kafka import read_all, wait_for_record
+from tests.support.sla import every_clock
 
 pytestmark = pytest.mark.integration
 
@@ -236,14 +237,7 @@ async def test_two_monitors_breach_each_due_clock_exactly_once(
 
     await asyncio.gather(start_sla(), start_sla())  # express window: 5 min
 
-    breached: set[str] = set()
-
-    def all_breached(record: dict[str, Any]) -> bool:
-        if record["status"] == "breached":
-            breached.add(record["clock_id"])
-        return breached >= wanted
-
-    await wait_for_record(kafka_bootstrap, topics.sla, all_breached, timeout=30)
+    await wait_for_record(kafka_bootstrap, topics.sla, every_clock("breached", wanted), timeout=30)
     events = await read_all(kafka_bootstrap, topics.sla, idle_s=2.0)  # any double fire?
 
     per_clock = Counter(e["clock_id"] for e in events if e["status"] == "breached")
