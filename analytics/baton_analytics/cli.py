@@ -89,8 +89,9 @@ examples:
 REPLAY_EPILOG = (
     RANGE_HELP
     + """
-Replays leads.events (and rep rejections from leads.activity) through the scorer's
-pure core, exactly as the live scorer scores them, with the rules file you give.
+Replays leads.events (and reps' qualifications and rejections from leads.activity)
+through the scorer's pure core, exactly as the live scorer scores them, with the
+rules file you give.
 With --since, every lead's earlier history still counts: the log is scored from its
 beginning and the transitions from --since on are reported (--cold-start: score only
 the window's events, faster, but leads start empty). An offset range is scored as it
@@ -103,7 +104,8 @@ examples:
   # into a sandbox topic (never the live leads.transitions)
   baton replay --since 30d --rules rules.yaml --to-topic sandbox.transitions
 
-  # current versus candidate rules: text summary here, charts in the HTML report
+  # current versus candidate rules: text summary here, charts in the HTML report;
+  # leads accepted, rejected, won or lost on leads.activity are shown under both
   baton replay --since 30d --rules current.yaml --compare candidate.yaml \\
       --report compare.html
 """
@@ -137,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         "funnel",
         help="conversion, speed-to-lead, breaches and signal lift over a window",
         description=(
-            "MQL→SQL conversion, SQL→accepted, speed-to-lead percentiles, SLA breach "
-            "rate and per-signal lift over a window."
+            "MQL→SQL conversion, SQL→accepted and SQL→won/lost, speed-to-lead "
+            "percentiles, SLA breach rate and per-signal lift (signals over-represented "
+            "among leads accepted or won) over a window."
         ),
         epilog=FUNNEL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
