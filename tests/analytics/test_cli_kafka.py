@@ -375,3 +375,21 @@ async def test_replay_since_counts_each_leads_earlier_history(
     [mql] = [Transition.model_validate_json(x) for x in warm.read_text().splitlines()]
     assert (mql.lead_id, mql.to_stage, mql.trigger_event_id) == ("warm", Stage.MQL, "warm-110")
     assert cold.read_text() == ""  # the webinar alone is 20 points
+
+
+async def test_replay_of_a_single_partition_topic_keeps_its_offset_order(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    topics = Topics(f"{unique_name}.")
+    events = history()
+    await ensure_topics(kafka_bootstrap, [topics.events], partitions=1)
+    await produce(kafka_bootstrap, topics.events, list(events))
+    out = tmp_path / "transitions.jsonl"
+
+    code = await baton(
+        "replay", "-o", str(out), "--bootstrap", kafka_bootstrap, "--prefix", topics.prefix
+    )
+
+    assert code == 0
+    written = [Transition.model_validate_json(line) for line in out.read_text().splitlines()]
+    assert written == replay_all(list(events), load_rules(), None).transitions
