@@ -13,7 +13,7 @@
    Floor: 100,000 events/s.
 
 Everything runs with the garbage-collector tuning ``baton`` runs with
-(:func:`baton_analytics.gc_tuning.batch_gc`; ``--default-gc``: Python's defaults).
+(:func:`baton_shared.gc_tuning.batch_gc`; ``--default-gc``: Python's defaults).
 Each broker figure is given in wall-clock events/s and, in brackets, per CPU second
 of this process: on a shared machine the second moves much less with the neighbours.
 
@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import kafka_broker, make_events, print_figures
 
 from baton_analytics.commands import Target, _feed
-from baton_analytics.gc_tuning import batch_gc
 from baton_analytics.ranges import ReadRange
 from baton_analytics.replay import Replay
 from baton_analytics.source import TopicReader, in_time_order
 from baton_scorer.rules import load_rules
+from baton_shared.gc_tuning import batch_gc
 from baton_shared.kafka import durable_producer, ensure_topics
 from baton_shared.schemas import LeadEvent
 from baton_shared.topics import Topics

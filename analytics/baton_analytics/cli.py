@@ -23,12 +23,12 @@ from pydantic import ValidationError
 
 from baton_analytics import commands
 from baton_analytics.export import ExportError
-from baton_analytics.gc_tuning import batch_gc
 from baton_analytics.ranges import RangeError, build_range
 from baton_analytics.sink import SinkError
 from baton_analytics.source import SourceError
 from baton_scorer.rules import RulesError
 from baton_shared.clock import utcnow
+from baton_shared.gc_tuning import batch_gc
 from baton_shared.settings import ServiceSettings
 
 DESCRIPTION = """\

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import io
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,6 @@ from aiokafka.structs import ConsumerRecord
 
 from baton_analytics.cli import build_parser, main
 from baton_analytics.export import ExportError, format_for, to_row
-from baton_analytics.gc_tuning import GEN0_THRESHOLD, batch_gc
 from baton_analytics.progress import Progress
 from baton_analytics.ranges import RangeError, build_range, parse_time
 from baton_analytics.sink import SinkError, check_sandbox_topic
@@ -98,12 +96,3 @@ def test_a_bad_option_value_is_one_clear_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("baton replay: refusing to write replayed transitions")
     assert "Traceback" not in err
-
-
-def test_batch_gc_collects_rarely_inside_and_restores_the_thresholds_after() -> None:
-    before = gc.get_threshold()
-    with batch_gc():
-        assert gc.get_threshold()[0] == GEN0_THRESHOLD
-        assert gc.get_freeze_count() > 0  # start-up objects are out of every collection
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
