@@ -46,7 +46,7 @@ TOP_SIGNALS = 3
 CAP_HORIZON_SECONDS = 90 * 86_400  # capped windows older than this behind the watermark are dropped
 
 
-@dataclass
+@dataclass(slots=True)
 class LeadState:
     """What the scorer remembers about one lead (JSON-able through to_dict/from_dict).
 
@@ -203,7 +203,9 @@ def score_event(
         state.fit = fit
 
     compiled = rules.compiled
-    plan = compiled.plan(event)
+    plan = compiled.plans.get((event.type, event.name, event.page_category))
+    if plan is None:
+        plan = compiled.plan(event)
     matched = plan.static
     if plan.dynamic:
         matched = (*matched, *(r for r in plan.dynamic if r.match and r.match.matches(event)))

@@ -325,7 +325,7 @@ class CompiledRules:
         # Engagement is kept relative to a per-lead reference time; it is moved forward
         # once an event is this far past it, long before 2 ** (t / h) could overflow.
         self.rebase_after = REBASE_HALF_LIVES * min([h, *self.group_half_life.values()])
-        self._plans: dict[tuple[Any, str | None, str | None], Plan] = {}
+        self.plans: dict[tuple[Any, str | None, str | None], Plan] = {}
 
     def _add(self, rule: CompiledRule) -> None:
         if rule.label in self.rules:
@@ -337,11 +337,11 @@ class CompiledRules:
         it matches for sure, the ones that must still look at its URL or properties, and
         its express lane. Built once per shape, then a dict lookup."""
         key = (event.type, event.name, event.page_category)
-        found = self._plans.get(key)
+        found = self.plans.get(key)
         if found is None:
-            if len(self._plans) >= MAX_PLANS:  # unbounded event names: start over
-                self._plans.clear()
-            found = self._plans[key] = self._make_plan(*key)
+            if len(self.plans) >= MAX_PLANS:  # unbounded event names: start over
+                self.plans.clear()
+            found = self.plans[key] = self._make_plan(*key)
         return found
 
     def _make_plan(self, type_: Any, name: str | None, category: str | None) -> Plan:
