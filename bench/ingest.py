@@ -59,6 +59,7 @@ from _harness import kafka_broker, percentile, print_figures
 
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
+from baton_shared.gc_tuning import tune_for_throughput
 
 WRITE_KEY = "bench-write-key"
 AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
@@ -389,9 +390,7 @@ async def handler_cpu(bootstrap: str, requests: int, concurrency: int, batch: in
 
 
 def main_handler_cpu(bootstrap: str) -> None:
-    # The service's garbage-collector settings (baton_ingest.main.build_app).
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    tune_for_throughput()  # the service's collector settings (baton_ingest.main.build_app)
     figures = {}
     for name, requests, concurrency, batch in (("batch100", 600, 4, 100), ("single", 6000, 64, 1)):
         runs = [asyncio.run(handler_cpu(bootstrap, requests, concurrency, batch)) for _ in range(3)]
