@@ -1,6 +1,7 @@
 """Scorer throughput: the pure core alone, and one worker end to end on the real broker.
 
     uv run python bench/scorer.py [--core-events 200000] [--events 100000] [--leads 20000]
+                                  [--batch-max 2000]
                                   [--per-event] [--profile]
 
 1. **core**: ``lifecycle.score_event`` over pre-built events (no Kafka, no decoding),
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--core-events", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--batch-max", type=int, default=2000, help="BATON_SCORER_BATCH_MAX")
     parser.add_argument("--per-event", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--timeout", type=float, default=180)
@@ -157,8 +159,11 @@ def main() -> None:
 
     events = make_events(args.events, args.leads, seed=11, spacing_s=10, id_prefix="b")
     with kafka_broker() as bootstrap:
-        rate = bench_worker(bootstrap, events, 2000, args.timeout)
-        print(f"worker: {rate:,.0f} events/s end to end ({len(events):,} events, batches of 2000)")
+        rate = bench_worker(bootstrap, events, args.batch_max, args.timeout)
+        print(
+            f"worker: {rate:,.0f} events/s end to end "
+            f"({len(events):,} events, batches of up to {args.batch_max})"
+        )
         figures["worker_events_per_s"] = round(rate)
         if args.per_event:
             slow = events[: min(len(events), 5_000)]
