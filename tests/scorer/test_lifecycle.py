@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from baton_scorer.lifecycle import DEDUP_WINDOW, LeadState, apply_event
+from baton_scorer.lifecycle import DEDUP_WINDOW, LeadState, apply_event, top_signals
 from baton_scorer.rules import Rules, parse_rules
 from baton_shared.schemas import LeadEvent, Stage
 
@@ -404,3 +404,35 @@ def test_late_old_page_view_does_not_make_a_lead_sql(rules: Rules, make_event) -
     newest_first, transitions = run([new, old], rules)
     assert transitions == []
     assert newest_first.stage == Stage.NEW
+
+
+def test_state_written_with_per_group_reference_times_still_loads(rules: Rules, make_event) -> None:
+    """Entries an earlier version wrote (a value and a reference time per group and
+    per signal) load into one reference time with the same scores."""
+    events = [
+        make_event("page", page_category="pricing", at=T0),
+        make_event("track", name="Webinar Attended", at=T0 + timedelta(days=3)),
+    ]
+    state, _ = run(events, rules)
+    old = state.to_dict()
+    h = rules.half_life_seconds
+    ref = (T0 + timedelta(days=3)).timestamp()
+    # The same engagement as an earlier version stored it: each pair at its own time.
+    origin = state.origin
+    assert origin is not None
+    old["groups"] = {g: [a * 2.0 ** ((origin - ref) / h), ref] for g, a in state.groups.items()}
+    old["signals"] = {
+        s: [a * 2.0 ** ((origin - T0.timestamp()) / h), T0.timestamp()]
+        for s, a in state.signals.items()
+    }
+    del old["origin"]
+    restored = LeadState.from_dict(json.loads(json.dumps(old)), rules)
+    later = ref + 86_400
+    assert restored.score_at(later, rules) == pytest.approx(state.score_at(later, rules))
+    expected = top_signals(state, later, rules)
+    assert [s.signal for s in top_signals(restored, later, rules)] == [s.signal for s in expected]
+    assert [s.points for s in top_signals(restored, later, rules)] == pytest.approx(
+        [s.points for s in expected]
+    )
+    with pytest.raises(ValueError, match="needs the rules"):
+        LeadState.from_dict(old)

@@ -187,7 +187,9 @@ def create_app(
         state = scorer.states.get(lead_id)
         if state is None:
             stored = leads.get(lead_id.encode())
-            state = LeadState.from_dict(orjson.loads(stored)) if stored else LeadState()
+            state = (
+                LeadState.from_dict(orjson.loads(stored), source.rules) if stored else LeadState()
+            )
             scorer.states[lead_id] = state
         return state
 

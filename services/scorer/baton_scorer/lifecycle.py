@@ -123,13 +123,16 @@ class LeadState:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> LeadState:
+    def from_dict(cls, raw: dict[str, Any], rules: Rules | None = None) -> LeadState:
+        """The state :meth:`to_dict` wrote. ``rules`` (their half-lives) are needed only
+        for entries written before engagement had one reference time per lead."""
+        groups, signals, origin = _engagement_from_dict(raw, rules)
         return cls(
             stage=Stage(raw["stage"]),
             fit=raw["fit"],
-            groups=dict(raw.get("groups", {})),
-            signals=dict(raw.get("signals", {})),
-            origin=raw.get("origin"),
+            groups=groups,
+            signals=signals,
+            origin=origin,
             capped=raw.get("capped", {}),
             traits=raw["traits"],
             email=raw["email"],
@@ -144,6 +147,33 @@ class LeadState:
 
     def clone(self) -> LeadState:
         return copy.deepcopy(self)
+
+
+def _engagement_from_dict(
+    raw: dict[str, Any], rules: Rules | None
+) -> tuple[dict[str, float], dict[str, float], float | None]:
+    groups = raw.get("groups", {})
+    signals = raw.get("signals", {})
+    pairs = [v for v in (*groups.values(), *signals.values()) if isinstance(v, list)]
+    if not pairs:
+        return dict(groups), dict(signals), raw.get("origin")
+    # Written by an earlier version: a (value, reference time) pair per group and per
+    # signal. Re-expressed at one reference time, the latest of theirs.
+    if rules is None:
+        raise ValueError("a lead state with per-group reference times needs the rules")
+    origin = max(ref for _, ref in pairs)
+    compiled = rules.compiled
+    h0 = rules.half_life_seconds
+
+    def at_origin(pair: list[float], h: float) -> float:
+        value, ref = pair
+        return value * 2.0 ** ((ref - origin) / h)
+
+    return (
+        {g: at_origin(p, compiled.group_half_life.get(g, h0)) for g, p in groups.items()},
+        {s: at_origin(p, compiled.signal_half_life.get(s, h0)) for s, p in signals.items()},
+        origin,
+    )
 
 
 @dataclass(frozen=True)
