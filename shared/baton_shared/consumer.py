@@ -11,6 +11,7 @@ last step, so a crash re-delivers, and handlers are idempotent.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -80,6 +81,19 @@ async def _process(
         partition=record.partition,
         offset=record.offset,
     )
+
+
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def refuse_nul(raw: bytes | None) -> None:
+    """PostgreSQL's text and JSONB cannot hold a NUL character: a JSON record with one
+    (``\\u0000`` in a string) is poison for a consumer that stores it, not a batch to
+    retry forever. Raises ValueError (to the DLQ) naming the problem."""
+    if raw and b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
+        raise ValueError(
+            "a string contains a NUL character (\\u0000), which PostgreSQL cannot store"
+        )
 
 
 async def decode_or_dead_letter(

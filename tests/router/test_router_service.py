@@ -269,3 +269,27 @@ async def test_poison_transition_goes_to_dlq_and_the_next_one_is_routed(
     data = Webhook(rep.webhook_secret).verify(delivery.body, delivery.headers)["data"]
     assert data["transition_id"] == sql.transition_id
     assert orjson.loads(delivery.body)["data"]["rep_id"] == str(rep.id)
+
+
+async def test_a_transition_postgres_cannot_store_goes_to_dlq_not_a_stalled_router(
+    router, producer, receiver_factory, kafka_bootstrap
+):
+    """Ingest accepts any JSON string in traits; PostgreSQL's JSONB refuses a NUL. Such a
+    transition is poison: it must not stall routing for every lead behind it."""
+    receiver = receiver_factory()
+    rep = await add_rep(router, receiver)
+    topics = router.settings.topics
+    nul = sql_transition().model_copy(update={"traits": {"title": "CTO\x00"}})
+    sql = sql_transition(lead_id=nul.lead_id)
+
+    poison = await send(producer, topics.transitions, nul.to_bytes(), nul.lead_id)
+    await send(producer, topics.transitions, sql.to_bytes(), sql.lead_id)
+
+    dead = await wait_for_record(
+        kafka_bootstrap, f"{topics.transitions}.dlq", lambda r: r["offset"] == poison.offset,
+        timeout=15,
+    )
+    assert "NUL character" in dead[-1]["error"]
+    delivery = await next_delivery(receiver)
+    data = Webhook(rep.webhook_secret).verify(delivery.body, delivery.headers)["data"]
+    assert data["transition_id"] == sql.transition_id

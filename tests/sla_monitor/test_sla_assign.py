@@ -148,6 +148,8 @@ async def test_poison_records_go_to_the_dlq_and_the_rest_of_the_batch_is_handled
     too_long = assignment_for(good[0], now(), lead_id="l" * 300)
     await producer.send_and_wait(topics.assignments, too_long.to_bytes(), key=b"y")
     await producer.send_and_wait(topics.activity, b"\xff\xfe", key=b"z")
+    nul = assignment_for(good[1], now()).model_copy(update={"rep_id": "rep\x00"})
+    await producer.send_and_wait(topics.assignments, nul.to_bytes(), key=b"y")
 
     await start_sla()
 
@@ -156,8 +158,9 @@ async def test_poison_records_go_to_the_dlq_and_the_rest_of_the_batch_is_handled
     for topic in (topics.transitions, topics.assignments, topics.activity):
         letters = await wait_for_record(kafka_bootstrap, dlq(topic), lambda r: True, timeout=10)
         assert letters[0]["consumer"] == "baton-sla-monitor"
-    (letter,) = await read_all(kafka_bootstrap, dlq(topics.assignments), 0.3)
-    assert "lead_id is over 256 characters" in letter["error"]
+    too_long_letter, nul_letter = await read_all(kafka_bootstrap, dlq(topics.assignments), 0.3)
+    assert "lead_id is over 256 characters" in too_long_letter["error"]
+    assert "rep_id contains a NUL character" in nul_letter["error"]
 
 
 async def test_backlog_of_assignments_opens_in_a_few_transactions(

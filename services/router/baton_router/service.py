@@ -34,7 +34,7 @@ from baton_router.dispatcher import Dispatcher
 from baton_router.store import PayloadContext, Routed, RouterStore
 from baton_router.tables import OutboxRow, Rep
 from baton_shared.clock import utcnow
-from baton_shared.consumer import consume_forever, make_consumer
+from baton_shared.consumer import consume_forever, make_consumer, refuse_nul
 from baton_shared.database import database_answers, make_sessionmaker, migrate
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
@@ -329,6 +329,7 @@ def _left_for_claim(routed: Routed) -> bool:
 
 def _decode_transition(record: ConsumerRecord) -> Transition:
     """A transition the router can store; anything else is poison (to the DLQ)."""
+    refuse_nul(record.value)  # the whole transition is kept as JSONB
     transition = decode(Transition, record.value)
     if len(transition.transition_id) > 64 or len(transition.lead_id) > 256:
         raise ValueError("transition_id over 64 or lead_id over 256 characters")

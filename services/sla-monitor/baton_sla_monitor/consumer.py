@@ -72,6 +72,8 @@ def decode_record(record: ConsumerRecord) -> Transition | Assignment | Activity:
         value = getattr(item, name, None)
         if isinstance(value, str) and len(value) > limit:
             raise ValueError(f"{name} is over {limit} characters")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{name} contains a NUL character, which PostgreSQL cannot store")
     return item
 
 
