@@ -299,6 +299,15 @@ async def test_rep_token_sees_only_that_reps_leads(api: Api, producer, receiver)
         json={"kind": "rejected"},
         expect=422,
     )  # a rejection needs a reason
+    await api.call(
+        "POST",
+        f"/v1/leads/{sql.lead_id}/activity",
+        token=token,
+        json={"kind": "qualified", "bant": ["budget", "need"]},
+        expect=202,
+    )
+    me = (await api.call("GET", "/v1/me", token=token, expect=200)).json()
+    assert me["open_leads"] == 1  # qualified: the rep is still working the lead
     accepted = await api.call(
         "POST",
         f"/v1/leads/{sql.lead_id}/activity",

@@ -31,7 +31,7 @@ from baton_router.config import RouterSettings
 from baton_router.config_store import ConfigStore
 from baton_router.consumer import consume_batches
 from baton_router.dispatcher import Dispatcher
-from baton_router.store import PayloadContext, Routed, RouterStore
+from baton_router.store import KEEP_OPEN, PayloadContext, Routed, RouterStore
 from baton_router.tables import OutboxRow, Rep
 from baton_shared.clock import utcnow
 from baton_shared.consumer import consume_forever, make_consumer, refuse_nul
@@ -284,9 +284,10 @@ class RouterService:
         await self.drain()
 
     async def activity_recorded(self, lead_id: str, rep_id: uuid.UUID | None, kind: str) -> None:
-        """A contacted or rejected lead no longer counts against the rep's capacity."""
+        """A lead contacted, rejected, won or lost no longer counts against the rep's
+        capacity (see :meth:`RouterStore.close_assignment`)."""
         await self.store.close_assignment(lead_id, rep_id, kind, utcnow())
-        if kind != "accepted":
+        if kind not in KEEP_OPEN:
             await self.drain()
 
     async def replay(self, row_id: int) -> OutboxRow | None:

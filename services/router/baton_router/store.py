@@ -56,6 +56,10 @@ OUTBOX_LOCK = ROUTING_LOCK + 1
 OPEN = "open"
 
 
+#: Rep actions after which the lead still counts against the rep's capacity.
+KEEP_OPEN = frozenset({"accepted", "qualified"})
+
+
 @dataclass(frozen=True)
 class Routed:
     """What happened to one transition."""
@@ -755,8 +759,9 @@ class RouterStore:
     async def close_assignment(
         self, lead_id: str, rep_id: uuid.UUID | None, kind: str, now: datetime
     ) -> AssignmentRow | None:
-        """A rep's action on their open lead: ``contacted`` and ``rejected`` free the slot
-        (it no longer counts against capacity); ``accepted`` keeps it open."""
+        """A rep's action on their open lead: ``contacted``, ``rejected``, ``won`` and
+        ``lost`` free the slot (it no longer counts against capacity); ``accepted`` and
+        ``qualified`` (the rep is still working the lead) keep it open."""
         async with self._sessions.begin() as session:
             query = select(AssignmentRow).where(
                 AssignmentRow.lead_id == lead_id, AssignmentRow.status == OPEN
@@ -766,7 +771,7 @@ class RouterStore:
             row = await session.scalar(
                 query.order_by(AssignmentRow.assigned_at.desc()).limit(1).with_for_update()
             )
-            if row is None or kind == "accepted":
+            if row is None or kind in KEEP_OPEN:
                 return row
             row.status = kind
             row.closed_at = now
