@@ -85,6 +85,14 @@ def test_company_size_comes_from_any_usual_trait_and_gives_the_segment() -> None
     ]
 
 
+@pytest.mark.parametrize("size", ["nan", "inf", "-Infinity", float("nan"), float("inf")])
+def test_a_size_that_is_no_number_gives_no_segment(size: object) -> None:
+    """``"nan"`` parses as a float and compares false to everything: it once made a lead
+    enterprise."""
+    assert "segment" not in territory({"employees": size})
+    assert "company_size" not in territory({"employees": size})
+
+
 def test_language_industry_and_email_domain_are_canonical() -> None:
     facts = territory({"locale": "de_AT", "industry": "SaaS "}, email="Ana@Example.DE")
     assert (facts["language"], facts["industry"], facts["email_domain"]) == (

@@ -20,6 +20,7 @@ Traits arrive as trackers send them, so the same fact comes in many spellings:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 REGIONS = ("na", "latam", "emea", "apac")
@@ -106,20 +107,23 @@ def email_domain(email: Any) -> str | None:
 
 
 def _number(raw: Any) -> float | None:
+    """A finite number from a trait (``nan``, ``inf`` and the like are no size at all)."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
+        value = float(raw)
+    elif isinstance(raw, str):
         # "1,200" or "1200"; ranges like "51-200" take their upper end.
         text = raw.replace(",", "").replace("+", "").strip()
         if "-" in text:
             text = text.rsplit("-", 1)[1].strip()
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _text(raw: Any) -> str | None:
