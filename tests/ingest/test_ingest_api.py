@@ -138,6 +138,44 @@ async def test_batch_accepts_valid_events_and_names_each_rejected_one(
     assert identify["email"] == "ada@example.com"
 
 
+async def test_a_nul_character_is_refused_with_its_path_not_passed_downstream(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    """PostgreSQL (router, SLA monitor) cannot store a NUL: refused at the door, by path."""
+    response = await ingest.post(
+        "/v1/batch",
+        auth=(KEY, ""),
+        json={
+            "batch": [
+                {
+                    "type": "identify",
+                    "userId": "u-1",
+                    "messageId": "n-1",
+                    "traits": {"title": "CTO\x00", "email": "ada@example.com"},
+                },
+                {"type": "track", "userId": "u-1", "messageId": "n-2", "event": "Demo Requested"},
+            ]
+        },
+    )
+    assert response.status_code == 200
+    assert response.json()["rejected"] == [
+        {
+            "index": 0,
+            "path": "batch.0.traits.title",
+            "message": "must not contain a NUL character (\\u0000)",
+        },
+    ]
+    single = await ingest.post(
+        "/v1/track",
+        auth=(KEY, ""),
+        json={"userId": "u-1", "messageId": "n-3", "event": "Clicked", "properties": {"x\x00": 1}},
+    )
+    assert single.status_code == 400
+    assert single.json()["path"] == "properties.x\x00"
+    events = await read_all(kafka_bootstrap, f"{prefix}leads.events")
+    assert [e["event_id"] for e in events] == ["n-2"]
+
+
 async def test_gzip_body_with_write_key_in_body_is_accepted(
     ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
 ) -> None:

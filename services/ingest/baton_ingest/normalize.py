@@ -20,6 +20,37 @@ class InvalidEvent(ValueError):
         self.rule = rule
 
 
+def refuse_nul(raw: Any, encoded: bytes | None = None) -> None:
+    """Refuse an event with a NUL character in any key or string (``\\u0000`` in JSON):
+    the services downstream keep events in PostgreSQL, which cannot store one. Raises
+    InvalidEvent naming the first field path. ``encoded`` (the JSON, when at hand)
+    makes the usual case one substring search."""
+    if encoded is not None and b"\\u0000" not in encoded:
+        return
+    path = _nul_path(raw, "")
+    if path is not None:
+        raise InvalidEvent(path or "body", "must not contain a NUL character (\\u0000)")
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return here
+            found = _nul_path(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
 def event_time(msg: SegmentCall, received_at: datetime) -> datetime:
     """Segment's clock-skew rule: trust ``timestamp``; else shift ``originalTimestamp``
     by the difference between the server's receive time and the client's ``sentAt``."""

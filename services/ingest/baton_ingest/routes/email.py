@@ -23,7 +23,7 @@ from baton_ingest.body import (
 from baton_ingest.email import EmailEvent, EmailEvents, from_generic, from_sendgrid
 from baton_ingest.errors import Accepted, RequestError, documented, json_response
 from baton_ingest.metrics import BATCH_SIZE, REJECTED
-from baton_ingest.normalize import InvalidEvent
+from baton_ingest.normalize import InvalidEvent, refuse_nul
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.records import record_of
 from baton_ingest.routes.segment import timed
@@ -51,6 +51,7 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
         rejected: list[dict[str, Any]] = []
         for i, item in enumerate(items):
             try:
+                refuse_nul(item)
                 events.append(convert(item))
             except InvalidEvent as exc:
                 REJECTED.labels(source=source, reason="invalid_event").inc()

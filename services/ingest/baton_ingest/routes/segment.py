@@ -25,7 +25,7 @@ from baton_ingest.body import (
 )
 from baton_ingest.errors import Accepted, RequestError, documented, json_response
 from baton_ingest.metrics import BATCH_SIZE, IN_FLIGHT, REJECTED, REQUEST_SECONDS
-from baton_ingest.normalize import InvalidEvent, normalize, source_of
+from baton_ingest.normalize import InvalidEvent, normalize, refuse_nul, source_of
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.records import EventRecord
 from baton_ingest.segment import SegmentBatch, SegmentMessage, parse_batch, parse_message
@@ -62,8 +62,13 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     ) -> EventRecord:
         if not isinstance(raw, dict):
             raise InvalidEvent(prefix or "body", "must be a JSON object")
-        if len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
+        encoded = orjson.dumps(raw)
+        if len(encoded) > MAX_EVENT_BYTES:
             raise InvalidEvent(prefix or "body", f"event larger than {MAX_EVENT_BYTES} bytes")
+        try:
+            refuse_nul(raw, encoded)
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{prefix}.{exc.path}" if prefix else exc.path, exc.rule) from None
         merged = {**defaults, **raw}
         try:
             msg = parse_message(merged)
