@@ -3,6 +3,8 @@ worker without a restart, an invalid document refused — real workers, real bro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,9 +14,12 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError
 
+from baton_scorer.metrics import RULES_FOLLOW_ERRORS
 from baton_scorer.rules import load_rules
 from baton_scorer.rules_source import RulesSource
+from baton_scorer.rules_topic import RulesFollower, publish_rules
 from tests.scorer.worker import (
     event,
     healthz,
@@ -179,3 +184,37 @@ def test_topic_rules_win_over_the_file_until_withdrawn(tmp_path: Path) -> None:
     assert not source.poll()  # the edit is read, but the topic still wins
     assert source.offer(None, "topic@2")  # tombstone: back to the (edited) file
     assert (source.rules.name, source.origin) == ("edited-file", "file")
+
+
+async def test_a_failed_read_of_the_rules_topic_does_not_end_the_following(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """A broker error while following (here: the first consumer cannot be created) is
+    logged, counted and retried; the worker still picks up what is published."""
+    topic = f"{unique_name}.scorer.rules"
+    source = RulesSource(None)
+    follower = RulesFollower(kafka_bootstrap, topic, source)
+    await publish_rules(kafka_bootstrap, topic, PUBLISHED)
+    make_consumer = follower._consumer
+    attempts = 0
+
+    async def first_attempt_fails():  # the real consumer from the second attempt on
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise KafkaConnectionError("broker went away")
+        return await make_consumer()
+
+    follower._consumer = first_attempt_fails  # type: ignore[method-assign]
+    errors_before = RULES_FOLLOW_ERRORS._value.get()
+    task = asyncio.create_task(follower.follow(lambda: None))
+    try:
+        async with asyncio.timeout(20):
+            while source.rules.name != "from-topic":
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert attempts == 2
+    assert RULES_FOLLOW_ERRORS._value.get() == errors_before + 1

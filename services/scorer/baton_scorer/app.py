@@ -118,6 +118,9 @@ class Scorer:
         self.timers = TimerQueue()
         self.timers_stale = True
         self.partitions: dict[str, int] = {}  # lead id -> its changelog partition
+        # A batch and the timers change the same cached states: a timer saving a lead
+        # mid-batch could make durable what the batch has not published yet.
+        self.lock = asyncio.Lock()
 
     def reset_caches(self) -> None:
         """After a rebalance the table is the truth again."""
@@ -340,7 +343,8 @@ def create_app(
         previous: asyncio.Task[None] | None = None
 
         async def process(events: list[Any]) -> None:
-            await score_batch(events)
+            async with scorer.lock:
+                await score_batch(events)
             for ev in events:
                 await stream.ack(ev)
 
@@ -407,6 +411,10 @@ def create_app(
                 due = orjson.loads(stored).get("due") if stored else None
                 scorer.timers.schedule(key.decode(), due)
             scorer.timers_stale = False
+        async with scorer.lock:
+            await fire_due_timers()
+
+    async def fire_due_timers() -> None:
         now = time.time()
         rules = source.rules
         out: list[Transition] = []

@@ -579,7 +579,9 @@ def apply_rep_action(
             state, rules
         ):
             t = max(state.watermark or at, at)
-            if state.sql_ready or state.score_at(t, rules) >= rules.thresholds.sql:
+            th = rules.thresholds
+            bar = th.sql + (th.hysteresis if state.stage == Stage.RECYCLED else 0)
+            if state.sql_ready or state.score_at(t, rules) >= bar:
                 why = f"qualified by rep ({', '.join(state.bant)})"
                 return state, [
                     _move(

@@ -32,5 +32,9 @@ RULES_VERSION = Gauge(
 RULES_RELOAD_ERRORS = Counter(
     "baton_scorer_rules_reload_errors_total", "Rules file changes refused as invalid"
 )
+RULES_FOLLOW_ERRORS = Counter(
+    "baton_scorer_rules_follow_errors_total",
+    "Failures reading the rules topic (the follower backs off and resumes)",
+)
 TIMERS_FIRED = Counter("baton_scorer_timers_fired_total", "Recycle timers that fired")
 BATCH_SECONDS = Gauge("baton_scorer_last_batch_seconds", "Processing time of the last batch")

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from baton_scorer.metrics import RULES_FOLLOW_ERRORS
 from baton_scorer.rules_source import RulesSource
 from baton_shared.kafka import durable_producer
 from baton_shared.logs import get_logger
@@ -105,7 +106,32 @@ class RulesFollower:
         return False
 
     async def follow(self, on_change: Callable[[], None]) -> None:
-        """Apply new documents as they arrive, until cancelled; ``on_change`` after a swap."""
+        """Apply new documents as they arrive, until cancelled; ``on_change`` after a swap.
+
+        A broker error never ends the following (a worker that silently stopped
+        following would score with stale rules while its peers moved on): the consumer
+        is recreated from the positions reached, backing off from 0.5 s to 30 s.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self._follow_once(on_change)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: log, back off, resume
+                RULES_FOLLOW_ERRORS.inc()
+                log.warning(
+                    "rules_topic_follow_failed",
+                    topic=self.topic,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                delay = 0.5
+
+    async def _follow_once(self, on_change: Callable[[], None]) -> None:
         consumer, partitions = await self._consumer()
         try:
             while True:
