@@ -465,7 +465,7 @@ def test_transitions_from_the_core_are_valid_on_the_wire(make_event) -> None:
     assert [s.signal for s in sql.top_signals] == ["event:Webinar Attended", "click"]
 
 
-GATED = parse_rules(
+GATED_RECYCLING = parse_rules(
     """
 name: gated
 thresholds: {mql: 50, sql: 100, hysteresis: 10}
@@ -480,12 +480,18 @@ recycle: {cold_days: 30}
 def test_qualifying_a_recycled_lead_needs_the_hysteresis_margin_too(make_event) -> None:
     """A rep's confirmation must not flap a recycled lead back to SQL at the plain SQL bar."""
     state = LeadState(stage=Stage.RECYCLED)
-    state, _ = apply_event(state, make_event("page", page_category="pricing", at=at(0)), GATED)
-    assert state.score_at(at(0).timestamp(), GATED) == pytest.approx(105)  # above 100, below 110
+    state, _ = apply_event(
+        state, make_event("page", page_category="pricing", at=at(0)), GATED_RECYCLING
+    )
+    assert state.score_at(at(0).timestamp(), GATED_RECYCLING) == pytest.approx(
+        105
+    )  # above 100, below 110
     t = at(0).timestamp()
     state, out = apply_rep_action(
-        state, "lead-1", "q-1", "qualified", t, GATED, bant=("budget", "need")
+        state, "lead-1", "q-1", "qualified", t, GATED_RECYCLING, bant=("budget", "need")
     )
     assert out == [] and state.stage == Stage.RECYCLED
-    state, out = apply_event(state, make_event("page", page_category="docs", at=at(0)), GATED)
+    state, out = apply_event(
+        state, make_event("page", page_category="docs", at=at(0)), GATED_RECYCLING
+    )
     assert out is not None and out.to_stage == Stage.SQL  # 115: over the margin, BANT known
