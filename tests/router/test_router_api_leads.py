@@ -205,6 +205,54 @@ async def test_sdr_task_waits_for_an_sdr_and_goes_out_when_one_comes_online(
     assert await routed_status(api, mql) == "nurtured"
 
 
+async def test_an_sql_ends_the_leads_sdr_task_and_frees_the_sdr(
+    api: Api, producer, receiver
+) -> None:
+    """Once the lead is SQL (an AE's), the SDR's task is over: it no longer counts
+    against the SDR's capacity, and a task still waiting for an SDR is not handed out."""
+    ada = await api.rep(receiver, "Ada")
+    # Ada is the closers pool: the express SQLs below are hers, whoever else is free.
+    await api.call(
+        "POST",
+        "/v1/pools",
+        json={"name": "closers", "express": True, "members": [ada["id"]]},
+        expect=201,
+    )
+    sam, _, _ = await sdr_setup(api, receiver)
+
+    async def sam_open_leads() -> int:
+        return (await api.call("GET", f"/v1/reps/{sam['id']}", expect=200)).json()["open_leads"]
+
+    mql = transition(stage=Stage.MQL, traits={"country": "FR"})
+    await feed(api, producer, mql)
+    assert {(await next_delivery(receiver)).path for _ in range(2)} == {"/nurture", "/sam"}
+    assert await sam_open_leads() == 1
+
+    sql = transition(lead_id=mql.lead_id, express=True, traits={"country": "FR"})
+    await feed(api, producer, sql)
+    data = verified(await next_delivery(receiver), ada["webhook_secret"])["data"]
+    assert data["transition_id"] == sql.transition_id
+    assert await sam_open_leads() == 0
+    leads = (await api.call("GET", f"/v1/reps/{sam['id']}/leads", expect=200)).json()
+    assert [lead["status"] for lead in leads] == ["superseded"]
+
+    # A task still waiting for an SDR when the lead goes SQL is never handed out.
+    await api.call("PUT", f"/v1/reps/{sam['id']}/availability", json={"status": "away"}, expect=200)
+    waiting = transition(stage=Stage.MQL, traits={"country": "FR"})
+    await feed(api, producer, waiting)
+    assert (await next_delivery(receiver)).path == "/nurture"
+    await wait_until(lambda: _status_is(api, waiting, "sdr_queued"), "SDR task queued")
+    await feed(
+        api, producer, transition(lead_id=waiting.lead_id, express=True, traits={"country": "FR"})
+    )
+    assert (await next_delivery(receiver)).path == "/ada"
+    await wait_until(lambda: _status_is(api, waiting, "superseded"), "SDR task superseded")
+    await api.call(
+        "PUT", f"/v1/reps/{sam['id']}/availability", json={"status": "online"}, expect=200
+    )
+    await no_delivery(receiver, within=0.5)
+
+
 async def _status_is(api: Api, t, status: str) -> bool:  # type: ignore[no-untyped-def]
     return await routed_status(api, t) == status
 

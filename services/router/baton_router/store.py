@@ -54,6 +54,7 @@ ROUTING_LOCK = 0x6261746F6E  # one routing decision at a time across all routers
 # ROUTING_LOCK when both are held.
 OUTBOX_LOCK = ROUTING_LOCK + 1
 OPEN = "open"
+SUPERSEDED = "superseded"  # an SDR task whose lead became SQL
 
 
 #: Rep actions after which the lead still counts against the rep's capacity.
@@ -273,6 +274,8 @@ class RouterStore:
             sqls = [t for t in new if t.to_stage == Stage.SQL]
             mqls = [t for t in new if t.to_stage == Stage.MQL]
             fresh: list[Leased] = []
+            if sqls:
+                await self._supersede_sdr_tasks(session, [t.lead_id for t in sqls], now)
             assigned = await self._assign_many(session, sqls, now, fresh=fresh) if sqls else {}
             nurtured, sdr = await self._enrol_in_nurture(session, mqls) if mqls else (set(), {})
             unenrolled = [t.transition_id for t in mqls if t.transition_id not in nurtured]
@@ -348,6 +351,35 @@ class RouterStore:
                 if tasks:
                     done += (await self._assign_many(session, tasks, now, sdr=sdr)).values()
             return done
+
+    async def _supersede_sdr_tasks(
+        self, session: AsyncSession, lead_ids: list[str], now: datetime
+    ) -> None:
+        """A lead that became SQL is an AE's now: its SDR task is over. An open task is
+        closed (``superseded``; the SDR's capacity is freed) and one still waiting for an
+        SDR is not handed out any more."""
+        reps = (
+            await session.scalars(
+                update(AssignmentRow)
+                .where(
+                    AssignmentRow.lead_id.in_(lead_ids),
+                    AssignmentRow.stage == Stage.MQL.value,
+                    AssignmentRow.status == OPEN,
+                )
+                .values(status=SUPERSEDED, closed_at=now)
+                .returning(AssignmentRow.rep_id)
+            )
+        ).all()
+        for rep_id in reps:
+            await _one_less_open(session, rep_id)
+        await session.execute(
+            update(RoutedTransition)
+            .where(
+                RoutedTransition.lead_id.in_(lead_ids),
+                RoutedTransition.status == "sdr_queued",
+            )
+            .values(status=SUPERSEDED)
+        )
 
     async def _set_status(
         self, session: AsyncSession, transition_ids: list[str], status: str
