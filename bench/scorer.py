@@ -52,7 +52,7 @@ def bench_core(events: list[LeadEvent], profile: bool) -> tuple[float, int]:
     states: dict[str, LeadState] = {}
     transitions = 0
     profiler = cProfile.Profile() if profile else None
-    with batch_gc():  # the collector as the worker runs it (baton_shared.gc_tuning)
+    with batch_gc():  # the collector as the worker runs it; the prebuilt input frozen
         started = time.perf_counter()
         if profiler:
             profiler.enable()
