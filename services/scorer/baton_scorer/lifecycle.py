@@ -80,12 +80,12 @@ class LeadState:
 
     @property
     def engagement(self) -> Engagement:
-        """The default group (all engagement when no groups are configured) as a pair
-        referenced at the watermark."""
+        """The default group (all engagement when no groups are configured) as a pair:
+        its value at the lead's reference time, and that time. ``.at(t, h)`` with the
+        group's half-life gives its value at ``t``."""
         value = self.groups.get(DEFAULT_GROUP)
         if value is None or self.origin is None:
             return Engagement()
-        # The pair does not know the half-life; the default is the one the rules name.
         return Engagement(value, self.origin)
 
     @property
