@@ -43,7 +43,6 @@ class BatonConsumer(AIOKafkaConsumer):
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        suspended = self.suspend_flow.is_set
 
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
@@ -79,7 +78,7 @@ class BatonConsumer(AIOKafkaConsumer):
                                 if self._n_acked >= commit_every:
                                     self._n_acked = 0
                                     await self.commit()
-                            if suspended():  # a rebalance: upstream's race, unchanged
+                            if self.suspend_flow.is_set():  # a rebalance: upstream's race
                                 await self.wait_first(callback(message), self.suspend_flow.wait())
                             else:  # the flow is active: hand the record over directly
                                 await callback(message)
