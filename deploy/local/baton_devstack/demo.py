@@ -154,12 +154,16 @@ class Demo:
                         f"{value['to_stage'].upper()} ({value['reason']})"
                     )
                 else:
-                    who = self.names.get(value["rep_id"], value["rep_id"])
                     extra = (
                         f" in {value['elapsed_seconds']:.1f} s"
                         if value.get("elapsed_seconds") is not None
                         else ""
                     )
-                    say(f"  SLA {value['status']}: {value['lead_id']} ({who}){extra}")
+                    if value.get("measure") == "assign":  # the pipeline's clock, no rep
+                        clock = f"time-to-assign {value['status']}"
+                        say(f"  SLA {clock}: {value['lead_id']}{extra}")
+                    else:
+                        who = self.names.get(value["rep_id"], value["rep_id"]) or "no rep yet"
+                        say(f"  SLA {value['status']}: {value['lead_id']} ({who}){extra}")
         finally:
             await consumer.stop()

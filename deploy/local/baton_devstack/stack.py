@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 from baton_devstack import infra
@@ -90,11 +91,15 @@ def run(state_dir: Path) -> int:
     """Everything in the foreground, with the demo; Ctrl-C stops it all."""
     from baton_devstack.demo import Demo
 
+    stop_recorded(state_dir / "services")  # left by an earlier run that was killed
     ports = service_ports()
     env = service_env(state_dir, demo=True)
     services = []
     try:
         services = start_services(env, state_dir / "logs", ports)
+        # Recorded like `up` does, so `baton-devstack down` finds them if this process
+        # is killed before it can stop them.
+        write_pid_files(services, state_dir / "services")
         for proc in services:
             print(f"{proc.spec.name} ready on {proc.url} (log: {proc.log_path})", flush=True)
         urls = {proc.spec.name: proc.url for proc in services}
@@ -104,6 +109,12 @@ def run(state_dir: Path) -> int:
     except ServiceStartError as exc:
         raise StackError(str(exc)) from exc
     finally:
-        stop_services(services)
-        infra.stop_infra(state_dir)
+        # A second Ctrl-C while stopping must not leave processes behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stop_services(services)
+            stop_recorded(state_dir / "services")
+            infra.stop_infra(state_dir)
+        finally:
+            signal.signal(signal.SIGINT, previous)
     return 0
