@@ -4,11 +4,9 @@ becomes available, dead letters and replay, accounts, nurture, and SLA escalatio
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +23,8 @@ from baton_router.config import RouterSettings
 from baton_router.service import RouterService
 from baton_shared.schemas import SlaEvent, SlaStatus, Stage, Transition
 from tests.support.kafka import wait_for_record
+from tests.support.waiting import wait_until
+from tests.support.webhooks import next_delivery, no_delivery
 
 pytestmark = pytest.mark.integration
 
@@ -97,32 +97,6 @@ async def api(kafka_bootstrap: str, pg_cluster, unique_name: str) -> AsyncIterat
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as r:
         yield r
-
-
-async def next_delivery(receiver: WebhookReceiver, timeout: float = 15.0) -> Delivery:
-    try:
-        return await asyncio.to_thread(receiver.deliveries.get, timeout=timeout)
-    except queue.Empty:
-        raise AssertionError(f"no webhook delivery within {timeout} s") from None
-
-
-async def no_delivery(receiver: WebhookReceiver, within: float) -> None:
-    try:
-        extra = await asyncio.to_thread(receiver.deliveries.get, timeout=within)
-    except queue.Empty:
-        return
-    raise AssertionError(f"unexpected webhook delivery to {extra.path}")
-
-
-async def wait_until(probe: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    last = None
-    try:
-        async with asyncio.timeout(timeout):
-            while not (last := await probe()):
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
-    return last
 
 
 def transition(lead_id: str | None = None, stage: Stage = Stage.SQL, **kw: Any) -> Transition:

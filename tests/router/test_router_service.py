@@ -3,8 +3,6 @@ leads.transitions in, a signed webhook and a leads.assignments record out."""
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -13,8 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import RecordMetadata, TopicPartition
+from aiokafka.structs import RecordMetadata
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
@@ -24,7 +21,9 @@ from baton_router.service import RouterService
 from baton_router.signing import new_secret
 from baton_router.tables import Rep
 from baton_shared.schemas import Stage, Transition
-from tests.support.kafka import read_all, wait_for_record
+from tests.support.kafka import read_all, wait_committed, wait_for_record
+from tests.support.waiting import wait_until
+from tests.support.webhooks import next_delivery, no_delivery
 
 pytestmark = pytest.mark.integration
 
@@ -84,59 +83,15 @@ def receiver_factory() -> Iterator[Callable[..., WebhookReceiver]]:
         receiver.__exit__(None, None, None)
 
 
-async def next_delivery(receiver: WebhookReceiver, timeout: float = 15.0) -> Delivery:
-    try:
-        return await asyncio.to_thread(receiver.deliveries.get, timeout=timeout)
-    except queue.Empty:
-        raise AssertionError(f"no webhook delivery within {timeout} s") from None
-
-
-async def no_delivery(receiver: WebhookReceiver, within: float) -> None:
-    try:
-        extra = await asyncio.to_thread(receiver.deliveries.get, timeout=within)
-    except queue.Empty:
-        return
-    raise AssertionError(f"unexpected webhook delivery: {extra.headers.get('webhook-id')}")
-
-
 async def send(producer: AIOKafkaProducer, topic: str, value: bytes, key: str) -> RecordMetadata:
     return await producer.send_and_wait(topic, value, key=key.encode())
 
 
 async def wait_consumed(router: RouterService, sent: RecordMetadata, timeout: float = 15.0) -> None:
-    """Wait until the router's consumer group committed past ``sent``: it has handled it
-    (the consume loop commits only after every record of the batch was made durable)."""
+    """Until the router's group committed past ``sent`` (the consume loop commits only
+    after every record of the batch was made durable)."""
     group = router.settings.topics.group(ROUTER_GROUP)
-    tp = TopicPartition(sent.topic, sent.partition)
-    admin = AIOKafkaAdminClient(bootstrap_servers=router.settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                committed = (await admin.list_consumer_group_offsets(group)).get(tp)
-                if committed is not None and committed.offset > sent.offset:
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"{group} did not commit past {tp}@{sent.offset}") from None
-    finally:
-        await admin.close()
-
-
-async def wait_until(
-    probe: Callable[[], Any], what: str, timeout: float = 15.0
-) -> Any:
-    """Poll ``probe`` (async) until it returns something truthy; fail after ``timeout``."""
-    last = None
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                last = await probe()
-                if last:
-                    return last
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
+    await wait_committed(router.settings.kafka_bootstrap_servers, group, sent, timeout)
 
 
 async def query(router: RouterService, sql: str, **params: object) -> list[tuple]:

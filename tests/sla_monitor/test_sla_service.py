@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import RecordMetadata, TopicPartition
+from aiokafka.structs import RecordMetadata
 from sqlalchemy import text
 
 from baton_shared.ids import stable_id
 from baton_shared.schemas import Activity, ActivityKind, Assignment
 from baton_shared.topics import Topics
 from baton_sla_monitor.service import SlaService
-from tests.support.kafka import read_all, wait_for_record
+from tests.support.kafka import read_all, wait_committed, wait_for_record
 from tests.support.sla import every_clock
 
 pytestmark = pytest.mark.integration
@@ -86,21 +85,7 @@ async def wait_consumed(
     kafka_bootstrap: str, topics: Topics, sent: RecordMetadata, timeout: float = 15.0
 ) -> None:
     """Wait until the monitor's group committed past ``sent`` (so it has handled it)."""
-    group = topics.group(SLA_GROUP)
-    tp = TopicPartition(sent.topic, sent.partition)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                committed = (await admin.list_consumer_group_offsets(group)).get(tp)
-                if committed is not None and committed.offset > sent.offset:
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"{group} did not commit past {tp}@{sent.offset}") from None
-    finally:
-        await admin.close()
+    await wait_committed(kafka_bootstrap, topics.group(SLA_GROUP), sent, timeout)
 
 
 async def clock_row(service: SlaService, a: Assignment) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata, TopicPartition
 
 
 async def wait_for_record(
@@ -65,3 +67,24 @@ async def read_all(bootstrap: str, topic: str, idle_s: float = 1.0) -> list[dict
                 out.extend(orjson.loads(r.value) for r in records)
     finally:
         await consumer.stop()
+
+
+async def wait_committed(
+    bootstrap: str, group: str, sent: RecordMetadata, timeout: float = 15.0
+) -> None:
+    """Wait until consumer group ``group`` committed past ``sent``: a service that commits
+    only once a batch is durable has then handled it."""
+    tp = TopicPartition(sent.topic, sent.partition)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                committed = (await admin.list_consumer_group_offsets(group)).get(tp)
+                if committed is not None and committed.offset > sent.offset:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{group} did not commit past {tp}@{sent.offset}") from None
+    finally:
+        await admin.close()
