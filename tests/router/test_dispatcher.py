@@ -1,12 +1,15 @@
-"""Pieces of webhook delivery that need no network: Retry-After parsing, endpoint keys."""
+"""Pieces of webhook delivery that need no network: Retry-After parsing, endpoint keys,
+the delivery loop stopping when cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from baton_router.dispatcher import retry_after_seconds
-from baton_router.store import endpoint_key
+from baton_router.dispatcher import Dispatcher, retry_after_seconds
+from baton_router.store import Claimed, endpoint_key
 
 NOW = datetime(2025, 3, 3, 12, 0, 0, tzinfo=UTC)
 
@@ -28,3 +31,30 @@ def test_concurrency_is_limited_per_rep_or_track_not_for_kafka() -> None:
     assert endpoint_key("webhook", rep, None) == f"rep:{rep}"
     assert endpoint_key("webhook", None, track) == f"track:{track}"
     assert endpoint_key("kafka", None, None) == "kafka"
+
+
+class _NothingDue:
+    """A store with an empty outbox: the loop only waits for a wake or the poll."""
+
+    async def claim_due(self, *args: Any, **kw: Any) -> Claimed:
+        return Claimed(rows=[])
+
+    async def mark_delivered_many(self, *args: Any) -> None:
+        return None
+
+
+async def test_the_loop_stops_when_cancelled_in_the_turn_it_is_woken() -> None:
+    """A delivery finishing (it wakes the loop) in the same turn as shutdown cancels the
+    loop: the loop must still end. ``asyncio.wait_for`` on Python 3.11 returned the
+    wake's result there and dropped the cancellation, so the router never stopped."""
+    dispatcher = Dispatcher(_NothingDue(), None, None, (1.0,), poll_seconds=30.0)  # type: ignore[arg-type]
+    loop = asyncio.create_task(dispatcher.run())
+    for _ in range(20):  # a few turns: the first claim, then waiting for a wake
+        await asyncio.sleep(0)
+
+    dispatcher.wake()
+    loop.cancel()
+
+    done, _ = await asyncio.wait({loop}, timeout=5)
+    assert done, "the dispatcher loop ignored its cancellation"
+    assert loop.cancelled()

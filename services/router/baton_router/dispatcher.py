@@ -131,8 +131,12 @@ class Dispatcher:
                 if self._claim and not failed:
                     await asyncio.sleep(0)  # let the deliveries just started run first
                     continue
+                # Not ``asyncio.wait_for``: on Python 3.11 it drops a cancellation that
+                # arrives in the turn the wake is set (a delivery finishing as the router
+                # stops) and this loop would never end. ``asyncio.timeout`` counts it.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
                 except TimeoutError:
                     self._claim = True
         finally:

@@ -40,6 +40,7 @@ from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.schemas import Activity, Assignment, SlaEvent, SlaStatus, Transition, decode
 from baton_shared.settings import to_asyncpg_url
+from baton_shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -165,12 +166,10 @@ class RouterService:
         log.info("router_started", topic=topics.transitions)
 
     async def stop(self) -> None:
-        """Stop within bounded time: each client gets ``STOP_SECONDS`` to close cleanly
-        (a broker that does not answer must not hang shutdown; offsets not committed
-        are re-delivered, which routing absorbs)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop within bounded time: the background tasks, then each client, get
+        ``STOP_SECONDS`` to end or close cleanly (a broker that does not answer must not
+        hang shutdown; offsets not committed are re-delivered, which routing absorbs)."""
+        await cancel_and_wait(self._tasks, STOP_SECONDS)
         if self._dispatcher is not None:
             await self._dispatcher.stop()
         closers = [consumer.stop() for consumer in self._consumers]

@@ -36,6 +36,7 @@ from baton_shared.database import database_answers, make_engine, make_sessionmak
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.schemas import SlaEvent
+from baton_shared.tasks import cancel_and_wait
 from baton_sla_monitor.clocks import Applied, ClockStore
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.consumer import Batch, consume_batches
@@ -53,6 +54,8 @@ from baton_sla_monitor.reports import Reports
 from baton_sla_monitor.tables import Clock
 
 log = get_logger(__name__)
+
+STOP_SECONDS = 10.0  # per background task group at shutdown
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_sla"
@@ -114,9 +117,7 @@ class SlaService:
         log.info("sla_monitor_started", policy=self.policy.version)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, STOP_SECONDS)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
