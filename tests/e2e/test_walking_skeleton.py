@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,15 @@ ADMIN = "e2e-admin-token-0123456789"
 WRITE_KEY = "e2e-write-key"
 EXPRESS_SLA_SECONDS = 3
 SQL_SLA_SECONDS = 120
+# One policy file for the router and the SLA monitor. The express window is the routing
+# pool's (team) override, not the default: the rep must be told the team's deadline.
+SLA_POLICY = f"""
+name: e2e
+first_touch_seconds: {{express_sql: 3600, sql: {SQL_SLA_SECONDS}, mql: 86400}}
+teams:
+  default:
+    first_touch_seconds: {{express_sql: {EXPRESS_SLA_SECONDS}}}
+"""
 
 
 class Stack:
@@ -46,6 +56,8 @@ def stack(
 ) -> Iterator[Stack]:
     name = f"e2e{uuid.uuid4().hex[:8]}"
     workdir: Path = tmp_path_factory.mktemp(name)
+    policy = workdir / "sla-policy.yaml"
+    policy.write_text(SLA_POLICY)
     env = {
         "BATON_ENV": "test",
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -53,8 +65,7 @@ def stack(
         "BATON_TOPIC_PREFIX": f"{name}.",
         "BATON_ADMIN_TOKEN": ADMIN,
         "BATON_INGEST_WRITE_KEYS": WRITE_KEY,
-        "BATON_SLA_EXPRESS_SQL_SECONDS": str(EXPRESS_SLA_SECONDS),
-        "BATON_SLA_SQL_SECONDS": str(SQL_SLA_SECONDS),
+        "BATON_SLA_POLICY_FILE": str(policy),
         "BATON_SCORER_DATA_DIR": str(workdir / "scorer"),
         "BATON_LOG_FORMAT": "console",
     }
@@ -143,6 +154,12 @@ async def test_demo_request_reaches_rep_signed_within_5s_and_breaches_without_co
     )
     statuses = [r["status"] for r in sla if first_touch(r, lead_id)]
     assert statuses[0] == "started" and statuses[-1] == "breached"
+    # The due time the rep was told is the deadline the SLA monitor's clock fired at.
+    started = next(r for r in sla if first_touch(r, lead_id) and r["status"] == "started")
+    told = datetime.fromisoformat(payload["data"]["sla_due_at"])
+    assert told == datetime.fromisoformat(started["deadline_at"])
+    assigned_at = datetime.fromisoformat(payload["data"]["assigned_at"])
+    assert told - assigned_at == timedelta(seconds=EXPRESS_SLA_SECONDS)
     assert set(statuses[1:-1]) <= {"at_risk"}  # warnings before the deadline
     # The pipeline's own clock (transition -> assignment) was met: the delay is the rep's.
     assigned = [r["status"] for r in sla if r["lead_id"] == lead_id and r["measure"] == "assign"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from baton_router.app import create_app
 from baton_router.config import RouterSettings
 from baton_router.service import RouterService
 from baton_shared.schemas import SlaEvent, SlaStatus, Stage, Transition
+from baton_shared.sla_policy import parse_policy
 from tests.support.kafka import wait_for_record
 from tests.support.waiting import wait_until
 from tests.support.webhooks import next_delivery, no_delivery
@@ -65,8 +68,11 @@ class Api:
             return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
 
 
-@pytest.fixture
-async def api(kafka_bootstrap: str, pg_cluster, unique_name: str) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def running_api(
+    kafka_bootstrap: str, pg_cluster, unique_name: str, **env: str
+) -> AsyncIterator[Api]:
+    """A router on its own database and topics; ``env`` adds or overrides settings."""
     settings = RouterSettings(
         **{
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -80,6 +86,7 @@ async def api(kafka_bootstrap: str, pg_cluster, unique_name: str) -> AsyncIterat
             "BATON_ROUTER_DRAIN_SECONDS": "60",  # drains here come from the API, not the tick
             "BATON_ROUTER_PUBLIC_URL": "https://router.example.com",
             "BATON_WEBHOOK_CONCURRENCY": "2",
+            **env,
         }
     )
     app = create_app(settings)
@@ -91,6 +98,12 @@ async def api(kafka_bootstrap: str, pg_cluster, unique_name: str) -> AsyncIterat
             yield Api(service, client)
     finally:
         await service.stop()
+
+
+@pytest.fixture
+async def api(kafka_bootstrap: str, pg_cluster, unique_name: str) -> AsyncIterator[Api]:
+    async with running_api(kafka_bootstrap, pg_cluster, unique_name) as api:
+        yield api
 
 
 @pytest.fixture
@@ -373,6 +386,44 @@ async def test_webhook_gives_the_rep_what_they_need_to_act(api: Api, producer, r
     assert [h["to_stage"] for h in data["history"] if h["type"] == "transition"] == ["sql", "mql"]
     assert data["actions"]["url"] == (f"https://router.example.com/v1/leads/{sql.lead_id}/activity")
     assert data["actions"]["reject"]["kind"] == "rejected"
+
+
+TEAM_POLICY = """
+name: teams
+first_touch_seconds: {express_sql: 300, sql: 3600, mql: 86400}
+calendars:
+  ny:
+    timezone: America/New_York
+    working_days: [mon, tue, wed, thu, fri]
+    hours: ["09:00-17:00"]
+teams:
+  default:
+    calendar: ny
+    first_touch_seconds: {express_sql: 900}
+"""
+
+
+async def test_due_time_is_the_sla_policys_deadline_for_the_pool(
+    kafka_bootstrap: str, pg_cluster, unique_name: str, tmp_path: Path, receiver, producer
+) -> None:
+    """The SLA monitor's policy file decides the rep's due time: the pool's (team's) own
+    window, counted in its business hours, exactly as the monitor's clock will."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(TEAM_POLICY)
+    async with running_api(
+        kafka_bootstrap, pg_cluster, unique_name, BATON_SLA_POLICY_FILE=str(policy)
+    ) as api:
+        rep = await api.rep(receiver)
+        sql = transition(express=True, trigger_event="Demo Requested")
+        await feed(api, producer, sql)
+        data = verified(await next_delivery(receiver), rep["webhook_secret"])["data"]
+
+    assigned_at = datetime.fromisoformat(data["assigned_at"])
+    told = datetime.fromisoformat(data["sla_due_at"])
+    assert data["pool"] == "default"
+    monitor = parse_policy(TEAM_POLICY).plan(assigned_at, "sql", True, team="default")
+    assert told == monitor.deadline_at
+    assert told - assigned_at >= timedelta(seconds=900)  # the team's window, not 300 s
 
 
 async def test_dead_webhook_is_listed_and_replayed(api: Api, producer) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from baton_shared.database import make_engine, make_sessionmaker, migrate
 from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent, Stage, Transition
+from baton_shared.sla_policy import load_policy, parse_policy
 from baton_sla_monitor.clocks import ClockStore
-from baton_sla_monitor.policy import load_policy, parse_policy
 from baton_sla_monitor.service import MIGRATIONS, VERSION_TABLE
 
 pytestmark = pytest.mark.integration

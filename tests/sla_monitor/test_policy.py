@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baton_sla_monitor.business_hours import BusinessCalendar, CalendarError
+from baton_shared.business_hours import BusinessCalendar, CalendarError
+from baton_shared.sla_policy import PolicyError, Priority, load_policy, parse_policy
 from baton_sla_monitor.config import SlaSettings
-from baton_sla_monitor.policy import PolicyError, Priority, load_policy, parse_policy
-from baton_sla_monitor.service import policy_for
 
 ASSIGNED = datetime(2025, 5, 5, 9, 0, tzinfo=UTC)  # a Monday
 NEW_YORK = ZoneInfo("America/New_York")
@@ -93,10 +92,15 @@ def test_env_overrides_change_the_default_windows_and_the_version() -> None:
 def test_service_applies_the_window_variables_to_the_policy_file(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(OFFICE_POLICY)
-    settings = SlaSettings(BATON_SLA_POLICY_FILE=str(path), BATON_SLA_EXPRESS_SQL_SECONDS="3")  # type: ignore[call-arg]
-    policy = policy_for(settings)
+    settings = SlaSettings(  # type: ignore[call-arg]
+        BATON_SLA_POLICY_FILE=str(path),
+        BATON_SLA_EXPRESS_SQL_SECONDS="3",
+        BATON_SLA_MQL_SECONDS="600",
+    )
+    policy = settings.sla_policy()
     assert policy.name == "office-hours"
     assert policy.first_touch_seconds.express_sql == 3
+    assert policy.first_touch_seconds.mql == 600
     assert policy.first_touch_seconds.sql == 3600
 
 

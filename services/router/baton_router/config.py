@@ -8,12 +8,17 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from baton_shared.settings import DatabaseSettings
+from baton_shared.sla_policy import SlaPolicySettings
 
 # Standard Webhooks' example schedule: retry after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 
-class RouterSettings(DatabaseSettings):
+class RouterSettings(DatabaseSettings, SlaPolicySettings):
+    """The SLA policy settings (``BATON_SLA_POLICY_FILE``, ``BATON_SLA_*_SECONDS``) are
+    the SLA monitor's own (:class:`SlaPolicySettings`): the due time a rep is told is the
+    deadline the monitor's clock fires at."""
+
     host: str = Field(default="127.0.0.1", alias="BATON_ROUTER_HOST")
     port: int = Field(default=8001, alias="BATON_ROUTER_PORT")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, alias="BATON_WEBHOOK_TIMEOUT")
@@ -53,15 +58,6 @@ class RouterSettings(DatabaseSettings):
         le=20,
         alias="BATON_ROUTER_MAX_REASSIGNMENTS",
         description="Re-assignments per lead after SLA breaches, outside any pool's own cap",
-    )
-    # The same variables the SLA monitor reads: the due time the rep is told.
-    express_sla_seconds: float = Field(default=300, gt=0, alias="BATON_SLA_EXPRESS_SQL_SECONDS")
-    sql_sla_seconds: float = Field(default=3600, gt=0, alias="BATON_SLA_SQL_SECONDS")
-    mql_sla_seconds: float = Field(
-        default=86_400,
-        gt=0,
-        alias="BATON_SLA_MQL_SECONDS",
-        description="The due time an SDR is told for an MQL's SDR task",
     )
 
     @model_validator(mode="after")

@@ -86,12 +86,7 @@ class RouterService:
         self.store = RouterStore(
             sessions,
             settings.topics.assignments,
-            PayloadContext(
-                public_url=settings.base_url,
-                express_sla_seconds=settings.express_sla_seconds,
-                sql_sla_seconds=settings.sql_sla_seconds,
-                mql_sla_seconds=settings.mql_sla_seconds,
-            ),
+            PayloadContext(public_url=settings.base_url, sla_policy=settings.sla_policy()),
         )
         self.store.fast_lease = timedelta(seconds=settings.outbox_lease_seconds)
         self.store.per_endpoint = settings.webhook_concurrency

@@ -46,6 +46,7 @@ from baton_router.tables import (
 )
 from baton_router.tables import Pool as PoolRow
 from baton_shared.schemas import Assignment, Stage, Transition
+from baton_shared.sla_policy import SlaPolicy, load_policy
 
 ROUTING_LOCK = 0x6261746F6E  # one routing decision at a time across all routers ("baton")
 # Taken by whoever leases outbox rows (the claim query, and a routing transaction that
@@ -73,12 +74,12 @@ class Routed:
 
 @dataclass(frozen=True)
 class PayloadContext:
-    """What the webhook body needs beyond the assignment: where the rep acts, SLA windows."""
+    """What the webhook body needs beyond the assignment: where the rep acts, and the SLA
+    policy the due time comes from (the SLA monitor's own, so the rep is told the
+    deadline its clock will fire at)."""
 
     public_url: str = "http://127.0.0.1:8001"
-    express_sla_seconds: float = 300.0
-    sql_sla_seconds: float = 3600.0
-    mql_sla_seconds: float = 86_400.0
+    sla_policy: SlaPolicy = field(default_factory=load_policy)
     history_limit: int = 10
 
 
@@ -522,12 +523,11 @@ class RouterStore:
         rep_new: Counter[uuid.UUID] = Counter()
         for transition, decision, turn in decided:
             stage = Stage.MQL if transition.transition_id in sdr else Stage.SQL
-            if stage == Stage.MQL:
-                window = self.context.mql_sla_seconds
-            elif transition.express:
-                window = self.context.express_sla_seconds
-            else:
-                window = self.context.sql_sla_seconds
+            # The first-touch deadline the SLA monitor's clock gets: the pool is its team
+            # (team windows, business-hours calendar).
+            due = self.context.sla_policy.plan(
+                now, stage.value, transition.express, decision.pool_name
+            ).deadline_at
             assignment = Assignment(
                 assignment_id=str(uuid.uuid4()),
                 transition_id=transition.transition_id,
@@ -539,7 +539,7 @@ class RouterStore:
                 assigned_at=now,
                 pool=decision.pool_name,
                 reason=decision.reason,
-                sla_due_at=now + timedelta(seconds=window),
+                sla_due_at=due,
                 reassignments=reassignments,
                 previous_rep_id=str(previous.rep_id) if previous else None,
                 stage=stage,

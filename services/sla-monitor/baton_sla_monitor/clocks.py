@@ -44,8 +44,8 @@ from baton_shared.schemas import (
     Stage,
     Transition,
 )
+from baton_shared.sla_policy import ClockPlan, SlaPolicy
 from baton_sla_monitor import lifecycle
-from baton_sla_monitor.policy import ClockPlan, SlaPolicy
 from baton_sla_monitor.tables import Clock, Touch
 
 Publish = Callable[[Sequence[SlaEvent]], Awaitable[None]]

@@ -49,7 +49,6 @@ from baton_sla_monitor.metrics import (
     TIME_TO_ASSIGN,
     team_label,
 )
-from baton_sla_monitor.policy import SlaPolicy, load_policy
 from baton_sla_monitor.reports import Reports
 from baton_sla_monitor.tables import Clock
 
@@ -63,17 +62,10 @@ COMPLIANCE_WINDOW = timedelta(hours=24)
 CONSUMER = "baton-sla-monitor"
 
 
-def policy_for(settings: SlaSettings) -> SlaPolicy:
-    """The policy file, with the ``BATON_SLA_*_SECONDS`` window overrides applied."""
-    return load_policy(settings.policy_file).with_default_windows(
-        express_sql=settings.express_sql_seconds, sql=settings.sql_seconds
-    )
-
-
 class SlaService:
     def __init__(self, settings: SlaSettings):
         self.settings = settings
-        self.policy = policy_for(settings)
+        self.policy = settings.sla_policy()
         self.engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(self.engine)
         self.clocks = ClockStore(sessions, self.policy, self._publish)

@@ -1,6 +1,6 @@
 """SLA policy: how long the pipeline may take to assign a lead and a rep to touch it.
 
-Configuration, never code: a YAML file (the shipped ``default_policy.yaml``, or
+Configuration, never code: a YAML file (the shipped ``default_sla_policy.yaml``, or
 ``BATON_SLA_POLICY_FILE``) validated into a frozen :class:`SlaPolicy` and versioned
 as ``name@content-hash``. Windows are set per priority (``express_sql``, ``sql``,
 ``mql``), with per-team overrides and optional business-hours calendars; warnings
@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from baton_sla_monitor.business_hours import BusinessCalendar, wall_clock_add
+from baton_shared.business_hours import BusinessCalendar, wall_clock_add
+from baton_shared.settings import ServiceSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -233,11 +234,12 @@ class SlaPolicy(_Frozen):
         return None if name is None else self._built_calendars.get(name)
 
     def with_default_windows(
-        self, express_sql: float | None = None, sql: float | None = None
+        self, express_sql: float | None = None, sql: float | None = None, mql: float | None = None
     ) -> SlaPolicy:
-        """Override the default express/SQL windows (``BATON_SLA_*_SECONDS``); the
+        """Override the default first-touch windows (``BATON_SLA_*_SECONDS``); the
         version changes with them, so events still name exactly what was applied."""
-        overrides = {k: v for k, v in {"express_sql": express_sql, "sql": sql}.items() if v}
+        given = {"express_sql": express_sql, "sql": sql, "mql": mql}
+        overrides = {k: v for k, v in given.items() if v}
         if not overrides:
             return self
         windows = self.first_touch_seconds.model_copy(update=overrides)
@@ -286,10 +288,45 @@ def parse_policy(text: str, origin: str = "<policy>") -> SlaPolicy:
 def load_policy(path: Path | None = None) -> SlaPolicy:
     """The policy in ``path``, or the shipped defaults."""
     if path is None:
-        text = files("baton_sla_monitor").joinpath("default_policy.yaml").read_text()
-        return parse_policy(text, "default_policy.yaml")
+        text = files("baton_shared").joinpath("default_sla_policy.yaml").read_text()
+        return parse_policy(text, "default_sla_policy.yaml")
     try:
         text = path.read_text()
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the SLA policy file: {exc}") from exc
     return parse_policy(text, str(path))
+
+
+class SlaPolicySettings(ServiceSettings):
+    """The SLA policy as configured: read by the SLA monitor (its clocks) and by the
+    router (the due time it tells the rep), so the two always agree."""
+
+    policy_file: Path | None = Field(
+        default=None,
+        alias="BATON_SLA_POLICY_FILE",
+        description="SLA policy YAML; unset: the shipped default_sla_policy.yaml",
+    )
+    express_sql_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        alias="BATON_SLA_EXPRESS_SQL_SECONDS",
+        description="Overrides the policy's default express SQL first-touch window",
+    )
+    sql_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        alias="BATON_SLA_SQL_SECONDS",
+        description="Overrides the policy's default SQL first-touch window",
+    )
+    mql_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        alias="BATON_SLA_MQL_SECONDS",
+        description="Overrides the policy's default MQL (SDR task) first-touch window",
+    )
+
+    def sla_policy(self) -> SlaPolicy:
+        """The policy file (or the shipped default) with the window overrides applied."""
+        return load_policy(self.policy_file).with_default_windows(
+            express_sql=self.express_sql_seconds, sql=self.sql_seconds, mql=self.mql_seconds
+        )
