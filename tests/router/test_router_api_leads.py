@@ -208,8 +208,9 @@ async def test_sdr_task_waits_for_an_sdr_and_goes_out_when_one_comes_online(
 async def test_an_sql_ends_the_leads_sdr_task_and_frees_the_sdr(
     api: Api, producer, receiver
 ) -> None:
-    """Once the lead is SQL (an AE's), the SDR's task is over: it no longer counts
-    against the SDR's capacity, and a task still waiting for an SDR is not handed out."""
+    """Once the lead is SQL (an AE's), the SDR's task is over: the SDR is told to stop
+    (``lead.taken_back``), it no longer counts against the SDR's capacity, and a task still
+    waiting for an SDR is not handed out."""
     ada = await api.rep(receiver, "Ada")
     # Ada is the closers pool: the express SQLs below are hers, whoever else is free.
     await api.call(
@@ -230,11 +231,21 @@ async def test_an_sql_ends_the_leads_sdr_task_and_frees_the_sdr(
 
     sql = transition(lead_id=mql.lead_id, express=True, traits={"country": "FR"})
     await feed(api, producer, sql)
-    data = verified(await next_delivery(receiver), ada["webhook_secret"])["data"]
+    got = {d.path: d for d in [await next_delivery(receiver) for _ in range(2)]}
+    assert set(got) == {"/ada", "/sam"}
+    data = verified(got["/ada"], ada["webhook_secret"])["data"]
     assert data["transition_id"] == sql.transition_id
     assert await sam_open_leads() == 0
     leads = (await api.call("GET", f"/v1/reps/{sam['id']}/leads", expect=200)).json()
     assert [lead["status"] for lead in leads] == ["superseded"]
+    told = verified(got["/sam"], sam["webhook_secret"])
+    assert told["type"] == "lead.taken_back"
+    assert (told["data"]["lead_id"], told["data"]["rep_id"], told["data"]["reason"]) == (
+        mql.lead_id,
+        sam["id"],
+        "lead_became_sql",
+    )
+    assert told["data"]["assignment_id"] == leads[0]["assignment_id"]
 
     # A task still waiting for an SDR when the lead goes SQL is never handed out.
     await api.call("PUT", f"/v1/reps/{sam['id']}/availability", json={"status": "away"}, expect=200)

@@ -314,8 +314,9 @@ class RouterService:
 
 def _left_for_claim(routed: Routed) -> bool:
     """Outbox rows the routing transaction wrote without leasing them to this router:
-    nurture webhooks, and webhooks to an endpoint at its concurrency limit."""
-    if routed.status == "nurtured":
+    nurture webhooks, an SDR's ``lead.taken_back``, and webhooks to an endpoint at its
+    concurrency limit."""
+    if routed.status == "nurtured" or routed.sdr_told:
         return True
     return routed.assignment is not None and not any(
         leased.row.kind == "webhook" for leased in routed.outbox

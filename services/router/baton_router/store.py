@@ -70,6 +70,8 @@ class Routed:
     assignment: Assignment | None = None
     # Outbox rows written already leased to this router (see ``fast_lease``).
     outbox: tuple[Leased, ...] = field(default=(), compare=False, repr=False)
+    # The lead's SDR task was superseded: a ``lead.taken_back`` row waits for the claim loop.
+    sdr_told: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -164,18 +166,44 @@ def lead_context(transition: Transition) -> dict[str, Any]:
     }
 
 
-def taken_back_payload(previous: AssignmentRow, new_rep_id: str | None, now: datetime) -> dict:
+def taken_back_payload(
+    assignment_id: uuid.UUID,
+    lead_id: str,
+    rep_id: uuid.UUID,
+    reason: str,
+    new_rep_id: str | None,
+    now: datetime,
+) -> dict:
+    """``lead.taken_back``: the rep is no longer to work the lead. ``reason`` is
+    ``sla_breached`` (re-assigned to ``reassigned_to``, or a manager was told) or
+    ``lead_became_sql`` (an SDR task ended because the lead is an AE's now)."""
     return {
         "type": "lead.taken_back",
         "timestamp": now.isoformat(),
         "data": {
-            "assignment_id": str(previous.id),
-            "lead_id": previous.lead_id,
-            "rep_id": str(previous.rep_id),
-            "reason": "sla_breached",
+            "assignment_id": str(assignment_id),
+            "lead_id": lead_id,
+            "rep_id": str(rep_id),
+            "reason": reason,
             "reassigned_to": new_rep_id,
         },
     }
+
+
+def taken_back_row(
+    assignment_id: uuid.UUID,
+    lead_id: str,
+    rep_id: uuid.UUID,
+    reason: str,
+    new_rep_id: str | None,
+    now: datetime,
+) -> OutboxRow:
+    return OutboxRow(
+        kind="webhook",
+        message_id=f"msg_taken_back_{assignment_id}",
+        rep_id=rep_id,
+        payload=taken_back_payload(assignment_id, lead_id, rep_id, reason, new_rep_id, now),
+    )
 
 
 class RouterStore:
@@ -275,8 +303,9 @@ class RouterStore:
             sqls = [t for t in new if t.to_stage == Stage.SQL]
             mqls = [t for t in new if t.to_stage == Stage.MQL]
             fresh: list[Leased] = []
+            told: set[str] = set()
             if sqls:
-                await self._supersede_sdr_tasks(session, [t.lead_id for t in sqls], now)
+                told = await self._supersede_sdr_tasks(session, [t.lead_id for t in sqls], now)
             assigned = await self._assign_many(session, sqls, now, fresh=fresh) if sqls else {}
             nurtured, sdr = await self._enrol_in_nurture(session, mqls) if mqls else (set(), {})
             unenrolled = [t.transition_id for t in mqls if t.transition_id not in nurtured]
@@ -312,7 +341,13 @@ class RouterStore:
         for t in transitions:
             first_time = t.transition_id in results and t.transition_id not in seen
             seen.add(t.transition_id)
-            out.append(results[t.transition_id] if first_time else Routed("duplicate"))
+            if not first_time:
+                out.append(Routed("duplicate"))
+                continue
+            routed = results[t.transition_id]
+            if t.to_stage == Stage.SQL and t.lead_id in told:
+                routed = replace(routed, sdr_told=True)
+            out.append(routed)
         return out
 
     async def queue_depth(self) -> int:
@@ -355,12 +390,13 @@ class RouterStore:
 
     async def _supersede_sdr_tasks(
         self, session: AsyncSession, lead_ids: list[str], now: datetime
-    ) -> None:
+    ) -> set[str]:
         """A lead that became SQL is an AE's now: its SDR task is over. An open task is
-        closed (``superseded``; the SDR's capacity is freed) and one still waiting for an
-        SDR is not handed out any more."""
-        reps = (
-            await session.scalars(
+        closed (``superseded``; the SDR's capacity is freed, and the SDR gets a
+        ``lead.taken_back`` webhook so they stop working it) and one still waiting for an
+        SDR is not handed out any more. Returns the leads whose SDR was told."""
+        closed = (
+            await session.execute(
                 update(AssignmentRow)
                 .where(
                     AssignmentRow.lead_id.in_(lead_ids),
@@ -368,11 +404,14 @@ class RouterStore:
                     AssignmentRow.status == OPEN,
                 )
                 .values(status=SUPERSEDED, closed_at=now)
-                .returning(AssignmentRow.rep_id)
+                .returning(AssignmentRow.id, AssignmentRow.lead_id, AssignmentRow.rep_id)
             )
         ).all()
-        for rep_id in reps:
+        for assignment_id, lead_id, rep_id in closed:
             await _one_less_open(session, rep_id)
+            session.add(
+                taken_back_row(assignment_id, lead_id, rep_id, "lead_became_sql", None, now)
+            )
         await session.execute(
             update(RoutedTransition)
             .where(
@@ -381,6 +420,7 @@ class RouterStore:
             )
             .values(status=SUPERSEDED)
         )
+        return {lead_id for _, lead_id, _ in closed}
 
     async def _set_status(
         self, session: AsyncSession, transition_ids: list[str], status: str
@@ -870,11 +910,13 @@ class RouterStore:
             previous.closed_at = now
             await _one_less_open(session, previous.rep_id)
             session.add(
-                OutboxRow(
-                    kind="webhook",
-                    message_id=f"msg_taken_back_{previous.id}",
-                    rep_id=previous.rep_id,
-                    payload=taken_back_payload(previous, assignment.rep_id, now),
+                taken_back_row(
+                    previous.id,
+                    previous.lead_id,
+                    previous.rep_id,
+                    "sla_breached",
+                    assignment.rep_id,
+                    now,
                 )
             )
             return Escalated("reassigned", assignment)
