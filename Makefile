@@ -13,9 +13,18 @@ help:
 	@echo "make up/down   the same local stack in the background / stop it"
 	@echo "make lint      ruff"
 
+# The compiled scoring core needs Rust's cargo (rustup's ~/.cargo/bin counts too).
+CARGO := $(shell command -v cargo 2>/dev/null || ls $(HOME)/.cargo/bin/cargo 2>/dev/null)
+export PATH := $(if $(CARGO),$(dir $(CARGO)):,)$(PATH)
+
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+ifeq ($(CARGO),)
+	@echo "cargo not found: the scorer runs its Python core (install Rust for the compiled one)"
 	@$(UV) sync --frozen --quiet
+else
+	@$(UV) sync --frozen --quiet --group native
+endif
 	@$(UV) run --frozen baton-devstack fetch-kafka
 
 run: install

@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,6 +39,7 @@ from _harness import kafka_broker, make_events, print_figures
 
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
+from baton_scorer import core
 from baton_scorer.app import internal_topics
 from baton_scorer.config import ScorerSettings
 from baton_scorer.lifecycle import LeadState, score_event
@@ -48,10 +50,12 @@ from baton_shared.schemas import LeadEvent
 
 
 def bench_core(events: list[LeadEvent], profile: bool) -> tuple[float, int]:
+    """``core.score_event`` (the core the worker runs) over prebuilt events."""
     rules = load_rules()
-    states: dict[str, LeadState] = {}
+    states: dict[str, Any] = {}
     transitions = 0
     profiler = cProfile.Profile() if profile else None
+    score, new_state = core.scorer(rules), core.new_state
     with batch_gc():  # the collector as the worker runs it; the prebuilt input frozen
         started = time.perf_counter()
         if profiler:
@@ -59,9 +63,8 @@ def bench_core(events: list[LeadEvent], profile: bool) -> tuple[float, int]:
         for event in events:
             state = states.get(event.lead_id)
             if state is None:
-                state = states[event.lead_id] = LeadState()
-            _, out = score_event(state, event, rules)
-            transitions += len(out)
+                state = states[event.lead_id] = new_state()
+            transitions += len(score(state, event))
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started
@@ -70,6 +73,21 @@ def bench_core(events: list[LeadEvent], profile: bool) -> tuple[float, int]:
         pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(10)
         print(buf.getvalue())
     return len(events) / elapsed, transitions
+
+
+def bench_reference(events: list[LeadEvent]) -> float:
+    """The Python reference core (``lifecycle.score_event``) on the same events."""
+    rules = load_rules()
+    states: dict[str, LeadState] = {}
+    with batch_gc():
+        started = time.perf_counter()
+        for event in events:
+            state = states.get(event.lead_id)
+            if state is None:
+                state = states[event.lead_id] = LeadState()
+            score_event(state, event, rules)
+        elapsed = time.perf_counter() - started
+    return len(events) / elapsed
 
 
 async def produce_all(bootstrap: str, topic: str, events: list[LeadEvent]) -> None:
@@ -152,10 +170,17 @@ def main() -> None:
     core_events = make_events(args.core_events, args.leads, seed=7, spacing_s=10, id_prefix="b")
     core_rate, transitions = bench_core(core_events, args.profile)
     print(
-        f"core:   {core_rate:,.0f} events/s "
+        f"core:   {core_rate:,.0f} events/s, {core.KIND} core "
         f"({len(core_events):,} events, {transitions:,} transitions)"
     )
-    figures: dict[str, float | int | str] = {"core_events_per_s": round(core_rate)}
+    figures: dict[str, float | int | str] = {
+        "core_events_per_s": round(core_rate),
+        "core": core.KIND,
+    }
+    if core.KIND == "native":
+        reference = bench_reference(core_events)
+        print(f"core:   {reference:,.0f} events/s, the Python reference core")
+        figures["python_core_events_per_s"] = round(reference)
 
     events = make_events(args.events, args.leads, seed=11, spacing_s=10, id_prefix="b")
     with kafka_broker() as bootstrap:

@@ -189,6 +189,7 @@ def _score_batch(
     batch: list[ConsumerRecord], activity_topic: str, replays: list[Replay], outcomes: Outcomes
 ) -> None:
     event_from = LeadEvent.model_validate_json
+    events: list[LeadEvent] = []  # scored together, up to the next activity
     for r in batch:
         if r.topic == activity_topic:
             try:
@@ -197,14 +198,16 @@ def _score_batch(
                 continue  # undecodable: the live scorer dead-lettered it too
             outcomes.note(activity)
             for rp in replays:
+                rp.score_events(events)
                 rp.activity(activity)
+            events = []
         else:
             try:
-                event = event_from(r.value or b"")
+                events.append(event_from(r.value or b""))
             except ValidationError:
                 continue
-            for rp in replays:
-                rp.event(event)
+    for rp in replays:
+        rp.score_events(events)
 
 
 def _compare(

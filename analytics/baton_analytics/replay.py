@@ -6,10 +6,11 @@ does what the scorer's stream shell (``baton_scorer.app``) does with each:
 * an event with an ``anonymous_id`` goes through identity stitching
   (:func:`baton_scorer.identity.stitch`): held until an identify links it, then
   scored re-keyed to the lead;
-* any other event is scored by :func:`baton_scorer.lifecycle.score_event`
-  (duplicates by ``event_id`` change nothing);
+* any other event is scored by the scoring core (:mod:`baton_scorer.core`: the
+  compiled core, or the Python reference ``lifecycle.score_event``; the worker runs
+  the same one) — duplicates by ``event_id`` change nothing;
 * a rep's ``qualified`` (BANT fields confirmed) or ``rejected`` activity goes
-  through :func:`baton_scorer.lifecycle.apply_rep_action`;
+  through the core's ``apply_rep_action``;
 * :meth:`Replay.finish` fires the recycle timers that fell due by the end of the
   range, as the live scorer's timer would have (in event time, at their due time).
 
@@ -19,9 +20,11 @@ Same core, same rules file, same order: the same transitions, ids included.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from baton_scorer import core
+from baton_scorer.core import apply_rep_action, expire, score_event
 from baton_scorer.identity import Alias, stitch
-from baton_scorer.lifecycle import LeadState, apply_rep_action, expire, score_event
 from baton_scorer.rules import Rules
 from baton_shared.schemas import Activity, ActivityKind, LeadEvent, Transition
 
@@ -40,7 +43,7 @@ class ReplayResult:
 @dataclass
 class Replay:
     rules: Rules
-    states: dict[str, LeadState] = field(default_factory=dict)
+    states: dict[str, Any] = field(default_factory=dict)  # core.LeadState
     aliases: dict[str, Alias] = field(default_factory=dict)
     transitions: list[Transition] = field(default_factory=list)
     first_event_at: dict[str, float] = field(default_factory=dict)
@@ -58,12 +61,40 @@ class Replay:
         for released in stitch(alias, event):
             self._score(released)
 
+    def score_events(self, events: list[LeadEvent]) -> None:
+        """:meth:`event` for each of ``events``, in order; runs of events without an
+        ``anonymous_id`` are scored in one call to the core."""
+        run: list[LeadEvent] = []
+        for event in events:
+            if event.anonymous_id is None:
+                run.append(event)
+                continue
+            self._score_run(run)
+            run = []
+            self.event(event)
+        self._score_run(run)
+
+    def _score_run(self, events: list[LeadEvent]) -> None:
+        if not events:
+            return
+        self.events += len(events)
+        if core.KIND != "native":
+            for event in events:
+                self._score(event)
+            return
+        transitions, duplicates = core.native_core(self.rules).score_batch(
+            self.states, events, self.first_event_at
+        )
+        self.duplicates += duplicates
+        if transitions:
+            self.transitions += transitions
+
     def _score(self, event: LeadEvent) -> None:
         lead_id = event.lead_id
         state = self.states.get(lead_id)
         if state is None:
-            state = self.states[lead_id] = LeadState()
-        elif event.event_id in state.seen:
+            state = self.states[lead_id] = core.new_state()
+        elif core.is_seen(state, event.event_id):
             self.duplicates += 1
             return
         at = event.occurred_at.timestamp()
@@ -80,7 +111,7 @@ class Replay:
             return
         state = self.states.get(activity.lead_id)
         if state is None:
-            state = self.states[activity.lead_id] = LeadState()
+            state = self.states[activity.lead_id] = core.new_state()
         _, transitions = apply_rep_action(
             state,
             activity.lead_id,
@@ -105,7 +136,7 @@ class Replay:
         final_scores = {}
         for lead_id, state in self.states.items():
             t = scores_at if scores_at is not None else (state.watermark or 0.0)
-            final_scores[lead_id] = round(state.score_at(t, self.rules), 6)
+            final_scores[lead_id] = round(core.score_at(state, t, self.rules), 6)
         held = sum(len(a.pending) for a in self.aliases.values())
         return ReplayResult(
             rules_version=self.rules.version,
@@ -123,11 +154,15 @@ def replay_all(
 ) -> ReplayResult:
     """Replay an in-memory list (already in arrival order)."""
     replay = Replay(rules)
+    run: list[LeadEvent] = []
     for item in items:
         if isinstance(item, LeadEvent):
-            replay.event(item)
-        else:
-            replay.activity(item)
+            run.append(item)
+            continue
+        replay.score_events(run)
+        run = []
+        replay.activity(item)
+    replay.score_events(run)
     return replay.finish(end_at)
 
 

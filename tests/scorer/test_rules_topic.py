@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError
 
+from baton_scorer import core
 from baton_scorer.metrics import RULES_FOLLOW_ERRORS
 from baton_scorer.rules import load_rules
 from baton_scorer.rules_source import RulesSource
@@ -86,7 +87,9 @@ async def test_published_rules_reach_every_worker_and_invalid_ones_are_refused(
     first = start_worker(env, tmp_path / "scorer-1.log")
     second = None
     try:
-        assert (await healthz(first.url))["rules_origin"] == "file"
+        health = await healthz(first.url)
+        assert health["rules_origin"] == "file"
+        assert health["core"] == core.KIND  # the compiled core when it is built
 
         # An invalid file is refused before anything is published, naming line and field.
         broken = tmp_path / "broken.yaml"

@@ -10,11 +10,11 @@ Flow, in order:
    ``aliases`` table (:mod:`baton_scorer.identity`): anonymous events wait there
    until an identify links them, then come back re-keyed to the lead through
    ``baton-scorer-stitched``.
-3. Other events run through the pure core
-   (:func:`baton_scorer.lifecycle.score_event`), and a rep's ``qualified`` (BANT
-   confirmed: the qualification gate) or ``rejected`` activity through
-   :func:`baton_scorer.lifecycle.apply_rep_action`, against the lead's state from
-   the changelogged ``leads`` table.
+3. Other events run through the pure core (:mod:`baton_scorer.core`: the compiled
+   core, or the Python reference :func:`baton_scorer.lifecycle.score_event`), and a
+   rep's ``qualified`` (BANT confirmed: the qualification gate) or ``rejected``
+   activity through its ``apply_rep_action``, against the lead's state from the
+   changelogged ``leads`` table.
 4. Per batch, in this order: the transitions are produced and *acknowledged* by
    Kafka, then each touched lead's state is written once to the table
    (changelog), then the input events are acked (offsets commit after that).
@@ -51,11 +51,12 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from baton_scorer import core
 from baton_scorer import metrics as m
 from baton_scorer.config import ScorerSettings
+from baton_scorer.core import apply_rep_action, expire, score_event
 from baton_scorer.faust_consumer import BatonConsumer
 from baton_scorer.identity import Alias, stitch
-from baton_scorer.lifecycle import LeadState, apply_rep_action, expire, score_event
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.timers import TimerQueue
@@ -117,7 +118,7 @@ class Scorer:
     def __init__(self, app: faust.App, settings: ScorerSettings, source: RulesSource) -> None:
         self.app = app
         self.source = source
-        self.states: dict[str, LeadState] = {}
+        self.states: dict[str, Any] = {}
         self.aliases: dict[str, Alias] = {}
         self.timers = TimerQueue()
         self.timers_stale = True
@@ -192,17 +193,19 @@ def create_app(
     aliases = app.Table("aliases", **table_options)
     scorer = Scorer(app, settings, source)
 
-    def load_state(lead_id: str) -> LeadState:
+    def load_state(lead_id: str) -> Any:
         state = scorer.states.get(lead_id)
         if state is None:
             stored = leads.get(lead_id.encode())
             state = (
-                LeadState.from_dict(orjson.loads(stored), source.rules) if stored else LeadState()
+                core.state_from_dict(orjson.loads(stored), source.rules)
+                if stored
+                else core.new_state()
             )
             scorer.states[lead_id] = state
         return state
 
-    async def save(table: Any, states: dict[str, LeadState]) -> None:
+    async def save(table: Any, states: dict[str, Any]) -> None:
         """Write states to the table and its changelog, one record per lead.
 
         faust's ``table[key] = value`` costs a full send path per key; this writes
@@ -313,7 +316,7 @@ def create_app(
                     )
                     continue
                 state = load_state(event.lead_id)
-                if event.event_id in state.seen:
+                if core.is_seen(state, event.event_id):
                     duplicates += 1
                     continue
                 at = event.occurred_at.timestamp()
@@ -459,6 +462,7 @@ def create_app(
             "checks": {"kafka": ready},
             "rules_version": source.rules.version,
             "rules_origin": source.origin,
+            "core": core.KIND,
         }
         return self.json(body, status=200 if ready else 503)
 

@@ -1,0 +1,1576 @@
+//! Baton's scoring core, compiled. It computes exactly what `baton_scorer.lifecycle` (the
+//! Python reference) computes — the same floating-point operations in the same order, the
+//! same transition ids, reasons and rounding — and `tests/scorer/test_native_core.py`
+//! checks the two agree on every field. What needs Python stays in Python and is called
+//! back: fit points (regular expressions over traits), matchers that look at URLs or
+//! properties, building the event-shape plans, and the `Transition` objects themselves.
+//!
+//! Pure: no I/O, no clock reads.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use indexmap::IndexMap;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use sha2::{Digest, Sha256};
+
+/// rustc's FxHash: a few multiply-rotates per word. The keys here (event ids, signal
+/// labels, group names) come from the lead's own history, and a lead's maps are small.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().unwrap()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type Fx = BuildHasherDefault<FxHasher>;
+type FxIndexMap<K, V> = IndexMap<K, V, Fx>;
+
+/// Group names and signal labels, interned process-wide: a lead's engagement is a short
+/// vector of (id, value) pairs inside its state, not a map of strings elsewhere in memory
+/// (with thousands of leads, every pointer followed is a cache miss).
+struct Interner {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32, Fx>,
+}
+
+fn interner() -> &'static Mutex<Interner> {
+    static INTERNER: OnceLock<Mutex<Interner>> = OnceLock::new();
+    INTERNER.get_or_init(|| {
+        Mutex::new(Interner {
+            names: Vec::new(),
+            ids: HashMap::default(),
+        })
+    })
+}
+
+fn intern(name: &str) -> u32 {
+    let mut table = interner().lock().expect("interner");
+    if let Some(&id) = table.ids.get(name) {
+        return id;
+    }
+    let id = table.names.len() as u32;
+    let name: Arc<str> = Arc::from(name);
+    table.names.push(name.clone());
+    table.ids.insert(name, id);
+    id
+}
+
+fn name_of(id: u32) -> Arc<str> {
+    interner().lock().expect("interner").names[id as usize].clone()
+}
+
+/// Insertion-ordered (id, value) pairs: the ``dict`` of the Python core, small and inline.
+type Pairs = Vec<(u32, f64)>;
+
+fn fx_hash(text: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
+const DEDUP_WINDOW: usize = 500;
+const TOP_SIGNALS: usize = 3;
+const CAP_HORIZON_SECONDS: f64 = 90.0 * 86_400.0;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    New,
+    Mql,
+    Sql,
+    Recycled,
+    Disqualified,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::New => "new",
+            Stage::Mql => "mql",
+            Stage::Sql => "sql",
+            Stage::Recycled => "recycled",
+            Stage::Disqualified => "disqualified",
+        }
+    }
+
+    fn parse(value: &str) -> PyResult<Stage> {
+        Ok(match value {
+            "new" => Stage::New,
+            "mql" => Stage::Mql,
+            "sql" => Stage::Sql,
+            "recycled" => Stage::Recycled,
+            "disqualified" => Stage::Disqualified,
+            other => return Err(PyValueError::new_err(format!("unknown stage {other:?}"))),
+        })
+    }
+}
+
+/// Python's ``2.0 ** x`` (C ``pow``).
+#[inline]
+fn pow2(x: f64) -> f64 {
+    2.0f64.powf(x)
+}
+
+/// Python's ``round(x, digits)``: correctly rounded to decimal, ties to even.
+fn py_round(x: f64, digits: usize) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.digits$}").parse().unwrap_or(x)
+}
+
+/// Python's ``math.isclose`` with its defaults.
+fn isclose(a: f64, b: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.is_infinite() || b.is_infinite() {
+        return false;
+    }
+    let diff = (b - a).abs();
+    diff <= 1e-9 * b.abs() || diff <= 1e-9 * a.abs()
+}
+
+fn stable_id(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0x1f]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for byte in &digest[..16] {
+        out.push(HEX[(byte >> 4) as usize] as char);
+        out.push(HEX[(byte & 0xf) as usize] as char);
+    }
+    out
+}
+
+fn email_domain(email: &str) -> Option<String> {
+    if email.is_empty() {
+        return None;
+    }
+    email.rsplit_once('@').map(|(_, d)| d.to_lowercase())
+}
+
+struct Rule {
+    label: String,
+    label_id: u32,
+    points: f64,
+    group_id: u32,
+    half_life: f64,
+    cap_points: Option<f64>,
+    window_s: Option<f64>,
+}
+
+struct Plan {
+    key: (String, Option<String>, Option<String>),
+    fixed: Vec<usize>,
+    dynamic: Vec<(usize, PyObject)>,
+    express: Option<String>,
+    express_matches: Vec<PyObject>,
+    express_label: String,
+}
+
+struct Trigger {
+    id: String,
+    name: Option<String>,
+    at: f64,
+}
+
+type Window = Vec<(f64, Arc<str>, f64)>;
+
+/// One lead's state: the fields of ``lifecycle.LeadState``.
+#[pyclass(module = "baton_scorer_native", name = "LeadState")]
+pub struct State {
+    stage: Stage,
+    fit: f64,
+    groups: Pairs,
+    signals: Pairs,
+    origin: Option<f64>,
+    capped: FxIndexMap<String, FxIndexMap<String, Window>>,
+    traits: Py<PyDict>,
+    email: Option<String>,
+    // The dedup window: ids oldest first, and their hashes alongside (scanned, not probed).
+    seen_order: VecDeque<Box<str>>,
+    seen_hashes: VecDeque<u64>,
+    watermark: Option<f64>,
+    last_engaged_at: Option<f64>,
+    stage_at: Option<f64>,
+    bant: Vec<String>,
+    sql_ready: bool,
+    due: Option<f64>,
+}
+
+impl State {
+    fn empty(py: Python<'_>) -> State {
+        State {
+            stage: Stage::New,
+            fit: 0.0,
+            groups: Vec::new(),
+            signals: Vec::new(),
+            origin: None,
+            capped: FxIndexMap::default(),
+            traits: PyDict::new(py).unbind(),
+            email: None,
+            seen_order: VecDeque::new(),
+            seen_hashes: VecDeque::new(),
+            watermark: None,
+            last_engaged_at: None,
+            stage_at: None,
+            bant: Vec::new(),
+            sql_ready: false,
+            due: None,
+        }
+    }
+
+    fn remember(&mut self, id: &str) {
+        self.seen_hashes.push_back(fx_hash(id));
+        self.seen_order.push_back(Box::from(id));
+    }
+
+    fn has_seen(&self, id: &str) -> bool {
+        let hash = fx_hash(id);
+        self.seen_hashes
+            .iter()
+            .enumerate()
+            .any(|(i, h)| *h == hash && &*self.seen_order[i] == id)
+    }
+
+    fn forget_oldest(&mut self) {
+        self.seen_order.pop_front();
+        self.seen_hashes.pop_front();
+    }
+}
+
+#[pymethods]
+impl State {
+    #[new]
+    fn new(py: Python<'_>) -> State {
+        State::empty(py)
+    }
+
+    /// The state ``lifecycle.LeadState.to_dict`` writes, with engagement already at one
+    /// reference time (``groups``, ``signals``, ``origin`` as given).
+    #[staticmethod]
+    #[pyo3(signature = (raw, groups, signals, origin=None))]
+    fn from_parts(
+        raw: &Bound<'_, PyDict>,
+        groups: &Bound<'_, PyDict>,
+        signals: &Bound<'_, PyDict>,
+        origin: Option<f64>,
+    ) -> PyResult<State> {
+        let py = raw.py();
+        let mut state = State::empty(py);
+        let get = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+            Ok(raw.get_item(key)?.filter(|v| !v.is_none()))
+        };
+        let required = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+            raw.get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("lead state has no {key:?}")))
+        };
+        state.stage = Stage::parse(required("stage")?.extract::<&str>()?)?;
+        state.fit = required("fit")?.extract()?;
+        for (k, v) in groups.iter() {
+            add(&mut state.groups, intern(k.extract()?), v.extract()?);
+        }
+        for (k, v) in signals.iter() {
+            add(&mut state.signals, intern(k.extract()?), v.extract()?);
+        }
+        state.origin = origin;
+        if let Some(capped) = get("capped")? {
+            for (label, windows) in capped.downcast::<PyDict>()?.iter() {
+                let mut out = FxIndexMap::default();
+                for (key, entries) in windows.downcast::<PyDict>()?.iter() {
+                    let mut window = Vec::new();
+                    for entry in entries.try_iter()? {
+                        let (at, id, counted): (f64, String, f64) = entry?.extract()?;
+                        window.push((at, Arc::from(id.as_str()), counted));
+                    }
+                    out.insert(key.extract::<String>()?, window);
+                }
+                state.capped.insert(label.extract()?, out);
+            }
+        }
+        let traits = required("traits")?;
+        state.traits = traits.downcast::<PyDict>()?.clone().unbind();
+        state.email = get("email")?.map(|e| e.extract()).transpose()?;
+        for id in required("recent_event_ids")?.try_iter()? {
+            let id: String = id?.extract()?;
+            if !state.has_seen(&id) {
+                state.remember(&id);
+            }
+        }
+        state.watermark = get("watermark")?.map(|v| v.extract()).transpose()?;
+        state.last_engaged_at = get("last_engaged_at")?.map(|v| v.extract()).transpose()?;
+        state.stage_at = get("stage_at")?.map(|v| v.extract()).transpose()?;
+        if let Some(bant) = get("bant")? {
+            for f in bant.try_iter()? {
+                state.bant.push(f?.extract()?);
+            }
+        }
+        state.sql_ready = get("sql_ready")?
+            .map(|v| v.extract())
+            .transpose()?
+            .unwrap_or(false);
+        state.due = get("due")?.map(|v| v.extract()).transpose()?;
+        Ok(state)
+    }
+
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("stage", self.stage.as_str())?;
+        d.set_item("fit", self.fit)?;
+        d.set_item("groups", self.groups_dict(py)?)?;
+        d.set_item("signals", self.signals_dict(py)?)?;
+        d.set_item("origin", self.origin)?;
+        let capped = PyDict::new(py);
+        for (label, windows) in &self.capped {
+            let w = PyDict::new(py);
+            for (key, entries) in windows {
+                let list = PyList::empty(py);
+                for (at, id, counted) in entries {
+                    list.append(PyList::new(
+                        py,
+                        [
+                            at.into_pyobject(py)?.into_any(),
+                            PyString::new(py, id).into_any(),
+                            counted.into_pyobject(py)?.into_any(),
+                        ],
+                    )?)?;
+                }
+                w.set_item(key, list)?;
+            }
+            capped.set_item(label, w)?;
+        }
+        d.set_item("capped", capped)?;
+        d.set_item("traits", self.traits.bind(py))?;
+        d.set_item("email", self.email.as_deref())?;
+        let seen: Vec<&str> = self.seen_order.iter().map(|s| &**s).collect();
+        d.set_item("recent_event_ids", PyList::new(py, seen)?)?;
+        d.set_item("watermark", self.watermark)?;
+        d.set_item("last_engaged_at", self.last_engaged_at)?;
+        d.set_item("stage_at", self.stage_at)?;
+        d.set_item("bant", PyList::new(py, &self.bant)?)?;
+        d.set_item("sql_ready", self.sql_ready)?;
+        d.set_item("due", self.due)?;
+        Ok(d)
+    }
+
+    fn is_seen(&self, id: &str) -> bool {
+        self.has_seen(id)
+    }
+
+    #[getter]
+    fn stage(&self) -> &'static str {
+        self.stage.as_str()
+    }
+    #[getter]
+    fn fit(&self) -> f64 {
+        self.fit
+    }
+    #[getter]
+    fn origin(&self) -> Option<f64> {
+        self.origin
+    }
+    #[getter]
+    fn watermark(&self) -> Option<f64> {
+        self.watermark
+    }
+    #[getter]
+    fn due(&self) -> Option<f64> {
+        self.due
+    }
+    #[getter]
+    fn email(&self) -> Option<String> {
+        self.email.clone()
+    }
+    #[getter]
+    fn traits<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
+        self.traits.bind(py).clone()
+    }
+    #[getter]
+    fn groups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.groups_dict(py)
+    }
+    #[getter]
+    fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.signals_dict(py)
+    }
+    #[getter]
+    fn last_engaged_at(&self) -> Option<f64> {
+        self.last_engaged_at
+    }
+    #[getter]
+    fn stage_at(&self) -> Option<f64> {
+        self.stage_at
+    }
+    #[getter]
+    fn bant<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.bant)
+    }
+    #[getter]
+    fn sql_ready(&self) -> bool {
+        self.sql_ready
+    }
+}
+
+impl State {
+    fn groups_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for &(k, v) in &self.groups {
+            d.set_item(&*name_of(k), v)?;
+        }
+        Ok(d)
+    }
+    fn signals_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for &(k, v) in &self.signals {
+            d.set_item(&*name_of(k), v)?;
+        }
+        Ok(d)
+    }
+}
+
+/// One rules version, compiled: what ``lifecycle`` reads from ``Rules`` and
+/// ``CompiledRules``.
+#[pyclass(module = "baton_scorer_native")]
+pub struct Core {
+    rules: Vec<Rule>,
+    by_label: HashMap<String, usize>,
+    plans: HashMap<u64, Vec<Plan>, Fx>,
+    plan_count: usize,
+    // Half-lives by interned id (NaN: not in these rules, so the default ``h0``).
+    group_hl: Vec<f64>,
+    signal_hl: Vec<f64>,
+    h0: f64,
+    mql: f64,
+    sql: f64,
+    hysteresis: f64,
+    rebase_after: f64,
+    competitors: HashSet<String>,
+    qualification_required: bool,
+    bant: Vec<String>,
+    cold_days: Option<f64>,
+    below: Option<f64>,
+    version: String,
+    sql_bar_g: String,
+    recycled_bar_g: String,
+    mql_g: String,
+    cold_g: String,
+    below_g: String,
+    py_rules: PyObject,
+    compiled: PyObject,
+    fit_points: PyObject,
+    make_transition: PyObject,
+}
+
+const MAX_PLANS: usize = 50_000;
+
+fn opt_str(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        Ok(Some(value.extract()?))
+    }
+}
+
+#[pymethods]
+impl Core {
+    /// ``spec``: the scalar settings (see ``baton_scorer.native``); ``rules`` and
+    /// ``compiled``: the Python rules, for plans, matchers and fit.
+    #[new]
+    fn new(
+        spec: &Bound<'_, PyDict>,
+        rules: PyObject,
+        compiled: PyObject,
+        fit_points: PyObject,
+        make_transition: PyObject,
+    ) -> PyResult<Core> {
+        let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+            spec.get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("core spec has no {key:?}")))
+        };
+        let mut out = Vec::new();
+        let mut by_label = HashMap::new();
+        for rule in item("rules")?.try_iter()? {
+            let (label, points, group, half_life, cap_points, window_s): (
+                String,
+                f64,
+                String,
+                f64,
+                Option<f64>,
+                Option<f64>,
+            ) = rule?.extract()?;
+            by_label.insert(label.clone(), out.len());
+            let (label_id, group_id) = (intern(&label), intern(&group));
+            out.push(Rule {
+                label,
+                label_id,
+                points,
+                group_id,
+                half_life,
+                cap_points,
+                window_s,
+            });
+        }
+        let by_id = |pairs: Vec<(u32, f64)>| -> Vec<f64> {
+            let size = pairs.iter().map(|p| p.0 as usize + 1).max().unwrap_or(0);
+            let mut table = vec![f64::NAN; size];
+            for (id, h) in pairs {
+                table[id as usize] = h;
+            }
+            table
+        };
+        let groups: HashMap<String, f64> = item("group_half_life")?.extract()?;
+        let group_hl = by_id(groups.iter().map(|(g, h)| (intern(g), *h)).collect());
+        let signal_hl = by_id(out.iter().map(|r| (r.label_id, r.half_life)).collect());
+        Ok(Core {
+            rules: out,
+            by_label,
+            plans: HashMap::default(),
+            plan_count: 0,
+            group_hl,
+            signal_hl,
+            h0: item("h0")?.extract()?,
+            mql: item("mql")?.extract()?,
+            sql: item("sql")?.extract()?,
+            hysteresis: item("hysteresis")?.extract()?,
+            rebase_after: item("rebase_after")?.extract()?,
+            competitors: item("competitors")?.extract()?,
+            qualification_required: item("qualification_required")?.extract()?,
+            bant: item("bant")?.extract()?,
+            cold_days: item("cold_days")?.extract()?,
+            below: item("below")?.extract()?,
+            version: item("version")?.extract()?,
+            sql_bar_g: item("sql_bar_g")?.extract()?,
+            recycled_bar_g: item("recycled_bar_g")?.extract()?,
+            mql_g: item("mql_g")?.extract()?,
+            cold_g: item("cold_g")?.extract()?,
+            below_g: item("below_g")?.extract()?,
+            py_rules: rules,
+            compiled,
+            fit_points,
+            make_transition,
+        })
+    }
+
+    /// ``lifecycle.score_event``: score ``event`` into ``state`` in place; the transitions.
+    #[pyo3(signature = (state, event, at=None))]
+    fn score_event<'py>(
+        &mut self,
+        py: Python<'py>,
+        state: &Bound<'py, State>,
+        event: &Bound<'py, PyAny>,
+        at: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut st = state.try_borrow_mut()?;
+        let out = PyList::empty(py);
+        let at = match at {
+            Some(at) => at,
+            None => timestamp(py, event)?,
+        };
+        self.score_into(py, &mut st, event, at, &out)?;
+        Ok(out)
+    }
+
+    /// Score a batch of events (``baton replay``): each against its lead's state in
+    /// ``states`` (lead id -> LeadState, created as needed), recording each lead's
+    /// earliest scored event time in ``first_event_at``. Returns the transitions and
+    /// how many events were duplicates.
+    fn score_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        states: &Bound<'py, PyDict>,
+        events: &Bound<'py, PyAny>,
+        first_event_at: &Bound<'py, PyDict>,
+    ) -> PyResult<(Bound<'py, PyList>, usize)> {
+        let out = PyList::empty(py);
+        let mut duplicates = 0;
+        for event in events.try_iter()? {
+            let event = event?;
+            let lead = event.getattr(intern!(py, "lead_id"))?;
+            let state = match states.get_item(&lead)? {
+                Some(found) => found.downcast_into::<State>()?,
+                None => {
+                    let created = Bound::new(py, State::empty(py))?;
+                    states.set_item(&lead, &created)?;
+                    created
+                }
+            };
+            let at = timestamp(py, &event)?;
+            let mut st = state.try_borrow_mut()?;
+            if !self.score_into(py, &mut st, &event, at, &out)? {
+                duplicates += 1;
+                continue;
+            }
+            let earlier = match first_event_at.get_item(&lead)? {
+                None => true,
+                Some(first) => at < first.extract::<f64>()?,
+            };
+            if earlier {
+                first_event_at.set_item(&lead, at)?;
+            }
+        }
+        Ok((out, duplicates))
+    }
+
+    /// ``lifecycle.expire``: fire the recycle timer if due at ``now`` (in place).
+    fn expire<'py>(
+        &mut self,
+        py: Python<'py>,
+        state: &Bound<'py, State>,
+        lead_id: &str,
+        now: f64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut st = state.try_borrow_mut()?;
+        let out = PyList::empty(py);
+        self.expire_into(py, &mut st, lead_id, now, &out)?;
+        Ok(out)
+    }
+
+    /// ``lifecycle.apply_rep_action``: a rep's ``qualified`` or ``rejected`` (in place).
+    #[pyo3(signature = (state, lead_id, action_id, kind, at, reason=None, bant=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn apply_rep_action<'py>(
+        &mut self,
+        py: Python<'py>,
+        state: &Bound<'py, State>,
+        lead_id: &str,
+        action_id: &str,
+        kind: &str,
+        at: f64,
+        reason: Option<&str>,
+        bant: Vec<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut st = state.try_borrow_mut()?;
+        let out = PyList::empty(py);
+        if st.has_seen(action_id) {
+            return Ok(out);
+        }
+        st.remember(action_id);
+        let trigger = Trigger {
+            id: action_id.to_owned(),
+            name: Some(format!("rep {kind}")),
+            at,
+        };
+        if kind == "rejected" && st.stage == Stage::Sql {
+            let why = match reason {
+                Some(r) if !r.is_empty() => format!("rejected by rep: {r}"),
+                _ => "rejected by rep".to_owned(),
+            };
+            let t = self.do_move(
+                py,
+                &mut st,
+                lead_id,
+                Stage::Recycled,
+                "rejection",
+                why,
+                &trigger,
+                false,
+            )?;
+            out.append(t)?;
+            return Ok(out);
+        }
+        if kind == "qualified" {
+            let mut fields: Vec<String> = st.bant.clone();
+            fields.extend(bant);
+            fields.sort();
+            fields.dedup();
+            st.bant = fields;
+            if matches!(st.stage, Stage::New | Stage::Mql | Stage::Recycled)
+                && self.missing_bant(&st).is_empty()
+            {
+                let t = match st.watermark {
+                    Some(w) if w != 0.0 => w,
+                    _ => at,
+                };
+                let t = if t >= at { t } else { at };
+                let bar = self.sql
+                    + if st.stage == Stage::Recycled {
+                        self.hysteresis
+                    } else {
+                        0.0
+                    };
+                if st.sql_ready || self.score_at_inner(&st, t) >= bar {
+                    let why = format!("qualified by rep ({})", st.bant.join(", "));
+                    let tr = self.do_move(
+                        py,
+                        &mut st,
+                        lead_id,
+                        Stage::Sql,
+                        "qualification",
+                        why,
+                        &trigger,
+                        false,
+                    )?;
+                    out.append(tr)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// ``lifecycle.due_at``: when an SQL lead is recycled if nothing else happens.
+    fn due_at_of(&self, state: &Bound<'_, State>) -> PyResult<Option<f64>> {
+        Ok(self.due_at(&*state.try_borrow()?))
+    }
+
+    fn score_at(&self, state: &Bound<'_, State>, t: f64) -> PyResult<f64> {
+        Ok(self.score_at_inner(&*state.try_borrow()?, t))
+    }
+
+    fn engagement_at(&self, state: &Bound<'_, State>, t: f64) -> PyResult<f64> {
+        Ok(self.engagement_at_inner(&*state.try_borrow()?, t))
+    }
+
+    #[getter]
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+}
+
+/// ``d[key] = d.get(key, 0.0) + credit``.
+#[inline]
+fn add(pairs: &mut Pairs, key: u32, credit: f64) {
+    match pairs.iter_mut().find(|p| p.0 == key) {
+        Some(p) => p.1 += credit,
+        None => pairs.push((key, 0.0 + credit)),
+    }
+}
+
+impl Core {
+    /// Score ``event`` at ``at`` into ``st``; false when it was a duplicate.
+    fn score_into(
+        &mut self,
+        py: Python<'_>,
+        st: &mut State,
+        event: &Bound<'_, PyAny>,
+        at: f64,
+        out: &Bound<'_, PyList>,
+    ) -> PyResult<bool> {
+        let event_id_obj = event.getattr(intern!(py, "event_id"))?;
+        let event_id = event_id_obj.downcast::<PyString>()?.to_str()?;
+        if st.has_seen(event_id) {
+            return Ok(false);
+        }
+        st.remember(event_id);
+        if st.seen_order.len() > DEDUP_WINDOW {
+            st.forget_oldest();
+        }
+        let lead_obj = event.getattr(intern!(py, "lead_id"))?;
+        let lead_id = lead_obj.downcast::<PyString>()?.to_str()?;
+        let name_obj = event.getattr(intern!(py, "name"))?;
+        let name: Option<&str> = if name_obj.is_none() {
+            None
+        } else {
+            Some(name_obj.downcast::<PyString>()?.to_str()?)
+        };
+
+        if let Some(due) = st.due {
+            if at > due {
+                self.expire_into(py, st, lead_id, at, out)?;
+            }
+        }
+        if st.watermark.is_none_or(|w| at > w) {
+            st.watermark = Some(at);
+        }
+
+        let mut lowered_due = false;
+        let traits_obj = event.getattr(intern!(py, "traits"))?;
+        let traits = traits_obj.downcast::<PyDict>()?;
+        let email_obj = event.getattr(intern!(py, "email"))?;
+        let email: Option<&str> = if email_obj.is_none() {
+            None
+        } else {
+            Some(email_obj.downcast::<PyString>()?.to_str()?)
+        };
+        let email_set = email.is_some_and(|e| !e.is_empty());
+        if !traits.is_empty() || (email_set && email != st.email.as_deref()) {
+            if !traits.is_empty() {
+                let merged = PyDict::new(py);
+                merged.update(st.traits.bind(py).as_mapping())?;
+                merged.update(traits.as_mapping())?;
+                st.traits = merged.unbind();
+            }
+            if email_set {
+                st.email = email.map(str::to_owned);
+            }
+            let fit: f64 = self
+                .fit_points
+                .call1(
+                    py,
+                    (
+                        st.traits.bind(py),
+                        st.email.as_deref(),
+                        self.py_rules.bind(py),
+                    ),
+                )?
+                .extract(py)?;
+            lowered_due = fit < st.fit;
+            st.fit = fit;
+        }
+
+        let plan_index = self.plan_for(py, event, name)?;
+        let (hash, slot) = plan_index;
+        let mut matched: Vec<usize> = Vec::new();
+        let (express, express_label, has_express_matches) = {
+            let plan = &self.plans[&hash][slot];
+            matched.extend_from_slice(&plan.fixed);
+            for (index, matcher) in &plan.dynamic {
+                if matcher
+                    .bind(py)
+                    .call_method1(intern!(py, "matches"), (event,))?
+                    .is_truthy()?
+                {
+                    matched.push(*index);
+                }
+            }
+            (
+                plan.express.clone(),
+                plan.express_label.clone(),
+                !plan.express_matches.is_empty(),
+            )
+        };
+        if !matched.is_empty() {
+            let mut origin = match st.origin {
+                None => {
+                    st.origin = Some(at);
+                    at
+                }
+                Some(o) => o,
+            };
+            if at - origin > self.rebase_after {
+                origin = self.rebase(st, at);
+            }
+            for &index in &matched {
+                let rule = &self.rules[index];
+                let points = rule.points;
+                if points > 0.0 {
+                    if st.last_engaged_at.is_none_or(|last| at > last) {
+                        st.last_engaged_at = Some(at);
+                    }
+                } else if points < 0.0 {
+                    lowered_due = true;
+                }
+                if rule.cap_points.is_none() {
+                    let credit = points * pow2((at - origin) / rule.half_life);
+                    add(&mut st.groups, rule.group_id, credit);
+                    add(&mut st.signals, rule.label_id, credit);
+                } else {
+                    self.add_capped(st, index, event_id, at);
+                }
+            }
+        }
+
+        if !self.competitors.is_empty()
+            && st.stage != Stage::Disqualified
+            && self.is_competitor(st.email.as_deref())
+        {
+            let trigger = Trigger {
+                id: event_id.to_owned(),
+                name: name.map(str::to_owned),
+                at,
+            };
+            let t = self.do_move(
+                py,
+                st,
+                lead_id,
+                Stage::Disqualified,
+                "disqualified",
+                "competitor email domain".to_owned(),
+                &trigger,
+                false,
+            )?;
+            out.append(t)?;
+            return Ok(true);
+        }
+        let stage = st.stage;
+        if stage != Stage::Sql && stage != Stage::Disqualified {
+            let mut lane = express;
+            if lane.is_none() && has_express_matches {
+                let plan = &self.plans[&hash][slot];
+                for m in &plan.express_matches {
+                    if m.bind(py)
+                        .call_method1(intern!(py, "matches"), (event,))?
+                        .is_truthy()?
+                    {
+                        lane = Some(express_label.clone());
+                        break;
+                    }
+                }
+            }
+            let mut score = st.fit;
+            if let Some(origin) = st.origin {
+                let t = st.watermark.unwrap_or(at);
+                for &(g, a) in &st.groups {
+                    score += a * pow2((origin - t) / self.half_life_of_group(g));
+                }
+            }
+            let bar = match stage {
+                Stage::New => self.mql,
+                Stage::Recycled => self.sql + self.hysteresis,
+                _ => self.sql,
+            };
+            if lane.is_some() || score >= bar {
+                let trigger = Trigger {
+                    id: event_id.to_owned(),
+                    name: name.map(str::to_owned),
+                    at,
+                };
+                self.decide(py, st, lead_id, &trigger, lane, score, out)?;
+            }
+        }
+        if st.stage == Stage::Sql && (st.due.is_none() || lowered_due) {
+            st.due = self.due_at(st);
+        }
+        Ok(true)
+    }
+
+    #[inline]
+    fn half_life_of_group(&self, g: u32) -> f64 {
+        match self.group_hl.get(g as usize) {
+            Some(&h) if !h.is_nan() => h,
+            _ => self.h0,
+        }
+    }
+
+    #[inline]
+    fn half_life_of_signal(&self, label: u32) -> f64 {
+        match self.signal_hl.get(label as usize) {
+            Some(&h) if !h.is_nan() => h,
+            _ => self.h0,
+        }
+    }
+
+    /// The plan for the event's shape, from the Python ``CompiledRules.plan`` once per shape.
+    fn plan_for(
+        &mut self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        name: Option<&str>,
+    ) -> PyResult<(u64, usize)> {
+        let type_obj = event.getattr(intern!(py, "type"))?;
+        let type_ = type_obj.downcast::<PyString>()?.to_str()?;
+        let cat_obj = event.getattr(intern!(py, "page_category"))?;
+        let cat = if cat_obj.is_none() {
+            None
+        } else {
+            Some(cat_obj.downcast::<PyString>()?.to_str()?)
+        };
+        let mut hasher = FxHasher::default();
+        (type_, name, cat).hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some(bucket) = self.plans.get(&hash) {
+            for (i, plan) in bucket.iter().enumerate() {
+                if plan.key.0 == type_
+                    && plan.key.1.as_deref() == name
+                    && plan.key.2.as_deref() == cat
+                {
+                    return Ok((hash, i));
+                }
+            }
+        }
+        if self.plan_count >= MAX_PLANS {
+            self.plans.clear();
+            self.plan_count = 0;
+        }
+        let plan = self
+            .compiled
+            .bind(py)
+            .call_method1(intern!(py, "plan"), (event,))?;
+        let index_of = |rule: &Bound<'_, PyAny>| -> PyResult<usize> {
+            let label: String = rule.getattr(intern!(py, "label"))?.extract()?;
+            self.by_label
+                .get(&label)
+                .copied()
+                .ok_or_else(|| PyValueError::new_err(format!("rule {label:?} is not in the core")))
+        };
+        let mut fixed = Vec::new();
+        for rule in plan.getattr(intern!(py, "static"))?.try_iter()? {
+            fixed.push(index_of(&rule?)?);
+        }
+        let mut dynamic = Vec::new();
+        for rule in plan.getattr(intern!(py, "dynamic"))?.try_iter()? {
+            let rule = rule?;
+            let matcher = rule.getattr(intern!(py, "match"))?;
+            if matcher.is_none() {
+                return Err(PyTypeError::new_err("a dynamic rule without a matcher"));
+            }
+            dynamic.push((index_of(&rule)?, matcher.unbind()));
+        }
+        let mut express_matches = Vec::new();
+        for m in plan.getattr(intern!(py, "express_matches"))?.try_iter()? {
+            express_matches.push(m?.unbind());
+        }
+        let built = Plan {
+            key: (
+                type_.to_owned(),
+                name.map(str::to_owned),
+                cat.map(str::to_owned),
+            ),
+            fixed,
+            dynamic,
+            express: opt_str(&plan.getattr(intern!(py, "express"))?)?,
+            express_matches,
+            express_label: plan.getattr(intern!(py, "express_label"))?.extract()?,
+        };
+        let bucket = self.plans.entry(hash).or_default();
+        bucket.push(built);
+        self.plan_count += 1;
+        Ok((hash, bucket.len() - 1))
+    }
+
+    fn is_competitor(&self, email: Option<&str>) -> bool {
+        match email {
+            Some(e) if !e.is_empty() => {
+                email_domain(e).is_some_and(|d| self.competitors.contains(&d))
+            }
+            _ => false,
+        }
+    }
+
+    fn rebase(&self, st: &mut State, to: f64) -> f64 {
+        let origin = st.origin.expect("rebase needs an origin");
+        for i in 0..st.groups.len() {
+            let (g, a) = st.groups[i];
+            st.groups[i].1 = a * pow2((origin - to) / self.half_life_of_group(g));
+        }
+        for i in 0..st.signals.len() {
+            let (l, a) = st.signals[i];
+            st.signals[i].1 = a * pow2((origin - to) / self.half_life_of_signal(l));
+        }
+        st.origin = Some(to);
+        to
+    }
+
+    fn add_capped(&self, st: &mut State, index: usize, event_id: &str, at: f64) {
+        let rule = &self.rules[index];
+        let key = match rule.window_s {
+            None => "all".to_owned(),
+            Some(w) => format!("{}", (at / w).floor() as i64),
+        };
+        let mut credits: Vec<(f64, f64)> = Vec::new();
+        {
+            let windows = st.capped.entry(rule.label.clone()).or_default();
+            let entries = windows.entry(key.clone()).or_default();
+            entries.push((at, Arc::from(event_id), 0.0));
+            entries.sort_by(|a, b| {
+                a.0.partial_cmp(&b.0)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.1.cmp(&b.1))
+            });
+            let mut remaining = rule.cap_points.unwrap_or(0.0);
+            let mut kept = Vec::with_capacity(entries.len());
+            for entry in entries.drain(..) {
+                let counted = if rule.points <= remaining {
+                    rule.points
+                } else {
+                    remaining
+                };
+                remaining -= counted;
+                let mut entry = entry;
+                if counted != entry.2 {
+                    credits.push((counted - entry.2, entry.0));
+                    entry.2 = counted;
+                }
+                if counted > 0.0 {
+                    kept.push(entry);
+                }
+            }
+            windows.insert(key, kept);
+        }
+        for (points, when) in credits {
+            self.credit(st, index, points, when);
+        }
+        if let (Some(w), Some(watermark)) = (rule.window_s, st.watermark) {
+            let oldest = ((watermark - CAP_HORIZON_SECONDS) / w).floor() as i64;
+            if let Some(windows) = st.capped.get_mut(&rule.label) {
+                windows.retain(|k, _| k.parse::<i64>().map_or(true, |k| k >= oldest));
+            }
+        }
+    }
+
+    fn credit(&self, st: &mut State, index: usize, points: f64, at: f64) {
+        let rule = &self.rules[index];
+        let origin = match st.origin {
+            None => {
+                st.origin = Some(at);
+                at
+            }
+            Some(o) => o,
+        };
+        let credit = points * pow2((at - origin) / rule.half_life);
+        add(&mut st.groups, rule.group_id, credit);
+        add(&mut st.signals, rule.label_id, credit);
+    }
+
+    fn missing_bant(&self, st: &State) -> Vec<String> {
+        if !self.qualification_required {
+            return Vec::new();
+        }
+        self.bant
+            .iter()
+            .filter(|f| !st.bant.contains(f))
+            .cloned()
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        lead_id: &str,
+        trigger: &Trigger,
+        lane: Option<String>,
+        score: f64,
+        out: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        let stage = st.stage;
+        if matches!(stage, Stage::Disqualified | Stage::Sql) {
+            return Ok(());
+        }
+        let (sql_bar, sql_bar_g) = if stage == Stage::Recycled {
+            (self.sql + self.hysteresis, &self.recycled_bar_g)
+        } else {
+            (self.sql + 0.0, &self.sql_bar_g)
+        };
+        if lane.is_some() || score >= sql_bar {
+            let express = lane.is_some();
+            let (kind, mut reason) = match &lane {
+                Some(lane) => ("express_lane", format!("express lane: {lane}")),
+                None => (
+                    "threshold",
+                    format!("score {score:.1} reached SQL threshold {sql_bar_g}"),
+                ),
+            };
+            let missing = self.missing_bant(st);
+            if missing.is_empty() {
+                let t =
+                    self.do_move(py, st, lead_id, Stage::Sql, kind, reason, trigger, express)?;
+                out.append(t)?;
+                return Ok(());
+            }
+            st.sql_ready = true;
+            if stage == Stage::New {
+                reason.push_str(&format!(
+                    "; SQL awaits qualification ({})",
+                    missing.join(", ")
+                ));
+                let t = self.do_move(py, st, lead_id, Stage::Mql, kind, reason, trigger, false)?;
+                out.append(t)?;
+            }
+            return Ok(());
+        }
+        if stage == Stage::New && score >= self.mql {
+            let reason = format!("score {score:.1} reached MQL threshold {}", self.mql_g);
+            let t = self.do_move(
+                py,
+                st,
+                lead_id,
+                Stage::Mql,
+                "threshold",
+                reason,
+                trigger,
+                false,
+            )?;
+            out.append(t)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn do_move(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        lead_id: &str,
+        to: Stage,
+        kind: &str,
+        reason: String,
+        trigger: &Trigger,
+        express: bool,
+    ) -> PyResult<PyObject> {
+        let t = st.watermark.unwrap_or(trigger.at);
+        let t = if t >= trigger.at { t } else { trigger.at };
+        let engagement = self.engagement_at_inner(st, t);
+        let signals = self.top_signals(st, t);
+        let args = PyTuple::new(
+            py,
+            [
+                stable_id(&[lead_id, to.as_str(), &trigger.id])
+                    .into_pyobject(py)?
+                    .into_any(),
+                lead_id.into_pyobject(py)?.into_any(),
+                st.stage.as_str().into_pyobject(py)?.into_any(),
+                to.as_str().into_pyobject(py)?.into_any(),
+                py_round(st.fit + engagement, 6)
+                    .into_pyobject(py)?
+                    .into_any(),
+                py_round(st.fit, 6).into_pyobject(py)?.into_any(),
+                py_round(engagement, 6).into_pyobject(py)?.into_any(),
+                reason.into_pyobject(py)?.into_any(),
+                kind.into_pyobject(py)?.into_any(),
+                express.into_pyobject(py)?.to_owned().into_any(),
+                trigger.id.as_str().into_pyobject(py)?.into_any(),
+                trigger.name.as_deref().into_pyobject(py)?.into_any(),
+                trigger.at.into_pyobject(py)?.into_any(),
+                self.version.as_str().into_pyobject(py)?.into_any(),
+                PyList::new(py, signals)?.into_any(),
+                st.email.as_deref().into_pyobject(py)?.into_any(),
+                st.traits.bind(py).clone().into_any(),
+            ],
+        )?;
+        let transition = self.make_transition.call1(py, args)?;
+        st.stage = to;
+        st.stage_at = Some(trigger.at);
+        st.due = self.due_floor(st, t);
+        if to != Stage::Mql {
+            st.sql_ready = false;
+        }
+        Ok(transition)
+    }
+
+    fn top_signals(&self, st: &State, t: f64) -> Vec<(String, f64)> {
+        let origin = match st.origin {
+            None => return Vec::new(),
+            Some(o) => o,
+        };
+        let mut values: Vec<(f64, Arc<str>)> = st
+            .signals
+            .iter()
+            .filter(|p| p.1 > 0.0)
+            .map(|&(label, a)| {
+                (
+                    a * pow2((origin - t) / self.half_life_of_signal(label)),
+                    name_of(label),
+                )
+            })
+            .collect();
+        // Python: sort (value, label) tuples in reverse.
+        values.sort_by(|a, b| {
+            b.0.partial_cmp(&a.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| b.1.cmp(&a.1))
+        });
+        values
+            .into_iter()
+            .take(TOP_SIGNALS)
+            .map(|(v, label)| (label.to_string(), py_round(v, 3)))
+            .collect()
+    }
+
+    fn engagement_at_inner(&self, st: &State, t: f64) -> f64 {
+        let origin = match st.origin {
+            None => return 0.0,
+            Some(o) => o,
+        };
+        // Python's ``sum``: 0 plus each part, left to right.
+        let mut total = 0.0;
+        for &(g, a) in &st.groups {
+            total += a * pow2((origin - t) / self.half_life_of_group(g));
+        }
+        total
+    }
+
+    fn score_at_inner(&self, st: &State, t: f64) -> f64 {
+        st.fit + self.engagement_at_inner(st, t)
+    }
+
+    fn cold_due(&self, st: &State) -> Option<f64> {
+        let cold = self.cold_days?;
+        let since = st.last_engaged_at.or(st.stage_at)?;
+        let other = match st.stage_at {
+            Some(s) if s != 0.0 => s,
+            _ => since,
+        };
+        let start = if since >= other { since } else { other };
+        Some(start + cold * 86_400.0)
+    }
+
+    fn due_at(&self, st: &State) -> Option<f64> {
+        if st.stage != Stage::Sql {
+            return None;
+        }
+        let mut times: Vec<f64> = Vec::new();
+        if let Some(cold) = self.cold_due(st) {
+            times.push(cold);
+        }
+        if let (Some(below), Some(origin)) = (self.below, st.origin) {
+            let parts: Vec<(f64, f64, f64)> = st
+                .groups
+                .iter()
+                .map(|&(g, a)| (a, origin, self.half_life_of_group(g)))
+                .collect();
+            if let Some(crossing) = sum_falls_below_at(&parts, below - st.fit) {
+                times.push(crossing);
+            }
+        }
+        let mut best: Option<f64> = None;
+        for t in times {
+            best = Some(match best {
+                None => t,
+                Some(b) => {
+                    if t < b {
+                        t
+                    } else {
+                        b
+                    }
+                }
+            });
+        }
+        best
+    }
+
+    fn due_floor(&self, st: &State, t: f64) -> Option<f64> {
+        if st.stage != Stage::Sql {
+            return None;
+        }
+        let cold = self.cold_due(st);
+        let below = match (self.below, st.origin) {
+            (Some(b), Some(_)) if !st.groups.is_empty() => b,
+            _ => return cold,
+        };
+        let level = below - st.fit;
+        let min_group = st.groups.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        if level <= 0.0 || st.groups.len() == 1 || min_group < 0.0 {
+            return self.due_at(st);
+        }
+        let total = self.engagement_at_inner(st, t);
+        if total <= level {
+            return self.due_at(st);
+        }
+        let h_min = st
+            .groups
+            .iter()
+            .map(|p| self.half_life_of_group(p.0))
+            .fold(f64::INFINITY, f64::min);
+        let bound = t + h_min * (total / level).log2();
+        match cold {
+            None => Some(bound),
+            Some(c) => Some(if bound < c { bound } else { c }),
+        }
+    }
+
+    fn expire_into(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        lead_id: &str,
+        now: f64,
+        out: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        let due = self.due_at(st);
+        let due = match due {
+            Some(d) if d <= now => d,
+            _ => {
+                st.due = due;
+                return Ok(());
+            }
+        };
+        let cold = self.cold_due(st);
+        let reason = match cold {
+            Some(c) if isclose(due, c) => format!("no engagement for {} days", self.cold_g),
+            _ => format!("score decayed below recycle level {}", self.below_g),
+        };
+        if st.watermark.is_none_or(|w| due > w) {
+            st.watermark = Some(due);
+        }
+        let id: String = PyString::new(py, "timer:")
+            .add(due.into_pyobject(py)?.repr()?)?
+            .extract()?;
+        let trigger = Trigger {
+            id,
+            name: Some("recycle timer".to_owned()),
+            at: due,
+        };
+        let t = self.do_move(
+            py,
+            st,
+            lead_id,
+            Stage::Recycled,
+            "recycle",
+            reason,
+            &trigger,
+            false,
+        )?;
+        out.append(t)?;
+        Ok(())
+    }
+}
+
+/// ``event.occurred_at.timestamp()``.
+fn timestamp(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<f64> {
+    event
+        .getattr(intern!(py, "occurred_at"))?
+        .call_method0(intern!(py, "timestamp"))?
+        .extract()
+}
+
+/// ``decay.Engagement.at``.
+#[inline]
+fn at_time(value: f64, reference: f64, t: f64, h: f64) -> f64 {
+    value * pow2(-(t - reference) / h)
+}
+
+/// ``decay.sum_falls_below_at`` for parts ``(value, reference time, half-life)``.
+fn sum_falls_below_at(parts: &[(f64, f64, f64)], level: f64) -> Option<f64> {
+    // Merge parts with the same half-life (insertion order kept, like a dict).
+    let mut by_h: Vec<(f64, f64, f64)> = Vec::new(); // (h, value, ref)
+    for &(value, reference, h) in parts {
+        match by_h.iter_mut().find(|(hh, _, _)| *hh == h) {
+            None => by_h.push((h, value, reference)),
+            Some(prev) => {
+                let r = if prev.2 >= reference {
+                    prev.2
+                } else {
+                    reference
+                };
+                let merged = at_time(prev.1, prev.2, r, h) + at_time(value, reference, r, h);
+                *prev = (h, merged, r);
+            }
+        }
+    }
+    if by_h.is_empty() {
+        return None;
+    }
+    if by_h.len() == 1 {
+        let (h, value, reference) = by_h[0];
+        return falls_below_at(value, reference, level, h);
+    }
+    if level <= 0.0 {
+        return None;
+    }
+    let start = by_h
+        .iter()
+        .map(|p| p.2)
+        .fold(f64::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    let total = |t: f64| -> f64 {
+        let mut sum = 0.0;
+        for &(h, value, reference) in &by_h {
+            sum += at_time(value, reference, t, h);
+        }
+        sum
+    };
+    if total(start) <= level {
+        return None;
+    }
+    if by_h.iter().all(|p| p.1 > 0.0) {
+        return Some(newton(&by_h, level, start));
+    }
+    let n = by_h.len() as f64;
+    let mut hi = start;
+    for &(h, value, reference) in &by_h {
+        if let Some(t) = falls_below_at(value, reference, level / n, h) {
+            if t > hi {
+                hi = t;
+            }
+        }
+    }
+    if total(hi) >= level {
+        let mut fell = false;
+        for _ in 0..64 {
+            hi = start + 2.0 * (hi - start) + 1.0;
+            if total(hi) < level {
+                fell = true;
+                break;
+            }
+        }
+        if !fell {
+            return None;
+        }
+    }
+    let mut lo = start;
+    while hi - lo > 1e-3 {
+        let mid = (lo + hi) / 2.0;
+        if mid == lo || mid == hi {
+            break;
+        }
+        if total(mid) < level {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+fn falls_below_at(value: f64, reference: f64, level: f64, h: f64) -> Option<f64> {
+    if level <= 0.0 || value <= level {
+        return None;
+    }
+    Some(reference + h * (value / level).log2())
+}
+
+fn newton(by_h: &[(f64, f64, f64)], level: f64, start: f64) -> f64 {
+    let ln2 = 2.0f64.ln();
+    let mut t = start;
+    for _ in 0..100 {
+        let mut f = -level;
+        let mut slope = 0.0;
+        for &(h, value, reference) in by_h {
+            let v = value * pow2(-(t - reference) / h);
+            f += v;
+            slope -= v * ln2 / h;
+        }
+        if f <= 0.0 || slope == 0.0 {
+            break;
+        }
+        let step = f / -slope;
+        t += step;
+        if step < 1e-4 {
+            break;
+        }
+    }
+    t
+}
+
+#[pymodule]
+fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<State>()?;
+    m.add_class::<Core>()?;
+    Ok(())
+}

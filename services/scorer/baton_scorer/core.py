@@ -1,0 +1,221 @@
+"""The scoring core the worker and ``baton replay`` run.
+
+``baton_scorer.lifecycle`` is the reference: readable Python, and what the property
+tests prove things about. ``baton_scorer_native`` (``services/scorer-native``, Rust)
+computes the same results — the same floating-point operations in the same order, the
+same ids, reasons and rounding — several times faster; ``tests/scorer/test_native_core.py``
+checks the two agree on every transition and every state. The compiled core is used
+when it is installed, unless ``BATON_SCORER_CORE=python``; ``BATON_SCORER_CORE=native``
+refuses to start without it.
+
+Both keep the lead's state as ``LeadState`` objects with the same ``to_dict``, so a
+state one wrote the other reads (the changelog does not care which core runs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from baton_scorer import lifecycle
+from baton_scorer.rules import Rules
+from baton_shared.schemas import LeadEvent, ReasonKind, Stage, Transition
+
+try:
+    import baton_scorer_native as _native
+except ImportError:  # not built here: the reference core
+    _native = None
+
+
+def _choose() -> str:
+    wanted = os.environ.get("BATON_SCORER_CORE", "auto")
+    if wanted not in ("auto", "native", "python"):
+        raise ValueError(f"BATON_SCORER_CORE must be auto, native or python, got {wanted!r}")
+    if wanted == "python":
+        return "python"
+    if _native is None:
+        if wanted == "native":
+            raise RuntimeError("BATON_SCORER_CORE=native but baton_scorer_native is not installed")
+        return "python"
+    return "native"
+
+
+KIND = _choose()
+"""``native`` or ``python``: the core this process runs."""
+
+
+# -- the native core's Python side ------------------------------------------------------
+
+_stages = {s.value: s for s in Stage}
+_kinds = {k.value: k for k in ReasonKind}
+_transition = lifecycle._transition
+_signal = lifecycle._signal
+
+
+def _make_transition(
+    transition_id: str,
+    lead_id: str,
+    from_stage: str,
+    to_stage: str,
+    score: float,
+    fit: float,
+    engagement: float,
+    reason: str,
+    reason_kind: str,
+    express: bool,
+    trigger_id: str,
+    trigger_name: str | None,
+    trigger_at: float,
+    rules_version: str,
+    signals: list[tuple[str, float]],
+    email: str | None,
+    traits: dict[str, Any],
+) -> Transition:
+    """The Transition ``lifecycle._move`` builds, from the values the native core computed."""
+    return _transition(
+        transition_id=transition_id,
+        lead_id=lead_id,
+        from_stage=_stages[from_stage],
+        to_stage=_stages[to_stage],
+        score=score,
+        fit=fit,
+        engagement=engagement,
+        reason=reason,
+        reason_kind=_kinds[reason_kind],
+        express=express,
+        trigger_event_id=trigger_id,
+        trigger_event=trigger_name,
+        occurred_at=datetime.fromtimestamp(trigger_at, UTC),
+        rules_version=rules_version,
+        top_signals=[_signal(signal=label, points=points) for label, points in signals],
+        email=email,
+        traits=traits,
+    )
+
+
+def native_core(rules: Rules) -> Any:
+    """The compiled core for ``rules`` (built once per rules object, kept on it)."""
+    core = rules.__dict__.get("_native_core")
+    if core is None:
+        if _native is None:
+            raise RuntimeError("baton_scorer_native is not installed")
+        compiled = rules.compiled
+        th, recycle = rules.thresholds, rules.recycle
+        spec = {
+            "rules": [
+                (r.label, r.points, r.group, r.half_life, r.cap_points, r.window_s)
+                for r in compiled.rules.values()
+            ],
+            "group_half_life": dict(compiled.group_half_life),
+            "h0": compiled.half_life,
+            "mql": compiled.mql,
+            "sql": compiled.sql,
+            "hysteresis": compiled.hysteresis,
+            "rebase_after": compiled.rebase_after,
+            "competitors": set(compiled.competitors),
+            "qualification_required": rules.qualification.required,
+            "bant": list(rules.qualification.bant),
+            "cold_days": recycle.cold_days,
+            "below": recycle.below_score,
+            "version": rules.version,
+            # The reasons' numbers, formatted by Python exactly as lifecycle does.
+            "sql_bar_g": f"{th.sql + 0:g}",
+            "recycled_bar_g": f"{th.sql + th.hysteresis:g}",
+            "mql_g": f"{th.mql:g}",
+            "cold_g": f"{recycle.cold_days:g}" if recycle.cold_days is not None else "None",
+            "below_g": f"{recycle.below_score:g}" if recycle.below_score is not None else "None",
+        }
+        core = _native.Core(spec, rules, compiled, lifecycle.fit_points, _make_transition)
+        rules.__dict__["_native_core"] = core
+    return core
+
+
+# -- the API both cores share ------------------------------------------------------------
+
+if KIND == "native":
+    assert _native is not None
+    LeadState: Any = _native.LeadState
+
+    new_state = _native.LeadState
+
+    def scorer(rules: Rules) -> Callable[..., list[Transition]]:
+        """``scorer(state, event, at)``: :func:`score_event` for hot loops, bound to
+        ``rules`` (no wrapper call per event)."""
+        return native_core(rules).score_event  # type: ignore[no-any-return]
+
+    def state_from_dict(raw: dict[str, Any], rules: Rules) -> Any:
+        groups, signals, origin = lifecycle._engagement_from_dict(raw, rules)
+        return _native.LeadState.from_parts(raw, groups, signals, origin)
+
+    def is_seen(state: Any, event_id: str) -> bool:
+        return bool(state.is_seen(event_id))
+
+    def score_event(
+        state: Any, event: LeadEvent, rules: Rules, at: float | None = None
+    ) -> tuple[Any, list[Transition]]:
+        return state, native_core(rules).score_event(state, event, at)
+
+    def expire(state: Any, lead_id: str, now: float, rules: Rules) -> list[Transition]:
+        return list(native_core(rules).expire(state, lead_id, now))
+
+    def apply_rep_action(
+        state: Any,
+        lead_id: str,
+        action_id: str,
+        kind: str,
+        at: float,
+        rules: Rules,
+        reason: str | None = None,
+        bant: tuple[str, ...] = (),
+    ) -> tuple[Any, list[Transition]]:
+        out = native_core(rules).apply_rep_action(
+            state, lead_id, action_id, kind, at, reason, list(bant)
+        )
+        return state, list(out)
+
+    def score_at(state: Any, t: float, rules: Rules) -> float:
+        return float(native_core(rules).score_at(state, t))
+
+else:
+    LeadState = lifecycle.LeadState
+
+    new_state = lifecycle.LeadState
+
+    def scorer(rules: Rules) -> Callable[..., list[Transition]]:
+        """``scorer(state, event, at)``: :func:`score_event` for hot loops."""
+        score = lifecycle.score_event
+
+        def bound(state: Any, event: LeadEvent, at: float | None = None) -> list[Transition]:
+            return score(state, event, rules, at)[1]
+
+        return bound
+
+    def state_from_dict(raw: dict[str, Any], rules: Rules) -> Any:
+        return lifecycle.LeadState.from_dict(raw, rules)
+
+    def is_seen(state: Any, event_id: str) -> bool:
+        return event_id in state.seen
+
+    score_event = lifecycle.score_event  # type: ignore[assignment]
+    expire = lifecycle.expire  # type: ignore[assignment]
+    apply_rep_action = lifecycle.apply_rep_action  # type: ignore[assignment]
+
+    def score_at(state: Any, t: float, rules: Rules) -> float:
+        return state.score_at(t, rules)
+
+
+__all__ = [
+    "KIND",
+    "LeadState",
+    "apply_rep_action",
+    "expire",
+    "is_seen",
+    "native_core",
+    "new_state",
+    "score_at",
+    "score_event",
+    "scorer",
+    "state_from_dict",
+]

@@ -1,0 +1,317 @@
+"""The compiled scoring core (``baton_scorer_native``) computes exactly what the Python
+reference (``baton_scorer.lifecycle``) computes: every transition (ids, stages, scores,
+reasons, signals, times) and every lead state, byte for byte once serialised.
+
+Random rules (thresholds, half-life groups, caps, first-time-only rules, URL and
+property matchers, express lanes, the qualification gate, recycling, competitors) meet
+random histories (late and duplicate events, trait and email changes, rep actions,
+timers), and both cores run them side by side.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from baton_scorer import core, lifecycle
+from baton_scorer.rules import Rules, load_rules, parse_rules
+from baton_shared.schemas import EventType, LeadEvent, Transition
+
+pytestmark = pytest.mark.skipif(
+    core._native is None, reason="baton_scorer_native is not built (make install builds it)"
+)
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+NAMES = ["Demo Requested", "Email Opened", "Email Clicked", "Webinar Attended", "Heartbeat",
+         "Unsubscribed", "Pricing Inquiry", "Trial Started"]  # fmt: skip
+PAGES = ["pricing", "pricing", "blog", "docs", "product", "careers", "demo", None]
+URLS = ["https://x.io/pricing/enterprise", "/pricing", "/blog/post", "/docs/api", None]
+TRAITS = [{}, {}, {}, {"title": "VP Sales"}, {"employees": 5000}, {"title": "intern"},
+          {"industry": "Software", "employees": 20}, {"country": "DE"}]  # fmt: skip
+EMAILS = [None] * 6 + ["a@corp.com", "b@gmail.com", "", "c@rival.io"]
+
+
+def wire(transitions: list[Transition]) -> list[bytes]:
+    return [t.to_bytes() for t in transitions]
+
+
+def state_bytes(state: Any) -> bytes:
+    return orjson.dumps(state.to_dict(), option=orjson.OPT_SORT_KEYS)
+
+
+@st.composite
+def rule_files(draw: st.DrawFn) -> Rules:
+    mql = draw(st.sampled_from([20, 50, 60.5]))
+    sql = mql + draw(st.sampled_from([30, 50, 80]))
+    hysteresis = draw(st.sampled_from([0, 10, 12.5]))
+    below = draw(st.sampled_from([None, 10, 25]))
+    if below is not None and below > sql - hysteresis:
+        below = None
+    cold = draw(st.sampled_from([None, 0.5, 30]))
+    half_life = draw(st.sampled_from([0.25, 7, 14]))
+    groups = draw(st.sampled_from(["", "  groups: {email: {half_life_days: 2}}\n"]))
+    email_group = "email" if groups else "default"
+    cap_hours = draw(st.sampled_from([1, 24]))
+    required = draw(st.booleans())
+    competitors = draw(st.sampled_from(["[]", "[rival.io]"]))
+    lanes = draw(
+        st.sampled_from(
+            [
+                "[Demo Requested]",
+                "[Demo Requested, {type: page, url: '*/pricing/enterprise*'}]",
+                "[{type: track, event: Pricing Inquiry, properties: {plan: enterprise}}]",
+            ]
+        )
+    )
+    cold_line = "null" if cold is None else cold
+    below_line = "null" if below is None else below
+    text = f"""
+name: differential
+thresholds: {{mql: {mql}, sql: {sql}, hysteresis: {hysteresis}}}
+engagement:
+  half_life_days: {half_life}
+{groups}  events: {{Email Clicked: 8, Webinar Attended: 20, Unsubscribed: -15, Trial Started: 50}}
+  pages: {{blog: 5, docs: 10, product: 15, pricing: 40, careers: -10}}
+  rules:
+    - id: email-open
+      match: {{type: track, event: Email Opened}}
+      points: 2
+      group: {email_group}
+      cap: {{points: 5, window_hours: {cap_hours}}}
+    - id: enterprise-pricing
+      match: {{type: page, url: "*/pricing/enterprise*"}}
+      points: 10
+      first_time_only: true
+    - id: docs-api
+      match: {{properties: {{section: api}}}}
+      points: 3
+express_lanes: {lanes}
+fit:
+  title: {{"\\\\b(vp|head|chief)\\\\b": 20, "\\\\bintern\\\\b": -20}}
+  company_size: [{{min: 1000, points: 15}}, {{max: 9, points: -5}}]
+  industry: {{software: 10}}
+  email_domains: {{free_mail: [gmail.com], free_mail_points: -10, competitors: {competitors}}}
+qualification: {{required: {str(required).lower()}}}
+recycle: {{cold_days: {cold_line}, below_score: {below_line}}}
+"""
+    return parse_rules(text, "differential.yaml")
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[tuple]:
+    """Steps: ("event", fields) | ("action", kind, bant, reason) | ("timer", hours)."""
+    steps = []
+    ids = 0
+    for _ in range(draw(st.integers(1, 40))):
+        what = draw(st.sampled_from(["event"] * 6 + ["dup", "action", "timer"]))
+        # Mostly within days (scores build up), some weeks late or early, timers far out.
+        hours = draw(
+            st.one_of(
+                st.floats(-48, 24 * 5, allow_nan=False),
+                st.floats(-24 * 20, 24 * 90, allow_nan=False),
+            )
+        )
+        if what == "event" or (what == "dup" and ids == 0):
+            ids += 1
+            kind = draw(st.sampled_from(["track", "page", "identify"]))
+            fields: dict[str, Any] = {"event_id": f"e{ids}", "hours": hours, "type": kind}
+            if kind == "track":
+                fields["name"] = draw(st.sampled_from(NAMES))
+                if draw(st.booleans()):
+                    fields["properties"] = {"plan": "enterprise", "section": "api"}
+            elif kind == "page":
+                fields["page_category"] = draw(st.sampled_from(PAGES))
+                url = draw(st.sampled_from(URLS))
+                fields["properties"] = {"url": url} if url else {}
+            fields["traits"] = draw(st.sampled_from(TRAITS))
+            fields["email"] = draw(st.sampled_from(EMAILS))
+            steps.append(("event", fields))
+        elif what == "dup":
+            steps.append(("dup", draw(st.integers(1, ids))))
+        elif what == "action":
+            kind = draw(st.sampled_from(["qualified", "rejected"]))
+            fields = ["budget", "authority", "need", "timeline"]
+            bant = tuple(draw(st.one_of(st.just(fields), st.lists(st.sampled_from(fields)))))
+            steps.append(
+                ("action", kind, bant, draw(st.sampled_from([None, "", "no budget"])), hours)
+            )
+        else:
+            steps.append(("timer", hours))
+    return steps
+
+
+def make_event(lead_id: str, fields: dict[str, Any]) -> LeadEvent:
+    at = T0 + timedelta(hours=fields["hours"])
+    return LeadEvent(
+        event_id=fields["event_id"],
+        lead_id=lead_id,
+        type=EventType(fields["type"]),
+        name=fields.get("name"),
+        page_category=fields.get("page_category"),
+        properties=fields.get("properties", {}),
+        traits=fields.get("traits", {}),
+        email=fields.get("email"),
+        occurred_at=at,
+        received_at=at,
+        source="test",
+    )
+
+
+def run_both(rules: Rules, steps: list[tuple], lead_id: str = "lead-1") -> None:
+    ref = lifecycle.LeadState()
+    native = core._native.LeadState()
+    compiled = core.native_core(rules)
+    events: dict[int, LeadEvent] = {}
+    for i, step in enumerate(steps):
+        if step[0] in ("event", "dup"):
+            if step[0] == "event":
+                event = make_event(lead_id, step[1])
+                events[int(step[1]["event_id"][1:])] = event
+            else:
+                event = events[step[1]]
+            _, want = lifecycle.score_event(ref, event, rules)
+            got = compiled.score_event(native, event, None)
+        elif step[0] == "action":
+            _, kind, bant, reason, hours = step
+            at = (T0 + timedelta(hours=hours)).timestamp()
+            _, want = lifecycle.apply_rep_action(
+                ref, lead_id, f"a{i}", kind, at, rules, reason=reason, bant=bant
+            )
+            got = compiled.apply_rep_action(native, lead_id, f"a{i}", kind, at, reason, list(bant))
+        else:
+            now = (T0 + timedelta(hours=step[1])).timestamp()
+            want = lifecycle.expire(ref, lead_id, now, rules)
+            got = compiled.expire(native, lead_id, now)
+        assert wire(list(got)) == wire(want), f"step {i}: {step}"
+        assert state_bytes(native) == state_bytes(ref), f"step {i}: {step}"
+        assert compiled.due_at_of(native) == lifecycle.due_at(ref, rules)
+
+
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(rules=rule_files(), steps=histories())
+def test_native_core_matches_the_reference_on_random_rules_and_histories(
+    rules: Rules, steps: list[tuple]
+) -> None:
+    run_both(rules, steps)
+
+
+def test_native_core_matches_the_reference_on_the_bench_stream() -> None:
+    """The bench's mix over many leads, with the shipped rules: every transition equal,
+    every final state equal."""
+    rules = load_rules()
+    rnd = random.Random(3)
+    kinds = [("page", None, "blog"), ("page", None, "pricing"), ("page", None, "product"),
+             ("track", "Email Opened", None), ("track", "Webinar Attended", None),
+             ("track", "Heartbeat", None), ("track", "Demo Requested", None)]  # fmt: skip
+    events = []
+    for i in range(20_000):
+        kind, name, category = rnd.choice(kinds)
+        at = T0 + timedelta(seconds=i * 60 + rnd.randrange(-7200, 7200))  # some late
+        events.append(
+            LeadEvent(
+                event_id=f"b{i}",
+                lead_id=f"lead-{rnd.randrange(500)}",
+                type=EventType(kind),
+                name=name,
+                page_category=category,
+                occurred_at=at,
+                received_at=at,
+                source="test",
+            )
+        )
+    ref: dict[str, Any] = {}
+    nat: dict[str, Any] = {}
+    compiled = core.native_core(rules)
+    want: list[bytes] = []
+    got: list[bytes] = []
+    for event in events:
+        r = ref.setdefault(event.lead_id, lifecycle.LeadState())
+        n = nat.setdefault(event.lead_id, core._native.LeadState())
+        want += wire(lifecycle.score_event(r, event, rules)[1])
+        got += wire(compiled.score_event(n, event, None))
+    assert len(want) > 500  # the stream does move leads
+    assert got == want
+    assert {k: state_bytes(v) for k, v in nat.items()} == {
+        k: state_bytes(v) for k, v in ref.items()
+    }
+
+
+def test_states_move_between_the_cores_through_to_dict(rules: Rules) -> None:
+    """A state either core wrote (the changelog) is read by the other and scores on alike."""
+    compiled = core.native_core(rules)
+    ref = lifecycle.LeadState()
+    first = [make_event("l", {"event_id": f"e{i}", "hours": i, "type": "page",
+                              "page_category": "pricing"}) for i in range(2)]  # fmt: skip
+    for event in first:
+        lifecycle.score_event(ref, event, rules)
+    raw = orjson.loads(orjson.dumps(ref.to_dict()))
+    native = core.state_from_dict(raw, rules) if core.KIND == "native" else None
+    if native is None:
+        native = core._native.LeadState.from_parts(
+            raw, *lifecycle._engagement_from_dict(raw, rules)
+        )
+    assert state_bytes(native) == state_bytes(ref)
+    assert native.is_seen("e0") and not native.is_seen("e9")
+    more = make_event(
+        "l", {"event_id": "e2", "hours": 3, "type": "track", "name": "Demo Requested"}
+    )
+    assert wire(compiled.score_event(native, more, None)) == wire(
+        lifecycle.score_event(ref, more, rules)[1]
+    )
+    back = lifecycle.LeadState.from_dict(orjson.loads(orjson.dumps(native.to_dict())), rules)
+    assert state_bytes(back) == state_bytes(ref)
+
+
+def test_batch_scoring_matches_event_by_event_scoring(rules: Rules) -> None:
+    """``score_batch`` (what ``baton replay`` runs): the same transitions, states,
+    duplicate count and first event times as scoring the events one by one."""
+    rnd = random.Random(5)
+    events = []
+    for i in range(3_000):
+        at = T0 + timedelta(minutes=i * 7 + rnd.randrange(-600, 600))
+        events.append(
+            LeadEvent(
+                event_id=f"e{rnd.randrange(1_500)}",  # some ids repeat: duplicates
+                lead_id=f"lead-{rnd.randrange(20)}",
+                type=EventType.PAGE,
+                page_category=rnd.choice(["pricing", "blog", "careers", "product"]),
+                occurred_at=at,
+                received_at=at,
+                source="test",
+            )
+        )
+    ref: dict[str, Any] = {}
+    first: dict[str, float] = {}
+    want: list[bytes] = []
+    duplicates = 0
+    for event in events:
+        state = ref.setdefault(event.lead_id, lifecycle.LeadState())
+        if event.event_id in state.seen:
+            duplicates += 1
+            continue
+        at = event.occurred_at.timestamp()
+        first[event.lead_id] = min(at, first.get(event.lead_id, at))
+        want += wire(lifecycle.score_event(state, event, rules, at)[1])
+
+    states: dict[str, Any] = {}
+    got_first: dict[str, float] = {}
+    got: list[bytes] = []
+    got_duplicates = 0
+    compiled = core.native_core(rules)
+    for i in range(0, len(events), 700):
+        transitions, dups = compiled.score_batch(states, events[i : i + 700], got_first)
+        got += wire(transitions)
+        got_duplicates += dups
+    assert duplicates > 100 and len(want) > 30
+    assert (got, got_duplicates, got_first) == (want, duplicates, first)
+    assert {k: state_bytes(v) for k, v in states.items()} == {
+        k: state_bytes(v) for k, v in ref.items()
+    }
