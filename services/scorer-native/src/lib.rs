@@ -17,6 +17,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 /// rustc's FxHash: a few multiply-rotates per word. The keys here (event ids, signal
 /// labels, group names) come from the lead's own history, and a lead's maps are small.
@@ -100,7 +101,9 @@ fn name_of(id: u32) -> Arc<str> {
 }
 
 /// Insertion-ordered (id, value) pairs: the ``dict`` of the Python core, small and inline.
-type Pairs = Vec<(u32, f64)>;
+/// Kept inside the state object itself (spilling to the heap only past four entries):
+/// with thousands of leads, each pointer followed to another allocation is a cache miss.
+type Pairs = SmallVec<[(u32, f64); 4]>;
 
 fn fx_hash(text: &str) -> u64 {
     let mut hasher = FxHasher::default();
@@ -235,7 +238,7 @@ pub struct State {
     email: Option<String>,
     // The dedup window: ids oldest first, and their hashes alongside (scanned, not probed).
     seen_order: VecDeque<Box<str>>,
-    seen_hashes: VecDeque<u64>,
+    seen_hashes: SmallVec<[u64; 16]>,
     watermark: Option<f64>,
     last_engaged_at: Option<f64>,
     stage_at: Option<f64>,
@@ -249,14 +252,14 @@ impl State {
         State {
             stage: Stage::New,
             fit: 0.0,
-            groups: Vec::new(),
-            signals: Vec::new(),
+            groups: SmallVec::new(),
+            signals: SmallVec::new(),
             origin: None,
             capped: FxIndexMap::default(),
             traits: PyDict::new(py).unbind(),
             email: None,
             seen_order: VecDeque::new(),
-            seen_hashes: VecDeque::new(),
+            seen_hashes: SmallVec::new(),
             watermark: None,
             last_engaged_at: None,
             stage_at: None,
@@ -267,7 +270,7 @@ impl State {
     }
 
     fn remember(&mut self, id: &str) {
-        self.seen_hashes.push_back(fx_hash(id));
+        self.seen_hashes.push(fx_hash(id));
         self.seen_order.push_back(Box::from(id));
     }
 
@@ -281,7 +284,7 @@ impl State {
 
     fn forget_oldest(&mut self) {
         self.seen_order.pop_front();
-        self.seen_hashes.pop_front();
+        self.seen_hashes.remove(0);
     }
 }
 
