@@ -270,6 +270,51 @@ def test_states_move_between_the_cores_through_to_dict(rules: Rules) -> None:
     assert state_bytes(back) == state_bytes(ref)
 
 
+def test_a_state_with_capped_history_survives_the_changelog(rules: Rules) -> None:
+    """Capped events (email opens: so many points a day) are stored as JSON lists; a
+    worker that restarts reads them back into the compiled core and caps on alike."""
+    compiled = core.native_core(rules)
+    ref = lifecycle.LeadState()
+    opens = [make_event("l", {"event_id": f"o{i}", "hours": i / 4, "type": "track",
+                              "name": "Email Opened"}) for i in range(4)]  # fmt: skip
+    for event in opens:
+        lifecycle.score_event(ref, event, rules)
+    raw = orjson.loads(orjson.dumps(ref.to_dict()))  # what the changelog gives back
+    assert raw["capped"], "the shipped rules cap email opens"
+    restored = core._native.LeadState.from_parts(raw, *lifecycle._engagement_from_dict(raw, rules))
+    assert state_bytes(restored) == state_bytes(ref)
+    more = make_event("l", {"event_id": "o9", "hours": 2, "type": "track", "name": "Email Opened"})
+    assert wire(compiled.score_event(restored, more, None)) == wire(
+        lifecycle.score_event(ref, more, rules)[1]
+    )
+    assert state_bytes(restored) == state_bytes(ref)
+    with pytest.raises(ValueError, match=r"capped entry of email-open needs \[at, event_id"):
+        broken = {**raw, "capped": {"email-open": {"0": [[1.0, "o1"]]}}}
+        core._native.LeadState.from_parts(broken, *lifecycle._engagement_from_dict(raw, rules))
+
+
+def test_decay_powers_match_the_reference_to_the_last_bit(rules: Rules) -> None:
+    """Decay is ``2 ** x`` as C ``pow`` computes it; ``exp2`` (what a compiler may put in
+    its place) differs in the last bit for about one time in a thousand, which the
+    serialised state would show."""
+    compiled = core.native_core(rules)
+    rnd = random.Random(11)
+    differing = []
+    for i in range(4_000):
+        ref = lifecycle.LeadState()
+        native = core._native.LeadState()
+        for j in range(2):
+            hours = rnd.uniform(0, 24 * 30)
+            event = make_event(
+                "l", {"event_id": f"e{j}", "hours": hours, "type": "track", "name": "Email Clicked"}
+            )
+            lifecycle.score_event(ref, event, rules)
+            compiled.score_event(native, event, None)
+        if state_bytes(native) != state_bytes(ref):
+            differing.append(i)
+    assert differing == []
+
+
 def test_batch_scoring_matches_event_by_event_scoring(rules: Rules) -> None:
     """``score_batch`` (what ``baton replay`` runs): the same transitions, states,
     duplicate count and first event times as scoring the events one by one."""
