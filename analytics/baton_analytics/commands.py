@@ -188,8 +188,7 @@ async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> Outco
 def _score_batch(
     batch: list[ConsumerRecord], activity_topic: str, replays: list[Replay], outcomes: Outcomes
 ) -> None:
-    event_from = LeadEvent.model_validate_json
-    events: list[LeadEvent] = []  # scored together, up to the next activity
+    values: list[bytes] = []  # encoded events, scored together up to the next activity
     for r in batch:
         if r.topic == activity_topic:
             try:
@@ -198,16 +197,13 @@ def _score_batch(
                 continue  # undecodable: the live scorer dead-lettered it too
             outcomes.note(activity)
             for rp in replays:
-                rp.score_events(events)
+                rp.score_records(values)
                 rp.activity(activity)
-            events = []
+            values = []
         else:
-            try:
-                events.append(event_from(r.value or b""))
-            except ValidationError:
-                continue
+            values.append(r.value or b"")
     for rp in replays:
-        rp.score_events(events)
+        rp.score_records(values)
 
 
 def _compare(

@@ -19,8 +19,11 @@ Same core, same rules file, same order: the same transitions, ids included.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from pydantic import ValidationError
 
 from baton_scorer import core
 from baton_scorer.core import apply_rep_action, expire, score_event
@@ -73,6 +76,32 @@ class Replay:
             run = []
             self.event(event)
         self._score_run(run)
+
+    def score_records(self, values: list[bytes]) -> None:
+        """:meth:`score_events` for encoded LeadEvents (``leads.events`` values), in order;
+        a value that does not decode is skipped, as the live scorer dead-letters it.
+
+        The compiled core reads the values itself: every record in the exact layout
+        ``LeadEvent.to_bytes`` writes is scored without building a LeadEvent; anything
+        else (another layout, an anonymous event) is decoded by pydantic and takes
+        :meth:`event`'s path. Same transitions either way."""
+        if core.KIND != "native":
+            self.score_events(list(_decoded(values)))
+            return
+        native = core.native_core(self.rules)
+        i, end = 0, len(values)
+        while i < end:
+            transitions, scored, duplicates, i = native.score_records(
+                self.states, values, i, self.first_event_at
+            )
+            self.events += scored
+            self.duplicates += duplicates
+            if transitions:
+                self.transitions += transitions
+            if i < end:
+                for event in _decoded(values[i : i + 1]):
+                    self.event(event)
+                i += 1
 
     def _score_run(self, events: list[LeadEvent]) -> None:
         if not events:
@@ -147,6 +176,14 @@ class Replay:
             duplicates=self.duplicates,
             held_anonymous=held,
         )
+
+
+def _decoded(values: list[bytes]) -> Iterator[LeadEvent]:
+    for value in values:
+        try:
+            yield LeadEvent.model_validate_json(value)
+        except ValidationError:
+            continue  # undecodable: the live scorer dead-lettered it
 
 
 def replay_all(

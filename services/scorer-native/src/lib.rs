@@ -7,6 +7,7 @@
 //!
 //! Pure: no I/O, no clock reads.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,7 +16,9 @@ use indexmap::IndexMap;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 
@@ -526,6 +529,7 @@ pub struct Core {
     compiled: PyObject,
     fit_points: PyObject,
     make_transition: PyObject,
+    wire_types: WireTypes,
 }
 
 const MAX_PLANS: usize = 50_000;
@@ -615,6 +619,15 @@ impl Core {
             compiled,
             fit_points,
             make_transition,
+            wire_types: {
+                let types = item("event_types")?.downcast_into::<PyDict>()?;
+                let names = types.keys().extract()?;
+                WireTypes {
+                    types: types.unbind(),
+                    names,
+                    from_json: item("from_json")?.unbind(),
+                }
+            },
         })
     }
 
@@ -633,7 +646,8 @@ impl Core {
             Some(at) => at,
             None => timestamp(py, event)?,
         };
-        self.score_into(py, &mut st, event, at, &out)?;
+        let fields = PyFields::of(py, event)?;
+        self.score_into(py, &mut st, &fields.view(event)?, at, &out)?;
         Ok(out)
     }
 
@@ -663,7 +677,8 @@ impl Core {
             };
             let at = timestamp(py, &event)?;
             let mut st = state.try_borrow_mut()?;
-            if !self.score_into(py, &mut st, &event, at, &out)? {
+            let fields = PyFields::of(py, &event)?;
+            if !self.score_into(py, &mut st, &fields.view(&event)?, at, &out)? {
                 duplicates += 1;
                 continue;
             }
@@ -676,6 +691,75 @@ impl Core {
             }
         }
         Ok((out, duplicates))
+    }
+
+    /// ``score_batch`` over encoded LeadEvents (the values on ``leads.events``), from
+    /// ``records[start]`` on. Records in the exact shape ``LeadEvent.to_bytes`` writes are
+    /// read here; the first record that is not (another JSON layout, an invalid event,
+    /// or one with an ``anonymous_id``, which needs identity stitching) stops the run
+    /// so the caller can decode it with pydantic. Returns the transitions, how many
+    /// records were scored (duplicates included), how many were duplicates, and the
+    /// index it stopped at (``len(records)`` when it read them all).
+    fn score_records<'py>(
+        &mut self,
+        py: Python<'py>,
+        states: &Bound<'py, PyDict>,
+        records: &Bound<'py, PyList>,
+        start: usize,
+        first_event_at: &Bound<'py, PyDict>,
+    ) -> PyResult<(Bound<'py, PyList>, usize, usize, usize)> {
+        let out = PyList::empty(py);
+        let (mut scored, mut duplicates) = (0, 0);
+        let end = records.len();
+        let mut i = start;
+        while i < end {
+            let item = records.get_item(i)?;
+            let Ok(bytes) = item.downcast::<PyBytes>() else {
+                break;
+            };
+            let Some((wire, at)) = Wire::parse(bytes.as_bytes(), &self.wire_types) else {
+                break;
+            };
+            if wire.anonymous_id.is_some() {
+                break;
+            }
+            let traits = wire.traits(py, &self.wire_types)?;
+            let ev = Ev {
+                event_id: &wire.event_id,
+                lead_id: &wire.lead_id,
+                name: wire.name.as_deref(),
+                type_: &wire.type_,
+                page_category: wire.page_category.as_deref(),
+                email: wire.email.as_deref(),
+                traits,
+                object: std::cell::OnceCell::new(),
+                wire: Some(&wire),
+            };
+            let lead = PyString::new(py, &wire.lead_id);
+            let state = match states.get_item(&lead)? {
+                Some(found) => found.downcast_into::<State>()?,
+                None => {
+                    let created = Bound::new(py, State::empty(py))?;
+                    states.set_item(&lead, &created)?;
+                    created
+                }
+            };
+            let mut st = state.try_borrow_mut()?;
+            scored += 1;
+            i += 1;
+            if !self.score_into(py, &mut st, &ev, at, &out)? {
+                duplicates += 1;
+                continue;
+            }
+            let earlier = match first_event_at.get_item(&lead)? {
+                None => true,
+                Some(first) => at < first.extract::<f64>()?,
+            };
+            if earlier {
+                first_event_at.set_item(&lead, at)?;
+            }
+        }
+        Ok((out, scored, duplicates, i))
     }
 
     /// ``lifecycle.expire``: fire the recycle timer if due at ``now`` (in place).
@@ -804,16 +888,15 @@ fn add(pairs: &mut Pairs, key: u32, credit: f64) {
 
 impl Core {
     /// Score ``event`` at ``at`` into ``st``; false when it was a duplicate.
-    fn score_into(
+    fn score_into<'py>(
         &mut self,
-        py: Python<'_>,
+        py: Python<'py>,
         st: &mut State,
-        event: &Bound<'_, PyAny>,
+        ev: &Ev<'_, 'py>,
         at: f64,
-        out: &Bound<'_, PyList>,
+        out: &Bound<'py, PyList>,
     ) -> PyResult<bool> {
-        let event_id_obj = event.getattr(intern!(py, "event_id"))?;
-        let event_id = event_id_obj.downcast::<PyString>()?.to_str()?;
+        let event_id = ev.event_id;
         if st.has_seen(event_id) {
             return Ok(false);
         }
@@ -821,14 +904,8 @@ impl Core {
         if st.seen_order.len() > DEDUP_WINDOW {
             st.forget_oldest();
         }
-        let lead_obj = event.getattr(intern!(py, "lead_id"))?;
-        let lead_id = lead_obj.downcast::<PyString>()?.to_str()?;
-        let name_obj = event.getattr(intern!(py, "name"))?;
-        let name: Option<&str> = if name_obj.is_none() {
-            None
-        } else {
-            Some(name_obj.downcast::<PyString>()?.to_str()?)
-        };
+        let lead_id = ev.lead_id;
+        let name = ev.name;
 
         if let Some(due) = st.due {
             if at > due {
@@ -840,17 +917,10 @@ impl Core {
         }
 
         let mut lowered_due = false;
-        let traits_obj = event.getattr(intern!(py, "traits"))?;
-        let traits = traits_obj.downcast::<PyDict>()?;
-        let email_obj = event.getattr(intern!(py, "email"))?;
-        let email: Option<&str> = if email_obj.is_none() {
-            None
-        } else {
-            Some(email_obj.downcast::<PyString>()?.to_str()?)
-        };
+        let email = ev.email;
         let email_set = email.is_some_and(|e| !e.is_empty());
-        if !traits.is_empty() || (email_set && email != st.email.as_deref()) {
-            if !traits.is_empty() {
+        if ev.traits.is_some() || (email_set && email != st.email.as_deref()) {
+            if let Some(traits) = &ev.traits {
                 let merged = PyDict::new(py);
                 merged.update(st.traits.bind(py).as_mapping())?;
                 merged.update(traits.as_mapping())?;
@@ -874,7 +944,7 @@ impl Core {
             st.fit = fit;
         }
 
-        let plan_index = self.plan_for(py, event, name)?;
+        let plan_index = self.plan_for(py, ev)?;
         let (hash, slot) = plan_index;
         let mut matched: Vec<usize> = Vec::new();
         let (express, express_label, has_express_matches) = {
@@ -883,7 +953,7 @@ impl Core {
             for (index, matcher) in &plan.dynamic {
                 if matcher
                     .bind(py)
-                    .call_method1(intern!(py, "matches"), (event,))?
+                    .call_method1(intern!(py, "matches"), (ev.object(py, &self.wire_types)?,))?
                     .is_truthy()?
                 {
                     matched.push(*index);
@@ -955,7 +1025,7 @@ impl Core {
                 let plan = &self.plans[&hash][slot];
                 for m in &plan.express_matches {
                     if m.bind(py)
-                        .call_method1(intern!(py, "matches"), (event,))?
+                        .call_method1(intern!(py, "matches"), (ev.object(py, &self.wire_types)?,))?
                         .is_truthy()?
                     {
                         lane = Some(express_label.clone());
@@ -1007,20 +1077,8 @@ impl Core {
     }
 
     /// The plan for the event's shape, from the Python ``CompiledRules.plan`` once per shape.
-    fn plan_for(
-        &mut self,
-        py: Python<'_>,
-        event: &Bound<'_, PyAny>,
-        name: Option<&str>,
-    ) -> PyResult<(u64, usize)> {
-        let type_obj = event.getattr(intern!(py, "type"))?;
-        let type_ = type_obj.downcast::<PyString>()?.to_str()?;
-        let cat_obj = event.getattr(intern!(py, "page_category"))?;
-        let cat = if cat_obj.is_none() {
-            None
-        } else {
-            Some(cat_obj.downcast::<PyString>()?.to_str()?)
-        };
+    fn plan_for<'py>(&mut self, py: Python<'py>, ev: &Ev<'_, 'py>) -> PyResult<(u64, usize)> {
+        let (type_, name, cat) = (ev.type_, ev.name, ev.page_category);
         let mut hasher = FxHasher::default();
         (type_, name, cat).hash(&mut hasher);
         let hash = hasher.finish();
@@ -1041,7 +1099,7 @@ impl Core {
         let plan = self
             .compiled
             .bind(py)
-            .call_method1(intern!(py, "plan"), (event,))?;
+            .call_method1(intern!(py, "plan"), (ev.object(py, &self.wire_types)?,))?;
         let index_of = |rule: &Bound<'_, PyAny>| -> PyResult<usize> {
             let label: String = rule.getattr(intern!(py, "label"))?.extract()?;
             self.by_label
@@ -1455,6 +1513,331 @@ impl Core {
     }
 }
 
+// -- events: as LeadEvent objects, or as their encoded bytes --------------------------
+
+/// What scoring reads from an event. ``object`` is what Python callbacks (plan building,
+/// matchers that look at URLs or properties) are given: the LeadEvent itself, or for an
+/// encoded event a :class:`WireEvent` made when first needed.
+struct Ev<'a, 'py> {
+    event_id: &'a str,
+    lead_id: &'a str,
+    name: Option<&'a str>,
+    type_: &'a str,
+    page_category: Option<&'a str>,
+    email: Option<&'a str>,
+    traits: Option<Bound<'py, PyDict>>, // None when the event has none
+    object: std::cell::OnceCell<Bound<'py, PyAny>>,
+    wire: Option<&'a Wire<'a>>,
+}
+
+impl<'py> Ev<'_, 'py> {
+    fn object(&self, py: Python<'py>, types: &WireTypes) -> PyResult<&Bound<'py, PyAny>> {
+        if self.object.get().is_none() {
+            let wire = self
+                .wire
+                .expect("an Ev without its object is an encoded event");
+            let view = WireEvent {
+                type_: types.event_type(py, &wire.type_)?,
+                name: wire.name.as_deref().map(str::to_owned),
+                page_category: wire.page_category.as_deref().map(str::to_owned),
+                properties: types.parse_json(py, wire.properties.get())?.unbind(),
+                context: types.parse_json(py, wire.context.get())?.unbind(),
+            };
+            let _ = self.object.set(Bound::new(py, view)?.into_any());
+        }
+        Ok(self.object.get().expect("set above"))
+    }
+}
+
+/// A LeadEvent's fields, held while an :struct:`Ev` borrows their text.
+struct PyFields<'py> {
+    event_id: Bound<'py, PyAny>,
+    lead_id: Bound<'py, PyAny>,
+    name: Bound<'py, PyAny>,
+    type_: Bound<'py, PyAny>,
+    page_category: Bound<'py, PyAny>,
+    email: Bound<'py, PyAny>,
+    traits: Bound<'py, PyAny>,
+}
+
+fn opt_text<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<Option<&'a str>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        Ok(Some(value.downcast::<PyString>()?.to_str()?))
+    }
+}
+
+impl<'py> PyFields<'py> {
+    fn of(py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<PyFields<'py>> {
+        Ok(PyFields {
+            event_id: event.getattr(intern!(py, "event_id"))?,
+            lead_id: event.getattr(intern!(py, "lead_id"))?,
+            name: event.getattr(intern!(py, "name"))?,
+            type_: event.getattr(intern!(py, "type"))?,
+            page_category: event.getattr(intern!(py, "page_category"))?,
+            email: event.getattr(intern!(py, "email"))?,
+            traits: event.getattr(intern!(py, "traits"))?,
+        })
+    }
+
+    fn view<'a>(&'a self, event: &Bound<'py, PyAny>) -> PyResult<Ev<'a, 'py>> {
+        let traits = self.traits.downcast::<PyDict>()?;
+        let object = std::cell::OnceCell::new();
+        let _ = object.set(event.clone());
+        Ok(Ev {
+            event_id: self.event_id.downcast::<PyString>()?.to_str()?,
+            lead_id: self.lead_id.downcast::<PyString>()?.to_str()?,
+            name: opt_text(&self.name)?,
+            type_: self.type_.downcast::<PyString>()?.to_str()?,
+            page_category: opt_text(&self.page_category)?,
+            email: opt_text(&self.email)?,
+            traits: (!traits.is_empty()).then(|| traits.clone()),
+            object,
+            wire: None,
+        })
+    }
+}
+
+/// The event types (value -> ``EventType`` member) and pydantic-core's ``from_json``,
+/// which turns a JSON object into exactly the dict pydantic gives a ``dict[str, Any]``.
+struct WireTypes {
+    types: Py<PyDict>,
+    names: Vec<String>,
+    from_json: PyObject,
+}
+
+impl WireTypes {
+    fn event_type<'py>(&self, py: Python<'py>, value: &str) -> PyResult<PyObject> {
+        self.types
+            .bind(py)
+            .get_item(value)?
+            .map(Bound::unbind)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown event type {value:?}")))
+    }
+
+    fn is_type(&self, value: &str) -> bool {
+        self.names.iter().any(|n| n == value)
+    }
+
+    fn parse_json<'py>(&self, py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.from_json
+            .bind(py)
+            .call1((PyBytes::new(py, json.as_bytes()),))
+    }
+}
+
+/// What matchers and plan building see of an encoded event: the LeadEvent attributes they
+/// read (``type``, ``name``, ``page_category``, ``properties``, ``context``).
+#[pyclass(module = "baton_scorer_native", frozen)]
+struct WireEvent {
+    #[pyo3(get, name = "type")]
+    type_: PyObject,
+    #[pyo3(get)]
+    name: Option<String>,
+    #[pyo3(get)]
+    page_category: Option<String>,
+    #[pyo3(get)]
+    properties: PyObject,
+    #[pyo3(get)]
+    context: PyObject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed to validate it; matchers read the page through ``context``
+struct WirePage<'a> {
+    #[serde(borrow, default)]
+    url: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    referrer: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    title: Option<Cow<'a, str>>,
+}
+
+/// A LeadEvent exactly as ``to_bytes`` writes it: every field present, no others. Any
+/// other layout fails to parse here and is left to pydantic, which decides about it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // every field is parsed (that is the validation); not all are read
+struct Wire<'a> {
+    schema: u8,
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    lead_id: Cow<'a, str>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    anonymous_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    email: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    type_: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
+    #[serde(borrow)]
+    page_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    page: Option<WirePage<'a>>,
+    #[serde(borrow)]
+    campaign: HashMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(borrow)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    previous_id: Option<Cow<'a, str>>,
+    possible_duplicate: bool,
+    #[serde(borrow)]
+    properties: &'a RawValue,
+    #[serde(borrow)]
+    traits: &'a RawValue,
+    #[serde(borrow)]
+    context: &'a RawValue,
+}
+
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+}
+
+impl<'a> Wire<'a> {
+    /// The event and its ``occurred_at`` (epoch seconds), or None: not this layout.
+    fn parse(bytes: &'a [u8], types: &WireTypes) -> Option<(Self, f64)> {
+        let wire = serde_json::from_slice::<Wire<'a>>(bytes).ok()?;
+        if wire.schema != 1
+            || !is_object(wire.properties)
+            || !is_object(wire.traits)
+            || !is_object(wire.context)
+            || !types.is_type(&wire.type_)
+            || epoch_micros(&wire.received_at).is_none()
+        {
+            return None;
+        }
+        let micros = epoch_micros(&wire.occurred_at)?;
+        // What ``datetime.timestamp()`` computes: whole microseconds / 10**6, correctly
+        // rounded (exact here: the count fits in a double's 53 bits, checked above).
+        Some((wire, micros as f64 / 1e6))
+    }
+
+    fn traits<'py>(
+        &self,
+        py: Python<'py>,
+        types: &WireTypes,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if self.traits.get() == "{}" {
+            return Ok(None);
+        }
+        let traits = types
+            .parse_json(py, self.traits.get())?
+            .downcast_into::<PyDict>()?;
+        Ok((!traits.is_empty()).then_some(traits))
+    }
+}
+
+/// Microseconds since the epoch of an ISO 8601 time in the layout pydantic writes
+/// (``YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)``), or None for anything else.
+fn epoch_micros(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<i64> {
+        let part = b.get(from..from + n)?;
+        part.iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let mut i = 19;
+    let mut micros = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        let n = end - start;
+        if n == 0 || n > 6 {
+            return None;
+        }
+        micros = digits(start, n)? * 10i64.pow((6 - n) as u32);
+        i = end;
+    }
+    let offset = match &b[i..] {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let minutes = h * 60 + m;
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return None,
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if year < 1
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days from 1970-01-01 (proleptic Gregorian), as datetime computes them.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset * 60;
+    let total = seconds * 1_000_000 + micros;
+    (total.abs() < (1i64 << 53)).then_some(total)
+}
+
 /// ``event.occurred_at.timestamp()``.
 fn timestamp(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<f64> {
     event
@@ -1585,5 +1968,6 @@ fn newton(by_h: &[(f64, f64, f64)], level: f64, start: f64) -> f64 {
 fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<State>()?;
     m.add_class::<Core>()?;
+    m.add_class::<WireEvent>()?;
     Ok(())
 }

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
+
 from baton_scorer import lifecycle
 from baton_scorer.rules import Rules
-from baton_shared.schemas import LeadEvent, ReasonKind, Stage, Transition
+from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Stage, Transition
 
 try:
     import baton_scorer_native as _native
@@ -126,6 +128,10 @@ def native_core(rules: Rules) -> Any:
             "mql_g": f"{th.mql:g}",
             "cold_g": f"{recycle.cold_days:g}" if recycle.cold_days is not None else "None",
             "below_g": f"{recycle.below_score:g}" if recycle.below_score is not None else "None",
+            # For encoded events (score_records): the types, and JSON objects as pydantic
+            # reads a dict[str, Any].
+            "event_types": {t.value: t for t in EventType},
+            "from_json": pydantic_core.from_json,
         }
         core = _native.Core(spec, rules, compiled, lifecycle.fit_points, _make_transition)
         rules.__dict__["_native_core"] = core

@@ -1,0 +1,190 @@
+"""``baton replay`` scores ``leads.events`` values without decoding them into LeadEvents
+when the compiled core is built (``Replay.score_records``). Whatever the bytes, the
+result must be what decoding each value with pydantic and scoring the LeadEvents gives:
+the same transitions, states, duplicates and first event times, and the same records
+skipped as undecodable (the live scorer dead-letters those).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from baton_analytics.replay import Replay
+from baton_scorer import core
+from baton_scorer.rules import Rules, load_rules
+from baton_shared.schemas import EventType, LeadEvent, PageInfo
+
+pytestmark = pytest.mark.skipif(
+    core.KIND != "native", reason="the compiled core is not built (make install builds it)"
+)
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+TEXT = st.sampled_from(["", "é", 'say "hi"', "back\\slash", "🙂", "line\nbreak", "\u0000"])
+NAMES = ["Demo Requested", "Email Opened", "Webinar Attended", "Pricing Inquiry", "Heartbeat"]
+PAGES = ["pricing", "blog", "product", "careers", None]
+URLS = ["https://x.io/pricing/enterprise", "/pricing/enterprise?x=1", "/blog", None]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | TEXT
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@st.composite
+def lead_events(draw: st.DrawFn, index: int) -> LeadEvent:
+    kind = draw(st.sampled_from(list(EventType)))
+    at = T0 + timedelta(
+        hours=draw(st.floats(-24 * 400, 24 * 60, allow_nan=False)),
+        microseconds=draw(st.sampled_from([0, 1, 999_999, 500_000])),
+    )
+    lead = f"lead-{draw(st.integers(0, 4))}"
+    anonymous = draw(st.sampled_from([None, None, None, "anon-1"]))
+    properties: dict[str, Any] = draw(st.dictionaries(TEXT, JSON_VALUES, max_size=2))
+    if url := draw(st.sampled_from(URLS)):
+        properties["url"] = url
+    if draw(st.booleans()):
+        properties["plan"] = draw(st.sampled_from(["enterprise", 1, 1.0, True]))
+    context = {"page": {"url": url}} if url and draw(st.booleans()) else {}
+    traits = draw(
+        st.sampled_from([{}, {}, {"title": "VP Sales"}, {"employees": 5000}, {"n": 2**80}])
+    )
+    return LeadEvent(
+        event_id=f"e{draw(st.integers(0, index))}",  # some ids repeat
+        lead_id=anonymous if anonymous and draw(st.booleans()) else lead,
+        user_id=lead if draw(st.booleans()) else None,
+        anonymous_id=anonymous,
+        email=draw(st.sampled_from([None, "", "a@corp.com", "b@gmail.com"])),
+        type=kind,
+        name=draw(st.sampled_from([*NAMES, None])),
+        occurred_at=at.astimezone(draw(st.sampled_from(ZONES))),
+        received_at=at,
+        source=draw(TEXT),
+        page_category=draw(st.sampled_from(PAGES)),
+        page=PageInfo(url=url, title=draw(TEXT)) if url and draw(st.booleans()) else None,
+        campaign=draw(st.sampled_from([{}, {"source": "ads", "name": "q1"}])),
+        possible_duplicate=draw(st.booleans()),
+        properties=properties,
+        traits=traits,
+        context=context,
+    )
+
+
+def _edit(raw: bytes, **changes: Any) -> bytes:
+    data = orjson.loads(raw)
+    data.update(changes)
+    return orjson.dumps({k: v for k, v in data.items() if v is not _DROP})
+
+
+_DROP = object()
+
+
+@st.composite
+def values(draw: st.DrawFn) -> list[bytes]:
+    """Encoded events, some in other layouts or invalid."""
+    out = []
+    for i in range(draw(st.integers(1, 30))):
+        raw = draw(lead_events(i)).to_bytes()
+        variant = draw(st.integers(0, 14))
+        if variant == 0:  # not this layout, still valid: pydantic reads it
+            raw = _edit(raw, context=_DROP, possible_duplicate=_DROP)
+        elif variant == 1:  # a time pydantic reads in other forms, or rejects
+            when = [
+                "2025-03-03T09:00:00.1234567Z",
+                "2025-03-03 09:00:00Z",
+                1741000000,
+                "2025-02-29T00:00:00Z",
+                "2025-03-03T09:00:00",
+                "2025-03-03T24:00:00Z",
+                "2025-03-03T09:00:60Z",
+                "2025-03-03T09:00:00+05",
+                "0001-01-01T00:00:00Z",
+                "2025-03-03T09:00:00.5Z",
+                "2025-03-03T09:00:00.05-01:30",
+                "9999-12-31T23:59:59Z",
+            ]
+            raw = _edit(raw, occurred_at=draw(st.sampled_from(when)))
+        elif variant == 2:  # invalid: the live scorer dead-letters these
+            bad = [
+                {"schema": 2},
+                {"type": "bogus"},
+                {"properties": None},
+                {"campaign": None},
+                {"extra": 1},
+                {"event_id": 5},
+                {"traits": []},
+                {"possible_duplicate": "yes"},
+            ]
+            raw = _edit(raw, **draw(st.sampled_from(bad)))
+        elif variant == 3:
+            raw = draw(st.sampled_from([b"", b"not json", b"{}", b"[]", raw[:-1], raw + b"x"]))
+        elif variant == 4:
+            raw = b" " + raw.replace(b",", b", ") + b"\n"  # spacing is still this layout
+        out.append(raw)
+    return out
+
+
+def decoded(values: list[bytes]) -> list[LeadEvent]:
+    out = []
+    for value in values:
+        try:
+            out.append(LeadEvent.model_validate_json(value))
+        except ValidationError:
+            continue
+    return out
+
+
+def outcome(replay: Replay) -> tuple:
+    result = replay.finish(None)
+    states = {lead: repr(s.to_dict()) for lead, s in replay.states.items()}  # ints past 64 bits
+    return (
+        [t.to_bytes() for t in result.transitions],
+        states,
+        result.events,
+        result.duplicates,
+        result.first_event_at,
+        result.held_anonymous,
+    )
+
+
+RULES = load_rules()
+
+
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(batches=st.lists(values(), min_size=1, max_size=3))
+@example(batches=[[_edit(LeadEvent(event_id="x", lead_id="l", type=EventType.TRACK,
+                                   name="Demo Requested", occurred_at=T0, received_at=T0,
+                                   source="t").to_bytes(), traits={"title": "CEO"})]])  # fmt: skip
+def test_encoded_events_score_as_their_decoded_events_do(batches: list[list[bytes]]) -> None:
+    wire, reference = Replay(RULES), Replay(RULES)
+    for batch in batches:
+        wire.score_records(batch)
+        reference.score_events(decoded(batch))
+    assert outcome(wire) == outcome(reference)
+
+
+def test_the_exact_layout_is_read_by_the_compiled_core(rules: Rules) -> None:
+    """The fast path is taken (not everything left to pydantic): a run of encoded events
+    is scored in one call, and stops at the first record in another layout."""
+    events = [
+        LeadEvent(event_id=f"e{i}", lead_id="l", type=EventType.PAGE, page_category="pricing",
+                  occurred_at=T0 + timedelta(minutes=i), received_at=T0, source="t")
+        for i in range(3)
+    ]  # fmt: skip
+    raw = [e.to_bytes() for e in events]
+    raw.insert(2, _edit(raw[0], event_id="other", context=_DROP))
+    native = core.native_core(rules)
+    transitions, scored, duplicates, stopped = native.score_records({}, raw, 0, {})
+    assert (scored, duplicates, stopped) == (2, 0, 2)
+    assert [t.to_stage for t in transitions] == ["mql"]  # two pricing views: 80 points
+    assert native.score_records({}, raw, 3, {})[1:] == (1, 0, 4)
