@@ -52,6 +52,7 @@ class Replay:
     first_event_at: dict[str, float] = field(default_factory=dict)
     events: int = 0
     duplicates: int = 0
+    _index: Any = None  # the compiled core's index of ``states`` (score_records)
 
     def event(self, event: LeadEvent) -> None:
         self.events += 1
@@ -89,10 +90,12 @@ class Replay:
             self.score_events(list(_decoded(values)))
             return
         native = core.native_core(self.rules)
+        if self._index is None:
+            self._index = core.lead_index()
         i, end = 0, len(values)
         while i < end:
             transitions, scored, duplicates, i = native.score_records(
-                self.states, values, i, self.first_event_at
+                self.states, self._index, values, i, self.first_event_at
             )
             self.events += scored
             self.duplicates += duplicates

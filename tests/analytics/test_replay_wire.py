@@ -184,7 +184,9 @@ def test_the_exact_layout_is_read_by_the_compiled_core(rules: Rules) -> None:
     raw = [e.to_bytes() for e in events]
     raw.insert(2, _edit(raw[0], event_id="other", context=_DROP))
     native = core.native_core(rules)
-    transitions, scored, duplicates, stopped = native.score_records({}, raw, 0, {})
+    transitions, scored, duplicates, stopped = native.score_records(
+        {}, core.lead_index(), raw, 0, {}
+    )
     assert (scored, duplicates, stopped) == (2, 0, 2)
     assert [t.to_stage for t in transitions] == ["mql"]  # two pricing views: 80 points
-    assert native.score_records({}, raw, 3, {})[1:] == (1, 0, 4)
+    assert native.score_records({}, core.lead_index(), raw, 3, {})[1:] == (1, 0, 4)

@@ -700,14 +700,20 @@ impl Core {
     /// so the caller can decode it with pydantic. Returns the transitions, how many
     /// records were scored (duplicates included), how many were duplicates, and the
     /// index it stopped at (``len(records)`` when it read them all).
+    ///
+    /// ``index`` (one per ``states`` dict) finds a lead's state without building a
+    /// Python string for its id; ``states`` stays the one record of the leads.
+    #[allow(clippy::too_many_arguments)]
     fn score_records<'py>(
         &mut self,
         py: Python<'py>,
         states: &Bound<'py, PyDict>,
+        index: &Bound<'py, LeadIndex>,
         records: &Bound<'py, PyList>,
         start: usize,
         first_event_at: &Bound<'py, PyDict>,
     ) -> PyResult<(Bound<'py, PyList>, usize, usize, usize)> {
+        let mut index = index.try_borrow_mut()?;
         let out = PyList::empty(py);
         let (mut scored, mut duplicates) = (0, 0);
         let end = records.len();
@@ -735,28 +741,26 @@ impl Core {
                 object: std::cell::OnceCell::new(),
                 wire: Some(&wire),
             };
-            let lead = PyString::new(py, &wire.lead_id);
-            let state = match states.get_item(&lead)? {
-                Some(found) => found.downcast_into::<State>()?,
-                None => {
-                    let created = Bound::new(py, State::empty(py))?;
-                    states.set_item(&lead, &created)?;
-                    created
-                }
-            };
-            let mut st = state.try_borrow_mut()?;
+            let entry = index.entry(py, states, &wire.lead_id)?;
+            let mut st = entry.state.bind(py).try_borrow_mut()?;
             scored += 1;
             i += 1;
             if !self.score_into(py, &mut st, &ev, at, &out)? {
                 duplicates += 1;
                 continue;
             }
-            let earlier = match first_event_at.get_item(&lead)? {
-                None => true,
-                Some(first) => at < first.extract::<f64>()?,
-            };
-            if earlier {
-                first_event_at.set_item(&lead, at)?;
+            // ``first_at`` is never below the dict's value (other paths may lower that):
+            // an event at or after it cannot be a lead's first.
+            if at < entry.first_at {
+                let lead = PyString::new(py, &wire.lead_id);
+                let earlier = match first_event_at.get_item(&lead)? {
+                    None => true,
+                    Some(first) => at < first.extract::<f64>()?,
+                };
+                if earlier {
+                    first_event_at.set_item(&lead, at)?;
+                }
+                entry.first_at = at;
             }
         }
         Ok((out, scored, duplicates, i))
@@ -1513,6 +1517,56 @@ impl Core {
     }
 }
 
+/// Lead id -> its state in a replay's ``states`` dict (the same object), and the
+/// lowest first-event time this index wrote. Entries are only ever added to
+/// ``states`` (a lead's state object is never replaced), so a state found once
+/// stays the right one.
+#[pyclass(module = "baton_scorer_native")]
+#[derive(Default)]
+pub struct LeadIndex {
+    leads: HashMap<Box<str>, IndexEntry, Fx>,
+}
+
+struct IndexEntry {
+    state: Py<State>,
+    first_at: f64,
+}
+
+#[pymethods]
+impl LeadIndex {
+    #[new]
+    fn new() -> LeadIndex {
+        LeadIndex::default()
+    }
+}
+
+impl LeadIndex {
+    fn entry(
+        &mut self,
+        py: Python<'_>,
+        states: &Bound<'_, PyDict>,
+        lead_id: &str,
+    ) -> PyResult<&mut IndexEntry> {
+        if !self.leads.contains_key(lead_id) {
+            let lead = PyString::new(py, lead_id);
+            let state = match states.get_item(&lead)? {
+                Some(found) => found.downcast_into::<State>()?,
+                None => {
+                    let created = Bound::new(py, State::empty(py))?;
+                    states.set_item(&lead, &created)?;
+                    created
+                }
+            };
+            let entry = IndexEntry {
+                state: state.unbind(),
+                first_at: f64::INFINITY,
+            };
+            self.leads.insert(Box::from(lead_id), entry);
+        }
+        Ok(self.leads.get_mut(lead_id).expect("inserted above"))
+    }
+}
+
 // -- events: as LeadEvent objects, or as their encoded bytes --------------------------
 
 /// What scoring reads from an event. ``object`` is what Python callbacks (plan building,
@@ -1969,5 +2023,6 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<State>()?;
     m.add_class::<Core>()?;
     m.add_class::<WireEvent>()?;
+    m.add_class::<LeadIndex>()?;
     Ok(())
 }

@@ -97,6 +97,14 @@ def _make_transition(
     )
 
 
+def lead_index() -> Any:
+    """The compiled core's lead id -> state index over one ``states`` dict, for
+    ``score_records`` (one per dict: states are only ever added to it)."""
+    if _native is None:
+        raise RuntimeError("baton_scorer_native is not installed")
+    return _native.LeadIndex()
+
+
 def native_core(rules: Rules) -> Any:
     """The compiled core for ``rules`` (built once per rules object, kept on it)."""
     core = rules.__dict__.get("_native_core")
