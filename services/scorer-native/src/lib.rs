@@ -5,6 +5,10 @@
 //! back: fit points (regular expressions over traits), matchers that look at URLs or
 //! properties, building the event-shape plans, and the `Transition` objects themselves.
 //!
+//! Events come as LeadEvent objects, or (``score_records``, for ``baton replay``) as the
+//! bytes on ``leads.events``: a record in the exact layout ``LeadEvent.to_bytes`` writes
+//! is read here, anything else is left to pydantic.
+//!
 //! Pure: no I/O, no clock reads.
 
 use std::borrow::Cow;
