@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from baton_scorer import core, lifecycle
 from baton_scorer.rules import Rules, load_rules, parse_rules
-from baton_shared.schemas import EventType, LeadEvent, Transition
+from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Stage, Transition
 
 pytestmark = pytest.mark.skipif(
     core._native is None, reason="baton_scorer_native is not built (make install builds it)"
@@ -313,6 +313,30 @@ def test_decay_powers_match_the_reference_to_the_last_bit(rules: Rules) -> None:
         if state_bytes(native) != state_bytes(ref):
             differing.append(i)
     assert differing == []
+
+
+def test_transitions_are_built_as_the_reference_builds_them() -> None:
+    """The native side's Transition constructor (no pydantic machinery) makes the same
+    object ``lifecycle`` makes: equal, same bytes, same fields set, same field order."""
+    args = ("t1", "lead-1", "new", "mql", 55.5, 5.0, 50.5, "score 55.5 >= MQL 50",
+            "threshold", False, "e1", None, 1741000000.123456, "default@abc",
+            [("pricing", 40.0), ("blog", 10.5)], "a@corp.com", {"title": "VP"})  # fmt: skip
+    built = core._make_transition(*args)
+    reference = lifecycle._transition(
+        transition_id="t1", lead_id="lead-1", from_stage=Stage.NEW, to_stage=Stage.MQL,
+        score=55.5, fit=5.0, engagement=50.5, reason="score 55.5 >= MQL 50",
+        reason_kind=ReasonKind.THRESHOLD, express=False, trigger_event_id="e1",
+        trigger_event=None, occurred_at=datetime.fromtimestamp(1741000000.123456, UTC),
+        rules_version="default@abc", email="a@corp.com", traits={"title": "VP"},
+        top_signals=[lifecycle._signal(signal="pricing", points=40.0),
+                     lifecycle._signal(signal="blog", points=10.5)],
+    )  # fmt: skip
+    assert built == reference
+    assert built.to_bytes() == reference.to_bytes()
+    assert built.model_fields_set == reference.model_fields_set
+    assert list(built.__dict__) == list(reference.__dict__)
+    assert built.top_signals[0].model_fields_set == reference.top_signals[0].model_fields_set
+    assert Transition.model_validate_json(built.to_bytes()) == built
 
 
 def test_batch_scoring_matches_event_by_event_scoring(rules: Rules) -> None:

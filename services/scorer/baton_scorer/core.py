@@ -23,7 +23,7 @@ import pydantic_core
 
 from baton_scorer import lifecycle
 from baton_scorer.rules import Rules
-from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Stage, Transition
+from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Signal, Stage, Transition
 
 try:
     import baton_scorer_native as _native
@@ -52,8 +52,34 @@ KIND = _choose()
 
 _stages = {s.value: s for s in Stage}
 _kinds = {k.value: k for k in ReasonKind}
-_transition = lifecycle._transition
-_signal = lifecycle._signal
+# A replay builds tens of thousands of transitions: made here without pydantic's
+# per-call machinery (what ``trusted_constructor`` does, spelled out for these two
+# models: ≈2.5x faster). ``tests/scorer/test_native_core.py`` checks they equal what
+# ``lifecycle`` builds, field order and fields set included; a schema change that
+# adds, drops or reorders a field stops the import here instead.
+_TRANSITION_FIELDS = (
+    "schema_", "transition_id", "lead_id", "from_stage", "to_stage", "score", "fit",
+    "engagement", "reason", "express", "trigger_event_id", "trigger_event", "occurred_at",
+    "rules_version", "reason_kind", "top_signals", "emitted_at", "email", "traits",
+)  # fmt: skip
+if tuple(Transition.model_fields) != _TRANSITION_FIELDS or tuple(Signal.model_fields) != (
+    "signal",
+    "points",
+):
+    raise RuntimeError("Transition or Signal changed: update core._make_transition")
+_GIVEN = frozenset(_TRANSITION_FIELDS) - {"schema_", "emitted_at"}
+_SCHEMA = Transition.model_fields["schema_"].default
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _make_signal(label: str, points: float) -> Signal:
+    signal = _new(Signal)
+    _set(signal, "__dict__", {"signal": label, "points": points})
+    _set(signal, "__pydantic_fields_set__", {"signal", "points"})
+    _set(signal, "__pydantic_extra__", None)
+    _set(signal, "__pydantic_private__", None)
+    return signal
 
 
 def _make_transition(
@@ -76,25 +102,36 @@ def _make_transition(
     traits: dict[str, Any],
 ) -> Transition:
     """The Transition ``lifecycle._move`` builds, from the values the native core computed."""
-    return _transition(
-        transition_id=transition_id,
-        lead_id=lead_id,
-        from_stage=_stages[from_stage],
-        to_stage=_stages[to_stage],
-        score=score,
-        fit=fit,
-        engagement=engagement,
-        reason=reason,
-        reason_kind=_kinds[reason_kind],
-        express=express,
-        trigger_event_id=trigger_id,
-        trigger_event=trigger_name,
-        occurred_at=datetime.fromtimestamp(trigger_at, UTC),
-        rules_version=rules_version,
-        top_signals=[_signal(signal=label, points=points) for label, points in signals],
-        email=email,
-        traits=traits,
+    transition = _new(Transition)
+    _set(
+        transition,
+        "__dict__",
+        {
+            "schema_": _SCHEMA,
+            "transition_id": transition_id,
+            "lead_id": lead_id,
+            "from_stage": _stages[from_stage],
+            "to_stage": _stages[to_stage],
+            "score": score,
+            "fit": fit,
+            "engagement": engagement,
+            "reason": reason,
+            "express": express,
+            "trigger_event_id": trigger_id,
+            "trigger_event": trigger_name,
+            "occurred_at": datetime.fromtimestamp(trigger_at, UTC),
+            "rules_version": rules_version,
+            "reason_kind": _kinds[reason_kind],
+            "top_signals": [_make_signal(label, points) for label, points in signals],
+            "emitted_at": None,
+            "email": email,
+            "traits": traits,
+        },
     )
+    _set(transition, "__pydantic_fields_set__", set(_GIVEN))
+    _set(transition, "__pydantic_extra__", None)
+    _set(transition, "__pydantic_private__", None)
+    return transition
 
 
 def lead_index() -> Any:
