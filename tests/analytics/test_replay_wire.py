@@ -49,11 +49,18 @@ def lead_events(draw: st.DrawFn, index: int) -> LeadEvent:
     lead = f"lead-{draw(st.integers(0, 4))}"
     anonymous = draw(st.sampled_from([None, None, None, "anon-1"]))
     properties: dict[str, Any] = draw(st.dictionaries(TEXT, JSON_VALUES, max_size=2))
-    if url := draw(st.sampled_from(URLS)):
-        properties["url"] = url
+    context: dict[str, Any] = {}
+    if url := draw(st.sampled_from(URLS)):  # where trackers put it (rules read them all)
+        key = draw(st.sampled_from(["url", "path"]))
+        where = draw(st.sampled_from(["properties", "context", "both"]))
+        if where != "context":
+            properties[key] = url
+        if where != "properties":
+            context["page"] = {key: url, "title": "t"}
     if draw(st.booleans()):
         properties["plan"] = draw(st.sampled_from(["enterprise", 1, 1.0, True]))
-    context = {"page": {"url": url}} if url and draw(st.booleans()) else {}
+    if draw(st.booleans()):
+        context[draw(st.sampled_from(["page", "ip"]))] = draw(JSON_VALUES)  # odd shapes
     traits = draw(
         st.sampled_from([{}, {}, {"title": "VP Sales"}, {"employees": 5000}, {"n": 2**80}])
     )

@@ -10,6 +10,7 @@ timers), and both cores run them side by side.
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -313,6 +314,17 @@ def test_decay_powers_match_the_reference_to_the_last_bit(rules: Rules) -> None:
         if state_bytes(native) != state_bytes(ref):
             differing.append(i)
     assert differing == []
+
+
+@settings(max_examples=2_000, deadline=None, database=None)
+@given(
+    pattern=st.text(alphabet="*?ab/.\né", max_size=8),
+    text=st.text(alphabet="ab/.\n?*é", max_size=12),
+)
+def test_url_globs_match_as_fnmatch_does(pattern: str, text: str) -> None:
+    """URL matchers (``url: "*/pricing/enterprise*"``) run in the core without calling
+    Python; they must say what ``fnmatch.fnmatchcase`` says."""
+    assert core._native.url_glob_match(pattern, text) == fnmatch.fnmatchcase(text, pattern)
 
 
 def test_transitions_are_built_as_the_reference_builds_them() -> None:

@@ -228,9 +228,9 @@ struct Rule {
 struct Plan {
     key: (String, Option<String>, Option<String>),
     fixed: Vec<usize>,
-    dynamic: Vec<(usize, PyObject)>,
+    dynamic: Vec<(usize, Matcher)>,
     express: Option<String>,
-    express_matches: Vec<PyObject>,
+    express_matches: Vec<Matcher>,
     express_label: String,
 }
 
@@ -744,6 +744,7 @@ impl Core {
                 traits,
                 object: std::cell::OnceCell::new(),
                 wire: Some(&wire),
+                urls: std::cell::OnceCell::new(),
             };
             let entry = index.entry(py, states, &wire.lead_id)?;
             let mut st = entry.state.bind(py).try_borrow_mut()?;
@@ -959,11 +960,7 @@ impl Core {
             let plan = &self.plans[&hash][slot];
             matched.extend_from_slice(&plan.fixed);
             for (index, matcher) in &plan.dynamic {
-                if matcher
-                    .bind(py)
-                    .call_method1(intern!(py, "matches"), (ev.object(py, &self.wire_types)?,))?
-                    .is_truthy()?
-                {
+                if matcher.matches(py, ev, &self.wire_types)? {
                     matched.push(*index);
                 }
             }
@@ -1032,10 +1029,7 @@ impl Core {
             if lane.is_none() && has_express_matches {
                 let plan = &self.plans[&hash][slot];
                 for m in &plan.express_matches {
-                    if m.bind(py)
-                        .call_method1(intern!(py, "matches"), (ev.object(py, &self.wire_types)?,))?
-                        .is_truthy()?
-                    {
+                    if m.matches(py, ev, &self.wire_types)? {
                         lane = Some(express_label.clone());
                         break;
                     }
@@ -1126,11 +1120,11 @@ impl Core {
             if matcher.is_none() {
                 return Err(PyTypeError::new_err("a dynamic rule without a matcher"));
             }
-            dynamic.push((index_of(&rule)?, matcher.unbind()));
+            dynamic.push((index_of(&rule)?, Matcher::of(&matcher)?));
         }
         let mut express_matches = Vec::new();
         for m in plan.getattr(intern!(py, "express_matches"))?.try_iter()? {
-            express_matches.push(m?.unbind());
+            express_matches.push(Matcher::of(&m?)?);
         }
         let built = Plan {
             key: (
@@ -1586,9 +1580,58 @@ struct Ev<'a, 'py> {
     traits: Option<Bound<'py, PyDict>>, // None when the event has none
     object: std::cell::OnceCell<Bound<'py, PyAny>>,
     wire: Option<&'a Wire<'a>>,
+    urls: std::cell::OnceCell<Option<Vec<String>>>,
 }
 
 impl<'py> Ev<'_, 'py> {
+    /// ``rules._urls(event)``: the page URL and path from ``properties`` and from
+    /// ``context.page``, the strings only; None when only Python can read them.
+    fn urls(&self, py: Python<'py>, types: &WireTypes) -> PyResult<Option<&[String]>> {
+        if self.urls.get().is_none() {
+            let found = match self.wire {
+                Some(wire) => wire_urls(wire),
+                None => self.py_urls(py, types)?,
+            };
+            let _ = self.urls.set(found);
+        }
+        Ok(self.urls.get().expect("set above").as_deref())
+    }
+
+    fn py_urls(&self, py: Python<'py>, types: &WireTypes) -> PyResult<Option<Vec<String>>> {
+        let event = self.object(py, types)?;
+        let mut out = Vec::new();
+        let mut take = |holder: &Bound<'py, PyDict>| -> PyResult<bool> {
+            for key in [intern!(py, "url"), intern!(py, "path")] {
+                if let Some(value) = holder.get_item(key)? {
+                    if let Ok(text) = value.downcast::<PyString>() {
+                        let Ok(text) = text.to_str() else {
+                            return Ok(false); // not UTF-8 (a lone surrogate): Python decides
+                        };
+                        out.push(text.to_owned());
+                    }
+                }
+            }
+            Ok(true)
+        };
+        let props = event.getattr(intern!(py, "properties"))?;
+        let Ok(props) = props.downcast::<PyDict>() else {
+            return Ok(None);
+        };
+        if !props.is_empty() && !take(props)? {
+            return Ok(None);
+        }
+        let context = event.getattr(intern!(py, "context"))?;
+        if let Ok(context) = context.downcast::<PyDict>() {
+            if let Some(page) = context.get_item(intern!(py, "page"))? {
+                if let Ok(page) = page.downcast::<PyDict>() {
+                    if !take(page)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(Some(out))
+    }
     fn object(&self, py: Python<'py>, types: &WireTypes) -> PyResult<&Bound<'py, PyAny>> {
         if self.object.get().is_none() {
             let wire = self
@@ -1653,6 +1696,7 @@ impl<'py> PyFields<'py> {
             traits: (!traits.is_empty()).then(|| traits.clone()),
             object,
             wire: None,
+            urls: std::cell::OnceCell::new(),
         })
     }
 }
@@ -1804,6 +1848,122 @@ impl<'a> Wire<'a> {
             .downcast_into::<PyDict>()?;
         Ok((!traits.is_empty()).then_some(traits))
     }
+}
+
+/// ``rules._urls`` of an encoded event, read from its JSON (a repeated key: the last one,
+/// as pydantic reads it); None when a value is not plain to read here.
+fn wire_urls(wire: &Wire<'_>) -> Option<Vec<String>> {
+    type Object<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+    fn take(object: &Object<'_>, out: &mut Vec<String>) -> Option<()> {
+        for key in ["url", "path"] {
+            if let Some(value) = object.get(key) {
+                if value.get().starts_with('"') {
+                    out.push(
+                        serde_json::from_str::<Cow<'_, str>>(value.get())
+                            .ok()?
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    if wire.properties.get() != "{}" {
+        take(
+            &serde_json::from_str::<Object<'_>>(wire.properties.get()).ok()?,
+            &mut out,
+        )?;
+    }
+    if wire.context.get() != "{}" {
+        let context = serde_json::from_str::<Object<'_>>(wire.context.get()).ok()?;
+        if let Some(page) = context.get("page") {
+            if page.get().starts_with('{') {
+                take(
+                    &serde_json::from_str::<Object<'_>>(page.get()).ok()?,
+                    &mut out,
+                )?;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A rule's match that looks past the event's shape: a URL glob the core checks itself
+/// (``fnmatch.fnmatchcase`` with ``*`` and ``?``), or a Python ``Match`` it calls.
+enum Matcher {
+    Url { pattern: Vec<char>, py: PyObject },
+    Py(PyObject),
+}
+
+impl Matcher {
+    fn of(m: &Bound<'_, PyAny>) -> PyResult<Matcher> {
+        let py = m.py();
+        let url = m.getattr(intern!(py, "url"))?;
+        let properties = m.getattr(intern!(py, "properties"))?;
+        if let (Ok(url), Ok(properties)) =
+            (url.downcast::<PyString>(), properties.downcast::<PyDict>())
+        {
+            if let Ok(url) = url.to_str() {
+                if properties.is_empty() && !url.contains('[') {
+                    return Ok(Matcher::Url {
+                        pattern: url.chars().collect(),
+                        py: m.clone().unbind(),
+                    });
+                }
+            }
+        }
+        Ok(Matcher::Py(m.clone().unbind()))
+    }
+
+    fn matches<'py>(&self, py: Python<'py>, ev: &Ev<'_, 'py>, types: &WireTypes) -> PyResult<bool> {
+        let m = match self {
+            Matcher::Url { pattern, py: m } => match ev.urls(py, types)? {
+                Some(urls) => return Ok(urls.iter().any(|u| glob_match(pattern, u))),
+                None => m,
+            },
+            Matcher::Py(m) => m,
+        };
+        m.bind(py)
+            .call_method1(intern!(py, "matches"), (ev.object(py, types)?,))?
+            .is_truthy()
+    }
+}
+
+/// ``fnmatch.fnmatchcase(text, pattern)`` for a pattern without ``[``: ``*`` is any
+/// run of characters (newlines too), ``?`` any one character, the rest literal.
+fn glob_match(pattern: &[char], text: &str) -> bool {
+    let text: SmallVec<[char; 128]> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    let mut resume: Option<(usize, usize)> = None; // after the last '*': (pattern, text)
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || (pattern[p] != '*' && pattern[p] == text[t]))
+        {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            resume = Some((p + 1, t));
+            p += 1;
+        } else if let Some((rp, rt)) = resume {
+            p = rp;
+            t = rt + 1;
+            resume = Some((rp, rt + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// ``fnmatch.fnmatchcase`` as the core matches URLs (patterns without ``[``), for tests.
+#[pyfunction]
+fn url_glob_match(pattern: &str, text: &str) -> PyResult<bool> {
+    if pattern.contains('[') {
+        return Err(PyValueError::new_err(
+            "patterns with [ are matched by Python",
+        ));
+    }
+    Ok(glob_match(&pattern.chars().collect::<Vec<_>>(), text))
 }
 
 /// Microseconds since the epoch of an ISO 8601 time in the layout pydantic writes
@@ -2031,5 +2191,6 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<WireEvent>()?;
     m.add_class::<LeadIndex>()?;
+    m.add_function(wrap_pyfunction!(url_glob_match, m)?)?;
     Ok(())
 }
