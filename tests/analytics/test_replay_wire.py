@@ -39,6 +39,25 @@ JSON_VALUES = st.recursive(
 )  # fmt: skip
 
 
+# Inside free-form objects: valid JSON that pydantic refuses (lone surrogate, an integer
+# past 4,300 digits, nesting past its recursion limit, a raw control character) and its
+# neighbours that it accepts.
+ODD = [
+    b'"\\ud800"',
+    b'"\\udc00x"',
+    b'"\\ud83d\\ude00"',
+    b'"\\u0001"',
+    b'"a\x01b"',
+    b"1" + b"0" * 5000,
+    b"-" + b"9" * 600,
+    b"1e400",
+    b"-2.5E-3",
+    b"[" * 250 + b"]" * 250,
+    b"[" * 100 + b"]" * 100,
+    b'{"a": [1, {"b": null}]}',
+]
+
+
 @st.composite
 def lead_events(draw: st.DrawFn, index: int) -> LeadEvent:
     kind = draw(st.sampled_from(list(EventType)))
@@ -135,6 +154,9 @@ def values(draw: st.DrawFn) -> list[bytes]:
             raw = draw(st.sampled_from([b"", b"not json", b"{}", b"[]", raw[:-1], raw + b"x"]))
         elif variant == 4:
             raw = b" " + raw.replace(b",", b", ") + b"\n"  # spacing is still this layout
+        elif variant == 5:  # JSON serde's syntax check passes and pydantic may refuse
+            field = draw(st.sampled_from(["properties", "traits", "context"]))
+            raw = _edit(raw, **{field: {"z": "@@"}}).replace(b'"@@"', draw(st.sampled_from(ODD)))
         out.append(raw)
     return out
 
@@ -197,3 +219,17 @@ def test_the_exact_layout_is_read_by_the_compiled_core(rules: Rules) -> None:
     assert (scored, duplicates, stopped) == (2, 0, 2)
     assert [t.to_stage for t in transitions] == ["mql"]  # two pricing views: 80 points
     assert native.score_records({}, core.lead_index(), raw, 3, {})[1:] == (1, 0, 4)
+
+
+@pytest.mark.parametrize("field", ["properties", "traits", "context"])
+@pytest.mark.parametrize("odd", ODD, ids=lambda b: b[:12].decode(errors="replace"))
+def test_free_form_json_pydantic_refuses_is_not_scored(field: str, odd: bytes) -> None:
+    """serde only checks a raw value's syntax; a record pydantic refuses (lone surrogate,
+    huge integer, deep nesting) must be skipped, not scored and not a crash."""
+    demo = LeadEvent(event_id="x", lead_id="l", type=EventType.TRACK, name="Demo Requested",
+                     occurred_at=T0, received_at=T0, source="t")  # fmt: skip
+    batch = [_edit(demo.to_bytes(), **{field: {"z": "@@"}}).replace(b'"@@"', odd)]
+    wire, reference = Replay(RULES), Replay(RULES)
+    wire.score_records(batch)
+    reference.score_events(decoded(batch))
+    assert outcome(wire) == outcome(reference)

@@ -1812,8 +1812,63 @@ struct Wire<'a> {
     context: &'a RawValue,
 }
 
-fn is_object(raw: &RawValue) -> bool {
-    raw.get().starts_with('{')
+/// A free-form object (``properties``, ``traits``, ``context``) that pydantic reads as
+/// serde does. serde only checks a raw value's syntax; pydantic (jiter) also refuses lone
+/// surrogate escapes, control characters in strings, integers of more than 4,300 digits
+/// and deep nesting. Anything near those (any surrogate escape, a number run of over
+/// 1,000 characters or with an exponent, nesting past 64) is left to pydantic.
+fn is_plain_object(raw: &RawValue) -> bool {
+    let text = raw.get().as_bytes();
+    if text == b"{}" {
+        return true;
+    }
+    if text.first() != Some(&b'{') {
+        return false;
+    }
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while text[i] != b'"' {
+                    match text[i] {
+                        b'\\' => {
+                            if text[i + 1] == b'u' && matches!(text[i + 2], b'd' | b'D') {
+                                return false; // a surrogate half, paired or not
+                            }
+                            i += 2;
+                        }
+                        0..=0x1f => return false,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > 64 {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth -= 1,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i + 1 < text.len()
+                    && matches!(text[i + 1], b'0'..=b'9' | b'.' | b'-' | b'+' | b'e' | b'E')
+                {
+                    i += 1;
+                    if matches!(text[i], b'e' | b'E') {
+                        return false;
+                    }
+                }
+                if i - start > 1_000 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 impl<'a> Wire<'a> {
@@ -1821,9 +1876,9 @@ impl<'a> Wire<'a> {
     fn parse(bytes: &'a [u8], types: &WireTypes) -> Option<(Self, f64)> {
         let wire = serde_json::from_slice::<Wire<'a>>(bytes).ok()?;
         if wire.schema != 1
-            || !is_object(wire.properties)
-            || !is_object(wire.traits)
-            || !is_object(wire.context)
+            || !is_plain_object(wire.properties)
+            || !is_plain_object(wire.traits)
+            || !is_plain_object(wire.context)
             || !types.is_type(&wire.type_)
             || epoch_micros(&wire.received_at).is_none()
         {
