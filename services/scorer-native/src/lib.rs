@@ -733,7 +733,9 @@ impl Core {
             if wire.anonymous_id.is_some() {
                 break;
             }
-            let traits = wire.traits(py, &self.wire_types)?;
+            let Ok(traits) = wire.traits(py, &self.wire_types) else {
+                break; // pydantic decides about it (is_plain_object should have said so)
+            };
             let ev = Ev {
                 event_id: &wire.event_id,
                 lead_id: &wire.lead_id,
