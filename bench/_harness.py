@@ -7,6 +7,7 @@ import os
 import random
 import statistics
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,20 @@ def percentile(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
+def host_speed() -> float:
+    """Million iterations per second of a fixed pure-Python loop (best of three): how fast
+    this host runs Python today, so figures from different days and hosts compare."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(2.0 / best, 2)
+
+
 def print_figures(figures: dict[str, float | int | str]) -> None:
-    """The last line a bench prints: its figures as one JSON object."""
-    print(json.dumps(figures), flush=True)
+    """The last line a bench prints: its figures as one JSON object (with ``host_mips``,
+    :func:`host_speed` measured now)."""
+    print(json.dumps({**figures, "host_mips": host_speed()}), flush=True)
