@@ -262,8 +262,10 @@ def score_event(
             else:
                 _add_capped(state, rule, event_id, at)
 
-    if compiled.competitors and state.stage != Stage.DISQUALIFIED and is_competitor(
-        state.email, rules
+    if (
+        compiled.competitors
+        and state.stage != Stage.DISQUALIFIED
+        and is_competitor(state.email, rules)
     ):
         out.append(
             _move(
@@ -347,7 +349,8 @@ def _add_capped(state: LeadState, rule: CompiledRule, event_id: str, at: float) 
     windows[key] = kept
     if rule.window_s is not None and state.watermark is not None:
         oldest = math.floor((state.watermark - CAP_HORIZON_SECONDS) / rule.window_s)
-        for old in [k for k in windows if int(k) < oldest]:
+        # "all" is a first-time-only rule's key: this rule was one under earlier rules.
+        for old in [k for k in windows if k != "all" and int(k) < oldest]:
             del windows[old]
 
 
