@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from baton_scorer.rules import Rules, load_rules
+from baton_scorer.rules import Rules, load_rules, parse_rules
 from baton_shared.schemas import EventType, LeadEvent
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -46,3 +46,26 @@ def make_event() -> MakeEvent:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trial_rule_changes(make_event: MakeEvent) -> tuple[list[Rules], list[LeadEvent]]:
+    """A rules change without a restart: the rule ``trial-page`` is first-time-only for
+    the first of three daily visits, then capped at 40 points a day. Returns the rules
+    each visit is scored with, and the visits."""
+    text = """
+name: {name}
+engagement:
+  rules:
+    - id: trial-page
+      match: {{type: page, url: "*/trial*"}}
+      points: 30
+      {how}
+"""
+    before = parse_rules(text.format(name="v1", how="first_time_only: true"))
+    after = parse_rules(text.format(name="v2", how="cap: {points: 40, window_hours: 24}"))
+    visits = [
+        make_event("page", at=T0 + timedelta(days=i), properties={"url": "https://a.example/trial"})
+        for i in range(3)
+    ]
+    return [before, after, after], visits

@@ -398,37 +398,14 @@ def test_batch_scoring_matches_event_by_event_scoring(rules: Rules) -> None:
     }
 
 
-def test_a_rule_that_changes_from_first_time_only_to_a_daily_cap_keeps_scoring() -> None:
+def test_a_rule_that_changes_from_first_time_only_to_a_daily_cap_scores_alike(
+    trial_rule_changes: tuple[list[Rules], list[LeadEvent]],
+) -> None:
     """Rules change without a restart; a lead's state keeps what earlier rules recorded.
-    A rule id that was first-time-only and is now capped per day must go on scoring the
-    same way in both cores (the reference once raised on the old bookkeeping, and the
-    worker dead-lettered the event)."""
-    text = """
-name: {name}
-engagement:
-  rules:
-    - id: trial-page
-      match: {{type: page, url: "*/trial*"}}
-      points: 30
-      {how}
-"""
-    before = parse_rules(text.format(name="v1", how="first_time_only: true"))
-    after = parse_rules(text.format(name="v2", how="cap: {points: 40, window_hours: 24}"))
-    visits = [make_event("l", {"event_id": f"v{i}", "hours": 24 * i, "type": "page",
-                               "properties": {"url": "https://a.example/trial"}})
-              for i in range(3)]  # fmt: skip
-    ref = lifecycle.LeadState()
-    lifecycle.score_event(ref, visits[0], before)
-    for event in visits[1:]:
-        lifecycle.score_event(ref, event, after)
-    end = visits[-1].occurred_at.timestamp()
-    assert ref.engagement_at(end, after) == pytest.approx(
-        30 * 2 ** -(48 / (14 * 24)) + 30 * 2 ** -(24 / (14 * 24)) + 30
-    )
-    if core.KIND != "native":
-        return
-    native = core._native.LeadState()
-    core.native_core(before).score_event(native, visits[0], None)
-    for event in visits[1:]:
-        core.native_core(after).score_event(native, event, None)
+    A rule id that was first-time-only and is now capped per day scores the same way in
+    both cores (``test_rules_engine`` checks the reference's points)."""
+    ref, native = lifecycle.LeadState(), core._native.LeadState()
+    for rules, event in zip(*trial_rule_changes, strict=True):
+        lifecycle.score_event(ref, event, rules)
+        core.native_core(rules).score_event(native, event, None)
     assert state_bytes(native) == state_bytes(ref)

@@ -109,6 +109,21 @@ def test_first_time_only_counts_the_earliest_visit_whatever_the_arrival_order(ma
     assert forward.engagement_at(t, CAPPED) == pytest.approx(30 * 2 ** (-100 / 240))
 
 
+def test_a_rule_that_changes_from_first_time_only_to_a_daily_cap_keeps_scoring(
+    trial_rule_changes,
+) -> None:
+    """Rules change without a restart and a lead's state keeps what earlier rules
+    recorded: a rule that was first-time-only and is now capped per day goes on scoring
+    (the old bookkeeping once raised, and the worker dead-lettered the event)."""
+    state = LeadState()
+    for rules, event in zip(*trial_rule_changes, strict=True):
+        score_event(state, event, rules)
+    after, end = trial_rule_changes[0][-1], trial_rule_changes[1][-1].occurred_at.timestamp()
+    assert state.engagement_at(end, after) == pytest.approx(
+        30 * 2 ** -(48 / (14 * 24)) + 30 * 2 ** -(24 / (14 * 24)) + 30
+    )
+
+
 @st.composite
 def capped_histories(draw):
     kinds = [
