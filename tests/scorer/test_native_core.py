@@ -11,6 +11,7 @@ timers), and both cores run them side by side.
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -327,19 +328,52 @@ def test_url_globs_match_as_fnmatch_does(pattern: str, text: str) -> None:
     assert core._native.url_glob_match(pattern, text) == fnmatch.fnmatchcase(text, pattern)
 
 
-def test_transitions_are_built_as_the_reference_builds_them() -> None:
-    """The native side's Transition constructor (no pydantic machinery) makes the same
+# Scores are rounded to 6 places and signal points to 3: with values near a tie
+# (k + 1/2 at that scale, exact or one ulp away), magnitudes where the fast path gives
+# way to the decimal text, and anything else a double can be.
+def _near_tie(k: int, digits: int, step: int) -> tuple[float, int]:
+    x = (k + 0.5) / 10**digits
+    if step:
+        x = math.nextafter(x, math.copysign(math.inf, step))
+    return x, digits
+
+
+_near_ties = st.builds(
+    _near_tie, st.integers(-(10**9), 10**9), st.sampled_from([3, 6]), st.sampled_from([-1, 0, 1])
+)
+
+
+@settings(max_examples=3_000, deadline=None, database=None)
+@given(
+    case=st.one_of(
+        _near_ties,
+        st.tuples(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([3, 6])),
+        st.tuples(st.floats(min_value=-1e12, max_value=1e12), st.sampled_from([3, 6])),
+        st.tuples(st.floats(min_value=-1.0, max_value=1.0), st.integers(0, 15)),
+    )
+)
+def test_rounding_matches_python_round(case: tuple[float, int]) -> None:
+    """Transition scores are ``round(x, 6)``, signal points ``round(x, 3)``: the core's
+    rounding (a fast path, and Python's decimal text near a tie) must give Python's
+    result to the last bit, or the transition's bytes differ from the reference's."""
+    x, digits = case
+    got, want = core._native.py_round(x, digits), round(x, digits)
+    assert (got.hex(), str(got)) == (want.hex(), str(want))
+
+
+def test_transitions_are_built_as_the_reference_builds_them(rules: Rules) -> None:
+    """The native core's Transition constructor (no pydantic machinery) makes the same
     object ``lifecycle`` makes: equal, same bytes, same fields set, same field order."""
     args = ("t1", "lead-1", "new", "mql", 55.5, 5.0, 50.5, "score 55.5 >= MQL 50",
-            "threshold", False, "e1", None, 1741000000.123456, "default@abc",
+            "threshold", False, "e1", None, 1741000000.123456,
             [("pricing", 40.0), ("blog", 10.5)], "a@corp.com", {"title": "VP"})  # fmt: skip
-    built = core._make_transition(*args)
+    built = core.native_core(rules).build_transition(*args)
     reference = lifecycle._transition(
         transition_id="t1", lead_id="lead-1", from_stage=Stage.NEW, to_stage=Stage.MQL,
         score=55.5, fit=5.0, engagement=50.5, reason="score 55.5 >= MQL 50",
         reason_kind=ReasonKind.THRESHOLD, express=False, trigger_event_id="e1",
         trigger_event=None, occurred_at=datetime.fromtimestamp(1741000000.123456, UTC),
-        rules_version="default@abc", email="a@corp.com", traits={"title": "VP"},
+        rules_version=rules.version, email="a@corp.com", traits={"title": "VP"},
         top_signals=[lifecycle._signal(signal="pricing", points=40.0),
                      lifecycle._signal(signal="blog", points=10.5)],
     )  # fmt: skip

@@ -2,8 +2,9 @@
 //! Python reference) computes — the same floating-point operations in the same order, the
 //! same transition ids, reasons and rounding — and `tests/scorer/test_native_core.py`
 //! checks the two agree on every field. What needs Python stays in Python and is called
-//! back: fit points (regular expressions over traits), matchers that look at URLs or
-//! properties, building the event-shape plans, and the `Transition` objects themselves.
+//! back: fit points (regular expressions over traits), matchers that look at properties
+//! or use ``[`` URL patterns, and building the event-shape plans. `Transition` objects are
+//! built here from the classes ``baton_scorer.core`` passes in.
 //!
 //! Events come as LeadEvent objects, or (``score_records``, for ``baton replay``) as the
 //! bytes on ``leads.events``: a record in the exact layout ``LeadEvent.to_bytes`` writes
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use indexmap::IndexMap;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -170,12 +172,43 @@ fn py_float_cmp(a: f64, b: f64) -> std::cmp::Ordering {
         .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
 }
 
-/// Python's ``round(x, digits)``: correctly rounded to decimal, ties to even.
+/// Python's ``round(x, digits)``: the double nearest the decimal that is ``x`` correctly
+/// rounded to ``digits`` places, ties to even (``digits`` at most 15).
+///
+/// Fast path: ``y = x * 10**digits`` is within half an ulp of the exact product, so when
+/// ``y``'s fraction is further than an ulp from one half, rounding ``y`` to an integer
+/// ``k`` gives the exact product's rounding, and ``k / 10**digits`` (both exact, one
+/// correctly rounded division) is the double nearest ``k``·10^-digits: Python's result.
+/// Near a tie, or for large values, the decimal text decides, as Python does.
 fn py_round(x: f64, digits: usize) -> f64 {
     if !x.is_finite() {
         return x;
     }
+    let scale = POW10[digits];
+    let y = x * scale;
+    if y.abs() < 4_503_599_627_370_496.0 {
+        // 2**52: the integer part and the fraction of y are exact
+        let fraction = (y - y.trunc()).abs();
+        if (fraction - 0.5).abs() > 2.0 * f64::EPSILON * y.abs() {
+            return y.round_ties_even() / scale;
+        }
+    }
     format!("{x:.digits$}").parse().unwrap_or(x)
+}
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// ``round(x, digits)`` as the core computes it (for the test that compares it with
+/// Python's ``round``).
+#[pyfunction]
+#[pyo3(name = "py_round")]
+fn py_round_py(x: f64, digits: usize) -> PyResult<f64> {
+    if digits >= POW10.len() {
+        return Err(PyValueError::new_err("digits must be below 16"));
+    }
+    Ok(py_round(x, digits))
 }
 
 /// Python's ``math.isclose`` with its defaults.
@@ -532,7 +565,7 @@ pub struct Core {
     py_rules: PyObject,
     compiled: PyObject,
     fit_points: PyObject,
-    make_transition: PyObject,
+    maker: TransitionMaker,
     wire_types: WireTypes,
 }
 
@@ -556,7 +589,6 @@ impl Core {
         rules: PyObject,
         compiled: PyObject,
         fit_points: PyObject,
-        make_transition: PyObject,
     ) -> PyResult<Core> {
         let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
             spec.get_item(key)?
@@ -622,7 +654,7 @@ impl Core {
             py_rules: rules,
             compiled,
             fit_points,
-            make_transition,
+            maker: TransitionMaker::new(&item("transition_maker")?.downcast_into::<PyDict>()?)?,
             wire_types: {
                 let types = item("event_types")?.downcast_into::<PyDict>()?;
                 let names = types.keys().extract()?;
@@ -771,6 +803,56 @@ impl Core {
             }
         }
         Ok((out, scored, duplicates, i))
+    }
+
+    /// A Transition as scoring builds it, from given values (for the test that checks
+    /// it equals the one ``lifecycle`` builds).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (transition_id, lead_id, from_stage, to_stage, score, fit, engagement,
+        reason, reason_kind, express, trigger_id, trigger_name, trigger_at, signals, email,
+        traits))]
+    fn build_transition(
+        &self,
+        py: Python<'_>,
+        transition_id: String,
+        lead_id: &str,
+        from_stage: &str,
+        to_stage: &str,
+        score: f64,
+        fit: f64,
+        engagement: f64,
+        reason: &str,
+        reason_kind: &str,
+        express: bool,
+        trigger_id: &str,
+        trigger_name: Option<&str>,
+        trigger_at: f64,
+        signals: Vec<(String, f64)>,
+        email: Option<&str>,
+        traits: &Bound<'_, PyDict>,
+    ) -> PyResult<PyObject> {
+        self.maker.build(
+            py,
+            &Built {
+                transition_id,
+                lead_id,
+                from_stage: Stage::parse(from_stage)?,
+                to_stage: Stage::parse(to_stage)?,
+                score,
+                fit,
+                engagement,
+                reason,
+                reason_kind,
+                express,
+                trigger_id,
+                trigger_name,
+                trigger_at,
+                rules_version: &self.version,
+                signals: &signals,
+                email,
+                traits,
+            },
+        )
     }
 
     /// ``lifecycle.expire``: fire the recycle timer if due at ``now`` (in place).
@@ -1317,33 +1399,28 @@ impl Core {
         let t = if t >= trigger.at { t } else { trigger.at };
         let engagement = self.engagement_at_inner(st, t);
         let signals = self.top_signals(st, t);
-        let args = PyTuple::new(
+        let transition = self.maker.build(
             py,
-            [
-                stable_id(&[lead_id, to.as_str(), &trigger.id])
-                    .into_pyobject(py)?
-                    .into_any(),
-                lead_id.into_pyobject(py)?.into_any(),
-                st.stage.as_str().into_pyobject(py)?.into_any(),
-                to.as_str().into_pyobject(py)?.into_any(),
-                py_round(st.fit + engagement, 6)
-                    .into_pyobject(py)?
-                    .into_any(),
-                py_round(st.fit, 6).into_pyobject(py)?.into_any(),
-                py_round(engagement, 6).into_pyobject(py)?.into_any(),
-                reason.into_pyobject(py)?.into_any(),
-                kind.into_pyobject(py)?.into_any(),
-                express.into_pyobject(py)?.to_owned().into_any(),
-                trigger.id.as_str().into_pyobject(py)?.into_any(),
-                trigger.name.as_deref().into_pyobject(py)?.into_any(),
-                trigger.at.into_pyobject(py)?.into_any(),
-                self.version.as_str().into_pyobject(py)?.into_any(),
-                PyList::new(py, signals)?.into_any(),
-                st.email.as_deref().into_pyobject(py)?.into_any(),
-                st.traits.bind(py).clone().into_any(),
-            ],
+            &Built {
+                transition_id: stable_id(&[lead_id, to.as_str(), &trigger.id]),
+                lead_id,
+                from_stage: st.stage,
+                to_stage: to,
+                score: py_round(st.fit + engagement, 6),
+                fit: py_round(st.fit, 6),
+                engagement: py_round(engagement, 6),
+                reason: &reason,
+                reason_kind: kind,
+                express,
+                trigger_id: &trigger.id,
+                trigger_name: trigger.name.as_deref(),
+                trigger_at: trigger.at,
+                rules_version: &self.version,
+                signals: &signals,
+                email: st.email.as_deref(),
+                traits: st.traits.bind(py),
+            },
         )?;
-        let transition = self.make_transition.call1(py, args)?;
         st.stage = to;
         st.stage_at = Some(trigger.at);
         st.due = self.due_floor(st, t);
@@ -1524,7 +1601,9 @@ impl Core {
 #[pyclass(module = "baton_scorer_native")]
 #[derive(Default)]
 pub struct LeadIndex {
-    leads: HashMap<Box<str>, IndexEntry, Fx>,
+    // Ids up to 32 bytes (most: lead ids, emails) are stored in the table's own slot, so
+    // finding a lead is one cache miss, not two (the slot, then the id's allocation).
+    leads: HashMap<SmallVec<[u8; 32]>, IndexEntry, Fx>,
 }
 
 struct IndexEntry {
@@ -1547,7 +1626,8 @@ impl LeadIndex {
         states: &Bound<'_, PyDict>,
         lead_id: &str,
     ) -> PyResult<&mut IndexEntry> {
-        if !self.leads.contains_key(lead_id) {
+        let key = lead_id.as_bytes();
+        if !self.leads.contains_key(key) {
             let lead = PyString::new(py, lead_id);
             let state = match states.get_item(&lead)? {
                 Some(found) => found.downcast_into::<State>()?,
@@ -1561,9 +1641,238 @@ impl LeadIndex {
                 state: state.unbind(),
                 first_at: f64::INFINITY,
             };
-            self.leads.insert(Box::from(lead_id), entry);
+            self.leads.insert(SmallVec::from_slice(key), entry);
         }
-        Ok(self.leads.get_mut(lead_id).expect("inserted above"))
+        Ok(self.leads.get_mut(key).expect("inserted above"))
+    }
+}
+
+// -- transitions ----------------------------------------------------------------------
+
+/// ``Transition``'s fields in declaration order; ``core.py`` checks the model has exactly
+/// these (and ``Signal`` its two), so a schema change stops the import, not the output.
+const TRANSITION_FIELDS: [&str; 19] = [
+    "schema_",
+    "transition_id",
+    "lead_id",
+    "from_stage",
+    "to_stage",
+    "score",
+    "fit",
+    "engagement",
+    "reason",
+    "express",
+    "trigger_event_id",
+    "trigger_event",
+    "occurred_at",
+    "rules_version",
+    "reason_kind",
+    "top_signals",
+    "emitted_at",
+    "email",
+    "traits",
+];
+const STAGES: [Stage; 5] = [
+    Stage::New,
+    Stage::Mql,
+    Stage::Sql,
+    Stage::Recycled,
+    Stage::Disqualified,
+];
+
+/// What a transition is made of, as the core computed it.
+struct Built<'a, 'py> {
+    transition_id: String,
+    lead_id: &'a str,
+    from_stage: Stage,
+    to_stage: Stage,
+    score: f64,
+    fit: f64,
+    engagement: f64,
+    reason: &'a str,
+    reason_kind: &'a str,
+    express: bool,
+    trigger_id: &'a str,
+    trigger_name: Option<&'a str>,
+    trigger_at: f64,
+    rules_version: &'a str,
+    signals: &'a [(String, f64)],
+    email: Option<&'a str>,
+    traits: &'a Bound<'py, PyDict>,
+}
+
+/// Builds the ``Transition`` (and ``Signal``) objects ``lifecycle._transition`` builds,
+/// without pydantic's per-call machinery: ``object.__new__``, then the instance dict and
+/// pydantic's three slots set as ``object.__setattr__`` sets them (pydantic's own
+/// ``__setattr__`` would validate). A replay builds tens of thousands: this is several
+/// times faster than the same steps in Python. ``test_native_core.py`` checks the result
+/// equals the reference's, fields set and field order included.
+struct TransitionMaker {
+    new: PyObject,
+    transition: PyObject,
+    signal: PyObject,
+    stages: Vec<PyObject>, // by ``STAGES`` position
+    kinds: Py<PyDict>,
+    schema: PyObject,
+    given: PyObject,
+    signal_given: PyObject,
+    fromtimestamp: PyObject,
+    utc: PyObject,
+    keys: Vec<Py<PyString>>,
+    signal_keys: [Py<PyString>; 2],
+}
+
+impl TransitionMaker {
+    fn new(spec: &Bound<'_, PyDict>) -> PyResult<TransitionMaker> {
+        let py = spec.py();
+        let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+            spec.get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("transition maker has no {key:?}")))
+        };
+        let fields: Vec<String> = item("fields")?.extract()?;
+        if fields != TRANSITION_FIELDS {
+            return Err(PyValueError::new_err(format!(
+                "Transition's fields are {fields:?}; this build makes {TRANSITION_FIELDS:?}"
+            )));
+        }
+        let stages = item("stages")?;
+        Ok(TransitionMaker {
+            new: item("new")?.unbind(),
+            transition: item("transition")?.unbind(),
+            signal: item("signal")?.unbind(),
+            stages: STAGES
+                .iter()
+                .map(|s| stages.get_item(s.as_str()).map(Bound::unbind))
+                .collect::<PyResult<_>>()?,
+            kinds: item("kinds")?.downcast_into::<PyDict>()?.unbind(),
+            schema: item("schema")?.unbind(),
+            given: item("given")?.unbind(),
+            signal_given: item("signal_given")?.unbind(),
+            fromtimestamp: item("fromtimestamp")?.unbind(),
+            utc: item("utc")?.unbind(),
+            keys: TRANSITION_FIELDS
+                .iter()
+                .map(|k| PyString::intern(py, k).unbind())
+                .collect(),
+            signal_keys: [
+                PyString::intern(py, "signal").unbind(),
+                PyString::intern(py, "points").unbind(),
+            ],
+        })
+    }
+
+    fn stage<'py>(&self, py: Python<'py>, stage: Stage) -> &Bound<'py, PyAny> {
+        let at = STAGES
+            .iter()
+            .position(|s| *s == stage)
+            .expect("every stage");
+        self.stages[at].bind(py)
+    }
+
+    /// A model instance: ``cls`` with ``values`` as its dict and ``given`` (copied) as
+    /// the fields set.
+    fn instance<'py>(
+        &self,
+        py: Python<'py>,
+        cls: &PyObject,
+        values: Bound<'py, PyDict>,
+        given: &PyObject,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let obj = self.new.bind(py).call1((cls,))?;
+        // SAFETY: ``given`` is a frozenset (``PySet_New`` copies any iterable); a null
+        // return is turned into the Python error.
+        let fields_set =
+            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySet_New(given.as_ptr()))? };
+        let none = py.None().into_bound(py);
+        generic_setattr(&obj, intern!(py, "__dict__"), values.as_any())?;
+        generic_setattr(&obj, intern!(py, "__pydantic_fields_set__"), &fields_set)?;
+        generic_setattr(&obj, intern!(py, "__pydantic_extra__"), &none)?;
+        generic_setattr(&obj, intern!(py, "__pydantic_private__"), &none)?;
+        untrack(&obj);
+        untrack(&fields_set);
+        untrack(values.as_any());
+        Ok(obj)
+    }
+
+    fn build(&self, py: Python<'_>, t: &Built<'_, '_>) -> PyResult<PyObject> {
+        let mut signals = Vec::with_capacity(t.signals.len());
+        for (label, points) in t.signals {
+            let values = PyDict::new(py);
+            values.set_item(self.signal_keys[0].bind(py), label)?;
+            values.set_item(self.signal_keys[1].bind(py), points)?;
+            signals.push(self.instance(py, &self.signal, values, &self.signal_given)?);
+        }
+        let kind = self
+            .kinds
+            .bind(py)
+            .get_item(t.reason_kind)?
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("unknown reason kind {:?}", t.reason_kind))
+            })?;
+        let occurred_at = self
+            .fromtimestamp
+            .bind(py)
+            .call1((t.trigger_at, self.utc.bind(py)))?;
+        let none = py.None().into_bound(py);
+        let values: [Bound<'_, PyAny>; 19] = [
+            self.schema.bind(py).clone(),
+            t.transition_id.as_str().into_pyobject(py)?.into_any(),
+            t.lead_id.into_pyobject(py)?.into_any(),
+            self.stage(py, t.from_stage).clone(),
+            self.stage(py, t.to_stage).clone(),
+            t.score.into_pyobject(py)?.into_any(),
+            t.fit.into_pyobject(py)?.into_any(),
+            t.engagement.into_pyobject(py)?.into_any(),
+            t.reason.into_pyobject(py)?.into_any(),
+            t.express.into_pyobject(py)?.to_owned().into_any(),
+            t.trigger_id.into_pyobject(py)?.into_any(),
+            t.trigger_name.into_pyobject(py)?.into_any(),
+            occurred_at,
+            t.rules_version.into_pyobject(py)?.into_any(),
+            kind,
+            {
+                let list = PyList::new(py, signals)?.into_any();
+                untrack(&list);
+                list
+            },
+            none,
+            t.email.into_pyobject(py)?.into_any(),
+            t.traits.clone().into_any(),
+        ];
+        let dict = PyDict::new(py);
+        for (key, value) in self.keys.iter().zip(values) {
+            dict.set_item(key.bind(py), value)?;
+        }
+        Ok(self
+            .instance(py, &self.transition, dict, &self.given)?
+            .unbind())
+    }
+}
+
+/// Takes an object this module built out of the cyclic garbage collector's view, as
+/// CPython itself does for containers of atomic values. A transition is acyclic by
+/// construction: its objects hold strings, numbers, enum members, a datetime, its signals
+/// and the lead's traits dict (which stays tracked). Untracked, the tens of thousands a
+/// replay keeps are not rescanned by every collection (that was ~10% of a replay's time);
+/// reference counting still frees them.
+fn untrack(obj: &Bound<'_, PyAny>) {
+    // SAFETY: a live object; untracking an untracked object is a no-op.
+    unsafe { ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
+}
+
+/// ``object.__setattr__(obj, name, value)``: the generic attribute set, past any
+/// ``__setattr__`` the class defines.
+fn generic_setattr(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    // SAFETY: three live objects, borrowed for the call; -1 sets the Python error.
+    let rc = unsafe { ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    if rc < 0 {
+        Err(PyErr::fetch(obj.py()))
+    } else {
+        Ok(())
     }
 }
 
@@ -1876,7 +2185,11 @@ fn is_plain_object(raw: &RawValue) -> bool {
 impl<'a> Wire<'a> {
     /// The event and its ``occurred_at`` (epoch seconds), or None: not this layout.
     fn parse(bytes: &'a [u8], types: &WireTypes) -> Option<(Self, f64)> {
-        let wire = serde_json::from_slice::<Wire<'a>>(bytes).ok()?;
+        // One UTF-8 check of the whole record (fast over ASCII), then a parser that does
+        // not check each string again: a record with invalid UTF-8 anywhere fails here,
+        // as it fails serde (and pydantic) in a string or as a syntax error elsewhere.
+        let text = std::str::from_utf8(bytes).ok()?;
+        let wire = serde_json::from_str::<Wire<'a>>(text).ok()?;
         if wire.schema != 1
             || !is_plain_object(wire.properties)
             || !is_plain_object(wire.traits)
@@ -2249,5 +2562,6 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WireEvent>()?;
     m.add_class::<LeadIndex>()?;
     m.add_function(wrap_pyfunction!(url_glob_match, m)?)?;
+    m.add_function(wrap_pyfunction!(py_round_py, m)?)?;
     Ok(())
 }

@@ -50,13 +50,11 @@ KIND = _choose()
 
 # -- the native core's Python side ------------------------------------------------------
 
-_stages = {s.value: s for s in Stage}
-_kinds = {k.value: k for k in ReasonKind}
-# A replay builds tens of thousands of transitions: made here without pydantic's
-# per-call machinery (what ``trusted_constructor`` does, spelled out for these two
-# models: ≈2.5x faster). ``tests/scorer/test_native_core.py`` checks they equal what
-# ``lifecycle`` builds, field order and fields set included; a schema change that
-# adds, drops or reorders a field stops the import here instead.
+# A replay builds tens of thousands of transitions: the native core builds them without
+# pydantic's per-call machinery (``object.__new__`` and the instance slots set directly,
+# what ``lifecycle`` gets from pydantic), from these. ``tests/scorer/test_native_core.py``
+# checks they equal what ``lifecycle`` builds, field order and fields set included; a
+# schema change that adds, drops or reorders a field stops the import here instead.
 _TRANSITION_FIELDS = (
     "schema_", "transition_id", "lead_id", "from_stage", "to_stage", "score", "fit",
     "engagement", "reason", "express", "trigger_event_id", "trigger_event", "occurred_at",
@@ -66,72 +64,20 @@ if tuple(Transition.model_fields) != _TRANSITION_FIELDS or tuple(Signal.model_fi
     "signal",
     "points",
 ):
-    raise RuntimeError("Transition or Signal changed: update core._make_transition")
-_GIVEN = frozenset(_TRANSITION_FIELDS) - {"schema_", "emitted_at"}
-_SCHEMA = Transition.model_fields["schema_"].default
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _make_signal(label: str, points: float) -> Signal:
-    signal = _new(Signal)
-    _set(signal, "__dict__", {"signal": label, "points": points})
-    _set(signal, "__pydantic_fields_set__", {"signal", "points"})
-    _set(signal, "__pydantic_extra__", None)
-    _set(signal, "__pydantic_private__", None)
-    return signal
-
-
-def _make_transition(
-    transition_id: str,
-    lead_id: str,
-    from_stage: str,
-    to_stage: str,
-    score: float,
-    fit: float,
-    engagement: float,
-    reason: str,
-    reason_kind: str,
-    express: bool,
-    trigger_id: str,
-    trigger_name: str | None,
-    trigger_at: float,
-    rules_version: str,
-    signals: list[tuple[str, float]],
-    email: str | None,
-    traits: dict[str, Any],
-) -> Transition:
-    """The Transition ``lifecycle._move`` builds, from the values the native core computed."""
-    transition = _new(Transition)
-    _set(
-        transition,
-        "__dict__",
-        {
-            "schema_": _SCHEMA,
-            "transition_id": transition_id,
-            "lead_id": lead_id,
-            "from_stage": _stages[from_stage],
-            "to_stage": _stages[to_stage],
-            "score": score,
-            "fit": fit,
-            "engagement": engagement,
-            "reason": reason,
-            "express": express,
-            "trigger_event_id": trigger_id,
-            "trigger_event": trigger_name,
-            "occurred_at": datetime.fromtimestamp(trigger_at, UTC),
-            "rules_version": rules_version,
-            "reason_kind": _kinds[reason_kind],
-            "top_signals": [_make_signal(label, points) for label, points in signals],
-            "emitted_at": None,
-            "email": email,
-            "traits": traits,
-        },
-    )
-    _set(transition, "__pydantic_fields_set__", set(_GIVEN))
-    _set(transition, "__pydantic_extra__", None)
-    _set(transition, "__pydantic_private__", None)
-    return transition
+    raise RuntimeError("Transition or Signal changed: update the native core's TransitionMaker")
+_TRANSITION_MAKER = {
+    "fields": list(_TRANSITION_FIELDS),
+    "new": object.__new__,
+    "transition": Transition,
+    "signal": Signal,
+    "stages": {s.value: s for s in Stage},
+    "kinds": {k.value: k for k in ReasonKind},
+    "schema": Transition.model_fields["schema_"].default,
+    "given": frozenset(_TRANSITION_FIELDS) - {"schema_", "emitted_at"},
+    "signal_given": frozenset(("signal", "points")),
+    "fromtimestamp": datetime.fromtimestamp,
+    "utc": UTC,
+}
 
 
 def lead_index() -> Any:
@@ -177,8 +123,9 @@ def native_core(rules: Rules) -> Any:
             # reads a dict[str, Any].
             "event_types": {t.value: t for t in EventType},
             "from_json": pydantic_core.from_json,
+            "transition_maker": _TRANSITION_MAKER,
         }
-        core = _native.Core(spec, rules, compiled, lifecycle.fit_points, _make_transition)
+        core = _native.Core(spec, rules, compiled, lifecycle.fit_points)
         rules.__dict__["_native_core"] = core
     return core
 
