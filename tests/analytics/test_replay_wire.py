@@ -7,6 +7,7 @@ skipped as undecodable (the live scorer dead-letters those).
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -199,6 +200,30 @@ def test_encoded_events_score_as_their_decoded_events_do(batches: list[list[byte
     for batch in batches:
         wire.score_records(batch)
         reference.score_events(decoded(batch))
+    assert outcome(wire) == outcome(reference)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(odd=values(), cut=st.integers(0, 700), seed=st.integers(0, 2**16))
+def test_long_runs_score_as_decoded(odd: list[bytes], cut: int, seed: int) -> None:
+    """Replay batches are thousands of records. Long runs of plain events (ids that
+    repeat, leads that interleave), stopped anywhere by odd records, score as pydantic
+    decoding does: nothing skipped, scored twice or out of order where the run stops and
+    the next call resumes."""
+    rnd = random.Random(seed)
+    plain = [
+        LeadEvent(
+            event_id=f"p{rnd.randrange(900)}", lead_id=f"lead-{rnd.randrange(8)}",
+            type=rnd.choice([EventType.PAGE, EventType.TRACK]), name=rnd.choice(NAMES),
+            page_category=rnd.choice(PAGES), received_at=T0, source="t",
+            occurred_at=T0 + timedelta(hours=rnd.uniform(-900, 900)),
+        ).to_bytes()
+        for _ in range(700)
+    ]  # fmt: skip
+    batch = plain[:cut] + odd + plain[cut:]
+    wire, reference = Replay(RULES), Replay(RULES)
+    wire.score_records(batch)
+    reference.score_events(decoded(batch))
     assert outcome(wire) == outcome(reference)
 
 
