@@ -204,16 +204,22 @@ def test_encoded_events_score_as_their_decoded_events_do(batches: list[list[byte
 
 
 @settings(max_examples=40, deadline=None, database=None)
-@given(odd=values(), cut=st.integers(0, 700), seed=st.integers(0, 2**16))
-def test_long_runs_score_as_decoded(odd: list[bytes], cut: int, seed: int) -> None:
+@given(
+    odd=values(),
+    cut=st.integers(0, 700),
+    seed=st.integers(0, 2**16),
+    leads=st.sampled_from([8, 5_000]),
+)
+def test_long_runs_score_as_decoded(odd: list[bytes], cut: int, seed: int, leads: int) -> None:
     """Replay batches are thousands of records. Long runs of plain events (ids that
     repeat, leads that interleave), stopped anywhere by odd records, score as pydantic
     decoding does: nothing skipped, scored twice or out of order where the run stops and
-    the next call resumes."""
+    the next call resumes. With 5,000 possible leads the core's lead index grows several
+    times within one call."""
     rnd = random.Random(seed)
     plain = [
         LeadEvent(
-            event_id=f"p{rnd.randrange(900)}", lead_id=f"lead-{rnd.randrange(8)}",
+            event_id=f"p{rnd.randrange(900)}", lead_id=f"lead-{rnd.randrange(leads)}",
             type=rnd.choice([EventType.PAGE, EventType.TRACK]), name=rnd.choice(NAMES),
             page_category=rnd.choice(PAGES), received_at=T0, source="t",
             occurred_at=T0 + timedelta(hours=rnd.uniform(-900, 900)),

@@ -755,9 +755,16 @@ impl Core {
         let end = records.len();
         let mut i = start;
         while i < end {
-            if i + PREFETCH_AHEAD < end {
-                if let Ok(next) = records.get_item(i + PREFETCH_AHEAD)?.downcast::<PyBytes>() {
-                    index.prefetch(next.as_bytes());
+            if i + PREFETCH_SLOT_AHEAD < end {
+                let next = records.get_item(i + PREFETCH_SLOT_AHEAD)?;
+                if let Ok(next) = next.downcast::<PyBytes>() {
+                    index.prefetch_slot(next.as_bytes());
+                }
+            }
+            if i + PREFETCH_STATE_AHEAD < end {
+                let next = records.get_item(i + PREFETCH_STATE_AHEAD)?;
+                if let Ok(next) = next.downcast::<PyBytes>() {
+                    index.prefetch_state(next.as_bytes());
                 }
             }
             let item = records.get_item(i)?;
@@ -1603,18 +1610,73 @@ impl Core {
 /// lowest first-event time this index wrote. Entries are only ever added to
 /// ``states`` (a lead's state object is never replaced), so a state found once
 /// stays the right one.
+///
+/// An open-addressing table (linear probing, at most half full, never shrinks, nothing
+/// removed) with one cache line per slot: the id's hash, the id itself when up to 38
+/// bytes (lead ids, most emails), and the entry. A slot's address follows from the
+/// hash alone, so ``score_records`` has it fetched before it is needed.
 #[pyclass(module = "baton_scorer_native")]
 #[derive(Default)]
 pub struct LeadIndex {
-    // Ids up to 32 bytes (most: lead ids, emails) are stored in the table's own slot, so
-    // finding a lead is one cache miss, not two (the slot, then the id's allocation).
-    leads: HashMap<SmallVec<[u8; 32]>, IndexEntry, Fx>,
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Slot {
+    hash: u64, // 0: empty (a lead's hash is odd)
+    key: LeadKey,
+    entry: Option<IndexEntry>,
+}
+
+/// A lead id: in place when it fits, so comparing it reads nothing outside the slot.
+enum LeadKey {
+    Inline { len: u8, bytes: [u8; 38] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for LeadKey {
+    fn default() -> LeadKey {
+        LeadKey::Inline {
+            len: 0,
+            bytes: [0; 38],
+        }
+    }
+}
+
+impl LeadKey {
+    fn new(id: &[u8]) -> LeadKey {
+        let mut bytes = [0; 38];
+        match bytes.get_mut(..id.len()) {
+            Some(inline) => {
+                inline.copy_from_slice(id);
+                LeadKey::Inline {
+                    len: id.len() as u8,
+                    bytes,
+                }
+            }
+            None => LeadKey::Heap(id.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            LeadKey::Inline { len, bytes } => &bytes[..*len as usize],
+            LeadKey::Heap(bytes) => bytes,
+        }
+    }
 }
 
 struct IndexEntry {
     state: Py<State>,
     first_at: f64,
 }
+
+const _: () = assert!(
+    std::mem::size_of::<Slot>() == 64,
+    "a slot is one cache line"
+);
 
 #[pymethods]
 impl LeadIndex {
@@ -1624,30 +1686,103 @@ impl LeadIndex {
     }
 }
 
-/// How many records ahead ``score_records`` asks for a lead's state to be fetched.
-const PREFETCH_AHEAD: usize = 2;
+/// How many records ahead ``score_records`` has a lead's index slot fetched, and how
+/// many its state (found through that slot).
+const PREFETCH_SLOT_AHEAD: usize = 4;
+const PREFETCH_STATE_AHEAD: usize = 2;
+
+fn lead_hash(id: &[u8]) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(id);
+    hasher.finish() | 1
+}
+
+/// Where ``LeadEvent.to_bytes`` puts the lead id, read at a glance (for prefetch hints
+/// only: a record it misreads wastes the hint, nothing else).
+fn lead_id_at_a_glance(record: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\"lead_id\":\"";
+    let head = &record[..record.len().min(256)];
+    let at = head.windows(KEY.len()).position(|w| w == KEY)?;
+    let rest = &head[at + KEY.len()..];
+    let quote = rest.iter().position(|&b| b == b'"')?;
+    Some(&rest[..quote])
+}
 
 impl LeadIndex {
-    /// A hint, nothing else: pull into cache the state of the lead an encoded record
-    /// names, when the index has it, while the records before it are scored. With
-    /// thousands of leads a state is rarely still in cache; waiting for it was the
-    /// largest single stall per event. The id is found by a quick look at where
-    /// ``to_bytes`` puts it; a record it misreads only wastes the hint.
-    fn prefetch(&self, record: &[u8]) {
-        const KEY: &[u8] = b"\"lead_id\":\"";
-        let head = &record[..record.len().min(256)];
-        let Some(at) = head.windows(KEY.len()).position(|w| w == KEY) else {
-            return;
-        };
-        let rest = &head[at + KEY.len()..];
-        let Some(quote) = rest.iter().position(|&b| b == b'"') else {
-            return;
-        };
-        if let Some(entry) = self.leads.get(&rest[..quote]) {
-            prefetch_object(
-                entry.state.as_ptr().cast(),
-                std::mem::size_of::<State>() + 64,
+    fn home(&self, hash: u64) -> usize {
+        // FxHash's high bits mix every input byte; the low bits do not.
+        (hash >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    fn find(&self, id: &[u8], hash: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut i = self.home(hash);
+        loop {
+            let slot = &self.slots[i];
+            if slot.hash == 0 {
+                return None;
+            }
+            if slot.hash == hash && slot.key.as_slice() == id {
+                return Some(i);
+            }
+            i = (i + 1) & (self.slots.len() - 1);
+        }
+    }
+
+    fn insert(&mut self, id: &[u8], hash: u64, entry: IndexEntry) -> usize {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let size = (self.slots.len() * 2).max(64);
+            let old = std::mem::replace(
+                &mut self.slots,
+                (0..size).map(|_| Slot::default()).collect(),
             );
+            for slot in old.into_iter().filter(|s| s.hash != 0) {
+                let at = self.vacancy(slot.hash);
+                self.slots[at] = slot;
+            }
+        }
+        let at = self.vacancy(hash);
+        self.slots[at] = Slot {
+            hash,
+            key: LeadKey::new(id),
+            entry: Some(entry),
+        };
+        self.len += 1;
+        at
+    }
+
+    fn vacancy(&self, hash: u64) -> usize {
+        let mut i = self.home(hash);
+        while self.slots[i].hash != 0 {
+            i = (i + 1) & (self.slots.len() - 1);
+        }
+        i
+    }
+
+    /// Prefetch hint: the slot of the lead a record names.
+    fn prefetch_slot(&self, record: &[u8]) {
+        if let (Some(id), false) = (lead_id_at_a_glance(record), self.slots.is_empty()) {
+            let slot: *const Slot = &self.slots[self.home(lead_hash(id))];
+            prefetch_object(slot.cast(), 64);
+        }
+    }
+
+    /// Prefetch hint: the state of the lead a record names, when the index has it.
+    /// With thousands of leads a state is rarely still in cache; waiting for it was the
+    /// largest single stall per event.
+    fn prefetch_state(&self, record: &[u8]) {
+        let Some(id) = lead_id_at_a_glance(record) else {
+            return;
+        };
+        if let Some(at) = self.find(id, lead_hash(id)) {
+            if let Some(entry) = &self.slots[at].entry {
+                prefetch_object(
+                    entry.state.as_ptr().cast(),
+                    std::mem::size_of::<State>() + 64,
+                );
+            }
         }
     }
 
@@ -1657,24 +1792,27 @@ impl LeadIndex {
         states: &Bound<'_, PyDict>,
         lead_id: &str,
     ) -> PyResult<&mut IndexEntry> {
-        let key = lead_id.as_bytes();
-        if !self.leads.contains_key(key) {
-            let lead = PyString::new(py, lead_id);
-            let state = match states.get_item(&lead)? {
-                Some(found) => found.downcast_into::<State>()?,
-                None => {
-                    let created = Bound::new(py, State::empty(py))?;
-                    states.set_item(&lead, &created)?;
-                    created
-                }
-            };
-            let entry = IndexEntry {
-                state: state.unbind(),
-                first_at: f64::INFINITY,
-            };
-            self.leads.insert(SmallVec::from_slice(key), entry);
-        }
-        Ok(self.leads.get_mut(key).expect("inserted above"))
+        let (id, hash) = (lead_id.as_bytes(), lead_hash(lead_id.as_bytes()));
+        let at = match self.find(id, hash) {
+            Some(at) => at,
+            None => {
+                let lead = PyString::new(py, lead_id);
+                let state = match states.get_item(&lead)? {
+                    Some(found) => found.downcast_into::<State>()?,
+                    None => {
+                        let created = Bound::new(py, State::empty(py))?;
+                        states.set_item(&lead, &created)?;
+                        created
+                    }
+                };
+                let entry = IndexEntry {
+                    state: state.unbind(),
+                    first_at: f64::INFINITY,
+                };
+                self.insert(id, hash, entry)
+            }
+        };
+        Ok(self.slots[at].entry.as_mut().expect("a filled slot"))
     }
 }
 
