@@ -703,14 +703,7 @@ impl Core {
         for event in events.try_iter()? {
             let event = event?;
             let lead = event.getattr(intern!(py, "lead_id"))?;
-            let state = match states.get_item(&lead)? {
-                Some(found) => found.downcast_into::<State>()?,
-                None => {
-                    let created = Bound::new(py, State::empty(py))?;
-                    states.set_item(&lead, &created)?;
-                    created
-                }
-            };
+            let state = state_in(states, &lead)?;
             let at = timestamp(py, &event)?;
             let mut st = state.try_borrow_mut()?;
             let fields = PyFields::of(py, &event)?;
@@ -1686,6 +1679,21 @@ impl LeadIndex {
     }
 }
 
+/// The lead's state in ``states``, added (empty) when it has none.
+fn state_in<'py>(
+    states: &Bound<'py, PyDict>,
+    lead: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, State>> {
+    Ok(match states.get_item(lead)? {
+        Some(found) => found.downcast_into::<State>()?,
+        None => {
+            let created = Bound::new(states.py(), State::empty(states.py()))?;
+            states.set_item(lead, &created)?;
+            created
+        }
+    })
+}
+
 /// How many records ahead ``score_records`` has a lead's index slot fetched, and how
 /// many its state (found through that slot).
 const PREFETCH_SLOT_AHEAD: usize = 4;
@@ -1796,15 +1804,7 @@ impl LeadIndex {
         let at = match self.find(id, hash) {
             Some(at) => at,
             None => {
-                let lead = PyString::new(py, lead_id);
-                let state = match states.get_item(&lead)? {
-                    Some(found) => found.downcast_into::<State>()?,
-                    None => {
-                        let created = Bound::new(py, State::empty(py))?;
-                        states.set_item(&lead, &created)?;
-                        created
-                    }
-                };
+                let state = state_in(states, PyString::new(py, lead_id).as_any())?;
                 let entry = IndexEntry {
                     state: state.unbind(),
                     first_at: f64::INFINITY,
