@@ -74,7 +74,8 @@ def bench_core(events: list[LeadEvent] | list[bytes]) -> tuple[float, float, int
         for i in range(0, len(events), 2000):  # in batches, as baton replay reads them
             score(events[i : i + 2000])  # type: ignore[arg-type]
     assert replay.events == len(events)
-    return len(events) / timer.wall, len(events) / timer.cpu, len(replay.transitions)
+    per_cpu = len(events) / timer.cpu if timer.cpu else float("inf")
+    return len(events) / timer.wall, per_cpu, len(replay.transitions)
 
 
 async def produce_all(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import pickle
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -383,6 +384,14 @@ def test_transitions_are_built_as_the_reference_builds_them(rules: Rules) -> Non
     assert list(built.__dict__) == list(reference.__dict__)
     assert built.top_signals[0].model_fields_set == reference.top_signals[0].model_fields_set
     assert Transition.model_validate_json(built.to_bytes()) == built
+    # What the worker and consumers do with one: stamp it, copy it, pickle it.
+    assert type(built.model_fields_set) is set
+    again = core.native_core(rules).build_transition(*args)
+    assert again.model_fields_set is not built.model_fields_set  # each its own set
+    emitted = built.model_copy(update={"emitted_at": T0})
+    assert emitted.emitted_at == T0 and "emitted_at" in emitted.model_fields_set
+    assert "emitted_at" not in built.model_fields_set
+    assert pickle.loads(pickle.dumps(built)) == built
 
 
 def test_batch_scoring_matches_event_by_event_scoring(rules: Rules) -> None:

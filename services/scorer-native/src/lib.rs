@@ -176,7 +176,8 @@ fn py_float_cmp(a: f64, b: f64) -> std::cmp::Ordering {
 /// rounded to ``digits`` places, ties to even (``digits`` at most 15).
 ///
 /// Fast path: ``y = x * 10**digits`` is within half an ulp of the exact product, so when
-/// ``y``'s fraction is further than an ulp from one half, rounding ``y`` to an integer
+/// ``y``'s fraction is more than ``2·EPSILON·|y|`` (two to four ulps) from one half,
+/// rounding ``y`` to an integer
 /// ``k`` gives the exact product's rounding, and ``k / 10**digits`` (both exact, one
 /// correctly rounded division) is the double nearest ``k``·10^-digits: Python's result.
 /// Near a tie, or for large values, the decimal text decides, as Python does.
@@ -1606,8 +1607,9 @@ impl Core {
 ///
 /// An open-addressing table (linear probing, at most half full, never shrinks, nothing
 /// removed) with one cache line per slot: the id's hash, the id itself when up to 38
-/// bytes (lead ids, most emails), and the entry. A slot's address follows from the
-/// hash alone, so ``score_records`` has it fetched before it is needed.
+/// bytes (lead ids, most emails), and the entry. The first slot a lookup tries follows
+/// from the hash alone (nearly always the one: 1.2 probes a lookup at 20,000 leads), so
+/// ``score_records`` has it fetched before it is needed.
 #[pyclass(module = "baton_scorer_native")]
 #[derive(Default)]
 pub struct LeadIndex {
@@ -1907,6 +1909,15 @@ impl TransitionMaker {
                 "Transition's fields are {fields:?}; this build makes {TRANSITION_FIELDS:?}"
             )));
         }
+        for class in ["transition", "signal"] {
+            // ``untrack`` needs objects of a garbage-collected type (pydantic models are).
+            let flags = item(class)?.getattr("__flags__")?.extract::<u64>()?;
+            if flags & (1 << 14) == 0 {
+                return Err(PyValueError::new_err(format!(
+                    "transition maker: {class:?} is not a garbage-collected type"
+                )));
+            }
+        }
         let stages = item("stages")?;
         Ok(TransitionMaker {
             new: item("new")?.unbind(),
@@ -2039,12 +2050,15 @@ fn prefetch_object(start: *const u8, bytes: usize) {
     let _ = (start, bytes);
 }
 
-/// Takes an object this module built out of the cyclic garbage collector's view, as
-/// CPython itself does for containers of atomic values. A transition is acyclic by
-/// construction: its objects hold strings, numbers, enum members, a datetime, its signals
-/// and the lead's traits dict (which stays tracked). Untracked, the tens of thousands a
-/// replay keeps are not rescanned by every collection (that was ~10% of a replay's time);
-/// reference counting still frees them.
+/// Takes an object this module built out of the cyclic garbage collector's view. A
+/// transition is acyclic by construction: its objects hold strings, numbers, enum
+/// members, a datetime, its signals and the lead's traits dict (which stays tracked).
+/// Untracked, the tens of thousands a replay keeps are not rescanned by every collection
+/// (that was ~10% of a replay's time); reference counting still frees them. An object
+/// that is untracked only hides references from the collector, which then treats what
+/// they point to as referenced from outside: a cycle someone later builds through a
+/// transition would leak, nothing is ever freed early. ``TransitionMaker::new`` checks
+/// the classes are garbage-collected types (untracking any other object corrupts memory).
 fn untrack(obj: &Bound<'_, PyAny>) {
     // SAFETY: a live object; untracking an untracked object is a no-op.
     unsafe { ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }

@@ -52,9 +52,10 @@ KIND = _choose()
 
 # A replay builds tens of thousands of transitions: the native core builds them without
 # pydantic's per-call machinery (``object.__new__`` and the instance slots set directly,
-# what ``lifecycle`` gets from pydantic), from these. ``tests/scorer/test_native_core.py``
-# checks they equal what ``lifecycle`` builds, field order and fields set included; a
-# schema change that adds, drops or reorders a field stops the import here instead.
+# as ``lifecycle`` gets them from ``schemas.trusted_constructor``), from these.
+# ``tests/scorer/test_native_core.py`` checks they equal what ``lifecycle`` builds, field
+# order and fields set included; a schema change that adds, drops or reorders a field
+# stops the import here instead.
 _TRANSITION_FIELDS = (
     "schema_", "transition_id", "lead_id", "from_stage", "to_stage", "score", "fit",
     "engagement", "reason", "express", "trigger_event_id", "trigger_event", "occurred_at",
