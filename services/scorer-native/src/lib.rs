@@ -177,10 +177,10 @@ fn py_float_cmp(a: f64, b: f64) -> std::cmp::Ordering {
 ///
 /// Fast path: ``y = x * 10**digits`` is within half an ulp of the exact product, so when
 /// ``y``'s fraction is more than ``2·EPSILON·|y|`` (two to four ulps) from one half,
-/// rounding ``y`` to an integer
-/// ``k`` gives the exact product's rounding, and ``k / 10**digits`` (both exact, one
-/// correctly rounded division) is the double nearest ``k``·10^-digits: Python's result.
-/// Near a tie, or for large values, the decimal text decides, as Python does.
+/// rounding ``y`` to an integer ``k`` gives the exact product's rounding, and
+/// ``k / 10**digits`` (both exact, one correctly rounded division) is the double nearest
+/// ``k``·10^-digits: Python's result. Near a tie, or for large values, the decimal text
+/// decides, as Python does.
 fn py_round(x: f64, digits: usize) -> f64 {
     if !x.is_finite() {
         return x;
