@@ -59,6 +59,33 @@ ODD = [
 ]
 
 
+# Inside free-form objects, in the exact layout: not JSON (the core's own reader of that
+# layout must refuse each, as serde and pydantic do), and valid neighbours of each. NaN and
+# Infinity are not JSON, but pydantic reads them: the core leaves them to pydantic.
+NOT_JSON = [
+    b"01",
+    b"-",
+    b"1.",
+    b".5",
+    b"+1",
+    b"--1",
+    b"1.e3",
+    b"[1,]",
+    b'{"a":1,}',
+    b"[1 2]",
+    b'{"a" 1}',
+    b"{1:2}",
+    b"tru",
+    b"nul",
+    b"nulll",
+    b"[",
+    b'{"a":[}]',
+    b"'a'",
+]
+JSON_NEIGHBOURS = [b"0", b"-0", b"10", b"-1.25", b"0.5", b"[1,2]", b'{"a":1,"b":[]}', b"true",
+                   b"null", b"[[[]]]", b'"\x7f"', b"NaN", b"-Infinity"]  # fmt: skip
+
+
 @st.composite
 def lead_events(draw: st.DrawFn, index: int) -> LeadEvent:
     kind = draw(st.sampled_from(list(EventType)))
@@ -266,3 +293,44 @@ def test_free_form_json_pydantic_refuses_is_not_scored(field: str, odd: bytes) -
     wire.score_records(batch)
     reference.score_events(decoded(batch))
     assert outcome(wire) == outcome(reference)
+
+
+@pytest.mark.parametrize("field", ["properties", "traits", "context"])
+@pytest.mark.parametrize(
+    "text", NOT_JSON + JSON_NEIGHBOURS, ids=lambda b: b.decode(errors="replace")
+)
+def test_free_form_text_scores_only_when_it_is_json(field: str, text: bytes) -> None:
+    """The core reads the layout ``to_bytes`` writes with its own reader, which checks a
+    free-form object's syntax itself: what is not JSON is skipped as undecodable (pydantic
+    refuses it), and valid JSON next to it is scored as pydantic reads it."""
+    demo = LeadEvent(event_id="x", lead_id="l", type=EventType.TRACK, name="Demo Requested",
+                     occurred_at=T0, received_at=T0, source="t")  # fmt: skip
+    empty = f'"{field}":{{}}'.encode()
+    batch = [demo.to_bytes().replace(empty, empty[:-1] + b'"z":' + text + b"}")]
+    wire, reference = Replay(RULES), Replay(RULES)
+    wire.score_records(batch)
+    reference.score_events(decoded(batch))
+    assert outcome(wire) == outcome(reference)
+    assert wire.events == (1 if text in JSON_NEIGHBOURS else 0)
+
+
+def test_text_with_escapes_anywhere_scores_as_decoded() -> None:
+    """Ids, names, pages and emails whose JSON has an escape (or a character that needs
+    none) at every offset a scan of eight bytes at a time can meet it: the core's reader
+    of the exact layout takes none of them as plain text, so each scores under the lead
+    id pydantic decodes (or is left to pydantic)."""
+    batch = []
+    for k in range(20):
+        for i, special in enumerate(['"', "\\", "\n", "\x01", "\x7f", "é", "\u2028", "🙂"]):
+            text = "p" * k + special + "s"
+            event = LeadEvent(
+                event_id=f"{text}{i}", lead_id=f"{text}-lead", type=EventType.PAGE,
+                name=f"{text} Requested", page_category=text, email=f"{text}@corp.com",
+                occurred_at=T0 + timedelta(minutes=k), received_at=T0, source=text,
+            )  # fmt: skip
+            batch += [event.to_bytes(), event.model_copy(update={"event_id": "again"}).to_bytes()]
+    wire, reference = Replay(RULES), Replay(RULES)
+    wire.score_records(batch)
+    reference.score_events(decoded(batch))
+    assert outcome(wire) == outcome(reference)
+    assert len(wire.states) == 20 * 8

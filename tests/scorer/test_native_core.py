@@ -452,3 +452,39 @@ def test_a_rule_that_changes_from_first_time_only_to_a_daily_cap_scores_alike(
         lifecycle.score_event(ref, event, rules)
         core.native_core(rules).score_event(native, event, None)
     assert state_bytes(native) == state_bytes(ref)
+
+
+def test_a_full_dedup_window_forgets_its_oldest_ids_as_the_reference_does(
+    rules: Rules,
+) -> None:
+    """Past ``DEDUP_WINDOW`` ids a lead forgets its oldest, and an id that comes back
+    after that is scored again; within the window it is a duplicate. Ids of many lengths,
+    so the compiled core's window (ids end to end in one buffer, cut as it forgets) is
+    read at every offset. Checked event by event, and the windows' contents at the end."""
+    rnd = random.Random(8)
+    ref = {lead: lifecycle.LeadState() for lead in ("a", "b")}
+    native = {lead: core._native.LeadState() for lead in ("a", "b")}
+    compiled = core.native_core(rules)
+    duplicates = 0
+    for i in range(12 * lifecycle.DEDUP_WINDOW):
+        n = rnd.randrange(700)
+        at = T0 + timedelta(minutes=i)
+        event = LeadEvent(
+            event_id=f"e{n}" + "x" * (n % 41),
+            lead_id=rnd.choice("ab"),
+            type=EventType.PAGE,
+            page_category=rnd.choice(["pricing", "blog", "careers"]),
+            occurred_at=at,
+            received_at=at,
+            source="test",
+        )
+        duplicates += event.event_id in ref[event.lead_id].seen
+        want = wire(lifecycle.score_event(ref[event.lead_id], event, rules)[1])
+        assert wire(compiled.score_event(native[event.lead_id], event, None)) == want
+    assert duplicates > 100  # ids do repeat within a window ...
+    for lead in ("a", "b"):
+        assert len(ref[lead].recent_event_ids) == lifecycle.DEDUP_WINDOW  # ... and it is full
+        assert state_bytes(native[lead]) == state_bytes(ref[lead])
+        raw = orjson.loads(orjson.dumps(native[lead].to_dict()))  # through the changelog
+        again = core._native.LeadState.from_parts(raw, *lifecycle._engagement_from_dict(raw, rules))
+        assert state_bytes(again) == state_bytes(ref[lead])

@@ -13,7 +13,7 @@
 //! Pure: no I/O, no clock reads.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -287,9 +287,7 @@ pub struct State {
     capped: FxIndexMap<String, FxIndexMap<String, Window>>,
     traits: Py<PyDict>,
     email: Option<String>,
-    // The dedup window: ids oldest first, and their hashes alongside (scanned, not probed).
-    seen_order: VecDeque<Box<str>>,
-    seen_hashes: SmallVec<[u64; 16]>,
+    seen: SeenIds,
     watermark: Option<f64>,
     last_engaged_at: Option<f64>,
     stage_at: Option<f64>,
@@ -309,8 +307,7 @@ impl State {
             capped: FxIndexMap::default(),
             traits: PyDict::new(py).unbind(),
             email: None,
-            seen_order: VecDeque::new(),
-            seen_hashes: SmallVec::new(),
+            seen: SeenIds::default(),
             watermark: None,
             last_engaged_at: None,
             stage_at: None,
@@ -321,21 +318,65 @@ impl State {
     }
 
     fn remember(&mut self, id: &str) {
-        self.seen_hashes.push(fx_hash(id));
-        self.seen_order.push_back(Box::from(id));
+        self.seen.push(id);
     }
 
     fn has_seen(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+}
+
+/// A lead's dedup window: event ids, oldest first. Their text sits end to end in one
+/// buffer (no allocation per id, which was a cache miss per event); their hashes are
+/// scanned, not probed (a window is a few ids, at most ``DEDUP_WINDOW``).
+#[derive(Default)]
+struct SeenIds {
+    hashes: SmallVec<[u64; 16]>,
+    // Where each id ends in ``text``; the oldest starts at ``start`` (what is before it
+    // was forgotten, and is dropped once it is half the buffer).
+    ends: SmallVec<[u32; 16]>,
+    text: String,
+    start: u32,
+}
+
+impl SeenIds {
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    fn id(&self, i: usize) -> &str {
+        let start = if i == 0 { self.start } else { self.ends[i - 1] };
+        &self.text[start as usize..self.ends[i] as usize]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.id(i))
+    }
+
+    fn contains(&self, id: &str) -> bool {
         let hash = fx_hash(id);
-        self.seen_hashes
+        self.hashes
             .iter()
             .enumerate()
-            .any(|(i, h)| *h == hash && &*self.seen_order[i] == id)
+            .any(|(i, h)| *h == hash && self.id(i) == id)
+    }
+
+    fn push(&mut self, id: &str) {
+        self.hashes.push(fx_hash(id));
+        self.text.push_str(id);
+        self.ends
+            .push(u32::try_from(self.text.len()).expect("a window's ids fit 4 GiB"));
     }
 
     fn forget_oldest(&mut self) {
-        self.seen_order.pop_front();
-        self.seen_hashes.remove(0);
+        self.hashes.remove(0);
+        self.start = self.ends.remove(0);
+        if self.start as usize * 2 > self.text.len() {
+            let cut = self.start;
+            self.text.drain(..cut as usize);
+            self.ends.iter_mut().for_each(|end| *end -= cut);
+            self.start = 0;
+        }
     }
 }
 
@@ -450,7 +491,7 @@ impl State {
         d.set_item("capped", capped)?;
         d.set_item("traits", self.traits.bind(py))?;
         d.set_item("email", self.email.as_deref())?;
-        let seen: Vec<&str> = self.seen_order.iter().map(|s| &**s).collect();
+        let seen: Vec<&str> = self.seen.iter().collect();
         d.set_item("recent_event_ids", PyList::new(py, seen)?)?;
         d.set_item("watermark", self.watermark)?;
         d.set_item("last_engaged_at", self.last_engaged_at)?;
@@ -749,18 +790,13 @@ impl Core {
         let end = records.len();
         let mut i = start;
         while i < end {
-            if i + PREFETCH_SLOT_AHEAD < end {
-                let next = records.get_item(i + PREFETCH_SLOT_AHEAD)?;
-                if let Ok(next) = next.downcast::<PyBytes>() {
-                    index.prefetch_slot(next.as_bytes());
-                }
-            }
-            if i + PREFETCH_STATE_AHEAD < end {
-                let next = records.get_item(i + PREFETCH_STATE_AHEAD)?;
-                if let Ok(next) = next.downcast::<PyBytes>() {
-                    index.prefetch_state(next.as_bytes());
-                }
-            }
+            // Hints, in stages: a record's memory, then (once it is in cache) its lead's
+            // index slot, then (once that is) the lead's state.
+            prefetch_record(records, i + PREFETCH_RECORD_AHEAD);
+            with_record_at(records, i + PREFETCH_SLOT_AHEAD, |r| index.prefetch_slot(r));
+            with_record_at(records, i + PREFETCH_STATE_AHEAD, |r| {
+                index.prefetch_state(r)
+            });
             let item = records.get_item(i)?;
             let Ok(bytes) = item.downcast::<PyBytes>() else {
                 break;
@@ -1000,8 +1036,8 @@ impl Core {
             return Ok(false);
         }
         st.remember(event_id);
-        if st.seen_order.len() > DEDUP_WINDOW {
-            st.forget_oldest();
+        if st.seen.len() > DEDUP_WINDOW {
+            st.seen.forget_oldest();
         }
         let lead_id = ev.lead_id;
         let name = ev.name;
@@ -1045,8 +1081,8 @@ impl Core {
 
         let plan_index = self.plan_for(py, ev)?;
         let (hash, slot) = plan_index;
-        let mut matched: Vec<usize> = Vec::new();
-        let (express, express_label, has_express_matches) = {
+        let mut matched: SmallVec<[usize; 8]> = SmallVec::new();
+        let (express, has_express_matches) = {
             let plan = &self.plans[&hash][slot];
             matched.extend_from_slice(&plan.fixed);
             for (index, matcher) in &plan.dynamic {
@@ -1054,11 +1090,7 @@ impl Core {
                     matched.push(*index);
                 }
             }
-            (
-                plan.express.clone(),
-                plan.express_label.clone(),
-                !plan.express_matches.is_empty(),
-            )
+            (plan.express.clone(), !plan.express_matches.is_empty())
         };
         if !matched.is_empty() {
             let mut origin = match st.origin {
@@ -1120,7 +1152,7 @@ impl Core {
                 let plan = &self.plans[&hash][slot];
                 for m in &plan.express_matches {
                     if m.matches(py, ev, &self.wire_types)? {
-                        lane = Some(express_label.clone());
+                        lane = Some(plan.express_label.clone());
                         break;
                     }
                 }
@@ -1698,8 +1730,46 @@ fn state_in<'py>(
 
 /// How many records ahead ``score_records`` has a lead's index slot fetched, and how
 /// many its state (found through that slot).
-const PREFETCH_SLOT_AHEAD: usize = 4;
-const PREFETCH_STATE_AHEAD: usize = 2;
+const PREFETCH_RECORD_AHEAD: usize = 16;
+const PREFETCH_SLOT_AHEAD: usize = 8;
+const PREFETCH_STATE_AHEAD: usize = 4;
+/// A record's object header and its first bytes: a whole LeadEvent as ``to_bytes`` writes
+/// a typical one (about 420 bytes).
+const PREFETCH_RECORD_BYTES: usize = 512;
+
+/// Prefetch hint: item ``at`` of ``records`` (if there is one), its header and first
+/// bytes. With a replay's batches the records are rarely in cache when scoring reaches
+/// them; the first touch of each (its type, its reference count) was a large stall.
+fn prefetch_record(records: &Bound<'_, PyList>, at: usize) {
+    let list = records.as_ptr();
+    // SAFETY: ``at`` is below the list's length; only the item's address is read.
+    unsafe {
+        if at < ffi::PyList_GET_SIZE(list) as usize {
+            let item = ffi::PyList_GET_ITEM(list, at as ffi::Py_ssize_t);
+            prefetch_object(item.cast(), PREFETCH_RECORD_BYTES);
+        }
+    }
+}
+
+/// Item ``at`` of ``records``, when it is bytes, borrowed for ``hint``: a lookahead
+/// writes no reference count into a record it only hints about.
+fn with_record_at(records: &Bound<'_, PyList>, at: usize, hint: impl FnOnce(&[u8])) {
+    let list = records.as_ptr();
+    // SAFETY: ``at`` is below the list's length; the list holds the item while ``hint``
+    // (a prefetch, which runs no Python code) reads it; a bytes object is immutable.
+    unsafe {
+        if at >= ffi::PyList_GET_SIZE(list) as usize {
+            return;
+        }
+        let item = ffi::PyList_GET_ITEM(list, at as ffi::Py_ssize_t);
+        if ffi::PyBytes_Check(item) == 0 {
+            return;
+        }
+        let data = ffi::PyBytes_AsString(item) as *const u8;
+        let len = ffi::PyBytes_Size(item) as usize;
+        hint(std::slice::from_raw_parts(data, len));
+    }
+}
 
 fn lead_hash(id: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
@@ -1893,6 +1963,9 @@ struct TransitionMaker {
     fromtimestamp: PyObject,
     utc: PyObject,
     keys: Vec<Py<PyString>>,
+    // A transition's dict with its keys in field order (values None): copied, then
+    // filled, which does not grow a table the way nineteen inserts into an empty one do.
+    template: Py<PyDict>,
     signal_keys: [Py<PyString>; 2],
 }
 
@@ -1919,6 +1992,10 @@ impl TransitionMaker {
             }
         }
         let stages = item("stages")?;
+        let template = PyDict::new(py);
+        for key in TRANSITION_FIELDS {
+            template.set_item(PyString::intern(py, key), py.None())?;
+        }
         Ok(TransitionMaker {
             new: item("new")?.unbind(),
             transition: item("transition")?.unbind(),
@@ -1937,6 +2014,7 @@ impl TransitionMaker {
                 .iter()
                 .map(|k| PyString::intern(py, k).unbind())
                 .collect(),
+            template: template.unbind(),
             signal_keys: [
                 PyString::intern(py, "signal").unbind(),
                 PyString::intern(py, "points").unbind(),
@@ -2022,7 +2100,7 @@ impl TransitionMaker {
             t.email.into_pyobject(py)?.into_any(),
             t.traits.clone().into_any(),
         ];
-        let dict = PyDict::new(py);
+        let dict = self.template.bind(py).copy()?;
         for (key, value) in self.keys.iter().zip(values) {
             dict.set_item(key.bind(py), value)?;
         }
@@ -2156,8 +2234,8 @@ impl<'py> Ev<'_, 'py> {
                 type_: types.event_type(py, &wire.type_)?,
                 name: wire.name.as_deref().map(str::to_owned),
                 page_category: wire.page_category.as_deref().map(str::to_owned),
-                properties: types.parse_json(py, wire.properties.get())?.unbind(),
-                context: types.parse_json(py, wire.context.get())?.unbind(),
+                properties: types.parse_json(py, wire.properties)?.unbind(),
+                context: types.parse_json(py, wire.context)?.unbind(),
             };
             let _ = self.object.set(Bound::new(py, view)?.into_any());
         }
@@ -2319,12 +2397,17 @@ struct Wire<'a> {
     #[serde(borrow)]
     previous_id: Option<Cow<'a, str>>,
     possible_duplicate: bool,
-    #[serde(borrow)]
-    properties: &'a RawValue,
-    #[serde(borrow)]
-    traits: &'a RawValue,
-    #[serde(borrow)]
-    context: &'a RawValue,
+    #[serde(borrow, deserialize_with = "raw_text")]
+    properties: &'a str,
+    #[serde(borrow, deserialize_with = "raw_text")]
+    traits: &'a str,
+    #[serde(borrow, deserialize_with = "raw_text")]
+    context: &'a str,
+}
+
+/// A free-form value's JSON text, syntax checked by serde.
+fn raw_text<'de, D: serde::Deserializer<'de>>(value: D) -> Result<&'de str, D::Error> {
+    <&'de RawValue>::deserialize(value).map(RawValue::get)
 }
 
 /// A free-form object (``properties``, ``traits``, ``context``) that pydantic reads as
@@ -2332,8 +2415,8 @@ struct Wire<'a> {
 /// surrogate escapes, control characters in strings, integers of more than 4,300 digits
 /// and deep nesting. Anything near those (any surrogate escape, a number run of over
 /// 1,000 characters or with an exponent, nesting past 64) is left to pydantic.
-fn is_plain_object(raw: &RawValue) -> bool {
-    let text = raw.get().as_bytes();
+fn is_plain_object(raw: &str) -> bool {
+    let text = raw.as_bytes();
     if text == b"{}" {
         return true;
     }
@@ -2386,6 +2469,271 @@ fn is_plain_object(raw: &RawValue) -> bool {
     true
 }
 
+/// A reader of the one layout ``to_bytes`` writes: every key in declaration order, no
+/// whitespace, no escapes. It reads that layout without serde's per-key dispatch and
+/// gives up (None) on anything else — other key orders, spacing, an escape or a control
+/// character in any string, an exponent — which then goes to serde, so what it accepts
+/// is a subset of what serde accepts, read to the same values.
+struct Layout<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+/// How deep free-form values may nest here (pydantic's limit is deeper; serde's too).
+const LAYOUT_MAX_DEPTH: usize = 64;
+
+/// Where the first ``"``, ``\\`` or control character (below 0x20) is, eight bytes at a
+/// time: a byte's high bit in ``hits`` is set where it equals one (or is below 0x20),
+/// exactly so at the lowest such byte (a borrow only carries upward, from a hit).
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_at = |x: u64| x.wrapping_sub(ONES) & !x;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let hits = (zero_at(word ^ (ONES * u64::from(b'"')))
+            | zero_at(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word))
+            & HIGHS;
+        if hits != 0 {
+            return Some(at + hits.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let rest = bytes[at..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    Some(at + rest)
+}
+
+impl<'a> Layout<'a> {
+    fn read(text: &'a str) -> Option<Wire<'a>> {
+        let mut r = Layout { text, at: 0 };
+        r.expect(b"{\"schema\":1,\"event_id\":")?;
+        let event_id = r.string()?;
+        r.expect(b",\"lead_id\":")?;
+        let lead_id = r.string()?;
+        r.expect(b",\"user_id\":")?;
+        let user_id = r.opt_string()?;
+        r.expect(b",\"anonymous_id\":")?;
+        let anonymous_id = r.opt_string()?;
+        r.expect(b",\"email\":")?;
+        let email = r.opt_string()?;
+        r.expect(b",\"type\":")?;
+        let type_ = r.string()?;
+        r.expect(b",\"name\":")?;
+        let name = r.opt_string()?;
+        r.expect(b",\"occurred_at\":")?;
+        let occurred_at = r.string()?;
+        r.expect(b",\"received_at\":")?;
+        let received_at = r.string()?;
+        r.expect(b",\"source\":")?;
+        let source = r.string()?;
+        r.expect(b",\"page_category\":")?;
+        let page_category = r.opt_string()?;
+        r.expect(b",\"page\":")?;
+        let page = r.page()?;
+        r.expect(b",\"campaign\":")?;
+        let campaign = r.campaign()?;
+        r.expect(b",\"user_agent\":")?;
+        let user_agent = r.opt_string()?;
+        r.expect(b",\"ip\":")?;
+        let ip = r.opt_string()?;
+        r.expect(b",\"group_id\":")?;
+        let group_id = r.opt_string()?;
+        r.expect(b",\"previous_id\":")?;
+        let previous_id = r.opt_string()?;
+        r.expect(b",\"possible_duplicate\":")?;
+        let possible_duplicate = if r.expect(b"false").is_some() {
+            false
+        } else {
+            r.expect(b"true")?;
+            true
+        };
+        r.expect(b",\"properties\":")?;
+        let properties = r.object()?;
+        r.expect(b",\"traits\":")?;
+        let traits = r.object()?;
+        r.expect(b",\"context\":")?;
+        let context = r.object()?;
+        r.expect(b"}")?;
+        if r.at != text.len() {
+            return None;
+        }
+        let text = |s: &'a str| Cow::Borrowed(s);
+        Some(Wire {
+            schema: 1,
+            event_id: text(event_id),
+            lead_id: text(lead_id),
+            user_id: user_id.map(text),
+            anonymous_id: anonymous_id.map(text),
+            email: email.map(text),
+            type_: text(type_),
+            name: name.map(text),
+            occurred_at: text(occurred_at),
+            received_at: text(received_at),
+            source: text(source),
+            page_category: page_category.map(text),
+            page,
+            campaign,
+            user_agent: user_agent.map(text),
+            ip: ip.map(text),
+            group_id: group_id.map(text),
+            previous_id: previous_id.map(text),
+            possible_duplicate,
+            properties,
+            traits,
+            context,
+        })
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn expect(&mut self, literal: &[u8]) -> Option<()> {
+        let rest = self.text.as_bytes().get(self.at..)?;
+        rest.starts_with(literal).then(|| self.at += literal.len())
+    }
+
+    /// A string without escapes or control characters (serde refuses raw control
+    /// characters; an escape needs decoding): its text, between the quotes.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b"\"")?;
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let end = start + string_stop(&bytes[start..])?;
+        if bytes[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        self.text.get(start..end) // quotes are ASCII: always on a character boundary
+    }
+
+    fn opt_string(&mut self) -> Option<Option<&'a str>> {
+        if self.expect(b"null").is_some() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// ``null`` or the page with its four keys in order.
+    fn page(&mut self) -> Option<Option<WirePage<'a>>> {
+        if self.expect(b"null").is_some() {
+            return Some(None);
+        }
+        self.expect(b"{\"url\":")?;
+        let url = self.opt_string()?;
+        self.expect(b",\"path\":")?;
+        let path = self.opt_string()?;
+        self.expect(b",\"referrer\":")?;
+        let referrer = self.opt_string()?;
+        self.expect(b",\"title\":")?;
+        let title = self.opt_string()?;
+        self.expect(b"}")?;
+        Some(Some(WirePage {
+            url: url.map(Cow::Borrowed),
+            path: path.map(Cow::Borrowed),
+            referrer: referrer.map(Cow::Borrowed),
+            title: title.map(Cow::Borrowed),
+        }))
+    }
+
+    /// String to string; a repeated key keeps its last value, as serde's map does.
+    fn campaign(&mut self) -> Option<HashMap<Cow<'a, str>, Cow<'a, str>>> {
+        let mut out = HashMap::new();
+        self.expect(b"{")?;
+        if self.expect(b"}").is_some() {
+            return Some(out);
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b":")?;
+            out.insert(Cow::Borrowed(key), Cow::Borrowed(self.string()?));
+            if self.expect(b"}").is_some() {
+                return Some(out);
+            }
+            self.expect(b",")?;
+        }
+    }
+
+    /// A free-form object's JSON text, its syntax checked.
+    fn object(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.value(0)?;
+        self.text.get(start..self.at)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' if depth >= LAYOUT_MAX_DEPTH => None,
+            b'{' => {
+                self.at += 1;
+                if self.expect(b"}").is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.expect(b":")?;
+                    self.value(depth + 1)?;
+                    if self.expect(b"}").is_some() {
+                        return Some(());
+                    }
+                    self.expect(b",")?;
+                }
+            }
+            b'[' => {
+                self.at += 1;
+                if self.expect(b"]").is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    if self.expect(b"]").is_some() {
+                        return Some(());
+                    }
+                    self.expect(b",")?;
+                }
+            }
+            b't' => self.expect(b"true"),
+            b'f' => self.expect(b"false"),
+            b'n' => self.expect(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    /// ``-?(0|[1-9][0-9]*)(.[0-9]+)?``; exponents are left to serde.
+    fn number(&mut self) -> Option<()> {
+        let _ = self.expect(b"-");
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.expect(b".").is_some() {
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        if matches!(self.peek()?, b'e' | b'E') {
+            return None;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+}
+
 impl<'a> Wire<'a> {
     /// The event and its ``occurred_at`` (epoch seconds), or None: not this layout.
     fn parse(bytes: &'a [u8], types: &WireTypes) -> Option<(Self, f64)> {
@@ -2393,7 +2741,10 @@ impl<'a> Wire<'a> {
         // not check each string again: a record with invalid UTF-8 anywhere fails here,
         // as it fails serde (and pydantic) in a string or as a syntax error elsewhere.
         let text = std::str::from_utf8(bytes).ok()?;
-        let wire = serde_json::from_str::<Wire<'a>>(text).ok()?;
+        let wire = match Layout::read(text) {
+            Some(wire) => wire,
+            None => serde_json::from_str::<Wire<'a>>(text).ok()?,
+        };
         if wire.schema != 1
             || !is_plain_object(wire.properties)
             || !is_plain_object(wire.traits)
@@ -2414,11 +2765,11 @@ impl<'a> Wire<'a> {
         py: Python<'py>,
         types: &WireTypes,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        if self.traits.get() == "{}" {
+        if self.traits == "{}" {
             return Ok(None);
         }
         let traits = types
-            .parse_json(py, self.traits.get())?
+            .parse_json(py, self.traits)?
             .downcast_into::<PyDict>()?;
         Ok((!traits.is_empty()).then_some(traits))
     }
@@ -2443,14 +2794,14 @@ fn wire_urls(wire: &Wire<'_>) -> Option<Vec<String>> {
         Some(())
     }
     let mut out = Vec::new();
-    if wire.properties.get() != "{}" {
+    if wire.properties != "{}" {
         take(
-            &serde_json::from_str::<Object<'_>>(wire.properties.get()).ok()?,
+            &serde_json::from_str::<Object<'_>>(wire.properties).ok()?,
             &mut out,
         )?;
     }
-    if wire.context.get() != "{}" {
-        let context = serde_json::from_str::<Object<'_>>(wire.context.get()).ok()?;
+    if wire.context != "{}" {
+        let context = serde_json::from_str::<Object<'_>>(wire.context).ok()?;
         if let Some(page) = context.get("page") {
             if page.get().starts_with('{') {
                 take(
@@ -2546,9 +2897,15 @@ fn epoch_micros(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let digits = |from: usize, n: usize| -> Option<i64> {
         let part = b.get(from..from + n)?;
-        part.iter().try_fold(0i64, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
+        let mut value = 0i64;
+        for &c in part {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + i64::from(digit);
+        }
+        Some(value)
     };
     if b.len() < 20
         || b[4] != b'-'
@@ -2573,7 +2930,7 @@ fn epoch_micros(text: &str) -> Option<i64> {
         if n == 0 || n > 6 {
             return None;
         }
-        micros = digits(start, n)? * 10i64.pow((6 - n) as u32);
+        micros = digits(start, n)? * [1, 10, 100, 1_000, 10_000, 100_000][6 - n];
         i = end;
     }
     let offset = match &b[i..] {
@@ -2592,25 +2949,16 @@ fn epoch_micros(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let month_days = match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
     if year < 1
         || !(1..=12).contains(&month)
         || day < 1
-        || day > month_days[(month - 1) as usize]
+        || day > month_days
         || hour > 23
         || minute > 59
         || second > 59
