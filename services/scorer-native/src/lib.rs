@@ -368,6 +368,18 @@ impl SeenIds {
             .push(u32::try_from(self.text.len()).expect("a window's ids fit 4 GiB"));
     }
 
+    /// Prefetch hint: the ends of the window's buffers, where :meth:`push` writes.
+    fn prefetch_tail(&self) {
+        prefetch_object(self.text.as_ptr().wrapping_add(self.text.len()), 1);
+        if self.hashes.spilled() {
+            prefetch_object(
+                self.hashes.as_ptr().wrapping_add(self.hashes.len()).cast(),
+                1,
+            );
+            prefetch_object(self.ends.as_ptr().wrapping_add(self.ends.len()).cast(), 1);
+        }
+    }
+
     fn forget_oldest(&mut self) {
         self.hashes.remove(0);
         self.start = self.ends.remove(0);
@@ -789,14 +801,21 @@ impl Core {
         let (mut scored, mut duplicates) = (0, 0);
         let end = records.len();
         let mut i = start;
+        // The hash of the lead each of the next records names (0: unknown), by position
+        // modulo the ring's size: read once from the record, used by the later stages.
+        let mut ahead = [0u64; PREFETCH_RING];
         while i < end {
-            // Hints, in stages: a record's memory, then (once it is in cache) its lead's
-            // index slot, then (once that is) the lead's state.
+            // Hints, in stages: a record's memory; then (once it is in cache) its lead's
+            // index slot; then (once that is) the lead's state; then (once that is) where
+            // the lead's dedup window will write.
             prefetch_record(records, i + PREFETCH_RECORD_AHEAD);
-            with_record_at(records, i + PREFETCH_SLOT_AHEAD, |r| index.prefetch_slot(r));
-            with_record_at(records, i + PREFETCH_STATE_AHEAD, |r| {
-                index.prefetch_state(r)
+            let slot_at = i + PREFETCH_SLOT_AHEAD;
+            ahead[slot_at % PREFETCH_RING] = 0;
+            with_record_at(records, slot_at, |r| {
+                ahead[slot_at % PREFETCH_RING] = index.prefetch_slot(r)
             });
+            index.prefetch_state(ahead[(i + PREFETCH_STATE_AHEAD) % PREFETCH_RING]);
+            index.prefetch_window(py, ahead[(i + PREFETCH_WINDOW_AHEAD) % PREFETCH_RING]);
             let item = records.get_item(i)?;
             let Ok(bytes) = item.downcast::<PyBytes>() else {
                 break;
@@ -1733,6 +1752,8 @@ fn state_in<'py>(
 const PREFETCH_RECORD_AHEAD: usize = 16;
 const PREFETCH_SLOT_AHEAD: usize = 8;
 const PREFETCH_STATE_AHEAD: usize = 4;
+const PREFETCH_WINDOW_AHEAD: usize = 2;
+const PREFETCH_RING: usize = 16; // above PREFETCH_SLOT_AHEAD
 /// A record's object header and its first bytes: a whole LeadEvent as ``to_bytes`` writes
 /// a typical one (about 420 bytes).
 const PREFETCH_RECORD_BYTES: usize = 512;
@@ -1844,27 +1865,64 @@ impl LeadIndex {
         i
     }
 
-    /// Prefetch hint: the slot of the lead a record names.
-    fn prefetch_slot(&self, record: &[u8]) {
-        if let (Some(id), false) = (lead_id_at_a_glance(record), self.slots.is_empty()) {
-            let slot: *const Slot = &self.slots[self.home(lead_hash(id))];
-            prefetch_object(slot.cast(), 64);
+    /// Prefetch hint: the slot of the lead a record names. Returns the lead's hash (0
+    /// when the record gives none at a glance) for the later stages.
+    fn prefetch_slot(&self, record: &[u8]) -> u64 {
+        match (lead_id_at_a_glance(record), self.slots.is_empty()) {
+            (Some(id), false) => {
+                let hash = lead_hash(id);
+                let slot: *const Slot = &self.slots[self.home(hash)];
+                prefetch_object(slot.cast(), 64);
+                hash
+            }
+            _ => 0,
         }
     }
 
-    /// Prefetch hint: the state of the lead a record names, when the index has it.
+    /// The entry of a lead with this hash, if the index has one (for hints only: two
+    /// ids with one hash could mix up, which would only waste the hint).
+    fn by_hash(&self, hash: u64) -> Option<&IndexEntry> {
+        if hash == 0 || self.slots.is_empty() {
+            return None;
+        }
+        let mut i = self.home(hash);
+        loop {
+            let slot = &self.slots[i];
+            if slot.hash == 0 {
+                return None;
+            }
+            if slot.hash == hash {
+                return slot.entry.as_ref();
+            }
+            i = (i + 1) & (self.slots.len() - 1);
+        }
+    }
+
+    /// Prefetch hint: the state of the lead with this hash, when the index has it.
     /// With thousands of leads a state is rarely still in cache; waiting for it was the
     /// largest single stall per event.
-    fn prefetch_state(&self, record: &[u8]) {
-        let Some(id) = lead_id_at_a_glance(record) else {
-            return;
-        };
-        if let Some(at) = self.find(id, lead_hash(id)) {
-            if let Some(entry) = &self.slots[at].entry {
-                prefetch_object(
-                    entry.state.as_ptr().cast(),
-                    std::mem::size_of::<State>() + 64,
-                );
+    fn prefetch_state(&self, hash: u64) {
+        if let Some(entry) = self.by_hash(hash) {
+            prefetch_object(
+                entry.state.as_ptr().cast(),
+                std::mem::size_of::<State>() + 64,
+            );
+        }
+    }
+
+    /// Prefetch hint: the parts of the state of the lead with this hash that live apart
+    /// from it (its state is in cache by now: :meth:`prefetch_state` two records
+    /// earlier): where its dedup window writes next, its groups and signals.
+    fn prefetch_window(&self, py: Python<'_>, hash: u64) {
+        if let Some(entry) = self.by_hash(hash) {
+            if let Ok(state) = entry.state.bind(py).try_borrow() {
+                state.seen.prefetch_tail();
+                // A lead with more groups or signals than fit inline keeps them apart.
+                for pairs in [&state.groups, &state.signals] {
+                    if pairs.spilled() {
+                        prefetch_object(pairs.as_ptr().cast(), std::mem::size_of_val(&pairs[..]));
+                    }
+                }
             }
         }
     }
