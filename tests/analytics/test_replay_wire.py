@@ -8,6 +8,7 @@ skipped as undecodable (the live scorer dead-letters those).
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -318,7 +319,9 @@ def test_text_with_escapes_anywhere_scores_as_decoded() -> None:
     """Ids, names, pages and emails whose JSON has an escape (or a character that needs
     none) at every offset a scan of eight bytes at a time can meet it: the core's reader
     of the exact layout takes none of them as plain text, so each scores under the lead
-    id pydantic decodes (or is left to pydantic)."""
+    id pydantic decodes (or is left to pydantic). Each event comes twice: the second is
+    a duplicate of an id with that escape. And a raw control character (not JSON: its
+    record is skipped) at each of those offsets."""
     batch = []
     for k in range(20):
         for i, special in enumerate(['"', "\\", "\n", "\x01", "\x7f", "é", "\u2028", "🙂"]):
@@ -328,9 +331,26 @@ def test_text_with_escapes_anywhere_scores_as_decoded() -> None:
                 name=f"{text} Requested", page_category=text, email=f"{text}@corp.com",
                 occurred_at=T0 + timedelta(minutes=k), received_at=T0, source=text,
             )  # fmt: skip
-            batch += [event.to_bytes(), event.model_copy(update={"event_id": "again"}).to_bytes()]
+            raw = event.to_bytes()
+            batch += [raw, raw]
+            if special == "\x01":
+                batch.append(raw.replace(b"\\u0001", b"\x01").replace(b"-lead", b"-raw"))
     wire, reference = Replay(RULES), Replay(RULES)
     wire.score_records(batch)
     reference.score_events(decoded(batch))
     assert outcome(wire) == outcome(reference)
-    assert len(wire.states) == 20 * 8
+    assert len(wire.states) == 20 * 8 and wire.duplicates == 20 * 8
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(event=lead_events(50))
+def test_records_as_to_bytes_writes_them_take_the_cores_own_reader(event: LeadEvent) -> None:
+    """The fast path is the core's own reader of the layout ``to_bytes`` writes; serde
+    is only its fallback. Every record without an escaped character or an exponent takes
+    it (a typo in a key, say, would send them all to serde: right, and slower); spaced
+    out, or with an escape or an exponent, it is serde's."""
+    raw = event.to_bytes()
+    plain = b"\\" not in raw and not re.search(rb"[0-9][eE][-+]?[0-9]", raw)
+    assert core._native.reads_exact_layout(raw) == plain
+    assert not core._native.reads_exact_layout(raw.replace(b'","', b'", "', 1))
+    assert not core._native.reads_exact_layout(raw + b" ")

@@ -328,7 +328,9 @@ impl State {
 
 /// A lead's dedup window: event ids, oldest first. Their text sits end to end in one
 /// buffer (no allocation per id, which was a cache miss per event); their hashes are
-/// scanned, not probed (a window is a few ids, at most ``DEDUP_WINDOW``).
+/// scanned, not probed: most leads' windows hold a few ids. A full one holds
+/// ``DEDUP_WINDOW`` (500), scanned per event, and each new id then shifts both lists
+/// by one; a window fills only after 500 distinct events of one lead.
 #[derive(Default)]
 struct SeenIds {
     hashes: SmallVec<[u64; 16]>,
@@ -1747,8 +1749,13 @@ fn state_in<'py>(
     })
 }
 
-/// How many records ahead ``score_records`` has a lead's index slot fetched, and how
-/// many its state (found through that slot).
+/// How many records ahead ``score_records`` has each thing fetched into cache: the
+/// record itself, its lead's index slot (the record is in cache by then), the lead's
+/// state (found through that slot), and the end of the lead's dedup window and its
+/// spilled groups and signals (read from that state). The ring keeps each record's lead
+/// hash from the slot stage for the later ones; it must be longer than the slot stage
+/// is ahead of the last. Each call starts with an empty ring: its first records get no
+/// hints (speed only).
 const PREFETCH_RECORD_AHEAD: usize = 16;
 const PREFETCH_SLOT_AHEAD: usize = 8;
 const PREFETCH_STATE_AHEAD: usize = 4;
@@ -1777,7 +1784,8 @@ fn prefetch_record(records: &Bound<'_, PyList>, at: usize) {
 fn with_record_at(records: &Bound<'_, PyList>, at: usize, hint: impl FnOnce(&[u8])) {
     let list = records.as_ptr();
     // SAFETY: ``at`` is below the list's length; the list holds the item while ``hint``
-    // (a prefetch, which runs no Python code) reads it; a bytes object is immutable.
+    // (which reads at most the record's first bytes to issue prefetches, and runs no
+    // Python code) reads it; a bytes object is immutable.
     unsafe {
         if at >= ffi::PyList_GET_SIZE(list) as usize {
             return;
@@ -2938,6 +2946,13 @@ fn glob_match(pattern: &[char], text: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
+/// Whether the core's own reader of the exact layout reads ``record`` (else serde reads
+/// it, or pydantic decides), for tests: records as ``to_bytes`` writes them must take it.
+#[pyfunction]
+fn reads_exact_layout(record: &[u8]) -> bool {
+    std::str::from_utf8(record).is_ok_and(|text| Layout::read(text).is_some())
+}
+
 /// ``fnmatch.fnmatchcase`` as the core matches URLs (patterns without ``[``), for tests.
 #[pyfunction]
 fn url_glob_match(pattern: &str, text: &str) -> PyResult<bool> {
@@ -3186,5 +3201,6 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LeadIndex>()?;
     m.add_function(wrap_pyfunction!(url_glob_match, m)?)?;
     m.add_function(wrap_pyfunction!(py_round_py, m)?)?;
+    m.add_function(wrap_pyfunction!(reads_exact_layout, m)?)?;
     Ok(())
 }
