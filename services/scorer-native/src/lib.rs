@@ -1826,7 +1826,9 @@ impl LeadIndex {
         (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
     }
 
-    fn find(&self, id: &[u8], hash: u64) -> Option<usize> {
+    /// The first slot from ``hash``'s home that holds ``hash`` and that ``is_it``
+    /// accepts, or None at the first empty slot.
+    fn probe(&self, hash: u64, is_it: impl Fn(&Slot) -> bool) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -1836,11 +1838,15 @@ impl LeadIndex {
             if slot.hash == 0 {
                 return None;
             }
-            if slot.hash == hash && slot.key.as_slice() == id {
+            if slot.hash == hash && is_it(slot) {
                 return Some(i);
             }
             i = (i + 1) & (self.slots.len() - 1);
         }
+    }
+
+    fn find(&self, id: &[u8], hash: u64) -> Option<usize> {
+        self.probe(hash, |slot| slot.key.as_slice() == id)
     }
 
     fn insert(&mut self, id: &[u8], hash: u64, entry: IndexEntry) -> usize {
@@ -1890,20 +1896,11 @@ impl LeadIndex {
     /// The entry of a lead with this hash, if the index has one (for hints only: two
     /// ids with one hash could mix up, which would only waste the hint).
     fn by_hash(&self, hash: u64) -> Option<&IndexEntry> {
-        if hash == 0 || self.slots.is_empty() {
-            return None;
+        if hash == 0 {
+            return None; // the record named no lead at a glance
         }
-        let mut i = self.home(hash);
-        loop {
-            let slot = &self.slots[i];
-            if slot.hash == 0 {
-                return None;
-            }
-            if slot.hash == hash {
-                return slot.entry.as_ref();
-            }
-            i = (i + 1) & (self.slots.len() - 1);
-        }
+        let at = self.probe(hash, |_| true)?;
+        self.slots[at].entry.as_ref()
     }
 
     /// Prefetch hint: the state of the lead with this hash, when the index has it.
