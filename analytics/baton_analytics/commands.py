@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import orjson
-from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from baton_analytics import funnel as funnel_report
@@ -21,7 +20,7 @@ from baton_analytics.funnel import Window
 from baton_analytics.progress import Progress
 from baton_analytics.ranges import RangeError, ReadRange
 from baton_analytics.replay import Replay, ReplayResult, transitions_from
-from baton_analytics.source import TopicReader, in_time_order
+from baton_analytics.source import Fetched, TopicReader, in_time_order
 from baton_scorer.rules import load_rules
 from baton_shared.schemas import (
     Activity,
@@ -54,7 +53,7 @@ def say(message: str) -> None:
 
 async def _records(
     reader: TopicReader, label: str, ordered: bool = False
-) -> AsyncIterator[list[ConsumerRecord]]:
+) -> AsyncIterator[list[Fetched]]:
     progress = Progress(label, reader.total)
     source = in_time_order(reader) if ordered else reader.batches()
     async for batch in source:
@@ -186,7 +185,7 @@ async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> Outco
 
 
 def _score_batch(
-    batch: list[ConsumerRecord], activity_topic: str, replays: list[Replay], outcomes: Outcomes
+    batch: list[Fetched], activity_topic: str, replays: list[Replay], outcomes: Outcomes
 ) -> None:
     values: list[bytes] = []  # encoded events, scored together up to the next activity
     for r in batch:

@@ -25,9 +25,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from aiokafka.structs import ConsumerRecord
 from pydantic import AwareDatetime, ValidationError
 
+from baton_analytics.source import Fetched
 from baton_shared.schemas import (
     Activity,
     Assignment,
@@ -79,7 +79,7 @@ def format_for(path: Path, given: str | None) -> str:
     return fmt
 
 
-def to_row(record: ConsumerRecord) -> dict[str, Any]:
+def to_row(record: Fetched) -> dict[str, Any]:
     row: dict[str, Any] = {
         "_topic": record.topic,
         "_partition": record.partition,
@@ -201,7 +201,7 @@ def schema_of(model: type[Record]) -> pa.Schema:
     return pa.schema([*COORDINATES, *fields, pa.field("_value", pa.string())])
 
 
-def typed_row(record: ConsumerRecord, model: type[Record]) -> dict[str, Any]:
+def typed_row(record: Fetched, model: type[Record]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "_topic": record.topic,
         "_partition": record.partition,
@@ -240,7 +240,7 @@ class TypedWriter:
             self._csv = csv.DictWriter(self._csv_file, fieldnames=self.schema.names)
             self._csv.writeheader()
 
-    def write(self, records: list[ConsumerRecord]) -> None:
+    def write(self, records: list[Fetched]) -> None:
         rows = [typed_row(r, self.model) for r in records]
         self.rows += len(rows)
         if self._parquet is not None:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka.structs import ConsumerRecord
 
 from baton_analytics.cli import build_parser, main
 from baton_analytics.export import ExportError, format_for, to_row
 from baton_analytics.progress import Progress
 from baton_analytics.ranges import RangeError, build_range, parse_time
 from baton_analytics.sink import SinkError, check_sandbox_topic
+from baton_analytics.source import Fetched
 from baton_shared.topics import Topics
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -48,18 +48,13 @@ def test_progress_shows_rate_and_eta_only_for_long_runs() -> None:
 
 
 def test_export_rows_carry_kafka_coordinates_and_typed_fields() -> None:
-    record = ConsumerRecord(
+    record = Fetched(
         topic="leads.sla",
         partition=2,
         offset=7,
         timestamp=1_700_000_000_000,
-        timestamp_type=0,
         key=b"lead-1",
         value=b'{"status": "met", "at": "2026-11-02T09:00:00+00:00", "properties": {"a": 1}}',
-        checksum=None,
-        serialized_key_size=6,
-        serialized_value_size=10,
-        headers=(),
     )
 
     row = to_row(record)

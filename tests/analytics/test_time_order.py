@@ -8,33 +8,20 @@ import random
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
 
-from baton_analytics.source import TimeOrder
+from baton_analytics.source import Fetched, TimeOrder
 
 Key = tuple[int, str, int, int]
 
 
-def record(tp: TopicPartition, offset: int, timestamp: int) -> ConsumerRecord:
-    return ConsumerRecord(
-        topic=tp.topic,
-        partition=tp.partition,
-        offset=offset,
-        timestamp=timestamp,
-        timestamp_type=0,
-        key=None,
-        value=b"",
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=0,
-        headers=(),
-    )
+def record(tp: TopicPartition, offset: int, timestamp: int) -> Fetched:
+    return Fetched(tp.topic, tp.partition, offset, timestamp, key=None, value=b"")
 
 
-def heads_merge(logs: dict[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+def heads_merge(logs: dict[TopicPartition, list[Fetched]]) -> list[Fetched]:
     """The reference: repeatedly take the partition head with the smallest key."""
 
-    def key(r: ConsumerRecord) -> Key:
+    def key(r: Fetched) -> Key:
         return (r.timestamp, r.topic, r.partition, r.offset)
 
     heads = [(key(log[0]), tp, 0) for tp, log in logs.items() if log]
@@ -48,7 +35,7 @@ def heads_merge(logs: dict[TopicPartition, list[ConsumerRecord]]) -> list[Consum
     return out
 
 
-def random_logs(rng: random.Random) -> dict[TopicPartition, list[ConsumerRecord]]:
+def random_logs(rng: random.Random) -> dict[TopicPartition, list[Fetched]]:
     partitions = [TopicPartition("p.leads.events", p) for p in range(rng.randint(1, 4))]
     partitions += [TopicPartition("p.leads.activity", p) for p in range(rng.randint(0, 2))]
     logs = {}
@@ -67,7 +54,7 @@ def test_batches_merge_exactly_like_taking_the_smallest_head(seed: int) -> None:
     logs = random_logs(rng)
     order = TimeOrder(list(logs))
     cursor = dict.fromkeys(logs, 0)
-    out: list[ConsumerRecord] = []
+    out: list[Fetched] = []
     for tp, log in logs.items():
         if not log:
             order.done(tp)
