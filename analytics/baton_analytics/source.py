@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -31,6 +31,11 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from baton_analytics.ranges import ReadRange
 
+try:  # the records of plain (v2, uncompressed) record sets, read in Rust
+    from baton_scorer_native import read_record_set
+except ImportError:  # not built here: every set takes the general path
+    read_record_set = None
+
 log = logging.getLogger(__name__)
 
 # Fetches of about a megabyte per partition: the next one arrives while a batch is
@@ -39,7 +44,10 @@ log = logging.getLogger(__name__)
 PARTITION_FETCH_BYTES = 1024 * 1024
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 FETCH_MAX_WAIT_MS = 500
-READ_UNCOMMITTED = 0  # what the consumers of Baton's topics read (aiokafka's default)
+# As the reader read with aiokafka's consumer (its default). No Baton producer writes
+# transactions; a topic that had aborted ones would show their records here, where the
+# router and the SLA monitor (read_committed) never saw them.
+READ_UNCOMMITTED = 0
 # A partition that makes no progress for this long (its leader gone, its log truncated
 # below the range's end) fails the read with a message instead of hanging it.
 STALL_SECONDS = 60.0
@@ -93,6 +101,7 @@ class TopicReader:
         self.span = span
         self.spans: list[PartitionSpan] = []
         self._consumer: AIOKafkaConsumer | None = None
+        self._fetch: _Fetch | None = None
 
     @property
     def total(self) -> int:
@@ -165,21 +174,23 @@ class TopicReader:
         """Every record in the range, a fetch at a time, by partition (each in offset order).
 
         While the caller works on one fetch, the next one is already on its way.
+        :meth:`finished` tells which partitions have been read to their end.
         """
         assert self._consumer is not None, "open() first"
-        fetch = _Fetch(self._consumer, [s for s in self.spans if s.size])
-        pending = fetch.send() if fetch.positions else None
-        try:
-            while pending is not None:
-                out = await fetch.receive(pending)
-                pending = fetch.send() if fetch.positions else None
-                if out:
-                    yield out
-        finally:
-            if pending is not None:
-                pending.cancel()
+        fetch = self._fetch = _Fetch(self._consumer, [s for s in self.spans if s.size])
+        while fetch.positions:
+            fetch.send()
+            out = await fetch.receive()
+            if out:
+                yield out
+
+    def finished(self, tp: TopicPartition) -> bool:
+        """Whether the range of ``tp`` has been read to its end (or was empty)."""
+        return self._fetch is not None and tp not in self._fetch.positions
 
     async def close(self) -> None:
+        if self._fetch is not None:
+            self._fetch.cancel()  # a fetch in flight when the caller stopped early
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -193,13 +204,14 @@ class TopicReader:
 
 
 Asked = dict[TopicPartition, int]  # the offsets one Fetch request asked for
+Response = tuple[Asked, Any]  # a Fetch response, or the error that stopped it
 
 
 class _Fetch:
     """The fetch loop of one read: a position per partition, a Fetch request per leader.
 
-    One round of requests is in flight at a time; the caller sends the next round as
-    soon as it has the records of the last one, before it works on them.
+    The next round of requests goes out as soon as a round's records are taken, before
+    the caller works on them.
     """
 
     def __init__(self, consumer: AIOKafkaConsumer, spans: list[PartitionSpan]) -> None:
@@ -209,20 +221,35 @@ class _Fetch:
         self.positions = {s.partition: s.start for s in spans}  # next offset to read
         now = time.monotonic()
         self.moved_at = dict.fromkeys(self.positions, now)
+        self.high_water: dict[TopicPartition, int] = {}
+        self.last_error: dict[TopicPartition, Exception] = {}
+        self.rounds = 0
+        self.pending: asyncio.Future[list[Response]] | None = None
 
-    def send(self) -> asyncio.Future[list[tuple[Asked, object]]]:
+    def send(self) -> None:
+        """The next round of requests, unless one is in flight already."""
+        if self.pending is not None:
+            return
+        # A response holds at most FETCH_MAX_BYTES: the broker fills it in the order
+        # asked, so each round starts at another partition, and none waits behind others.
+        order = list(self.positions.items())
+        turn = self.rounds % len(order)
+        self.rounds += 1
         by_node: dict[int, Asked] = {}
-        for tp, offset in self.positions.items():
+        for tp, offset in order[turn:] + order[:turn]:
             node = self.client.cluster.leader_for_partition(tp)
             by_node.setdefault(-1 if node is None else node, {})[tp] = offset
-        return asyncio.ensure_future(
+        self.pending = asyncio.ensure_future(
             asyncio.gather(*(self._request(node, asked) for node, asked in by_node.items()))
         )
 
-    async def _request(self, node: int, asked: Asked) -> tuple[Asked, object]:
+    def cancel(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
+
+    async def _request(self, node: int, asked: Asked) -> Response:
         if node == -1:  # no known leader (being elected, or metadata is stale)
-            await self.client.force_metadata_update()
-            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
             return asked, kafka_errors.LeaderNotAvailableError()
         topics: dict[str, list[tuple[int, int, int]]] = {}
         for tp, offset in asked.items():
@@ -233,70 +260,50 @@ class _Fetch:
         try:
             return asked, await self.client.send(node, request)
         except kafka_errors.KafkaError as exc:  # connection lost, timed out: retried
-            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
             return asked, exc
 
-    async def receive(
-        self, pending: asyncio.Future[list[tuple[Asked, object]]]
-    ) -> dict[TopicPartition, list[Fetched]]:
+    async def receive(self) -> dict[TopicPartition, list[Fetched]]:
+        """The records of the round in flight, and the next round sent."""
+        assert self.pending is not None, "send() first"
+        responses = await self.pending
+        self.pending = None
         out: dict[TopicPartition, list[Fetched]] = {}
-        for asked, response in await pending:
+        failed: list[tuple[TopicPartition, Exception]] = []
+        for asked, response in responses:
             if isinstance(response, Exception):
-                for tp in asked:
-                    await self._failed(tp, response)
+                failed += [(tp, response) for tp in asked]
                 continue
-            for topic, partitions in response.topics:  # type: ignore[attr-defined]
-                for partition, error_code, _highwater, *data in partitions:
+            for topic, partitions in response.topics:
+                for partition, error_code, high_water, *data in partitions:
                     tp = TopicPartition(topic, partition)
                     if tp not in asked or self.positions.get(tp) != asked[tp]:
                         continue
                     if error_code:
-                        await self._failed(tp, kafka_errors.for_code(error_code)())
+                        failed.append((tp, kafka_errors.for_code(error_code)()))
                         continue
+                    self.high_water[tp] = high_water
                     records = self._read(tp, data[-1])  # the record set is the last field
                     if records:
                         out[tp] = records
+        if failed:
+            await self._failed(failed)
         self._check_progress()
+        if self.positions:
+            self.send()
         return out
 
     def _read(self, tp: TopicPartition, raw: bytes) -> list[Fetched]:
-        """The range's records in one partition's fetched record set; moves its position."""
-        topic, partition = tp
+        """The range's records in one partition's fetched record set; moves its position.
+
+        A set can end inside a batch (the response was full): that batch comes whole in
+        a later round, when this partition is asked first (brokers return the first
+        batch whole, however large).
+        """
         start, end = self.positions[tp], self.ends[tp]
-        position = start
-        got: list[Fetched] = []
-        append, new = got.append, tuple.__new__
-        records = MemoryRecords(raw)
-        while position < end and records.has_next():
-            batch = records.next_batch()
-            if batch is None:  # the fetch ended inside a batch: the next fetch reads it
-                break
-            if not batch.validate_crc():
-                raise SourceError(
-                    f"corrupt record batch in {topic} partition {partition} after offset "
-                    f"{position} (CRC mismatch); the broker's copy may be damaged"
-                )
-            if getattr(batch, "is_control_batch", False):  # transaction markers
-                pass
-            elif getattr(batch, "magic", 0) >= 2:
-                for r in batch:
-                    offset = r.offset
-                    if offset < start:  # a batch can begin before the position
-                        continue
-                    if offset >= end:
-                        break
-                    append(new(Fetched, (topic, partition, offset, r.timestamp, r.key, r.value)))
-            else:  # message format v0/v1 (before Kafka 0.11): timestamps may be absent
-                for r in batch:
-                    if start <= r.offset < end:
-                        ts = r.timestamp if r.timestamp is not None else -1
-                        append(Fetched(topic, partition, r.offset, ts, r.key, r.value))
-            position = batch.next_offset
-        if position == start and records.size_in_bytes() > 0:
-            raise SourceError(
-                f"a record batch in {topic} partition {partition} at offset {start} is larger "
-                f"than the fetch size ({PARTITION_FETCH_BYTES:,} bytes)"
-            )
+        fast = None
+        if read_record_set is not None:
+            fast = read_record_set(raw, tp.topic, tp.partition, start, end, Fetched)
+        got, position = fast if fast is not None else _read_general(tp, raw, start, end)
         self._moved(tp, position)
         return got
 
@@ -308,35 +315,88 @@ class _Fetch:
         else:
             self.positions[tp] = position
             self.moved_at[tp] = time.monotonic()
+            self.last_error.pop(tp, None)
 
-    async def _failed(self, tp: TopicPartition, error: Exception) -> None:
-        where = f"{tp.topic} partition {tp.partition} at offset {self.positions[tp]}"
-        if isinstance(error, kafka_errors.OffsetOutOfRangeError):
-            first = (await self.consumer.beginning_offsets([tp]))[tp]
-            if first <= self.positions[tp]:
-                raise SourceError(
-                    f"{where}: the log was truncated below the range being read"
-                ) from error
-            # Deleted by retention while the range was read: say so, read what is left.
-            log.warning("%s: records up to %d were deleted while reading", where, first - 1)
-            self._moved(tp, first)
-            return
-        if not getattr(error, "retriable", False):
-            raise SourceError(f"cannot read {where}: {error!r}") from error
-        if getattr(error, "invalid_metadata", False):
+    async def _failed(self, failed: list[tuple[TopicPartition, Exception]]) -> None:
+        """Partitions a round could not read: skip records deleted meanwhile, or retry
+        (one metadata refresh and one backoff per round), or fail."""
+        refresh = False
+        for tp, error in failed:
+            where = f"{tp.topic} partition {tp.partition} at offset {self.positions[tp]}"
+            if isinstance(error, kafka_errors.OffsetOutOfRangeError):
+                first = (await self.consumer.beginning_offsets([tp]))[tp]
+                if first <= self.positions[tp]:
+                    raise SourceError(
+                        f"{where}: the log was truncated below the range being read"
+                    ) from error
+                # Deleted by retention while the range was read: say so, read the rest.
+                log.warning("%s: records up to %d were deleted while reading", where, first - 1)
+                self._moved(tp, first)
+                continue
+            if not getattr(error, "retriable", False):
+                raise SourceError(f"cannot read {where}: {error!r}") from error
+            log.info("retrying %s after %r", where, error)
+            self.last_error[tp] = error
+            refresh = True  # the leader may have moved: ask again where each partition is
+        if refresh:
             await self.client.force_metadata_update()
-        log.info("retrying %s after %r", where, error)
-        await asyncio.sleep(RETRY_BACKOFF_SECONDS)
+        if any(tp in self.positions for tp, _ in failed):
+            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
 
     def _check_progress(self) -> None:
         now = time.monotonic()
         for tp, position in self.positions.items():
-            if now - self.moved_at[tp] > STALL_SECONDS:
-                raise SourceError(
-                    f"{tp.topic} partition {tp.partition} gave no records at offset "
-                    f"{position} for {STALL_SECONDS:.0f} s, though the range ends at "
-                    f"{self.ends[tp]}: is its leader available?"
-                )
+            if now - self.moved_at[tp] <= STALL_SECONDS:
+                continue
+            end, high_water = self.ends[tp], self.high_water.get(tp)
+            if tp in self.last_error:
+                why = f"the last error: {self.last_error[tp]!r}"
+            elif high_water is not None and high_water <= position:
+                why = f"the log now ends at offset {high_water}"
+            else:
+                why = "is its leader available?"
+            raise SourceError(
+                f"{tp.topic} partition {tp.partition} gave no records at offset {position} "
+                f"for {STALL_SECONDS:.0f} s, though the range ends at {end}: {why}"
+            )
+
+
+def _read_general(
+    tp: TopicPartition, raw: bytes, start: int, end: int
+) -> tuple[list[Fetched], int]:
+    """The records of ``[start, end)`` in the record set ``raw``, and the offset to fetch
+    next: any message format and compression, with aiokafka's reader (C)."""
+    topic, partition = tp
+    position = start
+    got: list[Fetched] = []
+    append, new = got.append, tuple.__new__
+    records = MemoryRecords(raw)
+    while position < end and records.has_next():
+        batch = records.next_batch()
+        if batch is None:  # the fetch ended inside a batch: the next fetch reads it
+            break
+        if not batch.validate_crc():
+            raise SourceError(
+                f"corrupt record batch in {topic} partition {partition} after offset "
+                f"{position} (CRC mismatch); the broker's copy may be damaged"
+            )
+        if getattr(batch, "is_control_batch", False):  # transaction markers
+            pass
+        elif getattr(batch, "magic", 0) >= 2:
+            for r in batch:
+                offset = r.offset
+                if offset < start:  # a batch can begin before the position
+                    continue
+                if offset >= end:
+                    break
+                append(new(Fetched, (topic, partition, offset, r.timestamp, r.key, r.value)))
+        else:  # message format v0/v1 (before Kafka 0.11): timestamps may be absent
+            for r in batch:
+                if start <= r.offset < end:
+                    ts = r.timestamp if r.timestamp is not None else -1
+                    append(Fetched(topic, partition, r.offset, ts, r.key, r.value))
+        position = batch.next_offset
+    return got, position
 
 
 class TimeOrder:
@@ -415,15 +475,11 @@ async def in_time_order(reader: TopicReader) -> AsyncIterator[list[Fetched]]:
             yield batch
         return
     order = TimeOrder([s.partition for s in reader.spans])
-    last_offset = {s.partition: s.end - 1 for s in reader.spans}
-    for s in reader.spans:
-        if s.size == 0:
-            order.done(s.partition)
     async for fetched in reader.partition_batches():
         for tp, records in fetched.items():
             order.feed(tp, records)
-            if records[-1].offset >= last_offset[tp]:
-                order.done(tp)
+        for tp in [tp for tp in order.open if reader.finished(tp)]:
+            order.done(tp)  # read to its end (its last offsets may be markers, or deleted)
         released = order.ready()
         if released:
             yield released

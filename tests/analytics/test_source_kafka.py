@@ -129,9 +129,57 @@ async def test_a_range_the_log_no_longer_holds_fails_with_a_message(
         # As after an unclean leader election truncated the log below the range's end.
         reader.spans = [PartitionSpan(tp, 0, 10)]
         got: list[Fetched] = []
-        with pytest.raises(SourceError, match=r"partition 0 gave no records at offset 5 for 1 s"):
+        stalled = r"partition 0 gave no records at offset 5 for 1 s.*the log now ends at offset 5"
+        with pytest.raises(SourceError, match=stalled):
             async with asyncio.timeout(READ_TIMEOUT):
                 async for batch in reader.batches():
                     got += batch
 
     assert [r.offset for r in got] == list(range(5))  # what the log held was read first
+
+
+async def test_a_range_starting_past_the_end_of_a_truncated_log_fails_with_a_message(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    topic = f"{unique_name}.truncated"
+    await produce_values(kafka_bootstrap, topic, 5)
+
+    async with TopicReader(kafka_bootstrap, [topic], ReadRange()) as reader:
+        # As if the log held offsets up to 9 when the range was fixed, and lost them since.
+        reader.spans = [PartitionSpan(TopicPartition(topic, 0), 7, 10)]
+        with pytest.raises(SourceError, match=r"offset 7: the log was truncated below the range"):
+            await asyncio.wait_for(_all(reader), READ_TIMEOUT)
+
+
+async def test_a_partition_ended_by_a_marker_does_not_hold_back_the_others(
+    kafka_bootstrap: str, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Time order releases records as soon as no partition can precede them: a partition
+    whose range ends on a transaction marker (never a record) must count as read."""
+    topic = f"{unique_name}.mixed"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=2)
+    tx = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{unique_name}-m")
+    plain = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await tx.start()
+    await plain.start()
+    try:
+        async with tx.transaction():
+            for i in range(3):
+                await tx.send(topic, b"early", partition=0, timestamp_ms=1_000 + i)
+        for i in range(400):  # eight batches of 50, each larger than a fetch of 4 KiB
+            await plain.send(topic, b"x" * 100, partition=1, timestamp_ms=2_000 + i)
+            if i % 50 == 49:
+                await plain.flush()
+    finally:
+        await tx.stop()
+        await plain.stop()
+    monkeypatch.setattr(source, "PARTITION_FETCH_BYTES", 4096)  # many fetches of partition 1
+
+    async with TopicReader(kafka_bootstrap, [topic], ReadRange()) as reader:
+        released = [batch async for batch in source.in_time_order(reader)]
+
+    records = [r for batch in released for r in batch]
+    assert [(r.partition, r.offset) for r in records] == [(0, i) for i in range(3)] + [
+        (1, i) for i in range(400)
+    ]
+    assert len(released) == 8  # released fetch by fetch, not all at the end of the read

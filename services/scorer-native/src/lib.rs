@@ -12,6 +12,8 @@
 //!
 //! Pure: no I/O, no clock reads.
 
+mod records;
+
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -3199,5 +3201,6 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(url_glob_match, m)?)?;
     m.add_function(wrap_pyfunction!(py_round_py, m)?)?;
     m.add_function(wrap_pyfunction!(reads_exact_layout, m)?)?;
+    m.add_function(wrap_pyfunction!(records::read_record_set, m)?)?;
     Ok(())
 }
