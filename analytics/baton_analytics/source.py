@@ -31,10 +31,10 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from baton_analytics.ranges import ReadRange
 
-try:  # the records of plain (v2, uncompressed) record sets, read in Rust
-    from baton_scorer_native import read_record_set
-except ImportError:  # not built here: every set takes the general path
-    read_record_set = None
+try:  # plain (v2, uncompressed) record sets read, and time-order keys computed, in Rust
+    from baton_scorer_native import read_record_set, time_order_keys
+except ImportError:  # not built here: the Python below does both
+    read_record_set = time_order_keys = None
 
 log = logging.getLogger(__name__)
 
@@ -429,6 +429,11 @@ class TimeOrder:
             return
         n, rank = len(self.rank), self.rank[tp]
         high = self.high.get(tp, records[0].timestamp)
+        if time_order_keys is not None and isinstance(records, list):
+            keyed = time_order_keys(records, self.buffer, high, n, rank)
+            if keyed is not None:
+                self.high[tp], self.last_key[tp] = keyed
+                return
         append = self.buffer.append
         key = 0
         for r in records:

@@ -8,10 +8,23 @@ import random
 
 import pytest
 from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
 
+from baton_analytics import source
 from baton_analytics.source import Fetched, TimeOrder
 
 Key = tuple[int, str, int, int]
+
+
+@pytest.fixture(params=["rust", "python"])
+def keys_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test twice: keys computed by the compiled loop, and by the Python one."""
+    if request.param == "rust" and source.time_order_keys is None:
+        pytest.skip("baton_scorer_native is not built here")
+    if request.param == "python":
+        monkeypatch.setattr(source, "time_order_keys", None)
+    return request.param
 
 
 def record(tp: TopicPartition, offset: int, timestamp: int) -> Fetched:
@@ -48,6 +61,7 @@ def random_logs(rng: random.Random) -> dict[TopicPartition, list[Fetched]]:
     return logs
 
 
+@pytest.mark.usefixtures("keys_by")
 @pytest.mark.parametrize("seed", range(200))
 def test_batches_merge_exactly_like_taking_the_smallest_head(seed: int) -> None:
     rng = random.Random(seed)
@@ -74,6 +88,7 @@ def test_batches_merge_exactly_like_taking_the_smallest_head(seed: int) -> None:
     ]
 
 
+@pytest.mark.usefixtures("keys_by")
 def test_nothing_is_released_while_an_open_partition_has_not_been_read() -> None:
     a, b = TopicPartition("t", 0), TopicPartition("t", 1)
     order = TimeOrder([a, b])
@@ -84,3 +99,33 @@ def test_nothing_is_released_while_an_open_partition_has_not_been_read() -> None
     order.done(a)
     order.done(b)
     assert [(r.partition, r.offset) for r in order.rest()] == [(1, 1)]
+
+
+@given(
+    timestamps=st.lists(st.integers(-1, 2**41) | st.integers(2**41, 2**63 - 1), max_size=20),
+    first_offset=st.integers(0, 2**62),
+    n=st.integers(1, 64),
+    data=st.data(),
+)
+def test_the_compiled_keys_are_the_python_loops(
+    timestamps: list[int], first_offset: int, n: int, data: st.DataObject
+) -> None:
+    if source.time_order_keys is None:
+        pytest.skip("baton_scorer_native is not built here")
+    tps = [TopicPartition("t", p) for p in range(n)]
+    tp = data.draw(st.sampled_from(tps))
+    records = [record(tp, first_offset + i, ts) for i, ts in enumerate(timestamps)]
+
+    def fed(order: TimeOrder) -> tuple[list, dict, dict]:
+        order.feed(tp, records)
+        order.feed(tp, records[::-1])  # a second feed starts from the first's high mark
+        return order.buffer, order.high, order.last_key
+
+    compiled = fed(TimeOrder(tps))
+    saved, source.time_order_keys = source.time_order_keys, None
+    try:
+        python = fed(TimeOrder(tps))
+    finally:
+        source.time_order_keys = saved
+
+    assert compiled == python

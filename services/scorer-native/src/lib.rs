@@ -3202,5 +3202,6 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_round_py, m)?)?;
     m.add_function(wrap_pyfunction!(reads_exact_layout, m)?)?;
     m.add_function(wrap_pyfunction!(records::read_record_set, m)?)?;
+    m.add_function(wrap_pyfunction!(records::time_order_keys, m)?)?;
     Ok(())
 }

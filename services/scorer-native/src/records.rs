@@ -19,7 +19,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyType};
+use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 
 const LOG_OVERHEAD: usize = 12; // baseOffset and batchLength
 const HEADER: usize = 61; // a v2 batch up to its first record
@@ -208,6 +208,53 @@ pub fn read_record_set<'py>(
         list.append(record)?;
     }
     Ok(Some((list, position)))
+}
+
+/// `TimeOrder.feed`'s loop (`baton_analytics.source`): appends `(key, record)` to
+/// `buffer` for each of one partition's `records` (tuples: offset at 2, timestamp at 3),
+/// the key `((high * n + rank) << 63) + offset` with `high` the largest timestamp of the
+/// partition so far. Returns the new `high` and the last key; None, with nothing
+/// appended, when an item is not such a tuple or a key would not fit 127 bits (the
+/// Python loop then does it).
+#[pyfunction]
+pub fn time_order_keys<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+    buffer: &Bound<'py, PyList>,
+    high: i64,
+    n: i64,
+    rank: i64,
+) -> PyResult<Option<(i64, Bound<'py, PyAny>)>> {
+    let mut high = high;
+    let mut keys = Vec::with_capacity(records.len());
+    for r in records.iter() {
+        let Ok(t) = r.downcast::<PyTuple>() else {
+            return Ok(None);
+        };
+        let (Ok(offset), Ok(timestamp)) = (
+            t.get_item(2).and_then(|o| o.extract::<i64>()),
+            t.get_item(3).and_then(|o| o.extract::<i64>()),
+        ) else {
+            return Ok(None);
+        };
+        high = high.max(timestamp);
+        let key = i128::from(high)
+            .checked_mul(i128::from(n))
+            .and_then(|k| k.checked_add(i128::from(rank)))
+            .and_then(|k| k.checked_mul(1i128 << 63))
+            .and_then(|k| k.checked_add(i128::from(offset)));
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        keys.push(key);
+    }
+    let mut last = None;
+    for (r, key) in records.iter().zip(keys) {
+        let key = key.into_pyobject(py)?;
+        buffer.append(PyTuple::new(py, [key.clone().into_any(), r])?)?;
+        last = Some(key);
+    }
+    Ok(last.map(|k| (high, k.into_any())))
 }
 
 fn optional_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Bound<'py, PyAny> {
