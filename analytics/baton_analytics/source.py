@@ -31,10 +31,15 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from baton_analytics.ranges import ReadRange
 
-try:  # plain (v2, uncompressed) record sets read, and time-order keys computed, in Rust
-    from baton_scorer_native import read_record_set, time_order_keys
-except ImportError:  # not built here: the Python below does both
-    read_record_set = time_order_keys = None
+try:
+    import baton_scorer_native as _native
+except ImportError:  # not built here
+    _native = None
+
+# Plain (v2, uncompressed) record sets read, and time-order keys computed, in Rust when
+# the compiled core is built; else the Python below does each.
+read_record_set = getattr(_native, "read_record_set", None)
+time_order_keys = getattr(_native, "time_order_keys", None)
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +229,7 @@ class _Fetch:
         self.high_water: dict[TopicPartition, int] = {}
         self.last_error: dict[TopicPartition, Exception] = {}
         self.rounds = 0
+        self.led: set[TopicPartition] = set()
         self.pending: asyncio.Future[list[Response]] | None = None
 
     def send(self) -> None:
@@ -239,6 +245,7 @@ class _Fetch:
         for tp, offset in order[turn:] + order[:turn]:
             node = self.client.cluster.leader_for_partition(tp)
             by_node.setdefault(-1 if node is None else node, {})[tp] = offset
+        self.led = {next(iter(asked)) for asked in by_node.values()}  # first in a request
         self.pending = asyncio.ensure_future(
             asyncio.gather(*(self._request(node, asked) for node, asked in by_node.items()))
         )
@@ -305,6 +312,10 @@ class _Fetch:
             fast = read_record_set(raw, tp.topic, tp.partition, start, end, Fetched)
         got, position = fast if fast is not None else _read_general(tp, raw, start, end)
         self._moved(tp, position)
+        if raw and tp in self.positions and tp not in self.led:
+            # A batch cut off because the response was full: this partition waits for its
+            # turn at the head of a request (a batch that comes cut off there does stall).
+            self.moved_at[tp] = time.monotonic()
         return got
 
     def _moved(self, tp: TopicPartition, position: int) -> None:

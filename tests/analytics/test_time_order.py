@@ -129,3 +129,16 @@ def test_the_compiled_keys_are_the_python_loops(
         source.time_order_keys = saved
 
     assert compiled == python
+
+
+def test_the_compiled_loop_takes_ordinary_records() -> None:
+    if source.time_order_keys is None:
+        pytest.skip("baton_scorer_native is not built here")
+    tp = TopicPartition("t", 1)
+    records = [record(tp, 10 + i, 1_767_225_600_000 + i) for i in range(5)]
+    buffer: list = []
+
+    keyed = source.time_order_keys(records, buffer, records[0].timestamp, 3, 1)
+
+    assert keyed == (records[-1].timestamp, ((records[-1].timestamp * 3 + 1) << 63) + 14)
+    assert [r for _, r in buffer] == records

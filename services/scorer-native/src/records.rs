@@ -57,6 +57,9 @@ impl<'a> Cursor<'a> {
         loop {
             let b = *self.buf.get(self.at)?;
             self.at += 1;
+            if shift == 63 && b > 1 {
+                return None; // past 64 bits
+            }
             raw |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
@@ -122,21 +125,28 @@ fn parse(raw: &[u8], start: i64, end: i64) -> Option<(Vec<Record<'_>>, i64)> {
             buf: batch,
             at: HEADER,
         };
-        for _ in 0..be_i32(batch, 57) {
+        let count = usize::try_from(be_i32(batch, 57)).ok()?;
+        let mut read = 0;
+        while read < count {
+            read += 1;
             let length = usize::try_from(c.varint()?).ok()?;
             let record_end = c.at.checked_add(length)?;
-            if record_end > batch.len() {
-                return None;
+            if record_end > batch.len() || *batch.get(c.at)? >= 0x80 {
+                return None; // attributes: one byte (unused)
             }
-            c.at += 1; // the record's attributes (unused)
+            c.at += 1;
             let timestamp_delta = c.varint()?;
             let offset = base_offset.checked_add(c.varint()?)?;
             let key = c.bytes()?;
             let value = c.bytes()?;
-            if c.at > record_end {
+            // Headers are not kept, but checked as the general path reads them.
+            for _ in 0..usize::try_from(c.varint()?).ok()? {
+                std::str::from_utf8(c.bytes()??).ok()?;
+                c.bytes()?;
+            }
+            if c.at != record_end {
                 return None;
             }
-            c.at = record_end; // the headers: not read
             if offset < start {
                 continue; // a batch can begin before the position
             }
@@ -154,6 +164,9 @@ fn parse(raw: &[u8], start: i64, end: i64) -> Option<(Vec<Record<'_>>, i64)> {
                 key,
                 value,
             });
+        }
+        if read == count && c.at != batch.len() {
+            return None; // bytes after the last record
         }
         position = next_offset;
     }
@@ -194,6 +207,9 @@ pub fn read_record_set<'py>(
         ];
         // SAFETY: a tuple type's instances are tuples: `tp_alloc` gives one of six
         // (null) items, and each is set once, with a reference this tuple now owns.
+        // (From Python 3.14 a tuple caches its hash, and its constructor marks the cache
+        // empty after `tp_alloc`; this would have to as well. pyo3 0.23 refuses to build
+        // for 3.14, so this cannot run there unnoticed.)
         let record = unsafe {
             let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
             let obj = alloc(tp, items.len() as ffi::Py_ssize_t);
@@ -221,11 +237,13 @@ pub fn time_order_keys<'py>(
     py: Python<'py>,
     records: &Bound<'py, PyList>,
     buffer: &Bound<'py, PyList>,
-    high: i64,
+    high: &Bound<'py, PyAny>,
     n: i64,
     rank: i64,
 ) -> PyResult<Option<(i64, Bound<'py, PyAny>)>> {
-    let mut high = high;
+    let Ok(mut high) = high.extract::<i64>() else {
+        return Ok(None);
+    };
     let mut keys = Vec::with_capacity(records.len());
     for r in records.iter() {
         let Ok(t) = r.downcast::<PyTuple>() else {
