@@ -7,10 +7,12 @@ The end of the range is fixed when reading starts (the high-water mark, or the f
 offset at ``until``), so a read over a live topic always terminates.
 
 aiokafka's consumer gives the metadata and the offsets; the records themselves are
-fetched with Fetch requests sent through its client and read with its record-batch
-reader (C). ``getmany`` built a ``ConsumerRecord`` per record in Python, about half of
-the read's CPU (bench/replay, py-spy). A range read needs none of what that consumer
-adds: no group, no positions to commit, no rebalancing.
+fetched with Fetch requests sent through its client, and each record set is read in
+Rust when the compiled core is built (``baton_scorer_native.read_record_set``: message
+format v2 without compression), else, and for any other set, with aiokafka's
+record-batch reader (C). The consumer's ``getmany`` built a ``ConsumerRecord`` per record
+in Python, about half of the read's CPU (bench/replay, py-spy); a range read needs none
+of what that consumer adds: no group, no positions to commit, no rebalancing.
 """
 
 from __future__ import annotations
