@@ -1,6 +1,6 @@
 """``baton``: the analysts' command. Argument parsing, help and the I/O shell.
 
-Each subcommand reads a bounded range of topics with a group-less consumer
+Each subcommand reads a bounded range of topics with a group-less reader
 (:mod:`baton_analytics.source`), hands plain records to a pure module
 (:mod:`~baton_analytics.export`, :mod:`~baton_analytics.funnel`,
 :mod:`~baton_analytics.replay`, :mod:`~baton_analytics.compare`) and writes what
