@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -26,6 +27,20 @@ from baton_shared.schemas import EventType, LeadEvent, PageInfo
 pytestmark = pytest.mark.skipif(
     core.KIND != "native", reason="the compiled core is not built (make install builds it)"
 )
+
+
+@pytest.fixture(scope="module", autouse=True, params=["read-inline", "read-ahead"])
+def parse_ahead(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs twice: with each record read where it is scored, and with
+    every run of records read on the core's second thread (a replay's batches are; see
+    ``set_parse_ahead``). The results must not differ."""
+    if core._native is None:
+        yield request.param
+        return
+    before = core._native.set_parse_ahead(2**62 if request.param == "read-inline" else 0)
+    yield request.param
+    core._native.set_parse_ahead(before)
+
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
