@@ -394,6 +394,65 @@ def test_transitions_are_built_as_the_reference_builds_them(rules: Rules) -> Non
     assert pickle.loads(pickle.dumps(built)) == built
 
 
+class _OwnNew(Transition):
+    """A Transition class with its own ``__new__``: the core must call it."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _OwnNew:
+        return super().__new__(cls)
+
+
+def test_transitions_are_built_alike_with_and_without_the_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """For pydantic's models the core makes instances without calling ``object.__new__``
+    and ``object.__setattr__`` (what they would do, done in place); for a class whose
+    ``__new__`` is its own it calls them. Either way: the reference's transition."""
+    args = ("t1", "lead-1", "new", "mql", 55.5, 5.0, 50.5, "score 55.5 >= MQL 50", "threshold",
+            False, "e1", "Demo", -1e9 + 0.25, [("pricing", 40.0)], None, {})  # fmt: skip
+    direct = core.native_core(load_rules())
+    assert direct.builds_directly
+    monkeypatch.setitem(core._TRANSITION_MAKER, "transition", _OwnNew)
+    calling = core.native_core(load_rules())
+    assert not calling.builds_directly
+    one, other = direct.build_transition(*args), calling.build_transition(*args)
+    assert type(one) is Transition and type(other) is _OwnNew
+    for built in (one, other):
+        assert built.to_bytes() == one.to_bytes()
+        assert list(built.__dict__.items()) == list(one.__dict__.items())
+        assert built.model_fields_set == one.model_fields_set
+        assert built.__pydantic_extra__ is None and built.__pydantic_private__ is None
+    assert one.occurred_at == datetime.fromtimestamp(-1e9 + 0.25, UTC)
+
+
+@settings(max_examples=3_000, deadline=None, database=None)
+@given(
+    t=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.floats(min_value=-6.3e10, max_value=2.6e11),
+        st.floats(min_value=-1e6, max_value=1e6),
+        # Near a microsecond's half, where the rounding (half to even) decides.
+        st.builds(lambda n, d: (n + 0.5) / 1e6 + d, st.integers(-(10**17), 10**17),
+                  st.sampled_from([0.0, 1e-12, -1e-12])),
+    )
+)  # fmt: skip
+def test_transition_times_are_what_fromtimestamp_gives(t: float) -> None:
+    """A transition's ``occurred_at`` is ``datetime.fromtimestamp(t, UTC)``, which the core
+    computes itself (years 1-9999; outside them it calls Python, which raises): the same
+    datetime to the microsecond, or the same error."""
+    outcomes = []
+    for make in (
+        lambda: datetime.fromtimestamp(t, UTC),
+        lambda: core._native.utc_from_timestamp(t),
+    ):
+        try:
+            made = make()
+        except (ValueError, OverflowError, OSError) as error:
+            outcomes.append(type(error))
+        else:
+            outcomes.append((made.isoformat(), made.tzinfo is UTC, type(made)))
+    assert outcomes[0] == outcomes[1]
+
+
 def test_batch_scoring_matches_event_by_event_scoring(rules: Rules) -> None:
     """``score_batch`` (what ``baton replay`` runs): the same transitions, states,
     duplicate count and first event times as scoring the events one by one."""

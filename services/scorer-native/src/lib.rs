@@ -25,7 +25,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString, PyTuple, PyTzInfo};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -1043,6 +1043,13 @@ impl Core {
     fn version(&self) -> String {
         self.version.clone()
     }
+
+    /// Whether Transition and Signal instances are made without calling
+    /// ``object.__new__`` and ``object.__setattr__`` (see ``direct_slots``).
+    #[getter]
+    fn builds_directly(&self) -> bool {
+        self.maker.transition_slots.is_some() && self.maker.signal_slots.is_some()
+    }
 }
 
 /// ``d[key] = d.get(key, 0.0) + credit``.
@@ -1894,12 +1901,10 @@ fn lead_hash(id: &[u8]) -> u64 {
 /// Where ``LeadEvent.to_bytes`` puts the lead id, read at a glance (for prefetch hints
 /// only: a record it misreads wastes the hint, nothing else).
 fn lead_id_at_a_glance(record: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"lead_id\":\"";
-    let head = &record[..record.len().min(256)];
-    let at = head.windows(KEY.len()).position(|w| w == KEY)?;
-    let rest = &head[at + KEY.len()..];
-    let quote = rest.iter().position(|&b| b == b'"')?;
-    Some(&rest[..quote])
+    let rest = record.strip_prefix(b"{\"schema\":1,\"event_id\":\"")?;
+    let rest = rest[string_stop(rest)?..].strip_prefix(b"\",\"lead_id\":\"")?;
+    let end = string_stop(rest)?;
+    (rest[end] == b'"').then(|| &rest[..end])
 }
 
 impl LeadIndex {
@@ -2109,7 +2114,10 @@ struct TransitionMaker {
     given: PyObject,
     signal_given: PyObject,
     fromtimestamp: PyObject,
-    utc: PyObject,
+    utc: Py<PyTzInfo>,
+    // Each class's three slot descriptors, when instances can be made without calls.
+    transition_slots: Option<[PyObject; 3]>,
+    signal_slots: Option<[PyObject; 3]>,
     keys: Vec<Py<PyString>>,
     // A transition's dict with its keys in field order (values None): copied, then
     // filled, which does not grow a table the way nineteen inserts into an empty one do.
@@ -2157,7 +2165,9 @@ impl TransitionMaker {
             given: item("given")?.unbind(),
             signal_given: item("signal_given")?.unbind(),
             fromtimestamp: item("fromtimestamp")?.unbind(),
-            utc: item("utc")?.unbind(),
+            utc: item("utc")?.downcast_into::<PyTzInfo>()?.unbind(),
+            transition_slots: direct_slots(&item("transition")?)?,
+            signal_slots: direct_slots(&item("signal")?)?,
             keys: TRANSITION_FIELDS
                 .iter()
                 .map(|k| PyString::intern(py, k).unbind())
@@ -2170,6 +2180,21 @@ impl TransitionMaker {
         })
     }
 
+    /// ``datetime.fromtimestamp(t, UTC)``: built from ``utc_fields`` when it has them,
+    /// else (a year outside 1-9999, not finite) the call, which raises what it raises.
+    fn utc_datetime<'py>(&self, py: Python<'py>, t: f64) -> PyResult<Bound<'py, PyAny>> {
+        let utc = self.utc.bind(py);
+        match utc_fields(t) {
+            Some((year, month, day, hour, minute, second, micro)) => {
+                Ok(
+                    PyDateTime::new(py, year, month, day, hour, minute, second, micro, Some(utc))?
+                        .into_any(),
+                )
+            }
+            None => self.fromtimestamp.bind(py).call1((t, utc)),
+        }
+    }
+
     fn stage<'py>(&self, py: Python<'py>, stage: Stage) -> &Bound<'py, PyAny> {
         let at = STAGES
             .iter()
@@ -2179,24 +2204,55 @@ impl TransitionMaker {
     }
 
     /// A model instance: ``cls`` with ``values`` as its dict and ``given`` (copied) as
-    /// the fields set.
+    /// the fields set. With ``slots`` (``direct_slots`` of ``cls``), what ``object.__new__``
+    /// and the four ``object.__setattr__`` calls do, without the calls: ``tp_alloc``, the
+    /// dict set in place, and each slot set as its member descriptor sets it.
     fn instance<'py>(
         &self,
         py: Python<'py>,
         cls: &PyObject,
+        slots: Option<&[PyObject; 3]>,
         values: Bound<'py, PyDict>,
         given: &PyObject,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let obj = self.new.bind(py).call1((cls,))?;
         // SAFETY: ``given`` is a frozenset (``PySet_New`` copies any iterable); a null
         // return is turned into the Python error.
         let fields_set =
             unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySet_New(given.as_ptr()))? };
         let none = py.None().into_bound(py);
-        generic_setattr(&obj, intern!(py, "__dict__"), values.as_any())?;
-        generic_setattr(&obj, intern!(py, "__pydantic_fields_set__"), &fields_set)?;
-        generic_setattr(&obj, intern!(py, "__pydantic_extra__"), &none)?;
-        generic_setattr(&obj, intern!(py, "__pydantic_private__"), &none)?;
+        let obj = match slots {
+            // SAFETY: ``direct_slots`` checked ``cls`` is a type whose ``tp_new`` is
+            // ``object.__new__``'s (which, given no arguments, returns ``tp_alloc(cls, 0)``
+            // for a type that is not abstract), that it has a ``__dict__``, and that each
+            // of ``slots`` is a writable object member descriptor found on ``cls``; the
+            // descriptors (held here) keep their member definitions alive. Null and -1
+            // returns set the Python error.
+            Some(slots) => unsafe {
+                let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
+                let alloc = (*tp).tp_alloc.expect("direct_slots checked tp_alloc");
+                let obj = Bound::from_owned_ptr_or_err(py, alloc(tp, 0))?;
+                if ffi::PyObject_GenericSetDict(obj.as_ptr(), values.as_ptr(), std::ptr::null_mut())
+                    < 0
+                {
+                    return Err(PyErr::fetch(py));
+                }
+                for (slot, value) in slots.iter().zip([&fields_set, &none, &none]) {
+                    let member = member_def(slot.as_ptr());
+                    if ffi::PyMember_SetOne(obj.as_ptr().cast(), member, value.as_ptr()) < 0 {
+                        return Err(PyErr::fetch(py));
+                    }
+                }
+                obj
+            },
+            None => {
+                let obj = self.new.bind(py).call1((cls,))?;
+                generic_setattr(&obj, intern!(py, "__dict__"), values.as_any())?;
+                generic_setattr(&obj, intern!(py, "__pydantic_fields_set__"), &fields_set)?;
+                generic_setattr(&obj, intern!(py, "__pydantic_extra__"), &none)?;
+                generic_setattr(&obj, intern!(py, "__pydantic_private__"), &none)?;
+                obj
+            }
+        };
         untrack(&obj);
         untrack(&fields_set);
         untrack(values.as_any());
@@ -2209,7 +2265,13 @@ impl TransitionMaker {
             let values = PyDict::new(py);
             values.set_item(self.signal_keys[0].bind(py), label)?;
             values.set_item(self.signal_keys[1].bind(py), points)?;
-            signals.push(self.instance(py, &self.signal, values, &self.signal_given)?);
+            signals.push(self.instance(
+                py,
+                &self.signal,
+                self.signal_slots.as_ref(),
+                values,
+                &self.signal_given,
+            )?);
         }
         let kind = self
             .kinds
@@ -2218,10 +2280,7 @@ impl TransitionMaker {
             .ok_or_else(|| {
                 PyValueError::new_err(format!("unknown reason kind {:?}", t.reason_kind))
             })?;
-        let occurred_at = self
-            .fromtimestamp
-            .bind(py)
-            .call1((t.trigger_at, self.utc.bind(py)))?;
+        let occurred_at = self.utc_datetime(py, t.trigger_at)?;
         let none = py.None().into_bound(py);
         let values: [Bound<'_, PyAny>; 19] = [
             self.schema.bind(py).clone(),
@@ -2253,8 +2312,163 @@ impl TransitionMaker {
             dict.set_item(key.bind(py), value)?;
         }
         Ok(self
-            .instance(py, &self.transition, dict, &self.given)?
+            .instance(
+                py,
+                &self.transition,
+                self.transition_slots.as_ref(),
+                dict,
+                &self.given,
+            )?
             .unbind())
+    }
+}
+
+/// The member descriptors of ``cls``'s ``__pydantic_fields_set__``, ``__pydantic_extra__``
+/// and ``__pydantic_private__`` (pydantic's ``BaseModel.__slots__``), when
+/// ``TransitionMaker::instance`` may make its instances without calls: ``cls`` is a type
+/// that is not abstract, whose ``tp_new`` is ``object.__new__``'s, with an instance
+/// ``__dict__``, and each of the three is a writable object slot. None otherwise (a
+/// pydantic that builds models another way): ``instance`` then makes the calls.
+fn direct_slots(cls: &Bound<'_, PyAny>) -> PyResult<Option<[PyObject; 3]>> {
+    let py = cls.py();
+    let Ok(ty) = cls.downcast::<pyo3::types::PyType>() else {
+        return Ok(None);
+    };
+    let tp = ty.as_ptr().cast::<ffi::PyTypeObject>();
+    // SAFETY: a live type object; fields read only. ``PyBaseObject_Type`` is static.
+    let plain = unsafe {
+        // Both are CPython's own (one symbol in libpython), so their addresses compare.
+        (*tp).tp_new.map(|f| f as usize)
+            == (*std::ptr::addr_of!(ffi::PyBaseObject_Type))
+                .tp_new
+                .map(|f| f as usize)
+            && (*tp).tp_alloc.is_some()
+            && (*tp).tp_dictoffset != 0
+            && (*tp).tp_flags & ffi::Py_TPFLAGS_IS_ABSTRACT == 0
+    };
+    if !plain {
+        return Ok(None);
+    }
+    let mut found = Vec::with_capacity(3);
+    for name in [
+        "__pydantic_fields_set__",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+    ] {
+        // What attribute lookup finds first along the MRO (a data descriptor wins).
+        let mut descriptor = None;
+        for klass in ty.mro().iter() {
+            let own = klass.getattr(intern!(py, "__dict__"))?;
+            let value = own.call_method1(intern!(py, "get"), (name,))?;
+            if !value.is_none() {
+                descriptor = Some(value);
+                break;
+            }
+        }
+        let Some(descriptor) = descriptor else {
+            return Ok(None);
+        };
+        // SAFETY: a live object; its type compared, and only then read as a member
+        // descriptor (whose ``d_member`` points into its class's static definitions).
+        let writable_object = unsafe {
+            std::ptr::eq(
+                ffi::Py_TYPE(descriptor.as_ptr()),
+                std::ptr::addr_of!(ffi::PyMemberDescr_Type),
+            ) && {
+                let member = &*member_def(descriptor.as_ptr());
+                member.type_code == ffi::Py_T_OBJECT_EX && member.flags & ffi::Py_READONLY == 0
+            }
+        };
+        if !writable_object {
+            return Ok(None);
+        }
+        found.push(descriptor.unbind());
+    }
+    Ok(found.try_into().ok())
+}
+
+/// A member descriptor's definition (pyo3-ffi declares ``d_member`` with the wrong
+/// pointee type; it is CPython's ``PyMemberDef *``).
+///
+/// # Safety
+/// ``descriptor`` must be a member descriptor (its type ``PyMemberDescr_Type``).
+unsafe fn member_def(descriptor: *mut ffi::PyObject) -> *mut ffi::PyMemberDef {
+    (*descriptor.cast::<ffi::PyMemberDescrObject>())
+        .d_member
+        .cast::<ffi::PyMemberDef>()
+}
+
+/// ``datetime.fromtimestamp(t, UTC)``'s fields, as CPython computes them: whole seconds
+/// and microseconds rounded half to even (``_PyTime_ObjectToTimeval``), then ``gmtime``;
+/// None for a time that is not finite or outside years 1-9999 (those go to Python).
+fn utc_fields(t: f64) -> Option<(i32, u8, u8, u8, u8, u8, u32)> {
+    if !t.is_finite() {
+        return None;
+    }
+    let mut whole = t.trunc();
+    let mut frac = (t - whole) * 1e6; // ``modf``'s fraction: exact
+    let rounded = frac.round();
+    frac = if (frac - rounded).abs() == 0.5 {
+        2.0 * (frac / 2.0).round()
+    } else {
+        rounded
+    };
+    if frac >= 1e6 {
+        frac -= 1e6;
+        whole += 1.0;
+    } else if frac < 0.0 {
+        frac += 1e6;
+        whole -= 1.0;
+    }
+    // 0001-01-01T00:00:00 to 9999-12-31T23:59:59.
+    if !(-62_135_596_800.0..=253_402_300_799.0).contains(&whole) {
+        return None;
+    }
+    let secs = whole as i64;
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to the civil date (H. Hinnant's ``civil_from_days``).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some((
+        year as i32,
+        month as u8,
+        day as u8,
+        (of_day / 3_600) as u8,
+        (of_day % 3_600 / 60) as u8,
+        (of_day % 60) as u8,
+        frac as u32,
+    ))
+}
+
+/// ``datetime.fromtimestamp(t, UTC)`` as the core builds a transition's ``occurred_at``,
+/// for the test that checks it equals Python's.
+#[pyfunction]
+fn utc_from_timestamp<'py>(py: Python<'py>, t: f64) -> PyResult<Bound<'py, PyAny>> {
+    let utc = py.import("datetime")?.getattr("UTC")?;
+    match utc_fields(t) {
+        Some((year, month, day, hour, minute, second, micro)) => Ok(PyDateTime::new(
+            py,
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micro,
+            Some(utc.downcast::<PyTzInfo>()?),
+        )?
+        .into_any()),
+        None => py
+            .import("datetime")?
+            .getattr("datetime")?
+            .call_method1("fromtimestamp", (t, utc)),
     }
 }
 
@@ -3281,6 +3495,7 @@ fn baton_scorer_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_round_py, m)?)?;
     m.add_function(wrap_pyfunction!(reads_exact_layout, m)?)?;
     m.add_function(wrap_pyfunction!(set_parse_ahead, m)?)?;
+    m.add_function(wrap_pyfunction!(utc_from_timestamp, m)?)?;
     m.add_function(wrap_pyfunction!(records::read_record_set, m)?)?;
     m.add_function(wrap_pyfunction!(records::time_order_keys, m)?)?;
     Ok(())
