@@ -31,13 +31,13 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module", autouse=True, params=["read-inline", "read-ahead"])
 def parse_ahead(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here runs twice: with each record read where it is scored, and with
-    every run of records read on the core's second thread (a replay's batches are; see
-    ``set_parse_ahead``). The results must not differ."""
+    """Every test here runs twice: with every record read where it is scored, and with
+    each run's records past its third read on the core's second thread (a replay's
+    batches are, past their 64th; see ``set_parse_ahead``). The results must not differ."""
     if core._native is None:
         yield request.param
         return
-    before = core._native.set_parse_ahead(2**62 if request.param == "read-inline" else 0)
+    before = core._native.set_parse_ahead(2**62 if request.param == "read-inline" else 3)
     yield request.param
     core._native.set_parse_ahead(before)
 
@@ -276,6 +276,25 @@ def test_long_runs_score_as_decoded(odd: list[bytes], cut: int, seed: int, leads
     wire.score_records(batch)
     reference.score_events(decoded(batch))
     assert outcome(wire) == outcome(reference)
+
+
+@pytest.mark.parametrize("at", [0, 1, 2, 3, 4, 70, 299])
+def test_a_value_that_is_not_bytes_stops_a_run_where_it_is(at: int) -> None:
+    """A value that is not bytes (not what a Kafka reader gives; ``baton replay`` passes
+    b"" for a null value) ends the core's run there, in either part of it, and is
+    skipped as undecodable; the records after it are scored."""
+    batch: list[Any] = [
+        LeadEvent(event_id=f"e{i}", lead_id=f"l{i % 7}", type=EventType.PAGE,
+                  page_category="pricing", occurred_at=T0 + timedelta(minutes=i),
+                  received_at=T0, source="t").to_bytes()
+        for i in range(300)
+    ]  # fmt: skip
+    batch[at] = None
+    wire, reference = Replay(RULES), Replay(RULES)
+    wire.score_records(batch)
+    reference.score_events(decoded(batch))
+    assert outcome(wire) == outcome(reference)
+    assert wire.events == 299 and len(wire.transitions) > 7
 
 
 def test_the_exact_layout_is_read_by_the_compiled_core(rules: Rules) -> None:

@@ -792,10 +792,11 @@ impl Core {
     /// ``index`` (one per ``states`` dict) finds a lead's state without building a
     /// Python string for its id; ``states`` stays the one record of the leads.
     ///
-    /// On a machine with more than one core, a run of at least ``set_parse_ahead``'s
-    /// records (256 unless set) is read on a second thread while this one scores: reading
-    /// a record needs no Python, and it is about a quarter of the work. The results are
-    /// the same either way; only the order of the work changes.
+    /// On a machine with more than one core, the records of a run past its first
+    /// ``set_parse_ahead`` (64 unless set) are read on a second thread while this one
+    /// scores: reading a record needs no Python, and it is about a quarter of the work.
+    /// The results are the same either way; only the order of the work changes. (A run
+    /// that stops early, at an anonymous event say, costs no thread and no lookahead.)
     #[allow(clippy::too_many_arguments)]
     fn score_records<'py>(
         &mut self,
@@ -807,47 +808,43 @@ impl Core {
         first_event_at: &Bound<'py, PyDict>,
     ) -> PyResult<(Bound<'py, PyList>, usize, usize, usize)> {
         let mut index = index.try_borrow_mut()?;
-        // The bytes from ``start`` up to the first record that is not bytes, each held
-        // here (a reference of its own) while it is read, on this thread or the other.
-        let mut held = Vec::with_capacity(records.len().saturating_sub(start));
-        for at in start..records.len() {
-            match records.get_item(at)?.downcast_into::<PyBytes>() {
-                Ok(bytes) => held.push(bytes),
-                Err(_) => break,
-            }
-        }
-        let texts: Vec<&[u8]> = held.iter().map(|bytes| bytes.as_bytes()).collect();
         let mut run = RecordRun {
             out: PyList::empty(py),
             scored: 0,
             duplicates: 0,
             ahead: [0u64; PREFETCH_RING],
         };
+        let end = records.len();
+        let inline_end = end.min(start.saturating_add(parse_ahead_from().load(Ordering::Relaxed)));
         let names = &self.wire_types.names.clone(); // also read by the other thread
-        if texts.len() < parse_ahead_from().load(Ordering::Relaxed) {
-            for at in 0..texts.len() {
-                let parsed = Wire::parse(texts[at], names);
-                if !self.score_record(
-                    py,
-                    states,
-                    &mut index,
-                    &texts,
-                    at,
-                    parsed.as_ref(),
-                    first_event_at,
-                    &mut run,
-                )? {
-                    break;
-                }
-            }
-        } else {
-            std::thread::scope(|scope| -> PyResult<()> {
-                // A bounded hand-over: the reader stays at most a few chunks ahead, and
-                // stops when this side stops (its next send fails once ``parsed`` is
-                // dropped, on any return).
-                let (send, parsed) = mpsc::sync_channel::<Vec<Parsed<'_>>>(PARSE_CHUNKS_AHEAD);
-                let texts = &texts;
-                scope.spawn(move || {
+        let first = bytes_in(records, start, inline_end)?;
+        let texts: Vec<&[u8]> = first.iter().map(|bytes| bytes.as_bytes()).collect();
+        if !self.read_and_score(
+            py,
+            states,
+            &mut index,
+            &texts,
+            names,
+            first_event_at,
+            &mut run,
+        )? {
+            return Ok(run.done(start));
+        }
+        // Past the first records; none when they stopped at one that is not bytes.
+        let rest = bytes_in(records, start + first.len(), end)?;
+        let texts: Vec<&[u8]> = rest.iter().map(|bytes| bytes.as_bytes()).collect();
+        if texts.is_empty() {
+            return Ok(run.done(start));
+        }
+        std::thread::scope(|scope| -> PyResult<()> {
+            // A bounded hand-over: the reader stays at most a few chunks ahead, and stops
+            // when this side stops (its next send fails once ``parsed`` is dropped, on any
+            // return).
+            let (send, parsed) = mpsc::sync_channel::<Vec<Parsed<'_>>>(PARSE_CHUNKS_AHEAD);
+            let texts = &texts;
+            let reader = std::thread::Builder::new()
+                .name("baton-replay-read".to_owned())
+                .spawn_scoped(scope, move || {
                     for chunk in texts.chunks(PARSE_CHUNK) {
                         let chunk = chunk.iter().map(|text| Wire::parse(text, names)).collect();
                         if send.send(chunk).is_err() {
@@ -855,29 +852,40 @@ impl Core {
                         }
                     }
                 });
-                let mut at = 0;
-                for chunk in parsed.iter() {
-                    for record in &chunk {
-                        if !self.score_record(
-                            py,
-                            states,
-                            &mut index,
-                            texts,
-                            at,
-                            record.as_ref(),
-                            first_event_at,
-                            &mut run,
-                        )? {
-                            return Ok(());
-                        }
-                        at += 1;
+            if reader.is_err() {
+                // No thread to be had (a limit on threads, say): read them here.
+                self.read_and_score(
+                    py,
+                    states,
+                    &mut index,
+                    texts,
+                    names,
+                    first_event_at,
+                    &mut run,
+                )?;
+                return Ok(());
+            }
+            let mut at = 0;
+            for chunk in parsed.iter() {
+                for record in &chunk {
+                    if !self.score_record(
+                        py,
+                        states,
+                        &mut index,
+                        texts,
+                        at,
+                        record.as_ref(),
+                        first_event_at,
+                        &mut run,
+                    )? {
+                        return Ok(());
                     }
+                    at += 1;
                 }
-                Ok(())
-            })?;
-        }
-        let stopped = start + run.scored;
-        Ok((run.out, run.scored, run.duplicates, stopped))
+            }
+            Ok(())
+        })?;
+        Ok(run.done(start))
     }
 
     /// A Transition as scoring builds it, from given values (for the test that checks
@@ -1062,6 +1070,29 @@ fn add(pairs: &mut Pairs, key: u32, credit: f64) {
 }
 
 impl Core {
+    /// ``score_record`` for each of ``texts``, each read here; false when the run stopped
+    /// at one of them.
+    #[allow(clippy::too_many_arguments)]
+    fn read_and_score<'py>(
+        &mut self,
+        py: Python<'py>,
+        states: &Bound<'py, PyDict>,
+        index: &mut LeadIndex,
+        texts: &[&[u8]],
+        names: &[String],
+        first_event_at: &Bound<'py, PyDict>,
+        run: &mut RecordRun<'py>,
+    ) -> PyResult<bool> {
+        for at in 0..texts.len() {
+            let parsed = Wire::parse(texts[at], names);
+            let record = parsed.as_ref();
+            if !self.score_record(py, states, index, texts, at, record, first_event_at, run)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// One record of ``score_records``: ``texts[at]``, read into ``parsed`` (None: not
     /// the exact layout), scored into ``run``; or false, and nothing done: the run stops
     /// at this record.
@@ -1865,6 +1896,31 @@ struct RecordRun<'py> {
     ahead: [u64; PREFETCH_RING],
 }
 
+impl<'py> RecordRun<'py> {
+    /// What ``score_records`` returns for a run from ``start``: every record it scored
+    /// (duplicates included) was the next one, so it stopped at ``start + scored``.
+    fn done(self, start: usize) -> (Bound<'py, PyList>, usize, usize, usize) {
+        (self.out, self.scored, self.duplicates, start + self.scored)
+    }
+}
+
+/// ``records[from..to]`` up to the first that is not bytes, each with a reference of its
+/// own (held while it is read, on this thread or the other).
+fn bytes_in<'py>(
+    records: &Bound<'py, PyList>,
+    from: usize,
+    to: usize,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let mut held = Vec::with_capacity(to.saturating_sub(from));
+    for at in from..to {
+        match records.get_item(at)?.downcast_into::<PyBytes>() {
+            Ok(bytes) => held.push(bytes),
+            Err(_) => break,
+        }
+    }
+    Ok(held)
+}
+
 /// A record read by ``Wire::parse``.
 type Parsed<'a> = Option<(Wire<'a>, f64)>;
 
@@ -1873,20 +1929,20 @@ type Parsed<'a> = Option<(Wire<'a>, f64)>;
 const PARSE_CHUNK: usize = 64;
 const PARSE_CHUNKS_AHEAD: usize = 4;
 
-/// From how many records on ``score_records`` reads them on a second thread: 256 (a
-/// thread costs tens of microseconds; 256 records take about a millisecond to score),
-/// or never on a single core.
+/// How many of a run's records ``score_records`` reads itself before it hands the rest
+/// to a second thread: 64 (a thread costs tens of microseconds; 64 records take over a
+/// hundred to score), or all of them on a single core.
 fn parse_ahead_from() -> &'static AtomicUsize {
     static FROM: OnceLock<AtomicUsize> = OnceLock::new();
     FROM.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        AtomicUsize::new(if cores > 1 { 256 } else { usize::MAX })
+        AtomicUsize::new(if cores > 1 { 64 } else { usize::MAX })
     })
 }
 
-/// Set from how many records ``score_records`` reads them on a second thread (0: every
-/// run; a number past any batch: never), for tests and measurements. Returns the setting
-/// it replaces.
+/// Set how many of a run's records ``score_records`` reads itself before it hands the
+/// rest to a second thread (0: all to the thread; a number past any batch: none), for
+/// tests and measurements. Returns the setting it replaces.
 #[pyfunction]
 fn set_parse_ahead(from_records: usize) -> usize {
     parse_ahead_from().swap(from_records, Ordering::Relaxed)
