@@ -7,8 +7,9 @@
    replay's identity stitching) over an in-memory list, two ways: the encoded events
    (the values ``baton replay`` reads off ``leads.events`` and gives the core, which
    reads them itself when compiled: ``Replay.score_records``), and pre-built LeadEvent
-   objects (``Replay.score_events``). events/s, and per CPU second of the process.
-   Floor: 300,000 events/s.
+   objects (``Replay.score_events``). events/s, and per CPU second of the process (on
+   more than one core the compiled core reads encoded events on a second thread while
+   it scores, so that figure is below the wall-clock one). Floor: 300,000 events/s.
 2. **broker**: produces ``--events`` encoded LeadEvents to a fresh topic prefix, then
    runs what ``baton replay`` runs — a group-less read of the range, the merge into
    arrival order, decoding, and the core — and reports events/s, with the read alone

@@ -8,7 +8,8 @@
 //!
 //! Events come as LeadEvent objects, or (``score_records``, for ``baton replay``) as the
 //! bytes on ``leads.events``: a record in the exact layout ``LeadEvent.to_bytes`` writes
-//! is read here, anything else is left to pydantic.
+//! is read here, anything else is left to pydantic. On more than one core those records
+//! are read on a second thread while the calling one scores (no Python on that thread).
 //!
 //! Pure: no I/O, no clock reads.
 
