@@ -278,23 +278,33 @@ def test_long_runs_score_as_decoded(odd: list[bytes], cut: int, seed: int, leads
     assert outcome(wire) == outcome(reference)
 
 
-@pytest.mark.parametrize("at", [0, 1, 2, 3, 4, 70, 299])
-def test_a_value_that_is_not_bytes_stops_a_run_where_it_is(at: int) -> None:
+@pytest.mark.parametrize("own_setting", [None, 0])
+@pytest.mark.parametrize("at", [0, 1, 2, 3, 4, 66, 67, 68, 131, 1026, 1027, 1028, 1099])
+def test_a_value_that_is_not_bytes_stops_a_run_where_it_is(
+    at: int, own_setting: int | None
+) -> None:
     """A value that is not bytes (not what a Kafka reader gives; ``baton replay`` passes
-    b"" for a null value) ends the core's run there, in either part of it, and is
-    skipped as undecodable; the records after it are scored."""
+    b"" for a null value) ends the core's run there, wherever it falls: among the records
+    read where they are scored, at a chunk's or a reading thread's first or last record
+    (chunks of 64, 1,024 records per thread), or with every record read on the thread
+    (``own_setting`` 0). It is skipped as undecodable; the records after it are scored."""
     batch: list[Any] = [
         LeadEvent(event_id=f"e{i}", lead_id=f"l{i % 7}", type=EventType.PAGE,
                   page_category="pricing", occurred_at=T0 + timedelta(minutes=i),
                   received_at=T0, source="t").to_bytes()
-        for i in range(300)
+        for i in range(1100)
     ]  # fmt: skip
     batch[at] = None
     wire, reference = Replay(RULES), Replay(RULES)
-    wire.score_records(batch)
+    before = None if own_setting is None else core._native.set_parse_ahead(own_setting)
+    try:
+        wire.score_records(batch)
+    finally:
+        if before is not None:
+            core._native.set_parse_ahead(before)
     reference.score_events(decoded(batch))
     assert outcome(wire) == outcome(reference)
-    assert wire.events == 299 and len(wire.transitions) > 7
+    assert wire.events == 1099 and len(wire.transitions) > 7
 
 
 def test_the_exact_layout_is_read_by_the_compiled_core(rules: Rules) -> None:

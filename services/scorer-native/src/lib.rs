@@ -795,9 +795,11 @@ impl Core {
     ///
     /// On a machine with more than one core, the records of a run past its first
     /// ``set_parse_ahead`` (64 unless set) are read on a second thread while this one
-    /// scores: reading a record needs no Python, and it is about a quarter of the work.
-    /// The results are the same either way; only the order of the work changes. (A run
-    /// that stops early, at an anonymous event say, costs no thread and no lookahead.)
+    /// scores, up to 1,024 records per thread: reading a record needs no Python, and it
+    /// is about a third of the work. The results are the same either way; only the
+    /// order of the work changes. (A run that stops within its first 64 records, at an
+    /// anonymous event say, costs no thread; one that stops later, at most one segment's
+    /// references and a few chunks read for nothing.)
     #[allow(clippy::too_many_arguments)]
     fn score_records<'py>(
         &mut self,
@@ -816,76 +818,33 @@ impl Core {
             ahead: [0u64; PREFETCH_RING],
         };
         let end = records.len();
-        let inline_end = end.min(start.saturating_add(parse_ahead_from().load(Ordering::Relaxed)));
-        let names = &self.wire_types.names.clone(); // also read by the other thread
-        let first = bytes_in(records, start, inline_end)?;
-        let texts: Vec<&[u8]> = first.iter().map(|bytes| bytes.as_bytes()).collect();
-        if !self.read_and_score(
-            py,
-            states,
-            &mut index,
-            &texts,
-            names,
-            first_event_at,
-            &mut run,
-        )? {
-            return Ok(run.done(start));
-        }
-        // Past the first records; none when they stopped at one that is not bytes.
-        let rest = bytes_in(records, start + first.len(), end)?;
-        let texts: Vec<&[u8]> = rest.iter().map(|bytes| bytes.as_bytes()).collect();
-        if texts.is_empty() {
-            return Ok(run.done(start));
-        }
-        std::thread::scope(|scope| -> PyResult<()> {
-            // A bounded hand-over: the reader stays at most a few chunks ahead, and stops
-            // when this side stops (its next send fails once ``parsed`` is dropped, on any
-            // return).
-            let (send, parsed) = mpsc::sync_channel::<Vec<Parsed<'_>>>(PARSE_CHUNKS_AHEAD);
-            let texts = &texts;
-            let reader = std::thread::Builder::new()
-                .name("baton-replay-read".to_owned())
-                .spawn_scoped(scope, move || {
-                    for chunk in texts.chunks(PARSE_CHUNK) {
-                        let chunk = chunk.iter().map(|text| Wire::parse(text, names)).collect();
-                        if send.send(chunk).is_err() {
-                            return;
-                        }
-                    }
-                });
-            if reader.is_err() {
-                // No thread to be had (a limit on threads, say): read them here.
-                self.read_and_score(
+        // The first records are read here, then the rest a segment at a time on a second
+        // thread (a run that stops early takes references to, and reads ahead, at most one
+        // segment); each segment up to the first value that is not bytes, if any.
+        let names = &self.wire_types.names.clone(); // a copy: ``self`` changes as it scores
+        let (mut from, mut ahead) = (start, false);
+        let mut to = end.min(start.saturating_add(parse_ahead_from().load(Ordering::Relaxed)));
+        while from < end {
+            let segment = bytes_in(records, from, to)?;
+            let texts: Vec<&[u8]> = segment.iter().map(|bytes| bytes.as_bytes()).collect();
+            run.ahead = [0u64; PREFETCH_RING]; // hints are by position in ``texts``
+            let all = texts.is_empty()
+                || self.read_and_score(
                     py,
                     states,
                     &mut index,
-                    texts,
+                    &texts,
                     names,
                     first_event_at,
                     &mut run,
+                    ahead,
                 )?;
-                return Ok(());
+            if !all || segment.len() < to - from {
+                break;
             }
-            let mut at = 0;
-            for chunk in parsed.iter() {
-                for record in &chunk {
-                    if !self.score_record(
-                        py,
-                        states,
-                        &mut index,
-                        texts,
-                        at,
-                        record.as_ref(),
-                        first_event_at,
-                        &mut run,
-                    )? {
-                        return Ok(());
-                    }
-                    at += 1;
-                }
-            }
-            Ok(())
-        })?;
+            (from, ahead) = (to, true);
+            to = end.min(from + PARSE_SEGMENT);
+        }
         Ok(run.done(start))
     }
 
@@ -1071,8 +1030,9 @@ fn add(pairs: &mut Pairs, key: u32, credit: f64) {
 }
 
 impl Core {
-    /// ``score_record`` for each of ``texts``, each read here; false when the run stopped
-    /// at one of them.
+    /// ``score_record`` for each of ``texts``, each read here, or with ``ahead`` on a
+    /// second thread while this one scores (here too if no thread can be started: a
+    /// limit on threads, say); false when the run stopped at one of them.
     #[allow(clippy::too_many_arguments)]
     fn read_and_score<'py>(
         &mut self,
@@ -1083,7 +1043,57 @@ impl Core {
         names: &[String],
         first_event_at: &Bound<'py, PyDict>,
         run: &mut RecordRun<'py>,
+        ahead: bool,
     ) -> PyResult<bool> {
+        if ahead {
+            return std::thread::scope(|scope| -> PyResult<bool> {
+                // A bounded hand-over: the reader stays at most a few chunks ahead, and stops
+                // when this side stops (its next send fails once ``parsed`` is dropped, on any
+                // return; the scope then waits for it).
+                let (send, parsed) = mpsc::sync_channel::<Vec<Parsed<'_>>>(PARSE_CHUNKS_AHEAD);
+                let reader = std::thread::Builder::new()
+                    .name("baton-replay-read".to_owned())
+                    .spawn_scoped(scope, move || {
+                        for chunk in texts.chunks(PARSE_CHUNK) {
+                            let chunk = chunk.iter().map(|text| Wire::parse(text, names)).collect();
+                            if send.send(chunk).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                if reader.is_err() {
+                    return self.read_and_score(
+                        py,
+                        states,
+                        index,
+                        texts,
+                        names,
+                        first_event_at,
+                        run,
+                        false,
+                    );
+                }
+                let mut at = 0;
+                for chunk in parsed.iter() {
+                    for record in &chunk {
+                        if !self.score_record(
+                            py,
+                            states,
+                            index,
+                            texts,
+                            at,
+                            record.as_ref(),
+                            first_event_at,
+                            run,
+                        )? {
+                            return Ok(false);
+                        }
+                        at += 1;
+                    }
+                }
+                Ok(true)
+            });
+        }
         for at in 0..texts.len() {
             let parsed = Wire::parse(texts[at], names);
             let record = parsed.as_ref();
@@ -1929,6 +1939,9 @@ type Parsed<'a> = Option<(Wire<'a>, f64)>;
 /// ahead: enough that scoring never waits on it, few enough to stay in cache.
 const PARSE_CHUNK: usize = 64;
 const PARSE_CHUNKS_AHEAD: usize = 4;
+/// At most how many records one thread reads for a run (then the next segment's thread):
+/// what a run that stops early can have taken references to and read ahead for nothing.
+const PARSE_SEGMENT: usize = 1024;
 
 /// How many of a run's records ``score_records`` reads itself before it hands the rest
 /// to a second thread: 64 (a thread costs tens of microseconds; 64 records take over a
@@ -2172,6 +2185,7 @@ struct TransitionMaker {
     signal_given: PyObject,
     fromtimestamp: PyObject,
     utc: Py<PyTzInfo>,
+    utc_direct: bool, // ``utc`` is ``datetime.timezone.utc``: ``utc_datetime`` may build
     // Each class's three slot descriptors, when instances can be made without calls.
     transition_slots: Option<[PyObject; 3]>,
     signal_slots: Option<[PyObject; 3]>,
@@ -2223,6 +2237,7 @@ impl TransitionMaker {
             signal_given: item("signal_given")?.unbind(),
             fromtimestamp: item("fromtimestamp")?.unbind(),
             utc: item("utc")?.downcast_into::<PyTzInfo>()?.unbind(),
+            utc_direct: is_utc(&item("utc")?)?,
             transition_slots: direct_slots(&item("transition")?)?,
             signal_slots: direct_slots(&item("signal")?)?,
             keys: TRANSITION_FIELDS
@@ -2237,19 +2252,13 @@ impl TransitionMaker {
         })
     }
 
-    /// ``datetime.fromtimestamp(t, UTC)``: built from ``utc_fields`` when it has them,
-    /// else (a year outside 1-9999, not finite) the call, which raises what it raises.
     fn utc_datetime<'py>(&self, py: Python<'py>, t: f64) -> PyResult<Bound<'py, PyAny>> {
-        let utc = self.utc.bind(py);
-        match utc_fields(t) {
-            Some((year, month, day, hour, minute, second, micro)) => {
-                Ok(
-                    PyDateTime::new(py, year, month, day, hour, minute, second, micro, Some(utc))?
-                        .into_any(),
-                )
-            }
-            None => self.fromtimestamp.bind(py).call1((t, utc)),
-        }
+        utc_datetime(
+            t,
+            self.utc.bind(py),
+            self.utc_direct,
+            self.fromtimestamp.bind(py),
+        )
     }
 
     fn stage<'py>(&self, py: Python<'py>, stage: Stage) -> &Bound<'py, PyAny> {
@@ -2279,11 +2288,13 @@ impl TransitionMaker {
         let none = py.None().into_bound(py);
         let obj = match slots {
             // SAFETY: ``direct_slots`` checked ``cls`` is a type whose ``tp_new`` is
-            // ``object.__new__``'s (which, given no arguments, returns ``tp_alloc(cls, 0)``
-            // for a type that is not abstract), that it has a ``__dict__``, and that each
-            // of ``slots`` is a writable object member descriptor found on ``cls``; the
-            // descriptors (held here) keep their member definitions alive. Null and -1
-            // returns set the Python error.
+            // ``object.__new__``'s (which, given no arguments and a type that is not
+            // abstract, returns ``tp_alloc(cls, 0)`` with its instance dict initialised;
+            // the dict set here replaces that, so the end state is the same), that it has
+            // a ``__dict__``, and that each of ``slots`` is a writable object member
+            // descriptor of ``cls`` or a base; the descriptors (held here) keep their
+            // member definitions alive. Null and -1 returns set the Python error (the
+            // object is then dropped; its dealloc copes with unset slots).
             Some(slots) => unsafe {
                 let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
                 let alloc = (*tp).tp_alloc.expect("direct_slots checked tp_alloc");
@@ -2416,9 +2427,8 @@ fn direct_slots(cls: &Bound<'_, PyAny>) -> PyResult<Option<[PyObject; 3]>> {
         let mut descriptor = None;
         for klass in ty.mro().iter() {
             let own = klass.getattr(intern!(py, "__dict__"))?;
-            let value = own.call_method1(intern!(py, "get"), (name,))?;
-            if !value.is_none() {
-                descriptor = Some(value);
+            if own.contains(name)? {
+                descriptor = Some(own.get_item(name)?);
                 break;
             }
         }
@@ -2427,11 +2437,16 @@ fn direct_slots(cls: &Bound<'_, PyAny>) -> PyResult<Option<[PyObject; 3]>> {
         };
         // SAFETY: a live object; its type compared, and only then read as a member
         // descriptor (whose ``d_member`` points into its class's static definitions).
+        // Its class must be ``cls`` or a base, as the descriptor's ``__set__`` checks:
+        // the member's offset is into instances of that class.
         let writable_object = unsafe {
             std::ptr::eq(
                 ffi::Py_TYPE(descriptor.as_ptr()),
                 std::ptr::addr_of!(ffi::PyMemberDescr_Type),
             ) && {
+                let owner = (*descriptor.as_ptr().cast::<ffi::PyDescrObject>()).d_type;
+                ffi::PyType_IsSubtype(tp, owner) != 0
+            } && {
                 let member = &*member_def(descriptor.as_ptr());
                 member.type_code == ffi::Py_T_OBJECT_EX && member.flags & ffi::Py_READONLY == 0
             }
@@ -2504,14 +2519,24 @@ fn utc_fields(t: f64) -> Option<(i32, u8, u8, u8, u8, u8, u32)> {
     ))
 }
 
-/// ``datetime.fromtimestamp(t, UTC)`` as the core builds a transition's ``occurred_at``,
-/// for the test that checks it equals Python's.
-#[pyfunction]
-fn utc_from_timestamp<'py>(py: Python<'py>, t: f64) -> PyResult<Bound<'py, PyAny>> {
-    let utc = py.import("datetime")?.getattr("UTC")?;
-    match utc_fields(t) {
+/// Whether ``tz`` is ``datetime.timezone.utc`` (whose ``fromutc`` changes nothing).
+fn is_utc(tz: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = tz.py();
+    Ok(tz.is(&py.import("datetime")?.getattr("timezone")?.getattr("utc")?))
+}
+
+/// ``fromtimestamp(t, utc)``: built from ``utc_fields`` when ``direct`` (``utc`` is
+/// ``datetime.timezone.utc``) and it has them, else the call, which raises what it raises
+/// (a year outside 1-9999, a time that is not finite).
+fn utc_datetime<'py>(
+    t: f64,
+    utc: &Bound<'py, PyTzInfo>,
+    direct: bool,
+    fromtimestamp: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match utc_fields(t).filter(|_| direct) {
         Some((year, month, day, hour, minute, second, micro)) => Ok(PyDateTime::new(
-            py,
+            utc.py(),
             year,
             month,
             day,
@@ -2519,14 +2544,22 @@ fn utc_from_timestamp<'py>(py: Python<'py>, t: f64) -> PyResult<Bound<'py, PyAny
             minute,
             second,
             micro,
-            Some(utc.downcast::<PyTzInfo>()?),
+            Some(utc),
         )?
         .into_any()),
-        None => py
-            .import("datetime")?
-            .getattr("datetime")?
-            .call_method1("fromtimestamp", (t, utc)),
+        None => fromtimestamp.call1((t, utc)),
     }
+}
+
+/// ``datetime.fromtimestamp(t, tz)`` as the core builds a transition's ``occurred_at``
+/// with ``tz`` as its zone, for the test that checks it equals Python's.
+#[pyfunction]
+fn utc_from_timestamp<'py>(
+    t: f64,
+    tz: &Bound<'py, PyTzInfo>,
+    fromtimestamp: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    utc_datetime(t, tz, is_utc(tz.as_any())?, fromtimestamp)
 }
 
 /// Asks the CPU to fetch ``bytes`` bytes from ``start`` into cache (a hint: no effect on
