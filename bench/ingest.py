@@ -19,9 +19,9 @@ line is one JSON object with every figure.
 
 Connections: uvicorn's workers share one listening socket and the kernel hands each new
 connection to whichever worker accepts first. With 4 keep-alive connections over 2
-workers the split is often 3-1 or 4-0, leaving a worker short of work in a closed loop
-(earlier runs were bimodal, 19k or 32k events/s). Trackers are many clients, so the
-batch scenarios use 16 or more connections: every worker always has work queued.
+workers the split is often 3-1 or 4-0, leaving a worker short of work in a closed loop.
+Trackers are many clients, so the batch scenarios use 16 or more connections: every
+worker always has work queued.
 
 ``--handler-cpu`` instead measures the request path in-process, without HTTP or a load
 generator: the ASGI app driven directly against the real broker, CPU µs per event.

@@ -9,8 +9,8 @@
 2. **worker**: produces ``--events`` encoded LeadEvents to a fresh topic prefix, starts
    one scorer process (``baton_scorer.main``), and measures events/s from its first
    scored event to its last (polling its ``/metrics``). ``--per-event`` also runs the
-   worker with ``BATON_SCORER_BATCH_MAX=1`` — faust's one-event-at-a-time shape,
-   where users saw ~300 events/s — to show what batching buys.
+   worker with ``BATON_SCORER_BATCH_MAX=1`` (faust's one-event-at-a-time shape) to show
+   what batching buys.
 
 Kafka from ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a local broker for this run.
 127.0.0.1 only; every loop is bounded. The last line is the figures as one JSON object.

@@ -10,9 +10,9 @@ aiokafka's consumer gives the metadata and the offsets; the records themselves a
 fetched with Fetch requests sent through its client, and each record set is read in
 Rust when the compiled core is built (``baton_scorer_native.read_record_set``: message
 format v2 without compression), else, and for any other set, with aiokafka's
-record-batch reader (C). The consumer's ``getmany`` built a ``ConsumerRecord`` per record
-in Python, about half of the read's CPU (bench/replay, py-spy); a range read needs none
-of what that consumer adds: no group, no positions to commit, no rebalancing.
+record-batch reader (C). The consumer's own fetching is not used: it builds a
+``ConsumerRecord`` per record in Python, and a range read needs none of what it adds
+(no group, no positions to commit, no rebalancing).
 """
 
 from __future__ import annotations
@@ -46,14 +46,13 @@ time_order_keys = getattr(_native, "time_order_keys", None)
 log = logging.getLogger(__name__)
 
 # Fetches of about a megabyte per partition: the next one arrives while a batch is
-# processed, and buffers stay small. 16 MiB per partition was slower by wall clock and
-# took about a third more CPU per record (bench/replay, read only).
+# processed, and buffers stay small.
 PARTITION_FETCH_BYTES = 1024 * 1024
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 FETCH_MAX_WAIT_MS = 500
-# As the reader read with aiokafka's consumer (its default). No Baton producer writes
-# transactions; a topic that had aborted ones would show their records here, where the
-# router and the SLA monitor (read_committed) never saw them.
+# aiokafka's default isolation level. No Baton producer writes transactions; a topic
+# that had aborted ones would show their records here, where the router and the SLA
+# monitor (read_committed) never saw them.
 READ_UNCOMMITTED = 0
 # A partition that makes no progress for this long (its leader gone, its log truncated
 # below the range's end) fails the read with a message instead of hanging it.

@@ -4,9 +4,8 @@ Baton's hot paths (a batch of events, a routed batch, a replayed range) allocate
 short-lived objects that reference counting frees; none of them form cycles. With the
 default thresholds the collector runs every 700 allocations, and its older
 generations rescan every long-lived object (a worker's cached lead states, a
-replay's growing state) again and again: measured at 10-50 % of CPU in the scorer,
-the replay and the ingest path. So: freeze what exists after start-up out of every
-later collection, and collect young objects every 50,000 allocations instead.
+replay's growing state) again and again. So: freeze what exists after start-up out
+of every later collection, and collect young objects every 50,000 allocations.
 Cycles are still collected, just rarely.
 """
 

@@ -1,11 +1,10 @@
 """The canonical event as plain data, serialised once for ``leads.events``.
 
-``LeadEvent`` (baton_shared.schemas) is the schema. Building one validates every field
-again, which ``normalize`` has just made with their exact types, and pydantic's
-``model_construct`` is no cheaper (it walks the fields in Python). So ingest writes the
-same fields, in the schema's order, into a dict and serialises it with orjson. The
-ingest tests hold this to the schema: every field present, and the bytes decode as a
-``LeadEvent`` whose own serialisation is the same bytes.
+``LeadEvent`` (baton_shared.schemas) is the schema. ``normalize`` has already made every
+field with its exact type, so ingest does not build (and validate) a ``LeadEvent``: it
+writes the same fields, in the schema's order, into a dict and serialises it with
+orjson. The ingest tests hold this to the schema: every field present, and the bytes
+decode as a ``LeadEvent`` whose own serialisation is the same bytes.
 """
 
 from __future__ import annotations

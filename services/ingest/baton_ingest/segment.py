@@ -64,8 +64,8 @@ class SegmentBatch(BaseModel):
 
 
 class SegmentCall(NamedTuple):
-    """The fields of one valid message that normalisation reads. (A named tuple: made
-    for every event, and several times cheaper to make than a frozen dataclass.)"""
+    """The fields of one valid message that normalisation reads. (A named tuple: it is
+    made for every event, and is cheaper to make than a frozen dataclass.)"""
 
     type: MessageType | None
     message_id: str | None
@@ -106,7 +106,7 @@ def parse_message(raw: dict[str, Any]) -> SegmentCall:
     """Validate one message as ``SegmentMessage`` would, raising its ValidationError.
 
     The shapes SDKs send (ids as strings or numbers, ISO timestamps with an offset,
-    objects where objects belong) are checked here directly, at about half the cost of
+    objects where objects belong) are checked here directly, which costs less than
     model validation; anything else goes through ``SegmentMessage``, so every rejection
     and every unusual but valid input is decided by the model.
     """
