@@ -1,7 +1,8 @@
 """Scoring rules: loaded from YAML, validated, and versioned by name plus content hash.
 
-The format is documented in README.md ("Scoring"); ``default_rules.yaml`` is the
-annotated default. Validation errors name the file, the line and the field
+The format is documented in docs/scoring.md (every field: docs/examples/rules.yaml);
+``default_rules.yaml`` is the annotated default. Validation errors name the file, the
+line and the field
 (``rules.yaml line 12: engagement.rules[0].points: Input should be a valid number``).
 Pure: no I/O except :func:`load_rules` reading the file it is given.
 """
