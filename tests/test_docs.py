@@ -79,3 +79,16 @@ def test_the_webhook_verification_example_checks_the_routers_signature() -> None
     stale = signed_headers(secret, "msg_1", int(time.time()) - 3600, body)
     with pytest.raises(ValueError, match="stale"):
         verify(secret, stale, body)
+
+
+def test_the_configuration_table_lists_every_setting() -> None:
+    from baton_ingest.config import IngestSettings
+    from baton_router.config import RouterSettings
+    from baton_scorer.config import ScorerSettings
+    from baton_sla_monitor.config import SlaSettings
+
+    names = {"BATON_SCORER_CORE", "BATON_DEVSTACK_DIR", "BATON_CACHE_DIR"}
+    for settings in (IngestSettings, RouterSettings, ScorerSettings, SlaSettings):
+        names |= {f.alias for f in settings.model_fields.values() if f.alias}
+    table = (ROOT / "docs" / "operations.md").read_text()
+    assert sorted(n for n in names if f"`{n}`" not in table) == []
