@@ -54,7 +54,7 @@ def test_timer_queue_fires_each_lead_once_at_its_latest_due_time() -> None:
     strict=True,
     reason="Not built: two ids that each have scored history are not merged. An alias "
     "(previous_id -> user_id) or an identify linking a userId to an email-keyed lead leaves "
-    "both leads scoring apart (docs/scoring.md, 'Identity: what is and is not merged').",
+    "both leads scoring apart (docs/scoring.md, 'Identity').",
 )
 def test_alias_and_identify_combine_two_known_histories(make_event, rules) -> None:
     items = [
