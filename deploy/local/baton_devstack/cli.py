@@ -23,9 +23,7 @@ def _fetch_kafka(_: argparse.Namespace) -> int:
 
 
 def _infra_up(args: argparse.Namespace) -> int:
-    env = infra.start_infra(args.state_dir)
-    for key, value in env.items():
-        print(f"{key}={value}")
+    _print_env(infra.start_infra(args.state_dir))
     log.info("env written to %s", args.state_dir / infra.ENV_FILE)
     return 0
 
@@ -39,9 +37,13 @@ def _infra_status(args: argparse.Namespace) -> int:
     status = infra.infra_status(args.state_dir)
     for name, running in status.items():
         print(f"{name}: {'running' if running else 'stopped'}")
-    for key, value in infra.read_env(args.state_dir).items():
-        print(f"{key}={value}")
+    _print_env(infra.read_env(args.state_dir))
     return 0 if all(status.values()) else 3
+
+
+def _print_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        print(f"{key}={value}")
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -10,16 +10,15 @@ Layout of the state directory (``<repo>/.devstack`` by default)::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from baton_devstack.kafka import LocalKafka
+from baton_devstack.locks import file_lock
 from baton_devstack.ports import free_port, port_is_free
 from baton_devstack.postgres import LocalPostgres
 
@@ -146,12 +145,6 @@ def _write_env(state_dir: Path, env: dict[str, str]) -> None:
     tmp.replace(state_dir / ENV_FILE)
 
 
-@contextmanager
-def _state_lock(state_dir: Path) -> Iterator[None]:
+def _state_lock(state_dir: Path) -> AbstractContextManager[None]:
     """Serialise concurrent infra-up/infra-down on the same state directory."""
-    with (state_dir / ".lock").open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return file_lock(state_dir / ".lock")

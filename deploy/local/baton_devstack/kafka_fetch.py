@@ -7,16 +7,15 @@ it from there. The jars land in ``<cache>/kafka-<version>/libs`` where cache is
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from baton_devstack.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def ensure_kafka(cache: Path | None = None, pom: Path = POM_PATH) -> Path:
     if _is_complete(libs, version):
         return libs
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f"kafka-{version}.lock"):
+    with file_lock(cache / f"kafka-{version}.lock"):
         if not _is_complete(libs, version):
             _remove_stale_downloads(cache, version)
             _download(pom, version, libs.parent)
@@ -69,16 +68,6 @@ def ensure_kafka(cache: Path | None = None, pom: Path = POM_PATH) -> Path:
 
 def _is_complete(libs: Path, version: str) -> bool:
     return (libs / f"kafka_2.13-{version}.jar").is_file()
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with lock_path.open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def _remove_stale_downloads(cache: Path, version: str) -> None:
