@@ -122,20 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_options(connection, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    export = sub.add_parser(
+    def command(name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[connection],
+        )
+
+    export = command(
         "export",
         help="a topic range to Parquet or CSV",
         description="Write a range of any topic to a Parquet or CSV file.",
         epilog=EXPORT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[connection],
     )
     export.add_argument("topic", help="topic name, e.g. leads.events (the prefix is added)")
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write")
     export.add_argument("--format", choices=("parquet", "csv"), help="default: from the suffix")
     _range_options(export)
 
-    funnel = sub.add_parser(
+    funnel = command(
         "funnel",
         help="conversion, speed-to-lead, breaches and signal lift over a window",
         description=(
@@ -144,8 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
             "among leads accepted or won) over a window."
         ),
         epilog=FUNNEL_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[connection],
     )
     funnel.add_argument("--json", action="store_true", help="machine-readable output")
     funnel.add_argument(
@@ -153,13 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _range_options(funnel)
 
-    replay = sub.add_parser(
+    replay = command(
         "replay",
         help="re-score history with a rules file; compare candidate rules",
         description="Re-score leads.events with a rules file, or compare two rules files.",
         epilog=REPLAY_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[connection],
     )
     replay.add_argument(
         "--rules", type=Path, help="rules file (default: the scorer's shipped rules)"

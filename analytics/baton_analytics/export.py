@@ -79,22 +79,32 @@ def format_for(path: Path, given: str | None) -> str:
     return fmt
 
 
-def to_row(record: Fetched) -> dict[str, Any]:
-    row: dict[str, Any] = {
+def _coordinates(record: Fetched) -> dict[str, Any]:
+    """The columns every row starts with: where the record is in Kafka."""
+    return {
         "_topic": record.topic,
         "_partition": record.partition,
         "_offset": record.offset,
         "_timestamp": datetime.fromtimestamp(record.timestamp / 1000, UTC),
         "_key": record.key.decode("utf-8", "replace") if record.key else None,
     }
+
+
+def _raw_row(row: dict[str, Any], raw: bytes) -> dict[str, Any]:
+    """``row`` for a record that is not what its columns expect: its text in ``_value``."""
+    row["_value"] = raw.decode("utf-8", "replace")
+    return row
+
+
+def to_row(record: Fetched) -> dict[str, Any]:
+    row = _coordinates(record)
     raw = record.value or b""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
-        row["_value"] = raw.decode("utf-8", "replace")
-        return row
+        return _raw_row(row, raw)
     for name, v in value.items():
         row[name] = _cell(name, v)
     return row
@@ -202,18 +212,12 @@ def schema_of(model: type[Record]) -> pa.Schema:
 
 
 def typed_row(record: Fetched, model: type[Record]) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "_topic": record.topic,
-        "_partition": record.partition,
-        "_offset": record.offset,
-        "_timestamp": datetime.fromtimestamp(record.timestamp / 1000, UTC),
-        "_key": record.key.decode("utf-8", "replace") if record.key else None,
-    }
+    row = _coordinates(record)
+    raw = record.value or b""
     try:
-        parsed = model.model_validate_json(record.value or b"")
+        parsed = model.model_validate_json(raw)
     except ValidationError:
-        row["_value"] = (record.value or b"").decode("utf-8", "replace")
-        return row
+        return _raw_row(row, raw)
     for name, value in parsed.model_dump(by_alias=True).items():
         if isinstance(value, Enum):
             value = value.value
