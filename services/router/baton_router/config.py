@@ -7,6 +7,13 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from baton_shared.pipeline import RetryPolicy
+from baton_shared.pipeline.settings import (
+    BackoffSeconds,
+    ConsumeBatch,
+    MaxAttempts,
+    MaxBackoffSeconds,
+)
 from baton_shared.settings import DatabaseSettings
 from baton_shared.sla_policy import SlaPolicySettings
 
@@ -60,6 +67,17 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
         description="Re-assignments per lead after SLA breaches, outside any pool's own cap",
     )
 
+    consume_batch: ConsumeBatch = Field(default=500, alias="BATON_ROUTER_CONSUME_BATCH")
+    consume_max_attempts: MaxAttempts = Field(
+        default=RetryPolicy.max_attempts, alias="BATON_ROUTER_CONSUME_MAX_ATTEMPTS"
+    )
+    consume_backoff_seconds: BackoffSeconds = Field(
+        default=RetryPolicy.backoff_seconds, alias="BATON_ROUTER_CONSUME_BACKOFF_SECONDS"
+    )
+    consume_max_backoff_seconds: MaxBackoffSeconds = Field(
+        default=RetryPolicy.max_backoff_seconds, alias="BATON_ROUTER_CONSUME_MAX_BACKOFF_SECONDS"
+    )
+
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> RouterSettings:
         if self.outbox_lease_seconds <= self.webhook_timeout_seconds:
@@ -68,6 +86,14 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
                 "slow delivery is retried by another router while still in flight"
             )
         return self
+
+    @property
+    def consume_retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.consume_max_attempts,
+            backoff_seconds=self.consume_backoff_seconds,
+            max_backoff_seconds=self.consume_max_backoff_seconds,
+        )
 
     @property
     def base_url(self) -> str:

@@ -5,8 +5,9 @@ Flow, in order:
 1. At start-up the policy file is loaded and validated (a bad file stops the start
    with a message naming the file and field), migrations run, topics exist.
 2. ``leads.transitions``, ``leads.assignments`` and ``leads.activity`` are consumed in
-   batches (:mod:`baton_sla_monitor.consumer`: poison to the DLQ, one transaction per
-   batch, offsets committed last) into :meth:`ClockStore.apply`:
+   batches by the shared :class:`~baton_shared.pipeline.ConsumePipeline` (records
+   decoded by :mod:`baton_sla_monitor.records`, poison to the DLQ, one transaction per
+   batch, bounded retries, offsets committed last) into :meth:`ClockStore.apply`:
    a qualifying transition opens an ``assign`` clock (and, for an MQL, the MQL
    first-touch clock); an assignment opens the rep's ``first_touch`` clock
    (``started``; a newer assignment of the lead closes the older one as
@@ -35,11 +36,11 @@ from baton_shared.consumer import make_consumer
 from baton_shared.database import database_answers, make_engine, make_sessionmaker, migrate
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
+from baton_shared.pipeline import ConsumePipeline
 from baton_shared.schemas import SlaEvent
 from baton_shared.tasks import cancel_and_wait
 from baton_sla_monitor.clocks import Applied, ClockStore
 from baton_sla_monitor.config import SlaSettings
-from baton_sla_monitor.consumer import Batch, consume_batches
 from baton_sla_monitor.metrics import (
     COMPLIANCE,
     FIRE_LATENESS,
@@ -49,6 +50,7 @@ from baton_sla_monitor.metrics import (
     TIME_TO_ASSIGN,
     team_label,
 )
+from baton_sla_monitor.records import Batch, Item, decode_record
 from baton_sla_monitor.reports import Reports
 from baton_sla_monitor.tables import Clock
 
@@ -92,17 +94,17 @@ class SlaService:
             topics.activity,
         )
         await self._consumer.start()
+        pipeline = ConsumePipeline(
+            self._consumer,
+            self._producer,
+            CONSUMER,
+            decode_record,
+            self._handle_items,
+            retry=self.settings.consume_retry,
+            max_records=self.settings.consume_batch,
+        )
         self._tasks = [
-            asyncio.create_task(
-                consume_batches(
-                    self._consumer,
-                    self._producer,
-                    CONSUMER,
-                    self.handle,
-                    self.settings.consume_batch,
-                ),
-                name="consumer",
-            ),
+            asyncio.create_task(pipeline.run(), name="consumer"),
             asyncio.create_task(self._sweep_forever(), name="sweep"),
             asyncio.create_task(self._stats_forever(), name="stats"),
         ]
@@ -139,6 +141,9 @@ class SlaService:
                 )
         else:
             log.info("sla_events", count=len(events))
+
+    async def _handle_items(self, items: list[Item]) -> Applied:
+        return await self.handle(Batch.of(items))
 
     async def handle(self, batch: Batch) -> Applied:
         """One consumer batch into the clocks (one transaction), then its metrics."""
