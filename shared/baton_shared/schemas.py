@@ -47,9 +47,9 @@ def trusted_constructor(model: type[M]) -> Callable[..., M]:
     every value with its exact type (never for anything read from outside).
 
     What ``model_construct`` does, with the defaults looked up once instead of per call.
-    Fields not given take their defaults; every
-    required field must be given. ``tests/shared/test_schemas.py`` checks it builds
-    exactly what ``model_construct`` builds, serialised bytes included.
+    Fields not given take their defaults; every required field must be given.
+    ``tests/shared/test_schemas.py`` checks it builds exactly what ``model_construct``
+    builds, serialised bytes included.
     """
     fields = model.model_fields
     if model.__pydantic_post_init__ or model.__private_attributes__:
