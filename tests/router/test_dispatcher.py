@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from baton_router.dispatcher import Dispatcher, retry_after_seconds
-from baton_router.store import Claimed, endpoint_key
+from baton_router.store.outbox import Claimed, endpoint_key
 
 NOW = datetime(2025, 3, 3, 12, 0, 0, tzinfo=UTC)
 

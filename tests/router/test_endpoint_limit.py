@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from baton_router.dispatcher import Dispatcher
 from baton_router.signing import new_secret
-from baton_router.store import RouterStore
+from baton_router.store import Stores, open_stores
+from baton_router.store.outbox import Claimed
 from baton_shared.clock import utcnow
 from baton_shared.database import make_sessionmaker
 from tests.router.test_router_store import ASSIGNMENTS_TOPIC, transition
@@ -64,11 +65,13 @@ async def slow_receiver() -> AsyncIterator[tuple[SlowReceiver, str]]:
         await runner.cleanup()
 
 
-def limited_store(engine: AsyncEngine, fast_lease: bool = False) -> RouterStore:
-    store = RouterStore(make_sessionmaker(engine), ASSIGNMENTS_TOPIC)
-    store.per_endpoint = LIMIT
-    store.fast_lease = timedelta(seconds=60) if fast_lease else None
-    return store
+def limited_store(engine: AsyncEngine, fast_lease: bool = False) -> Stores:
+    return open_stores(
+        make_sessionmaker(engine),
+        ASSIGNMENTS_TOPIC,
+        fast_lease=timedelta(seconds=60) if fast_lease else None,
+        per_endpoint=LIMIT,
+    )
 
 
 async def pending_webhooks(engine: AsyncEngine) -> int:
@@ -89,9 +92,9 @@ async def test_two_dispatchers_together_keep_an_endpoint_at_its_limit(
 ) -> None:
     receiver, url = slow_receiver
     first, second = (limited_store(e) for e in engines)
-    rep = await first.create_rep("Ada", "ada@example.com", url, new_secret())
+    rep = await first.config.create_rep("Ada", "ada@example.com", url, new_secret())
     leads = [transition() for _ in range(10)]
-    await first.route_batch(leads, utcnow())  # 10 webhooks to one endpoint, unleased
+    await first.routing.route_batch(leads, utcnow())  # 10 webhooks to one endpoint, unleased
     async with engines[0].begin() as conn:  # the Kafka copies are not what this is about
         await conn.execute(
             text("UPDATE router.outbox SET status = 'delivered' WHERE kind = 'kafka'")
@@ -101,7 +104,7 @@ async def test_two_dispatchers_together_keep_an_endpoint_at_its_limit(
         dispatchers = [
             # Each one alone would allow LIMIT in flight: together, without the shared
             # count, they would have twice that.
-            Dispatcher(store, None, http, (0.1,), 0.05, per_endpoint=LIMIT)  # type: ignore[arg-type]
+            Dispatcher(store.outbox, None, http, (0.1,), 0.05, per_endpoint=LIMIT)  # type: ignore[arg-type]
             for store in (first, second)
         ]
         tasks = [asyncio.create_task(d.run()) for d in dispatchers]
@@ -134,15 +137,17 @@ async def test_routing_leases_only_the_free_slots_and_other_routers_claim_none(
     """The fast path (rows leased in the routing transaction) counts too: with the limit
     reached there, another router's claim leaves the endpoint's remaining row alone."""
     router, other = limited_store(engines[0], fast_lease=True), limited_store(engines[1])
-    rep = await router.create_rep("Ada", "ada@example.com", "http://127.0.0.1:9/hook", new_secret())
-    routed = await router.route_batch([transition() for _ in range(3)], utcnow())
+    rep = await router.config.create_rep(
+        "Ada", "ada@example.com", "http://127.0.0.1:9/hook", new_secret()
+    )
+    routed = await router.routing.route_batch([transition() for _ in range(3)], utcnow())
 
     fresh = [leased for r in routed for leased in r.outbox]
     assert sorted(leased.row.kind for leased in fresh) == ["kafka"] * 3 + ["webhook"] * LIMIT
-    assert await other.lease_due(utcnow(), timedelta(seconds=60), room=None) == []
+    assert await other.outbox.claim_due(utcnow(), timedelta(seconds=60)) == Claimed([], True)
 
     # One delivery finishes: its slot frees, and the row left waiting can be claimed.
     webhook = next(leased.row for leased in fresh if leased.row.kind == "webhook")
-    await router.mark_delivered(webhook.id, utcnow())
-    [claimed] = await other.lease_due(utcnow(), timedelta(seconds=60))
+    await router.outbox.mark_delivered_many([webhook.id], utcnow())
+    [claimed] = (await other.outbox.claim_due(utcnow(), timedelta(seconds=60))).rows
     assert (claimed.row.kind, claimed.row.rep_id) == ("webhook", rep.id)

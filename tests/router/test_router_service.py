@@ -105,7 +105,10 @@ async def outbox(router: RouterService, kind: str) -> list[tuple]:
 
 
 async def add_rep(router: RouterService, receiver: WebhookReceiver) -> Rep:
-    return await router.create_rep("Ada", "ada@example.com", receiver.url + "/hook", new_secret())
+    assert router.actions is not None
+    return await router.actions.create_rep(
+        "Ada", "ada@example.com", receiver.url + "/hook", new_secret()
+    )
 
 
 async def test_sql_transition_is_delivered_signed_and_published_once(
@@ -191,7 +194,7 @@ async def test_gone_webhook_disables_endpoint_and_kills_message(
     [(status, attempts, last_error)] = await wait_until(dead, "webhook dead")
     assert (status, attempts) == ("dead", 1)
     assert "410" in (last_error or "")
-    refreshed = await router.store.rep(rep.id)
+    refreshed = await router.stores.config.get_rep(rep.id)
     assert refreshed is not None and refreshed.webhook_disabled_at is not None
     await no_delivery(receiver, within=0.5)  # not retried
 

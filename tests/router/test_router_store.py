@@ -1,4 +1,4 @@
-"""RouterStore against a real PostgreSQL: exactly-once routing, the queue, round-robin
+"""The router's stores against a real PostgreSQL: exactly-once routing, the queue, round-robin
 fairness, and two routers (two engines) deciding concurrently."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from baton_router.signing import new_secret
-from baton_router.store import Routed, RouterStore
+from baton_router.store import Stores, open_stores
+from baton_router.store.routing_writes import Routed
 from baton_shared.clock import utcnow
 from baton_shared.database import make_sessionmaker
 from baton_shared.schemas import Stage, Transition
@@ -46,22 +47,28 @@ def transition(
 
 
 @pytest.fixture
-def store(engines: tuple[AsyncEngine, AsyncEngine]) -> RouterStore:
-    return RouterStore(make_sessionmaker(engines[0]), ASSIGNMENTS_TOPIC)
+def store(engines: tuple[AsyncEngine, AsyncEngine]) -> Stores:
+    return open_stores(make_sessionmaker(engines[0]), ASSIGNMENTS_TOPIC)
 
 
 @pytest.fixture
-def other_store(engines: tuple[AsyncEngine, AsyncEngine]) -> RouterStore:
-    return RouterStore(make_sessionmaker(engines[1]), ASSIGNMENTS_TOPIC)
+def other_store(engines: tuple[AsyncEngine, AsyncEngine]) -> Stores:
+    return open_stores(make_sessionmaker(engines[1]), ASSIGNMENTS_TOPIC)
 
 
-async def create_reps(store: RouterStore, n: int) -> list[uuid.UUID]:
+async def create_reps(store: Stores, n: int) -> list[uuid.UUID]:
     """``n`` reps, created one after another (so created_at orders them)."""
     return [
-        (await store.create_rep(f"Rep {i}", f"rep{i}@example.com", "http://127.0.0.1:9/hook",
-                                new_secret())).id
+        (await store.config.create_rep(f"Rep {i}", f"rep{i}@example.com",
+                                       "http://127.0.0.1:9/hook", new_secret())).id
         for i in range(n)
     ]
+
+
+async def route(store: Stores, transition: Transition, now: datetime) -> Routed:
+    """One transition through the consumer's path: a batch of one."""
+    [routed] = await store.routing.route_batch([transition], now)
+    return routed
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
@@ -79,9 +86,9 @@ async def test_redelivered_transition_is_routed_once(store, engines):
     [rep_id] = await create_reps(store, 1)
     sql = transition()
 
-    first = await store.route_transition(sql, T0)
-    rep_after_first = await store.rep(rep_id)
-    second = await store.route_transition(sql, T0 + timedelta(minutes=1))
+    first = await route(store, sql, T0)
+    rep_after_first = await store.config.get_rep(rep_id)
+    second = await route(store, sql, T0 + timedelta(minutes=1))
 
     assert first.status == "assigned"
     assert first.assignment is not None
@@ -100,7 +107,7 @@ async def test_redelivered_transition_is_routed_once(store, engines):
         ("webhook", f"msg_{assignment_id}", None, None, "pending"),
     ]
     # The duplicate did not touch the rep's round-robin position either.
-    rep = await store.rep(rep_id)
+    rep = await store.config.get_rep(rep_id)
     assert rep is not None and rep_after_first is not None
     assert rep.last_assigned_at == rep_after_first.last_assigned_at == T0
 
@@ -109,7 +116,7 @@ async def test_sql_without_a_rep_is_queued_then_drained(store, engines):
     engine = engines[0]
     sql = transition()
 
-    routed = await store.route_transition(sql, T0)
+    routed = await route(store, sql, T0)
 
     assert routed == Routed("queued")
     assert await scalar(engine, "SELECT count(*) FROM router.assignments") == 0
@@ -118,10 +125,10 @@ async def test_sql_without_a_rep_is_queued_then_drained(store, engines):
         engine, "SELECT status FROM router.routed_transitions WHERE transition_id = :t",
         t=sql.transition_id,
     ) == "queued"
-    assert await store.drain_queue(T0) == []  # still nobody to give it to
+    assert await store.routing.drain_queue(T0) == []  # still nobody to give it to
 
     [rep_id] = await create_reps(store, 1)
-    drained = await store.drain_queue(T0 + timedelta(seconds=5))
+    drained = await store.routing.drain_queue(T0 + timedelta(seconds=5))
 
     assert [(a.transition_id, a.rep_id) for a in drained] == [(sql.transition_id, str(rep_id))]
     assert await scalar(
@@ -130,7 +137,7 @@ async def test_sql_without_a_rep_is_queued_then_drained(store, engines):
     ) == "assigned"
     assert await scalar(engine, "SELECT count(*) FROM router.assignments") == 1
     assert await scalar(engine, "SELECT count(*) FROM router.outbox") == 2
-    assert await store.drain_queue(T0 + timedelta(seconds=6)) == []  # drained once only
+    assert await store.routing.drain_queue(T0 + timedelta(seconds=6)) == []  # drained once only
     assert await scalar(engine, "SELECT count(*) FROM router.assignments") == 1
 
 
@@ -139,7 +146,7 @@ async def test_round_robin_gives_three_reps_three_each(store):
 
     chosen = []
     for i in range(9):
-        routed = await store.route_transition(transition(), T0 + timedelta(seconds=i))
+        routed = await route(store, transition(), T0 + timedelta(seconds=i))
         assert routed.assignment is not None
         chosen.append(uuid.UUID(routed.assignment.rep_id))
 
@@ -154,7 +161,7 @@ async def test_mql_is_recorded_but_not_assigned(store, engines):
     [rep_id] = await create_reps(store, 1)
     mql = transition(to_stage=Stage.MQL)
 
-    routed = await store.route_transition(mql, T0)
+    routed = await route(store, mql, T0)
 
     assert routed == Routed("ignored")
     assert await rows(
@@ -162,11 +169,11 @@ async def test_mql_is_recorded_but_not_assigned(store, engines):
     ) == [(mql.transition_id, "mql", "ignored")]
     assert await scalar(engine, "SELECT count(*) FROM router.assignments") == 0
     assert await scalar(engine, "SELECT count(*) FROM router.outbox") == 0
-    assert await store.drain_queue(T0) == []
-    rep = await store.rep(rep_id)
+    assert await store.routing.drain_queue(T0) == []
+    rep = await store.config.get_rep(rep_id)
     assert rep is not None and rep.last_assigned_at is None
     # Re-delivered, it is a duplicate, not a second record.
-    assert await store.route_transition(mql, T0) == Routed("duplicate")
+    assert await route(store, mql, T0) == Routed("duplicate")
 
 
 async def test_two_routers_concurrently_assign_distinct_reps(store, other_store, engines):
@@ -177,8 +184,8 @@ async def test_two_routers_concurrently_assign_distinct_reps(store, other_store,
     per_round = []
     for _ in range(5):
         a, b = await asyncio.gather(
-            store.route_transition(transition(), utcnow()),
-            other_store.route_transition(transition(), utcnow()),
+            route(store, transition(), utcnow()),
+            route(other_store, transition(), utcnow()),
         )
         assert a.assignment is not None and b.assignment is not None
         per_round.append({a.assignment.rep_id, b.assignment.rep_id})
@@ -188,7 +195,7 @@ async def test_two_routers_concurrently_assign_distinct_reps(store, other_store,
     # per transition. (Not an even split: see the clock-skew test below.)
     burst = [transition() for _ in range(12)]
     results = await asyncio.gather(*(
-        (store if i % 2 else other_store).route_transition(t, utcnow())
+        route(store if i % 2 else other_store, t, utcnow())
         for i, t in enumerate(burst)
     ))
     assert [r.status for r in results] == ["assigned"] * 12
@@ -211,7 +218,7 @@ async def test_one_transition_through_two_routers_at_once_is_assigned_once(
         sql = transition()
         now = utcnow()
         results = await asyncio.gather(
-            store.route_transition(sql, now), other_store.route_transition(sql, now)
+            route(store, sql, now), route(other_store, sql, now)
         )
         assert sorted(r.status for r in results) == ["assigned", "duplicate"]
         assert await scalar(
@@ -235,7 +242,7 @@ async def test_round_robin_stays_fair_when_router_clocks_disagree(store, other_s
     for i in range(9):
         now = T0 + timedelta(seconds=i)
         router, at = (store, now) if i % 2 == 0 else (other_store, now - skew)
-        routed = await router.route_transition(transition(), at)
+        routed = await route(router, transition(), at)
         assert routed.assignment is not None
         chosen.append(uuid.UUID(routed.assignment.rep_id))
 

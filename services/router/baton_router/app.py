@@ -1,4 +1,5 @@
-"""The router's FastAPI application."""
+"""The router's FastAPI application: the service's lifespan, the ops and ``/v1`` routes,
+and the mapping of the stores' errors to status codes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
-from baton_router.api import api_routes
+from baton_router.actions import KafkaUnavailable
+from baton_router.api import api_router
 from baton_router.config import RouterSettings
-from baton_router.config_store import InvalidReference, NotFound
-from baton_router.service import KafkaUnavailable, RouterService
+from baton_router.service import RouterService
+from baton_router.store.configuration import InvalidReference, NotFound
 from baton_shared.http import ops_router
 
 
@@ -28,7 +30,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app = FastAPI(title="Baton router", version="0.1.0", lifespan=lifespan)
     app.state.service = service
     app.include_router(ops_router(service.readiness))
-    app.include_router(api_routes(service, settings.admin_token))
+    app.include_router(api_router())
 
     @app.exception_handler(KafkaUnavailable)
     async def _kafka_down(_: Request, exc: KafkaUnavailable) -> JSONResponse:

@@ -74,14 +74,6 @@ def parse_working_hours(
     return out
 
 
-def validate_out_of_office(ranges: list[tuple[datetime, datetime]]) -> None:
-    for i, (start, end) in enumerate(ranges):
-        if start.tzinfo is None or end.tzinfo is None:
-            raise InvalidCalendar(f"out_of_office[{i}]", "times need a UTC offset")
-        if end <= start:
-            raise InvalidCalendar(f"out_of_office[{i}]", "'end' must be after 'start'")
-
-
 def in_working_hours(calendar: Calendar, now: datetime) -> bool:
     if calendar.hours is None:
         return True

@@ -8,7 +8,7 @@ exhausted, or the endpoint answered 410 Gone and is disabled). Dead rows wait fo
 operator's replay (``POST /v1/webhooks/dead/{id}/replay``).
 
 At most ``per_endpoint`` deliveries to one endpoint are in flight at a time, counted over
-every router sharing the database (``RouterStore.claim_due``: leased, unfinished rows per
+every router sharing the database (``OutboxStore.claim_due``: leased, unfinished rows per
 endpoint, under an advisory lock): rows for a busy endpoint are not leased (or are handed
 back) until a slot frees, so one slow receiver neither gets hammered nor delays everybody
 else's webhooks.
@@ -27,42 +27,25 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter, Histogram
 
+from baton_router.metrics import (
+    DISPATCH_WAIT,
+    OUTBOX_DEAD,
+    TO_DELIVERED,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_FAILURES,
+    WEBHOOK_REQUEST,
+)
 from baton_router.retry import next_attempt_at
 from baton_router.signing import signed_headers
-from baton_router.store import Leased, RouterStore, endpoint_key
+from baton_router.store.outbox import KAFKA_ENDPOINT, Leased, OutboxStore, endpoint_key
 from baton_router.tables import OutboxRow
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
 
 log = get_logger(__name__)
 
-ATTEMPTS = Counter(
-    "baton_router_webhook_attempts_total", "Webhook delivery attempts", ["outcome", "endpoint"]
-)
-FAILURES = Counter("baton_router_webhook_failures_total", "Failed webhook deliveries", ["endpoint"])
-DEAD = Counter(
-    "baton_router_outbox_dead_total", "Outbox messages moved to dead letter", ["kind", "endpoint"]
-)
-TO_DELIVERED = Histogram(
-    "baton_router_transition_to_webhook_seconds",
-    "From the lead qualifying (transition event time) to the rep's webhook accepted",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
-)
-DISPATCH_WAIT = Histogram(
-    "baton_router_dispatch_wait_seconds",
-    "From an outbox row being ready in this router (committed, or leased) to its webhook "
-    "request starting: event-loop and concurrency-limit queueing",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1),
-)
-WEBHOOK_REQUEST = Histogram(
-    "baton_router_webhook_request_seconds",
-    "One webhook HTTP request, sent to response read",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 1, 5),
-)
 LEASE = timedelta(seconds=60)
-KAFKA = "kafka"
 
 
 class DeliveryFailed(Exception):
@@ -79,7 +62,7 @@ def endpoint_of(row: OutboxRow) -> str:
 class Dispatcher:
     def __init__(
         self,
-        store: RouterStore,
+        store: OutboxStore,
         producer: AIOKafkaProducer,
         http: aiohttp.ClientSession,
         retry_schedule: tuple[float, ...],
@@ -161,7 +144,7 @@ class Dispatcher:
             await self._store.mark_delivered_many(batch, utcnow())
 
     def _room(self, endpoint: str) -> int:
-        if endpoint == KAFKA:
+        if endpoint == KAFKA_ENDPOINT:
             return self._max_in_flight
         return self._per_endpoint - self._busy[endpoint]
 
@@ -182,7 +165,7 @@ class Dispatcher:
         ready = time.monotonic()
         records = [leased.row for leased in rows if leased.row.kind != "webhook"]
         if records:
-            self._spawn(KAFKA, self._publish(records))
+            self._spawn(KAFKA_ENDPOINT, self._publish(records))
         for leased in rows:
             if leased.row.kind == "webhook":
                 endpoint = endpoint_of(leased.row)
@@ -195,7 +178,7 @@ class Dispatcher:
         ready = time.monotonic()
         records = [leased.row for leased in rows if leased.row.kind != "webhook"]
         if records:
-            self._spawn(KAFKA, self._publish(records))
+            self._spawn(KAFKA_ENDPOINT, self._publish(records))
         back = []
         for leased in rows:
             if leased.row.kind != "webhook":
@@ -241,7 +224,9 @@ class Dispatcher:
         results = await asyncio.gather(*sends, return_exceptions=True)
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
-                await self._failed(row, KAFKA, f"{type(result).__name__}: {result}", None, False)
+                await self._failed(
+                    row, KAFKA_ENDPOINT, f"{type(result).__name__}: {result}", None, False
+                )
             else:
                 self._delivered.append(row.id)
 
@@ -280,17 +265,17 @@ class Dispatcher:
                 await response.read()  # the connection goes back to the pool
             WEBHOOK_REQUEST.observe(time.monotonic() - started)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
+            WEBHOOK_ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
         if status == 410:
-            ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
+            WEBHOOK_ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
             if row.rep_id is not None:
                 await self._store.disable_webhook(row.rep_id, utcnow())
             raise DeliveryFailed("410 Gone: endpoint disabled", gone=True)
         if not 200 <= status < 300:
-            ATTEMPTS.labels(outcome=f"http_{status // 100}xx", endpoint=endpoint).inc()
+            WEBHOOK_ATTEMPTS.labels(outcome=f"http_{status // 100}xx", endpoint=endpoint).inc()
             raise DeliveryFailed(f"HTTP {status}", retry_after=retry_after)
-        ATTEMPTS.labels(outcome="delivered", endpoint=endpoint).inc()
+        WEBHOOK_ATTEMPTS.labels(outcome="delivered", endpoint=endpoint).inc()
         qualified = row.payload.get("data", {}).get("qualified_at")
         if row.payload.get("type") == "lead.assigned" and qualified:
             elapsed = (utcnow() - datetime.fromisoformat(qualified)).total_seconds()
@@ -301,14 +286,14 @@ class Dispatcher:
         self, row: OutboxRow, endpoint: str, error: str, retry_after: float | None, gone: bool
     ) -> None:
         if row.kind == "webhook":
-            FAILURES.labels(endpoint=endpoint).inc()
+            WEBHOOK_FAILURES.labels(endpoint=endpoint).inc()
         retry_at = (
             None
             if gone
             else next_attempt_at(row.attempts + 1, utcnow(), self._schedule, retry_after)
         )
         if retry_at is None:
-            DEAD.labels(kind=row.kind, endpoint=endpoint).inc()
+            OUTBOX_DEAD.labels(kind=row.kind, endpoint=endpoint).inc()
             log.warning("outbox_dead", message_id=row.message_id, kind=row.kind, error=error)
         else:
             log.info(

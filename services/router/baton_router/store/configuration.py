@@ -1,4 +1,5 @@
-"""The routing configuration in PostgreSQL: reps, pools, rules, accounts, nurture tracks.
+"""The routing configuration in PostgreSQL: reps, pools, rules, accounts, nurture tracks,
+and the reads the API makes of reps' loads and assignments.
 
 Inputs arrive validated by the API models; this module checks what only the database
 knows (a rep id that does not exist, a name already taken) and raises
@@ -11,21 +12,25 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton_router.store.nurture import tracks
 from baton_router.tables import (
     Account,
     AssignmentRow,
+    Base,
     NurtureTrack,
     Pool,
     PoolMember,
     Rep,
     RoutingRule,
 )
+
+T = TypeVar("T")
 
 
 class NotFound(LookupError):
@@ -50,7 +55,49 @@ class ConfigStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
+    async def _delete(self, model: type[Base], key: object, what: str) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(model, key)
+            if row is None:
+                raise NotFound(what, key)
+            await session.delete(row)
+
+    async def _all(self, query: Select[tuple[T]]) -> list[T]:
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).all())
+
     # -- reps --------------------------------------------------------------------------
+
+    async def create_rep(
+        self, name: str, email: str, webhook_url: str, secret: str, **profile: Any
+    ) -> Rep:
+        async with self._sessions.begin() as session:
+            rep = Rep(
+                id=uuid.uuid4(),
+                name=name,
+                email=email,
+                webhook_url=webhook_url,
+                webhook_secret=secret,
+                status=profile.pop("status", "online"),
+                timezone=profile.pop("timezone", "UTC"),
+                out_of_office=profile.pop("out_of_office", []),
+                weight=profile.pop("weight", 1),
+                skills=profile.pop("skills", {}),
+                **profile,
+            )
+            session.add(rep)
+        return rep
+
+    async def list_reps(self) -> list[Rep]:
+        """Reps not archived, oldest first."""
+        return await self._all(
+            select(Rep).where(Rep.archived_at.is_(None)).order_by(Rep.created_at)
+        )
+
+    async def rep_loads(self) -> dict[uuid.UUID, int]:
+        """Each rep's open leads (what capacity is checked against)."""
+        async with self._sessions() as session:
+            return dict((await session.execute(select(Rep.id, Rep.open_leads))).all())
 
     async def get_rep(self, rep_id: uuid.UUID) -> Rep:
         async with self._sessions() as session:
@@ -88,28 +135,28 @@ class ConfigStore:
             )
 
     async def leads_of(self, rep_id: uuid.UUID, limit: int = 200) -> list[AssignmentRow]:
-        async with self._sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(AssignmentRow)
-                        .where(AssignmentRow.rep_id == rep_id)
-                        .order_by(AssignmentRow.assigned_at.desc())
-                        .limit(limit)
-                    )
-                ).all()
-            )
+        return await self._all(
+            select(AssignmentRow)
+            .where(AssignmentRow.rep_id == rep_id)
+            .order_by(AssignmentRow.assigned_at.desc())
+            .limit(limit)
+        )
 
     async def assignments_for_lead(self, lead_id: str) -> list[AssignmentRow]:
+        return await self._all(
+            select(AssignmentRow)
+            .where(AssignmentRow.lead_id == lead_id)
+            .order_by(AssignmentRow.assigned_at)
+        )
+
+    async def current_assignment(self, lead_id: str) -> AssignmentRow | None:
+        """The lead's latest assignment, open or not."""
         async with self._sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(AssignmentRow)
-                        .where(AssignmentRow.lead_id == lead_id)
-                        .order_by(AssignmentRow.assigned_at)
-                    )
-                ).all()
+            return await session.scalar(
+                select(AssignmentRow)
+                .where(AssignmentRow.lead_id == lead_id)
+                .order_by(AssignmentRow.assigned_at.desc(), AssignmentRow.turn.desc())
+                .limit(1)
             )
 
     async def _check_reps(
@@ -183,11 +230,7 @@ class ConfigStore:
         raise NotFound("pool", pool_id)
 
     async def delete_pool(self, pool_id: uuid.UUID) -> None:
-        async with self._sessions.begin() as session:
-            pool = await session.get(Pool, pool_id)
-            if pool is None:
-                raise NotFound("pool", pool_id)
-            await session.delete(pool)
+        await self._delete(Pool, pool_id, "pool")
 
     # -- rules -------------------------------------------------------------------------
 
@@ -211,14 +254,9 @@ class ConfigStore:
         return rule
 
     async def list_rules(self) -> list[RoutingRule]:
-        async with self._sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(RoutingRule).order_by(RoutingRule.position, RoutingRule.created_at)
-                    )
-                ).all()
-            )
+        return await self._all(
+            select(RoutingRule).order_by(RoutingRule.position, RoutingRule.created_at)
+        )
 
     async def get_rule(self, rule_id: uuid.UUID) -> RoutingRule:
         async with self._sessions() as session:
@@ -228,11 +266,7 @@ class ConfigStore:
         return rule
 
     async def delete_rule(self, rule_id: uuid.UUID) -> None:
-        async with self._sessions.begin() as session:
-            rule = await session.get(RoutingRule, rule_id)
-            if rule is None:
-                raise NotFound("rule", rule_id)
-            await session.delete(rule)
+        await self._delete(RoutingRule, rule_id, "rule")
 
     # -- accounts ----------------------------------------------------------------------
 
@@ -248,15 +282,10 @@ class ConfigStore:
         return account
 
     async def list_accounts(self) -> list[Account]:
-        async with self._sessions() as session:
-            return list((await session.scalars(select(Account).order_by(Account.domain))).all())
+        return await self._all(select(Account).order_by(Account.domain))
 
     async def delete_account(self, domain: str) -> None:
-        async with self._sessions.begin() as session:
-            account = await session.get(Account, domain)
-            if account is None:
-                raise NotFound("account", domain)
-            await session.delete(account)
+        await self._delete(Account, domain, "account")
 
     # -- nurture tracks ----------------------------------------------------------------
 
@@ -274,19 +303,7 @@ class ConfigStore:
 
     async def list_tracks(self) -> list[NurtureTrack]:
         async with self._sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(NurtureTrack).order_by(
-                            NurtureTrack.position, NurtureTrack.created_at
-                        )
-                    )
-                ).all()
-            )
+            return await tracks(session)
 
     async def delete_track(self, track_id: uuid.UUID) -> None:
-        async with self._sessions.begin() as session:
-            track = await session.get(NurtureTrack, track_id)
-            if track is None:
-                raise NotFound("nurture track", track_id)
-            await session.delete(track)
+        await self._delete(NurtureTrack, track_id, "nurture track")

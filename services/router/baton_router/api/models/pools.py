@@ -1,0 +1,49 @@
+"""Pool bodies: a team, the strategy that picks among its members, and its escalation
+policy."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from baton_router.api.models.common import Strict
+from baton_router.strategies import Strategy
+
+
+class PoolIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    strategy: Strategy = Strategy.ROUND_ROBIN
+    express: bool = Field(default=False, description="The closers: express SQLs go here first")
+    members: list[uuid.UUID] = Field(default_factory=list)
+    escalation: Literal["next_rep", "manager"] = "next_rep"
+    manager_rep_id: uuid.UUID | None = None
+    max_reassignments: int = Field(default=2, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _manager_needed(self) -> PoolIn:
+        if self.escalation == "manager" and self.manager_rep_id is None:
+            raise ValueError("escalation 'manager' needs manager_rep_id")
+        return self
+
+
+class PoolPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    strategy: Strategy | None = None
+    express: bool | None = None
+    members: list[uuid.UUID] | None = None
+    escalation: Literal["next_rep", "manager"] | None = None
+    manager_rep_id: uuid.UUID | None = None
+    max_reassignments: int | None = Field(default=None, ge=0, le=20)
+
+
+class PoolOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    strategy: Strategy
+    express: bool
+    members: list[uuid.UUID]
+    escalation: str
+    manager_rep_id: uuid.UUID | None
+    max_reassignments: int

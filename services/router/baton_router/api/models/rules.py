@@ -1,0 +1,59 @@
+"""Routing rule bodies: conditions on the lead that name the pool to route to."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from baton_router.api.models.common import Strict
+from baton_router.routing import OPERATORS, InvalidCondition, check_condition
+
+
+class ConditionIn(Strict):
+    field: str = Field(
+        min_length=1,
+        max_length=80,
+        description="What to compare: score, fit, engagement, express, stage, trigger_event, "
+        "domain (company), email_domain, country (ISO code or name), region (na, latam, emea, "
+        "apac, or the lead's own), segment (smb, mid_market, enterprise, or the lead's own), "
+        "company_size / employees, industry, language (ISO 639-1), title, company; or "
+        "traits.<name> for any raw trait",
+        examples=["country"],
+    )
+    op: Literal[OPERATORS] = "eq"  # type: ignore[valid-type]
+    value: Any = Field(default=None, examples=[["de", "at", "ch"]])
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> ConditionIn:
+        try:
+            check_condition(self.field, self.op, self.value)
+        except InvalidCondition as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class RuleIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    position: int = Field(default=100, ge=0, le=1_000_000, description="Lower is tried first")
+    conditions: list[ConditionIn] = Field(min_length=1, max_length=50)
+    pool_id: uuid.UUID
+    enabled: bool = True
+
+
+class RulePatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
+    conditions: list[ConditionIn] | None = Field(default=None, min_length=1, max_length=50)
+    pool_id: uuid.UUID | None = None
+    enabled: bool | None = None
+
+
+class RuleOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    position: int
+    conditions: list[dict[str, Any]]
+    pool_id: uuid.UUID
+    enabled: bool

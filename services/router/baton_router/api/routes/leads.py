@@ -1,0 +1,82 @@
+"""``/v1/leads/{lead_id}``: a lead's assignments, and a rep's activity on it.
+
+Activity (accepted / rejected / contacted / qualified with BANT fields / won / lost) is
+published to ``leads.activity`` and answered 202 once Kafka acknowledged. A rep token
+acts only on its own leads (another rep's lead is a 404, so ids do not leak).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from baton_router.api.deps import ERRORS, ActionsDep, CallerDep, ConfigDep
+from baton_router.api.models.leads import ActivityAccepted, ActivityIn, AssignmentOut
+from baton_router.tables import AssignmentRow
+from baton_shared.clock import utcnow
+from baton_shared.ids import stable_id
+from baton_shared.schemas import Activity
+
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["leads"])
+
+
+def assignment_out(row: AssignmentRow) -> AssignmentOut:
+    return AssignmentOut(
+        assignment_id=row.id,
+        lead_id=row.lead_id,
+        rep_id=row.rep_id,
+        transition_id=row.transition_id,
+        strategy=row.strategy,
+        express=row.express,
+        status=row.status,
+        qualified_at=row.qualified_at,
+        assigned_at=row.assigned_at,
+        sla_due_at=row.sla_due_at,
+        reassignments=row.reassignments,
+        stage=row.stage or "sql",
+    )
+
+
+@router.get("/leads/{lead_id}/assignments", response_model=list[AssignmentOut])
+async def lead_assignments(lead_id: str, who: CallerDep, config: ConfigDep) -> list[AssignmentOut]:
+    rows = await config.assignments_for_lead(lead_id)
+    if not who.is_admin:
+        rows = [r for r in rows if r.rep_id == who.rep_id]
+        if not rows:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id} of yours")
+    return [assignment_out(r) for r in rows]
+
+
+@router.post(
+    "/leads/{lead_id}/activity",
+    status_code=202,
+    response_model=ActivityAccepted,
+    responses={503: {"description": "Kafka unavailable; retry"}},
+)
+async def record_activity(
+    lead_id: str, body: ActivityIn, who: CallerDep, config: ConfigDep, actions: ActionsDep
+) -> ActivityAccepted:
+    current = await config.current_assignment(lead_id)
+    if who.is_admin:
+        rep_id = body.rep_id or (current.rep_id if current else None)
+    else:
+        if body.rep_id is not None and body.rep_id != who.rep_id:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a rep acts only as itself")
+        mine = [a for a in await config.assignments_for_lead(lead_id) if a.rep_id == who.rep_id]
+        if not mine:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id} of yours")
+        rep_id, current = who.rep_id, mine[-1]
+    occurred_at = body.occurred_at or utcnow()
+    assignment_id = body.assignment_id or (current.id if current else None)
+    activity = Activity(
+        activity_id=body.activity_id
+        or stable_id(lead_id, body.kind.value, occurred_at.isoformat()),
+        lead_id=lead_id,
+        rep_id=str(rep_id) if rep_id else None,
+        kind=body.kind,
+        reason=body.reason,
+        occurred_at=occurred_at,
+        assignment_id=str(assignment_id) if assignment_id else None,
+        bant=body.bant,
+    )
+    await actions.record_activity(activity, rep_id)
+    return ActivityAccepted(activity_id=activity.activity_id, lead_id=lead_id, kind=body.kind)

@@ -1,0 +1,35 @@
+"""``/v1/nurture-tracks``: where MQLs are enrolled, and the SDR pool that works them.
+Admin only."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from baton_router.api.deps import ERRORS, AdminDep, ConfigDep
+from baton_router.api.models.nurture_tracks import TrackCreated, TrackIn, TrackOut
+from baton_router.signing import new_secret
+
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"])
+
+
+@router.post("/nurture-tracks", status_code=201, response_model=TrackCreated)
+async def create_track(body: TrackIn, _: AdminDep, config: ConfigDep) -> TrackCreated:
+    """Where MQLs are enrolled: the first track whose conditions match gets a signed
+    ``lead.nurture`` webhook; with ``sdr_pool_id``, an SDR of that pool also gets a
+    ``lead.sdr_task`` (queued until one is available)."""
+    fields = body.model_dump(mode="json") | {"sdr_pool_id": body.sdr_pool_id}
+    track = await config.create_track(fields | {"webhook_secret": new_secret()})
+    return TrackCreated.model_validate(track, from_attributes=True)
+
+
+@router.get("/nurture-tracks", response_model=list[TrackOut])
+async def list_tracks(_: AdminDep, config: ConfigDep) -> list[TrackOut]:
+    return [TrackOut.model_validate(t, from_attributes=True) for t in await config.list_tracks()]
+
+
+@router.delete("/nurture-tracks/{track_id}", status_code=204)
+async def delete_track(track_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> Response:
+    await config.delete_track(track_id)
+    return Response(status_code=204)

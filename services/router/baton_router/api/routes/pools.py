@@ -1,0 +1,70 @@
+"""``/v1/pools``: teams, the strategy that picks among their members, and escalation.
+Admin only; a change drains the queue at once."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep
+from baton_router.api.models.pools import PoolIn, PoolOut, PoolPatch
+from baton_router.store.configuration import InvalidReference
+from baton_router.tables import Pool
+
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"])
+
+
+def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
+    return PoolOut(
+        id=pool.id,
+        name=pool.name,
+        strategy=pool.strategy,  # type: ignore[arg-type]
+        express=pool.express,
+        members=members,
+        escalation=pool.escalation,
+        manager_rep_id=pool.manager_rep_id,
+        max_reassignments=pool.max_reassignments,
+    )
+
+
+@router.post("/pools", status_code=201, response_model=PoolOut)
+async def create_pool(body: PoolIn, _: AdminDep, config: ConfigDep, actions: ActionsDep) -> PoolOut:
+    fields = body.model_dump(exclude={"members"})
+    fields["strategy"] = body.strategy.value
+    pool = await config.create_pool(fields, body.members)
+    await actions.configuration_changed()
+    return pool_out(pool, list(dict.fromkeys(body.members)))
+
+
+@router.get("/pools", response_model=list[PoolOut])
+async def list_pools(_: AdminDep, config: ConfigDep) -> list[PoolOut]:
+    return [pool_out(p, m) for p, m in await config.list_pools()]
+
+
+@router.get("/pools/{pool_id}", response_model=PoolOut)
+async def get_pool(pool_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> PoolOut:
+    return pool_out(*await config.get_pool(pool_id))
+
+
+@router.patch("/pools/{pool_id}", response_model=PoolOut)
+async def update_pool(
+    pool_id: uuid.UUID, body: PoolPatch, _: AdminDep, config: ConfigDep, actions: ActionsDep
+) -> PoolOut:
+    fields = body.model_dump(exclude_unset=True, exclude={"members"})
+    for key in ("name", "strategy", "express", "escalation", "max_reassignments"):
+        if key in fields and fields[key] is None:
+            raise InvalidReference((key,), "may not be null")
+    if "strategy" in fields:
+        fields["strategy"] = fields["strategy"].value
+    members = body.members if "members" in body.model_fields_set else None
+    await config.update_pool(pool_id, fields, members)
+    await actions.configuration_changed()
+    return pool_out(*await config.get_pool(pool_id))
+
+
+@router.delete("/pools/{pool_id}", status_code=204)
+async def delete_pool(pool_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> Response:
+    """Deletes the pool and the rules that point at it."""
+    await config.delete_pool(pool_id)
+    return Response(status_code=204)

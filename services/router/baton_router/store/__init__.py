@@ -1,0 +1,53 @@
+"""Everything the router reads and writes in PostgreSQL, one module per responsibility.
+
+- ``routing_writes``: a consumed batch routed in one transaction (exactly once), the queue.
+- ``assigning``: deciding and writing assignments, shared by routing and escalation.
+- ``team``: the team snapshot routing decides against, read under the routing lock.
+- ``nurture``: MQL nurture enrolment and SDR tasks.
+- ``escalation``: SLA breaches (re-assign or tell the manager) and reps closing leads.
+- ``outbox``: lease, deliver, retry, dead letter and replay of outbox rows.
+- ``configuration``: reps, pools, rules, accounts, nurture tracks; the API's reads.
+
+:func:`open_stores` builds them all on one sessionmaker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from baton_router.payloads import PayloadContext
+from baton_router.store.assigning import Assigner
+from baton_router.store.configuration import ConfigStore
+from baton_router.store.escalation import EscalationStore
+from baton_router.store.outbox import OutboxStore
+from baton_router.store.routing_writes import RoutingStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    config: ConfigStore
+    routing: RoutingStore
+    escalation: EscalationStore
+    outbox: OutboxStore
+
+
+def open_stores(
+    sessions: async_sessionmaker[AsyncSession],
+    assignments_topic: str,
+    context: PayloadContext | None = None,
+    fast_lease: timedelta | None = None,
+    per_endpoint: int | None = None,
+) -> Stores:
+    """The router's stores. ``fast_lease``: a routed batch's outbox rows are written
+    already leased to this router for that long (its dispatcher delivers them from the
+    commit). ``per_endpoint``: webhooks in flight per endpoint across all routers."""
+    assigner = Assigner(assignments_topic, context or PayloadContext(), fast_lease, per_endpoint)
+    return Stores(
+        config=ConfigStore(sessions),
+        routing=RoutingStore(sessions, assigner),
+        escalation=EscalationStore(sessions, assigner),
+        outbox=OutboxStore(sessions, per_endpoint),
+    )
