@@ -34,6 +34,9 @@ __all__ = ["Applied", "ClockStore", "Fired", "Publish"]
 
 
 class ClockStore:
+    """The clocks of one database, under one policy; ``publish`` sends a transaction's
+    events (and must return only once they are stored)."""
+
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], policy: SlaPolicy, publish: Publish
     ):
@@ -81,11 +84,11 @@ class ClockStore:
             await lock_leads(session, leads)
             write = BatchWrite(session, self.policy, events)
             if transitions:
-                await write.transitions(transitions)
+                await write.open_from_transitions(transitions)
             if assignments:
-                await write.assignments(assignments)
+                await write.open_from_assignments(assignments)
             if touches:
-                await write.touches(touches)
+                await write.record_touches(touches)
         return write.applied
 
     async def fire_due(self, now: datetime, limit: int = 1000) -> list[Fired]:

@@ -74,7 +74,7 @@ class BatchWrite:
         self.session, self.policy, self.events = session, policy, events
         self.applied = Applied()
 
-    async def transitions(self, transitions: Sequence[Transition]) -> None:
+    async def open_from_transitions(self, transitions: Sequence[Transition]) -> None:
         """Supersede the leads' older open transition-opened clocks, then open the clocks
         of the new transitions. A transition consumed after its assignment opens an assign
         clock that stops at once, and an MQL clock that is already replaced."""
@@ -111,7 +111,7 @@ class BatchWrite:
         if mql:
             await self._touched_before_opening(mql)
 
-    async def assignments(self, assignments: Sequence[Assignment]) -> None:
+    async def open_from_assignments(self, assignments: Sequence[Assignment]) -> None:
         """Open the first-touch clocks of the assignments (``started``), closing each
         lead's older open first-touch clock as ``reassigned``, and stop the assign clocks
         of their transitions.
@@ -150,7 +150,7 @@ class BatchWrite:
         self.applied.opened.extend(created)
         await self._stop_assign_clocks(assignments)
 
-    async def touches(self, activities: Sequence[Activity]) -> None:
+    async def record_touches(self, activities: Sequence[Activity]) -> None:
         """Store the touches (once per activity id) and stop the first-touch clock each
         new one is for: its assignment's, else the lead's latest started by then. A
         duplicate, a touch with no clock (yet), or one on a clock already touched
