@@ -129,8 +129,17 @@ async def retry(
                 consumer=consumer,
                 transient=transient,
                 attempt=failures,
-                error=f"{type(exc).__name__}: {exc}",
+                error=_types(exc),
                 retry_in_s=delay,
                 **where,
             )
             await asyncio.sleep(delay)
+
+
+def _types(exc: BaseException) -> str:
+    """The error's type and its causes' (``DBAPIError<-DataError``): what a log line may
+    say. Messages can quote the record (SQL parameters), so they go only to the DLQ."""
+    names = [type(exc).__name__]
+    while (exc := exc.__cause__ or getattr(exc, "orig", None)) is not None and len(names) < 4:
+        names.append(type(exc).__name__)
+    return "<-".join(names)
