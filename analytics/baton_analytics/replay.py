@@ -1,20 +1,18 @@
-"""Re-scoring history with the scorer's own pure core. Pure: no I/O, explicit end time.
+"""Re-scoring history with the scorer's own scoring step. Pure: no I/O, explicit end time.
 
-:class:`Replay` is fed records in the order the live scorer would see them and
-does what the scorer's stream shell (``baton_scorer.app``) does with each:
+:class:`Replay` is fed records in the order the live scorer would see them and runs
+each through the same functions the scorer's stream shell runs
+(:mod:`baton_scorer.step`):
 
-* an event with an ``anonymous_id`` goes through identity stitching
-  (:func:`baton_scorer.identity.stitch`): held until an identify links it, then
-  scored re-keyed to the lead;
-* any other event is scored by the scoring core (:mod:`baton_scorer.core`: the
-  compiled core, or the Python reference ``lifecycle.score_event``; the worker runs
-  the same one) — duplicates by ``event_id`` change nothing;
-* a rep's ``qualified`` (BANT fields confirmed) or ``rejected`` activity goes
-  through the core's ``apply_rep_action``;
-* :meth:`Replay.finish` fires the recycle timers that fell due by the end of the
-  range, as the live scorer's timer would have (in event time, at their due time).
+* an event with an ``anonymous_id`` is stitched (``step.stitch_event``): held until an
+  identify links it, then scored re-keyed to the lead;
+* any other event is scored once (``step.score``; duplicates by ``event_id`` change
+  nothing); runs of them go to the compiled core in one call when it is installed;
+* a rep's ``qualified`` (BANT) or ``rejected`` activity goes through ``step.rep_action``;
+* :meth:`Replay.finish` fires the recycle timers due by the end of the range
+  (``step.fire_timers``), as the live scorer's timer would have, in event time.
 
-Same core, same rules file, same order: the same transitions, ids included.
+Same step, same rules file, same order: the same transitions, ids included.
 """
 
 from __future__ import annotations
@@ -25,11 +23,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from baton_scorer import core
-from baton_scorer.core import apply_rep_action, expire, score_event
-from baton_scorer.identity import Alias, stitch
+from baton_scorer import core, step
+from baton_scorer.identity import Alias
 from baton_scorer.rules import Rules
-from baton_shared.schemas import Activity, ActivityKind, LeadEvent, Transition
+from baton_shared.schemas import Activity, LeadEvent, Transition
 
 
 @dataclass
@@ -59,10 +56,7 @@ class Replay:
         if event.anonymous_id is None:
             self._score(event)
             return
-        alias = self.aliases.get(event.anonymous_id)
-        if alias is None:
-            alias = self.aliases[event.anonymous_id] = Alias()
-        for released in stitch(alias, event):
+        for released in step.stitch_event(self._alias, event):
             self._score(released)
 
     def score_events(self, events: list[LeadEvent]) -> None:
@@ -121,49 +115,43 @@ class Replay:
         if transitions:
             self.transitions += transitions
 
-    def _score(self, event: LeadEvent) -> None:
-        lead_id = event.lead_id
+    def _state(self, lead_id: str) -> Any:
         state = self.states.get(lead_id)
         if state is None:
             state = self.states[lead_id] = core.new_state()
-        elif core.is_seen(state, event.event_id):
+        return state
+
+    def _alias(self, anonymous_id: str) -> Alias:
+        alias = self.aliases.get(anonymous_id)
+        if alias is None:
+            alias = self.aliases[anonymous_id] = Alias()
+        return alias
+
+    def _score(self, event: LeadEvent) -> None:
+        lead_id = event.lead_id
+        at = event.occurred_at.timestamp()
+        transitions = step.score(self._state(lead_id), event, at, self.rules)
+        if transitions is None:
             self.duplicates += 1
             return
-        at = event.occurred_at.timestamp()
         first = self.first_event_at.get(lead_id)
         if first is None or at < first:
             self.first_event_at[lead_id] = at
-        transitions = score_event(state, event, self.rules, at)[1]
         if transitions:
             self.transitions += transitions
 
     def activity(self, activity: Activity) -> None:
         """Only a rep's qualification (BANT) or rejection changes a lead's stage."""
-        if activity.kind not in (ActivityKind.QUALIFIED, ActivityKind.REJECTED):
-            return
-        state = self.states.get(activity.lead_id)
-        if state is None:
-            state = self.states[activity.lead_id] = core.new_state()
-        _, transitions = apply_rep_action(
-            state,
-            activity.lead_id,
-            activity.activity_id,
-            activity.kind.value,
-            activity.occurred_at.timestamp(),
-            self.rules,
-            reason=activity.reason,
-            bant=tuple(activity.bant),
-        )
-        self.transitions += transitions
+        transitions = step.rep_action(self._state, activity, self.rules)
+        if transitions:
+            self.transitions += transitions
 
     def finish(self, end_at: float | None) -> ReplayResult:
         """Fire the timers due by ``end_at`` (epoch seconds; None: fire none), earliest first."""
         if end_at is not None:
             due = sorted((s.due, lead) for lead, s in self.states.items() if s.due is not None)
-            for when, lead_id in due:
-                if when > end_at:
-                    break
-                self.transitions += expire(self.states[lead_id], lead_id, end_at, self.rules)
+            fired = [lead_id for when, lead_id in due if when <= end_at]
+            self.transitions += step.fire_timers(fired, self.states.__getitem__, end_at, self.rules)
         scores_at = end_at
         final_scores = {}
         for lead_id, state in self.states.items():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from baton_scorer.app import offset_lag
 from baton_scorer.rules import load_rules
+from baton_scorer.stream import offset_lag
 from tests.scorer.worker import (
     event,
     produce,

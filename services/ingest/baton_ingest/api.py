@@ -53,6 +53,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         settings.topics.events,
         settings.topic_partitions,
         settings.produce_timeout_seconds,
+        settings.producer_tuning,
     )
     ingestor = Ingestor(settings, publisher)
 

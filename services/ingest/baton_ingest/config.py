@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from baton_ingest.pages import DEFAULT_PAGE_RULES, PageRule, parse_page_rules
+from baton_ingest.publisher import ProducerTuning
 from baton_shared.settings import ServiceSettings
 
 LOCAL_WRITE_KEY = "local-write-key"
@@ -52,8 +53,41 @@ class IngestSettings(ServiceSettings):
     )
     access_log: bool = Field(default=True, alias="BATON_INGEST_ACCESS_LOG")
     dedup_window_size: int = Field(default=100_000, ge=0, alias="BATON_INGEST_DEDUP_WINDOW")
+    producer_max_batch_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        alias="BATON_INGEST_PRODUCER_MAX_BATCH_BYTES",
+        description="Largest record batch the producer sends to one partition, in bytes",
+    )
+    producer_linger_ms: int = Field(
+        default=2,
+        ge=0,
+        alias="BATON_INGEST_PRODUCER_LINGER_MS",
+        description="How long a lone event waits for others to share its produce request",
+    )
+    connect_retry_first_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        alias="BATON_INGEST_CONNECT_RETRY_FIRST_SECONDS",
+        description="First wait before reconnecting to Kafka; doubles after each failure",
+    )
+    connect_retry_max_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        alias="BATON_INGEST_CONNECT_RETRY_MAX_SECONDS",
+        description="Longest wait between two attempts to connect to Kafka",
+    )
 
     _split_keys = field_validator("write_keys", "cors_origins", mode="before")(_split)
+
+    @property
+    def producer_tuning(self) -> ProducerTuning:
+        return ProducerTuning(
+            max_batch_bytes=self.producer_max_batch_bytes,
+            linger_ms=self.producer_linger_ms,
+            connect_retry_first_seconds=self.connect_retry_first_seconds,
+            connect_retry_max_seconds=self.connect_retry_max_seconds,
+        )
 
     @field_validator("page_rules", mode="before")
     @classmethod

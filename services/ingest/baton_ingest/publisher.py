@@ -1,11 +1,17 @@
-"""Publishes canonical events to ``leads.events``; a write counts only once Kafka acked it."""
+"""Publishes canonical events to ``leads.events``; a write counts only once Kafka acked it.
+
+A request's events go out as one record batch per partition
+(:func:`baton_shared.producer.send_batched`, keyed and partitioned by lead id), and the
+request is answered once every batch is acknowledged. The producer (re)connects in the
+background and is replaced when an error leaves it unusable.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -15,12 +21,11 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
-from aiokafka.partitioner import murmur2
-from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import Counter, Histogram
 
 from baton_shared.kafka import durable_producer, ensure_topics
 from baton_shared.logs import get_logger
+from baton_shared.producer import partition_for, send_batched
 
 log = get_logger(__name__)
 
@@ -50,11 +55,14 @@ FATAL_FOR_PRODUCER = (
 Message = tuple[bytes, bytes]
 
 
-@functools.lru_cache(maxsize=65_536)
-def key_hash(key: bytes) -> int:
-    """The Java client's (and aiokafka's DefaultPartitioner's) murmur2 of a key. Leads
-    send many events, and aiokafka's murmur2 is pure Python: remember the recent ones."""
-    return murmur2(key) & 0x7FFFFFFF
+@dataclass(frozen=True)
+class ProducerTuning:
+    """How the publisher's producer batches and how it reconnects (see IngestSettings)."""
+
+    max_batch_bytes: int = 512 * 1024
+    linger_ms: int = 2
+    connect_retry_first_seconds: float = 0.2
+    connect_retry_max_seconds: float = 5.0
 
 
 class KafkaUnavailable(RuntimeError):
@@ -65,11 +73,19 @@ class Publisher:
     """Owns the producer. It (re)connects in the background so the API can start,
     and answer 503, while Kafka is still down."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, partitions: int, timeout_s: float):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        partitions: int,
+        timeout_s: float,
+        tuning: ProducerTuning | None = None,
+    ):
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._partitions = partitions
         self._timeout_s = timeout_s
+        self._tuning = tuning or ProducerTuning()
         self._producer: AIOKafkaProducer | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
@@ -96,10 +112,14 @@ class Publisher:
         self._connect_task = asyncio.create_task(self._connect_forever())
 
     async def _connect_forever(self) -> None:
-        delay = 0.2
+        tuning = self._tuning
+        delay = tuning.connect_retry_first_seconds
         while True:
             producer = durable_producer(
-                self._bootstrap, client_id="baton-ingest", max_batch_size=512 * 1024
+                self._bootstrap,
+                client_id="baton-ingest",
+                max_batch_size=tuning.max_batch_bytes,
+                linger_ms=tuning.linger_ms,
             )
             try:
                 await ensure_topics(self._bootstrap, [self._topic], self._partitions)
@@ -108,7 +128,7 @@ class Publisher:
                 await producer.stop()
                 log.warning("kafka_connect_failed", error=type(exc).__name__, retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, tuning.connect_retry_max_seconds)
                 continue
             self._producer = producer
             log.info("kafka_connected", topic=self._topic)
@@ -127,25 +147,10 @@ class Publisher:
         self, producer: AIOKafkaProducer, messages: Sequence[Message]
     ) -> list[asyncio.Future[object]]:
         """One record batch per partition instead of one ``send`` per event: the same
-        partitioning as every other Kafka client (murmur2 of the lead id), far fewer calls.
-        Every batch is handed over before any acknowledgement is awaited."""
+        partitioning as every other Kafka client (murmur2 of the lead id), far fewer calls."""
         partitions = sorted(await producer.partitions_for(self._topic))
-        open_batches: dict[int, BatchBuilder] = {}
-        futures: list[asyncio.Future[object]] = []
-        for key, value in messages:
-            partition = partitions[key_hash(key) % len(partitions)]
-            builder = open_batches.get(partition)
-            if builder is None or builder.append(key=key, value=value, timestamp=None) is None:
-                if builder is not None:  # full: ship it and start another
-                    futures.append(
-                        await producer.send_batch(builder, self._topic, partition=partition)
-                    )
-                builder = open_batches[partition] = producer.create_batch()
-                if builder.append(key=key, value=value, timestamp=None) is None:
-                    raise KafkaUnavailable(f"a {len(value)}-byte event does not fit in a batch")
-        for partition, builder in open_batches.items():
-            futures.append(await producer.send_batch(builder, self._topic, partition=partition))
-        return futures
+        records = [(partition_for(key, partitions), key, value) for key, value in messages]
+        return await send_batched(producer, self._topic, records)
 
     async def publish(self, messages: Sequence[Message]) -> None:
         """Send every (lead id, event) message and wait until all are acknowledged."""

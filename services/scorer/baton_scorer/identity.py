@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
+
 from baton_shared.schemas import LeadEvent
 
 MAX_PENDING = 200  # anonymous events held per anonymous id before an identify; oldest dropped
@@ -23,6 +25,25 @@ class Alias:
     lead_id: str | None = None
     pending: list[LeadEvent] = field(default_factory=list)
     dropped: int = 0
+
+    def to_bytes(self) -> bytes:
+        """The alias as the ``aliases`` table stores it (JSON)."""
+        return orjson.dumps(
+            {
+                "lead_id": self.lead_id,
+                "pending": [e.model_dump(mode="json", by_alias=True) for e in self.pending],
+                "dropped": self.dropped,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, stored: bytes | None) -> Alias:
+        """What :meth:`to_bytes` wrote; a new alias for nothing stored."""
+        if not stored:
+            return cls()
+        raw = orjson.loads(stored)
+        pending = [LeadEvent.model_validate(e) for e in raw.get("pending", [])]
+        return cls(lead_id=raw.get("lead_id"), pending=pending, dropped=raw.get("dropped", 0))
 
 
 def stitch(alias: Alias, event: LeadEvent) -> list[LeadEvent]:

@@ -1,0 +1,179 @@
+"""One scoring step: records in, transitions and states to save out. Pure: no I/O, no clock.
+
+The scorer's stream shell (:mod:`baton_scorer.stream`) and ``baton replay``
+(``baton_analytics.replay``) both run their records through these functions, so the
+stream and a replay cannot drift apart:
+
+* :func:`score_batch` — a batch of the worker's inputs as raw values: each is decoded
+  (or becomes a dead letter); a rep's action goes through :func:`rep_action`; an event
+  through :func:`score` — unless it is anonymous and fresh from ``leads.events``, when
+  it is handed back to be stitched first.
+* :func:`stitch_batch` / :func:`stitch_event` — anonymous events against their aliases
+  (:mod:`baton_scorer.identity`): the events to score now, re-keyed to their lead.
+* :func:`fire_timers` — recycle the leads whose cold timer is due at ``now``.
+
+Lead states come from a lookup the caller passes (a cache over the table, a dict); the
+step updates them in place and names the leads it touched, for the caller to save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pydantic import ValidationError
+
+from baton_scorer import core
+from baton_scorer.identity import Alias, stitch
+from baton_scorer.rules import Rules
+from baton_shared.schemas import Activity, ActivityKind, LeadEvent, Transition, decode
+
+# Rep actions that move a lead: a BANT confirmation (the qualification gate) and a
+# rejection (back to nurture). Other activities (accepted, contacted, won, lost) are
+# the router's and the SLA monitor's business.
+REP_ACTIONS = frozenset({ActivityKind.QUALIFIED, ActivityKind.REJECTED})
+
+# What makes a record undecodable or unscorable: it goes to the DLQ with the error.
+RECORD_ERRORS = (ValidationError, ValueError, TypeError, KeyError)
+
+StateLookup = Callable[[str], Any]
+"""A lead id to its state (``core.LeadState``), created empty for a new lead."""
+AliasLookup = Callable[[str], Alias]
+"""An anonymous id to its :class:`~baton_scorer.identity.Alias`, created for a new one."""
+
+
+class Source(Enum):
+    """Where a record comes from, which decides what the step does with it."""
+
+    EVENTS = "events"  # leads.events: an anonymous event is stitched first
+    STITCHED = "stitched"  # released by stitching, keyed by its lead: scored as it is
+    ACTIVITY = "activity"  # leads.activity: a rep's action
+
+
+@dataclass(slots=True)
+class Scored:
+    """What :func:`score_batch` did; indexes point into the batch it was given."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    touched: dict[str, None] = field(default_factory=dict)  # leads whose state to save
+    to_stitch: list[tuple[int, str]] = field(default_factory=list)  # (index, anonymous id)
+    dead_letters: list[tuple[int, str]] = field(default_factory=list)  # (index, error)
+    rep_actions: list[str] = field(default_factory=list)  # kinds applied
+    scored: int = 0
+    duplicates: int = 0
+    newest_at: float | None = None  # the newest event time scored (epoch seconds)
+
+
+@dataclass(slots=True)
+class Stitched:
+    """What :func:`stitch_batch` did; indexes point into the batch it was given."""
+
+    released: list[LeadEvent] = field(default_factory=list)  # to score, re-keyed
+    touched: dict[str, Alias] = field(default_factory=dict)  # aliases to save
+    dead_letters: list[tuple[int, str]] = field(default_factory=list)  # (index, error)
+    held: int = 0  # events held until an identify links their anonymous id
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def score(state: Any, event: LeadEvent, at: float, rules: Rules) -> list[Transition] | None:
+    """Score ``event`` (at event time ``at``) into ``state`` in place: the transitions it
+    causes, or None when its ``event_id`` was seen already (a duplicate changes nothing)."""
+    if core.is_seen(state, event.event_id):
+        return None
+    return core.score_event(state, event, rules, at)[1]
+
+
+def rep_action(states: StateLookup, activity: Activity, rules: Rules) -> list[Transition] | None:
+    """Apply a rep's qualification (BANT) or rejection to the lead's state: its
+    transitions, or None for any other activity (no state is looked up then)."""
+    if activity.kind not in REP_ACTIONS:
+        return None
+    _, transitions = core.apply_rep_action(
+        states(activity.lead_id),
+        activity.lead_id,
+        activity.activity_id,
+        activity.kind.value,
+        activity.occurred_at.timestamp(),
+        rules,
+        reason=activity.reason,
+        bant=tuple(activity.bant),
+    )
+    return transitions
+
+
+def fire_timers(
+    lead_ids: Iterable[str], states: StateLookup, now: float, rules: Rules
+) -> list[Transition]:
+    """Fire the recycle timers of ``lead_ids`` that are due at event time ``now``, in
+    order (a lead whose timer moved later only gets its exact due time)."""
+    out: list[Transition] = []
+    for lead_id in lead_ids:
+        out += core.expire(states(lead_id), lead_id, now, rules)
+    return out
+
+
+def score_batch(
+    records: Sequence[tuple[Source, bytes]], states: StateLookup, rules: Rules
+) -> Scored:
+    """Run a batch of raw records, in order, through the step (see the module doc)."""
+    out = Scored()
+    touched = out.touched
+    for index, (source, value) in enumerate(records):
+        try:
+            if source is Source.ACTIVITY:
+                activity = decode(Activity, value)
+                transitions = rep_action(states, activity, rules)
+                if transitions is None:
+                    continue
+                out.rep_actions.append(activity.kind.value)
+                touched[activity.lead_id] = None
+                out.transitions += transitions
+                continue
+            event = decode(LeadEvent, value)
+            if source is Source.EVENTS and event.anonymous_id is not None:
+                out.to_stitch.append((index, event.anonymous_id))
+                continue
+            at = event.occurred_at.timestamp()
+            transitions = score(states(event.lead_id), event, at, rules)
+        except RECORD_ERRORS as exc:
+            out.dead_letters.append((index, error_text(exc)))
+            continue
+        if transitions is None:
+            out.duplicates += 1
+            continue
+        out.scored += 1
+        if out.newest_at is None or at > out.newest_at:
+            out.newest_at = at
+        touched[event.lead_id] = None
+        if transitions:
+            out.transitions += transitions
+    return out
+
+
+def stitch_event(aliases: AliasLookup, event: LeadEvent) -> list[LeadEvent]:
+    """The events to score now that ``event`` met its anonymous id's alias (in place)."""
+    return stitch(aliases(event.anonymous_id or ""), event)
+
+
+def stitch_batch(values: Sequence[bytes], aliases: AliasLookup) -> Stitched:
+    """Stitch a batch of encoded anonymous events, in order."""
+    out = Stitched()
+    for index, value in enumerate(values):
+        try:
+            event = decode(LeadEvent, value)
+            anonymous = event.anonymous_id or ""
+            alias = aliases(anonymous)
+            released = stitch(alias, event)
+        except RECORD_ERRORS as exc:
+            out.dead_letters.append((index, error_text(exc)))
+            continue
+        if not released:
+            out.held += 1
+        out.touched[anonymous] = alias
+        out.released += released
+    return out

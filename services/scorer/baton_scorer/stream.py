@@ -1,0 +1,275 @@
+"""The scorer worker's I/O around the scoring step (:mod:`baton_scorer.step`).
+
+:class:`ScorerShell` is what the faust agents and timers (:mod:`baton_scorer.app`) call.
+It keeps the worker's caches over the ``leads`` and ``aliases`` tables, hands records
+to the step and makes its outputs durable, per batch in this order:
+
+1. dead letters go to ``<topic>.dlq``; anonymous events to the identity topic;
+2. the transitions are produced and *acknowledged* by Kafka;
+3. each touched lead's state is written once to the table and its changelog, as one
+   record batch per partition, and acknowledged;
+4. only then does the agent ack the input records (their offsets commit after that).
+
+A crash anywhere re-processes the batch: a transition is never lost, and a re-emitted
+one carries the same deterministic ``transition_id``, on which consumers dedup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+
+from baton_scorer import core, step
+from baton_scorer import metrics as m
+from baton_scorer.identity import Alias
+from baton_scorer.rules_source import RulesSource
+from baton_scorer.timers import TimerQueue
+from baton_shared.clock import utcnow
+from baton_shared.logs import get_logger
+from baton_shared.producer import send_batched
+from baton_shared.schemas import DeadLetter, Transition
+from baton_shared.topics import Topics, dlq
+
+log = get_logger(__name__)
+
+SCORED = m.EVENTS.labels(outcome="scored")
+DUPLICATES = m.EVENTS.labels(outcome="duplicate")
+HELD = m.EVENTS.labels(outcome="held_anonymous")
+
+
+class ScorerShell:
+    """The per-worker state around the step: caches, timers, the rules in use."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        topics: Topics,
+        internal: tuple[str, str],
+        source: RulesSource,
+        leads: Any,
+        aliases: Any,
+    ) -> None:
+        self.app = app
+        self.topics = topics
+        self.identity_topic, self.stitched_topic = internal
+        self.source = source
+        self.leads = leads  # faust tables: lead id -> LeadState, anonymous id -> Alias
+        self.aliases_table = aliases
+        self.sources = {topics.events: step.Source.EVENTS, topics.activity: step.Source.ACTIVITY}
+        self.states: dict[str, Any] = {}
+        self.aliases: dict[str, Alias] = {}
+        self.timers = TimerQueue()
+        self.timers_stale = True
+        self.partitions: dict[str, int] = {}  # lead id -> its changelog partition
+        # A batch and the timers change the same cached states: a timer saving a lead
+        # mid-batch could make durable what the batch has not published yet.
+        self.lock = asyncio.Lock()
+
+    def reset_caches(self) -> None:
+        """After a rebalance the table is the truth again."""
+        self.states.clear()
+        self.aliases.clear()
+        self.partitions.clear()
+        self.timers.clear()
+        self.timers_stale = True
+
+    def load_state(self, lead_id: str) -> Any:
+        state = self.states.get(lead_id)
+        if state is None:
+            stored = self.leads.get(lead_id.encode())
+            state = (
+                core.state_from_dict(orjson.loads(stored), self.source.rules)
+                if stored
+                else core.new_state()
+            )
+            self.states[lead_id] = state
+        return state
+
+    def load_alias(self, anonymous_id: str) -> Alias:
+        alias = self.aliases.get(anonymous_id)
+        if alias is None:
+            alias = Alias.from_bytes(self.aliases_table.get(anonymous_id.encode()))
+            self.aliases[anonymous_id] = alias
+        return alias
+
+    async def score_batch(self, events: list[Any]) -> None:
+        """Score a batch of the input topics' records and make the outcome durable."""
+        started = time.perf_counter()
+        sources = self.sources
+        records = [(sources.get(ev.message.topic, step.Source.STITCHED), ev.value) for ev in events]
+        scored = step.score_batch(records, self.load_state, self.source.rules)
+        for index, error in scored.dead_letters:
+            await self.dead_letter(events[index], error)
+        forwards = [
+            await self._send(self.identity_topic, anonymous_id.encode(), events[index].value)
+            for index, anonymous_id in scored.to_stitch
+        ]
+        for kind in scored.rep_actions:
+            m.ACTIVITIES.labels(kind=kind).inc()
+        SCORED.inc(scored.scored)
+        DUPLICATES.inc(scored.duplicates)
+        await self.publish(scored.transitions)
+        if forwards:
+            await asyncio.gather(*forwards)
+        await self.save_leads(scored.touched)
+        if scored.newest_at is not None:
+            # How far behind real time scoring runs: measured when the batch is
+            # durable, against its newest event (a late event is not lag).
+            m.EVENT_TIME_LAG.set(max(0.0, time.time() - scored.newest_at))
+        m.BATCH_SECONDS.set(time.perf_counter() - started)
+
+    async def stitch_batch(self, events: list[Any]) -> None:
+        """Stitch a batch of the identity topic's records; release linked events."""
+        stitched = step.stitch_batch([ev.value for ev in events], self.load_alias)
+        for index, error in stitched.dead_letters:
+            await self.dead_letter(events[index], error)
+        HELD.inc(stitched.held)
+        sends = [
+            await self._send(self.stitched_topic, e.lead_id.encode(), e.to_bytes())
+            for e in stitched.released
+        ]
+        if sends:
+            await asyncio.gather(*sends)
+        for anonymous, alias in stitched.touched.items():
+            self.aliases_table[anonymous.encode()] = alias.to_bytes()
+
+    async def fire_timers(self) -> None:
+        """Recycle the leads whose cold timer is due now, without any new event."""
+        app = self.app
+        if app.rebalancing or not app.consumer.assignment():
+            return
+        if self.timers_stale:
+            for key, stored in list(self.leads.items()):
+                due = orjson.loads(stored).get("due") if stored else None
+                self.timers.schedule(key.decode(), due)
+            self.timers_stale = False
+        async with self.lock:
+            now = time.time()
+            due = self.timers.pop_due(now)
+            transitions = step.fire_timers(due, self.load_state, now, self.source.rules)
+            m.TIMERS_FIRED.inc(len(transitions))
+            await self.publish(transitions)
+            await self.save_leads(due)
+            self.observe()
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+        """Queue one record on faust's producer; the future resolves when it is acked."""
+        future: asyncio.Future[Any] = await self.app.producer.send(
+            topic, key, value, None, None, None
+        )
+        return future
+
+    async def dead_letter(self, event: Any, error: str) -> None:
+        m.EVENTS.labels(outcome="dead_letter").inc()
+        m.DEAD_LETTERS.inc()
+        message = event.message
+        source_topic = (
+            self.topics.activity if message.topic == self.topics.activity else self.topics.events
+        )
+        await self._send(dlq(source_topic), message.key, dead_letter_of(event, error).to_bytes())
+
+    async def publish(self, transitions: list[Transition]) -> None:
+        """Produce and wait for Kafka's acknowledgement of every transition."""
+        if not transitions:
+            return
+        emitted_at = utcnow()
+        futures = []
+        for t in transitions:
+            stamped = t.model_copy(update={"emitted_at": emitted_at})
+            futures.append(
+                await self._send(self.topics.transitions, t.lead_id.encode(), stamped.to_bytes())
+            )
+            m.TRANSITIONS.labels(
+                to_stage=t.to_stage.value, reason=(t.reason_kind or "").__str__()
+            ).inc()
+            log.info(
+                "lead_transition",
+                lead_id=t.lead_id,
+                to_stage=t.to_stage.value,
+                reason=t.reason_kind,
+                score=t.score,
+                transition_id=t.transition_id,
+                rules_version=t.rules_version,
+            )
+        await asyncio.gather(*futures)
+
+    async def save_leads(self, lead_ids: Iterable[str]) -> None:
+        """Write the cached states of ``lead_ids`` to the ``leads`` table and its
+        changelog, then schedule their timers.
+
+        faust's ``table[key] = value`` costs a full send path per key; this writes the
+        local store and produces the changelog records as one record batch per
+        partition (the partition the producer's partitioner gives the lead id, as
+        faust's ``use_partitioner`` would), then waits for all of them, so the state
+        is durable before the batch's offsets are acked.
+        """
+        states = {lead_id: self.states[lead_id] for lead_id in lead_ids}
+        if not states:
+            return
+        table = self.leads
+        changelog = table.changelog_topic.get_topic_name()
+        producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
+        await producer.client._wait_on_metadata(changelog)
+        records = []
+        for key, state in states.items():
+            value = orjson.dumps(state.to_dict())
+            raw_key = key.encode()
+            table.data[raw_key] = value
+            partition = self.partitions.get(key)
+            if partition is None:
+                partition = producer._partition(changelog, None, None, None, raw_key, None)
+                self.partitions[key] = partition
+            records.append((partition, raw_key, value))
+        await asyncio.gather(*await send_batched(producer, changelog, records))
+        for lead_id, state in states.items():
+            self.timers.schedule(lead_id, state.due)
+
+    def observe(self) -> None:
+        """Table sizes and consumer lag, for /metrics."""
+        m.TABLE_SIZE.labels(table="leads").set(len(self.leads))
+        m.TABLE_SIZE.labels(table="aliases").set(len(self.aliases_table))
+        try:
+            consumer = self.app.consumer
+            # faust keeps the last offset it read per partition (private, no public API).
+            m.CONSUMER_LAG.set(
+                offset_lag(consumer.assignment(), consumer.highwater, consumer._read_offset)
+            )
+        except Exception:  # lag is best effort; never break the timer over it
+            pass
+
+
+def offset_lag(partitions: Any, highwater: Any, read_offsets: Mapping[Any, int | None]) -> int:
+    """Records not read yet, summed over ``partitions``.
+
+    ``highwater(tp)`` is Kafka's next offset to be written; ``read_offsets[tp]`` the
+    last offset read. A partition not read yet, or without a known high water, counts 0.
+    """
+    lag = 0
+    for tp in partitions:
+        high = highwater(tp)
+        read = read_offsets.get(tp)
+        if high is not None and read is not None:
+            lag += max(0, high - read - 1)
+    return lag
+
+
+def dead_letter_of(event: Any, error: str) -> DeadLetter:
+    """The DLQ record for a faust event that could not be scored or stitched."""
+    message = event.message
+    raw = event.value
+    return DeadLetter(
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key.decode("utf-8", "replace") if message.key else None,
+        value=raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw),
+        error=error[:2000],
+        consumer="baton-scorer",
+        failed_at=datetime.now(UTC),
+    )
