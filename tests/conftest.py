@@ -44,6 +44,21 @@ class DatabaseFactory(Protocol):
         ...
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``BATON_SCORER_CORE=native`` (CI sets it where cargo is) makes a missing compiled
+    core a failed run, not ~550 silently skipped comparisons."""
+    if os.environ.get("BATON_SCORER_CORE") != "native":
+        return
+    try:
+        import baton_scorer_native  # noqa: F401
+    except ImportError as exc:
+        pytest.exit(
+            f"BATON_SCORER_CORE=native but the compiled core does not import ({exc}); "
+            "build it with `make install` (needs cargo)",
+            returncode=1,
+        )
+
+
 @cache
 def docker_available() -> bool:
     """True when a Docker daemon answers within a few seconds."""
