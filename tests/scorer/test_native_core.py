@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from baton_scorer import core, lifecycle
 from baton_scorer.rules import Rules, load_rules, parse_rules
+from baton_scorer.state import engagement_from_dict
+from baton_scorer.transitions import build_signal, build_transition
 from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Signal, Stage, Transition
 
 pytestmark = pytest.mark.skipif(
@@ -259,9 +261,7 @@ def test_states_move_between_the_cores_through_to_dict(rules: Rules) -> None:
     raw = orjson.loads(orjson.dumps(ref.to_dict()))
     native = core.state_from_dict(raw, rules) if core.KIND == "native" else None
     if native is None:
-        native = core._native.LeadState.from_parts(
-            raw, *lifecycle._engagement_from_dict(raw, rules)
-        )
+        native = core._native.LeadState.from_parts(raw, *engagement_from_dict(raw, rules))
     assert state_bytes(native) == state_bytes(ref)
     assert native.is_seen("e0") and not native.is_seen("e9")
     more = make_event(
@@ -285,7 +285,7 @@ def test_a_state_with_capped_history_survives_the_changelog(rules: Rules) -> Non
         lifecycle.score_event(ref, event, rules)
     raw = orjson.loads(orjson.dumps(ref.to_dict()))  # what the changelog gives back
     assert raw["capped"], "the shipped rules cap email opens"
-    restored = core._native.LeadState.from_parts(raw, *lifecycle._engagement_from_dict(raw, rules))
+    restored = core._native.LeadState.from_parts(raw, *engagement_from_dict(raw, rules))
     assert state_bytes(restored) == state_bytes(ref)
     more = make_event("l", {"event_id": "o9", "hours": 2, "type": "track", "name": "Email Opened"})
     assert wire(compiled.score_event(restored, more, None)) == wire(
@@ -294,7 +294,7 @@ def test_a_state_with_capped_history_survives_the_changelog(rules: Rules) -> Non
     assert state_bytes(restored) == state_bytes(ref)
     with pytest.raises(ValueError, match=r"capped entry of email-open needs \[at, event_id"):
         broken = {**raw, "capped": {"email-open": {"0": [[1.0, "o1"]]}}}
-        core._native.LeadState.from_parts(broken, *lifecycle._engagement_from_dict(raw, rules))
+        core._native.LeadState.from_parts(broken, *engagement_from_dict(raw, rules))
 
 
 def test_decay_powers_match_the_reference_to_the_last_bit(rules: Rules) -> None:
@@ -370,14 +370,14 @@ def test_transitions_are_built_as_the_reference_builds_them(rules: Rules) -> Non
             "threshold", False, "e1", None, 1741000000.123456,
             [("pricing", 40.0), ("blog", 10.5)], "a@corp.com", {"title": "VP"})  # fmt: skip
     built = core.native_core(rules).build_transition(*args)
-    reference = lifecycle._transition(
+    reference = build_transition(
         transition_id="t1", lead_id="lead-1", from_stage=Stage.NEW, to_stage=Stage.MQL,
         score=55.5, fit=5.0, engagement=50.5, reason="score 55.5 >= MQL 50",
         reason_kind=ReasonKind.THRESHOLD, express=False, trigger_event_id="e1",
         trigger_event=None, occurred_at=datetime.fromtimestamp(1741000000.123456, UTC),
         rules_version=rules.version, email="a@corp.com", traits={"title": "VP"},
-        top_signals=[lifecycle._signal(signal="pricing", points=40.0),
-                     lifecycle._signal(signal="blog", points=10.5)],
+        top_signals=[build_signal(signal="pricing", points=40.0),
+                     build_signal(signal="blog", points=10.5)],
     )  # fmt: skip
     assert built == reference
     assert built.to_bytes() == reference.to_bytes()
@@ -579,5 +579,5 @@ def test_a_full_dedup_window_forgets_its_oldest_ids_as_the_reference_does(
         assert len(ref[lead].recent_event_ids) == lifecycle.DEDUP_WINDOW  # ... and it is full
         assert state_bytes(native[lead]) == state_bytes(ref[lead])
         raw = orjson.loads(orjson.dumps(native[lead].to_dict()))  # through the changelog
-        again = core._native.LeadState.from_parts(raw, *lifecycle._engagement_from_dict(raw, rules))
+        again = core._native.LeadState.from_parts(raw, *engagement_from_dict(raw, rules))
         assert state_bytes(again) == state_bytes(ref[lead])

@@ -23,6 +23,7 @@ import pydantic_core
 
 from baton_scorer import lifecycle
 from baton_scorer.rules import Rules
+from baton_scorer.state import engagement_from_dict
 from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Signal, Stage, Transition
 
 try:
@@ -52,10 +53,10 @@ KIND = _choose()
 
 # A replay builds tens of thousands of transitions: the native core builds them without
 # pydantic's per-call machinery (``object.__new__`` and the instance slots set directly,
-# as ``lifecycle`` gets them from ``schemas.trusted_constructor``), from these.
-# ``tests/scorer/test_native_core.py`` checks they equal what ``lifecycle`` builds, field
-# order and fields set included; a schema change that adds, drops or reorders a field
-# stops the import here instead.
+# as ``transitions.build_transition`` gets them from ``schemas.trusted_constructor``), from
+# these. ``tests/scorer/test_native_core.py`` checks they equal what ``build_transition``
+# builds, field order and fields set included; a schema change that adds, drops or
+# reorders a field stops the import here instead.
 _TRANSITION_FIELDS = (
     "schema_", "transition_id", "lead_id", "from_stage", "to_stage", "score", "fit",
     "engagement", "reason", "express", "trigger_event_id", "trigger_event", "occurred_at",
@@ -145,7 +146,7 @@ if KIND == "native":
         return native_core(rules).score_event  # type: ignore[no-any-return]
 
     def state_from_dict(raw: dict[str, Any], rules: Rules) -> Any:
-        groups, signals, origin = lifecycle._engagement_from_dict(raw, rules)
+        groups, signals, origin = engagement_from_dict(raw, rules)
         return _native.LeadState.from_parts(raw, groups, signals, origin)
 
     def is_seen(state: Any, event_id: str) -> bool:

@@ -1,0 +1,81 @@
+"""Decisions no event makes: the recycle timer firing, and a rep's action. Pure, in place.
+
+:func:`expire` recycles an SQL lead whose timer is due at a given event time;
+:func:`apply_rep_action` applies a rep's BANT confirmation (the qualification gate)
+or rejection (back to nurture).
+"""
+
+from __future__ import annotations
+
+import math
+
+from baton_scorer.due import cold_due, due_at
+from baton_scorer.rules import Rules
+from baton_scorer.state import LeadState
+from baton_scorer.transitions import Trigger, missing_bant, move
+from baton_shared.schemas import ReasonKind, Stage, Transition
+
+
+def expire(state: LeadState, lead_id: str, now: float, rules: Rules) -> list[Transition]:
+    """Fire the recycle timer if it is due at event time ``now`` (in place); when it is
+    not, ``state.due`` becomes the exact due time."""
+    due = due_at(state, rules)
+    if due is None or due > now:
+        state.due = due
+        return []
+    cold = cold_due(state, rules)
+    if cold is not None and math.isclose(due, cold):
+        reason = f"no engagement for {rules.recycle.cold_days:g} days"
+    else:
+        reason = f"score decayed below recycle level {rules.recycle.below_score:g}"
+    if state.watermark is None or due > state.watermark:
+        state.watermark = due
+    trigger = Trigger(f"timer:{due!r}", "recycle timer", due)
+    return [move(state, lead_id, Stage.RECYCLED, ReasonKind.RECYCLE, reason, trigger, rules, False)]
+
+
+def apply_rep_action(
+    state: LeadState,
+    lead_id: str,
+    action_id: str,
+    kind: str,
+    at: float,
+    rules: Rules,
+    reason: str | None = None,
+    bant: tuple[str, ...] = (),
+) -> tuple[LeadState, list[Transition]]:
+    """A rep's action (in place).
+
+    ``qualified`` confirms BANT fields (and makes the lead SQL once the gate is
+    satisfied); ``rejected`` sends an SQL back to nurture with the reason.
+    """
+    if action_id in state.seen:
+        return state, []
+    state.seen[action_id] = None
+    trigger = Trigger(action_id, f"rep {kind}", at)
+    if kind == "rejected" and state.stage == Stage.SQL:
+        why = f"rejected by rep: {reason}" if reason else "rejected by rep"
+        return state, [
+            move(state, lead_id, Stage.RECYCLED, ReasonKind.REJECTION, why, trigger, rules, False)
+        ]
+    if kind == "qualified":
+        state.bant = tuple(sorted({*state.bant, *bant}))
+        if state.stage in (Stage.NEW, Stage.MQL, Stage.RECYCLED) and not missing_bant(state, rules):
+            t = max(state.watermark or at, at)
+            th = rules.thresholds
+            bar = th.sql + (th.hysteresis if state.stage == Stage.RECYCLED else 0)
+            if state.sql_ready or state.score_at(t, rules) >= bar:
+                why = f"qualified by rep ({', '.join(state.bant)})"
+                return state, [
+                    move(
+                        state,
+                        lead_id,
+                        Stage.SQL,
+                        ReasonKind.QUALIFICATION,
+                        why,
+                        trigger,
+                        rules,
+                        False,
+                    )
+                ]
+    return state, []
