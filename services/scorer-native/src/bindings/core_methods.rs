@@ -1,4 +1,4 @@
-//! ``Core``'s Python methods: ``baton_scorer.lifecycle``'s functions on one rules
+//! ``Core``'s Python methods: the Python reference's functions on one rules
 //! version (``score_event``, ``expire``, ``apply_rep_action``, ``due_at``, ...), and the
 //! batch forms ``baton replay`` calls (``score_batch``, ``score_records``).
 
@@ -107,7 +107,7 @@ impl Core {
     }
 
     /// A Transition as scoring builds it, from given values (for the test that checks
-    /// it equals the one ``lifecycle`` builds).
+    /// it equals the one ``transitions.move`` builds).
     #[allow(clippy::too_many_arguments)] // the Python signature: one argument per field
     #[pyo3(signature = (transition_id, lead_id, from_stage, to_stage, score, fit, engagement,
         reason, reason_kind, express, trigger_id, trigger_name, trigger_at, signals, email,
@@ -156,7 +156,7 @@ impl Core {
         )
     }
 
-    /// ``lifecycle.expire``: fire the recycle timer if due at ``now`` (in place).
+    /// ``actions.expire``: fire the recycle timer if due at ``now`` (in place).
     fn expire<'py>(
         &mut self,
         py: Python<'py>,
@@ -170,7 +170,7 @@ impl Core {
         Ok(out)
     }
 
-    /// ``lifecycle.apply_rep_action``: a rep's ``qualified`` or ``rejected`` (in place).
+    /// ``actions.apply_rep_action``: a rep's ``qualified`` or ``rejected`` (in place).
     #[pyo3(signature = (state, lead_id, action_id, kind, at, reason=None, bant=Vec::new()))]
     #[allow(clippy::too_many_arguments)] // the Python signature
     fn apply_rep_action<'py>(
@@ -198,7 +198,7 @@ impl Core {
         Ok(out)
     }
 
-    /// ``lifecycle.due_at``: when an SQL lead is recycled if nothing else happens.
+    /// ``due.due_at``: when an SQL lead is recycled if nothing else happens.
     fn due_at_of(&self, state: &Bound<'_, State>) -> PyResult<Option<f64>> {
         Ok(self.due_at(&*state.try_borrow()?))
     }

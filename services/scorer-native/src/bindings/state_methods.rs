@@ -1,5 +1,5 @@
 //! ``LeadState``'s Python methods: built from and written to the dict
-//! ``lifecycle.LeadState.to_dict`` writes, and its fields read one by one.
+//! ``state.LeadState.to_dict`` writes, and its fields read one by one.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ impl State {
         State::empty(py)
     }
 
-    /// The state ``lifecycle.LeadState.to_dict`` writes, with engagement already at one
+    /// The state ``state.LeadState.to_dict`` writes, with engagement already at one
     /// reference time (``groups``, ``signals``, ``origin`` as given).
     #[staticmethod]
     #[pyo3(signature = (raw, groups, signals, origin=None))]

@@ -1,5 +1,6 @@
 //! Scoring: ``Core``, one rules version compiled, and what it does to a lead's state
-//! for each event, rep action and timer (``baton_scorer.lifecycle``'s functions):
+//! for each event, rep action and timer (the Python reference: ``baton_scorer.lifecycle``
+//! and the modules it re-exports):
 //! [`score`] scores an event into the state, [`stages`] moves the lead between
 //! stages and builds the transitions, [`replay`] scores ``baton replay``'s encoded
 //! records. The Python methods are in ``bindings::core_methods``.
@@ -23,7 +24,7 @@ use crate::transition::TransitionMaker;
 pub(crate) use replay::parse_ahead_from;
 pub(crate) use stages::RepAction;
 
-/// How many signals a transition names (``lifecycle.TOP_SIGNALS``).
+/// How many signals a transition names (``transitions.TOP_SIGNALS``).
 const TOP_SIGNALS: usize = 3;
 /// How far back a capped rule's windows are kept (``lifecycle.CAP_HORIZON_SECONDS``).
 const CAP_HORIZON_SECONDS: f64 = 90.0 * 86_400.0;
@@ -65,7 +66,7 @@ struct Trigger {
     at: f64,
 }
 
-/// One rules version, compiled: what ``lifecycle`` reads from ``Rules`` and
+/// One rules version, compiled: what the Python reference reads from ``Rules`` and
 /// ``CompiledRules``.
 #[pyclass(module = "baton_scorer_native")]
 pub struct Core {

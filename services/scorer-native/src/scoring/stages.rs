@@ -1,6 +1,5 @@
-//! A lead's stage moves (``lifecycle._decide``, ``_move``, ``expire``,
-//! ``apply_rep_action``), the transitions they build, and when an SQL lead falls due for
-//! recycling (``lifecycle.due_at``).
+//! A lead's stage moves (``baton_scorer.transitions``, ``actions``), the transitions they build, and when an SQL lead falls due for
+//! recycling (``baton_scorer.due``).
 
 use std::sync::Arc;
 
@@ -34,7 +33,7 @@ impl Move<'_> {
     }
 }
 
-/// A rep's ``qualified`` or ``rejected`` on a lead (``lifecycle.apply_rep_action``).
+/// A rep's ``qualified`` or ``rejected`` on a lead (``actions.apply_rep_action``).
 pub(crate) struct RepAction<'a> {
     pub(crate) lead_id: &'a str,
     pub(crate) action_id: &'a str,
@@ -45,7 +44,7 @@ pub(crate) struct RepAction<'a> {
 }
 
 impl Core {
-    /// ``lifecycle.apply_rep_action``: the action applied to ``st`` in place, its
+    /// ``actions.apply_rep_action``: the action applied to ``st`` in place, its
     /// transition (if any) appended to ``out``.
     pub(crate) fn rep_action_into(
         &self,
@@ -126,7 +125,7 @@ impl Core {
             .collect()
     }
 
-    /// ``lifecycle._decide``: whether a lead that scored ``score`` (or took an express
+    /// ``transitions.decide``: whether a lead that scored ``score`` (or took an express
     /// lane) moves to SQL or MQL.
     pub(super) fn decide(
         &self,
@@ -184,7 +183,7 @@ impl Core {
         Ok(None)
     }
 
-    /// ``lifecycle._move``: the transition to ``to``, and the state moved there.
+    /// ``transitions.move``: the transition to ``to``, and the state moved there.
     pub(super) fn do_move(
         &self,
         py: Python<'_>,
@@ -289,7 +288,7 @@ impl Core {
         Some(start + cold * 86_400.0)
     }
 
-    /// ``lifecycle.due_at``: when an SQL lead is recycled if nothing else happens.
+    /// ``due.due_at``: when an SQL lead is recycled if nothing else happens.
     pub(crate) fn due_at(&self, st: &State) -> Option<f64> {
         if st.stage != Stage::Sql {
             return None;
@@ -324,7 +323,7 @@ impl Core {
         best
     }
 
-    /// ``lifecycle._due_floor``: a lower bound of ``due_at``, cheap when every group is
+    /// ``due.due_floor``: a lower bound of ``due_at``, cheap when every group is
     /// positive (a sum of decaying parts stays above ``level`` until
     /// ``t + h_min·log2(S(t)/level)``); exact otherwise.
     fn due_floor(&self, st: &State, t: f64) -> Option<f64> {
@@ -357,7 +356,7 @@ impl Core {
         }
     }
 
-    /// ``lifecycle.expire``: fires the recycle timer if due at ``now``.
+    /// ``actions.expire``: fires the recycle timer if due at ``now``.
     pub(crate) fn expire_into(
         &self,
         py: Python<'_>,

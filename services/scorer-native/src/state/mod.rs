@@ -1,4 +1,4 @@
-//! A lead's scoring state (``lifecycle.LeadState``): its stage, fit, decaying engagement
+//! A lead's scoring state (``baton_scorer.state.LeadState``): its stage, fit, decaying engagement
 //! by group and signal, capped rules' windows, and the window of event ids it has seen.
 //! Its Python methods are in ``bindings::state``.
 
@@ -32,7 +32,7 @@ pub(crate) fn add(pairs: &mut Pairs, key: u32, credit: f64) {
 /// How many event ids a lead's dedup window keeps (``lifecycle.DEDUP_WINDOW``).
 pub(crate) const DEDUP_WINDOW: usize = 500;
 
-/// ``lifecycle.Stage``.
+/// ``baton_shared.schemas.Stage``.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Stage {
     New,
@@ -67,7 +67,7 @@ impl Stage {
 /// A capped rule's window: ``[at, event id, points counted]`` per event, by time.
 pub(crate) type Window = Vec<(f64, Arc<str>, f64)>;
 
-/// One lead's state: the fields of ``lifecycle.LeadState``.
+/// One lead's state: the fields of ``state.LeadState``.
 #[pyclass(module = "baton_scorer_native", name = "LeadState")]
 pub struct State {
     pub(crate) stage: Stage,

@@ -1,4 +1,4 @@
-//! ``Transition`` (and ``Signal``) objects, built as ``lifecycle._transition`` builds them
+//! ``Transition`` (and ``Signal``) objects, built as ``baton_scorer.transitions.move`` builds them
 //! but without pydantic's per-call machinery: ``object.__new__``, then the instance dict
 //! and pydantic's three slots set as ``object.__setattr__`` sets them (pydantic's own
 //! ``__setattr__`` would validate). ``test_native_core.py`` checks the result equals the
