@@ -17,9 +17,9 @@ Same step, same rules file, same order: the same transitions, ids included.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -27,6 +27,8 @@ from baton_scorer import core, step
 from baton_scorer.identity import Alias
 from baton_scorer.rules import Rules
 from baton_shared.schemas import Activity, LeadEvent, Transition
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,15 +64,10 @@ class Replay:
     def score_events(self, events: list[LeadEvent]) -> None:
         """:meth:`event` for each of ``events``, in order; runs of events without an
         ``anonymous_id`` are scored in one call to the core."""
-        run: list[LeadEvent] = []
-        for event in events:
-            if event.anonymous_id is None:
-                run.append(event)
-                continue
+        for run, anonymous in runs(events, lambda e: e.anonymous_id is None):
             self._score_run(run)
-            run = []
-            self.event(event)
-        self._score_run(run)
+            if anonymous is not None:
+                self.event(anonymous)
 
     def score_records(self, values: list[bytes]) -> None:
         """:meth:`score_events` for encoded LeadEvents (``leads.events`` values), in order;
@@ -182,16 +179,24 @@ def replay_all(
 ) -> ReplayResult:
     """Replay an in-memory list (already in arrival order)."""
     replay = Replay(rules)
-    run: list[LeadEvent] = []
+    for run, activity in runs(items, lambda item: isinstance(item, LeadEvent)):
+        replay.score_events(run)  # type: ignore[arg-type]
+        if activity is not None:
+            replay.activity(activity)  # type: ignore[arg-type]
+    return replay.finish(end_at)
+
+
+def runs(items: Iterable[T], in_run: Callable[[T], bool]) -> Iterator[tuple[list[T], T | None]]:
+    """``items`` as runs of those ``in_run`` accepts, each with the item that ended it
+    (None after the last run)."""
+    run: list[T] = []
     for item in items:
-        if isinstance(item, LeadEvent):
+        if in_run(item):
             run.append(item)
             continue
-        replay.score_events(run)
+        yield run, item
         run = []
-        replay.activity(item)
-    replay.score_events(run)
-    return replay.finish(end_at)
+    yield run, None
 
 
 def transitions_from(result: ReplayResult, since_at: float) -> ReplayResult:

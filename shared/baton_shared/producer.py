@@ -3,7 +3,7 @@
 ``send_batched`` takes ``(partition, key, value)`` records, appends them to one
 aiokafka record batch per partition (``create_batch``/``send_batch``), ships a batch
 when it is full, and returns the delivery futures of every batch it handed over:
-a few microseconds per record instead of a ``send`` (a future and a send path) each.
+far less work per record than a ``send`` (a future and a send path) each.
 The caller awaits the futures; nothing is acknowledged before that.
 ``partition_for`` gives a key's partition as every Kafka client's default
 partitioner does (murmur2 of the key).

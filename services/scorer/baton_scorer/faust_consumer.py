@@ -1,13 +1,10 @@
-"""faust-streaming's Kafka consumer, without a race per message: why agents crawl.
+"""faust-streaming's Kafka consumer, with records handed to the streams without a race.
 
 faust's ``Consumer._drain_messages`` hands every fetched record to the streams with
 ``await self.wait_first(callback(message), self.suspend_flow.wait())``. ``wait_first``
 wraps each awaitable — plus the service's ``stopped`` and ``crashed`` events — in a
 task, runs ``asyncio.wait`` over the four, and cancels the three losers: per record.
-That, and the event-loop turns it costs, held one scorer worker near 5,000 events/s
-with the rest of its time idle (py-spy: the GIL held half the time). Handing the
-record over directly while the flow is active took the same worker to about 13,700
-events/s (``bench/scorer.py``, same machine, same run).
+That costs more than scoring the record (``bench/scorer.py`` measures a worker).
 
 The race exists for rebalances: when faust suspends the flow, a hand-over blocked in
 flow control must give up so the consumer can move on. So the override keeps it
