@@ -11,8 +11,10 @@ from baton_shared.settings import ServiceSettings
 
 
 class ScorerSettings(ServiceSettings):
-    host: str = Field(default="127.0.0.1", alias="BATON_SCORER_HOST")
-    port: int = Field(default=8003, alias="BATON_SCORER_PORT")
+    host: str = Field(
+        default="127.0.0.1", alias="BATON_SCORER_HOST", description="/healthz and /metrics bind"
+    )
+    port: int = Field(default=8003, alias="BATON_SCORER_PORT", description="/healthz and /metrics")
     data_dir: Path = Field(
         default=Path(".devstack/scorer"),
         alias="BATON_SCORER_DATA_DIR",
