@@ -26,6 +26,7 @@ from baton_analytics.export import ExportError
 from baton_analytics.ranges import RangeError, build_range
 from baton_analytics.sink import SinkError
 from baton_analytics.source import SourceError
+from baton_router.config_file import cli as routing
 from baton_scorer.rules import RulesError
 from baton_shared.clock import utcnow
 from baton_shared.gc_tuning import batch_gc
@@ -49,6 +50,9 @@ A session, from question to report:
 
   # take the raw events to a notebook
   baton export leads.events --since 30d -o events.parquet
+
+`baton routing` keeps the router's configuration (reps, pools, rules, accounts,
+nurture tracks) as a YAML file: export it, review a change, apply it (DATABASE_URL).
 
 Run `baton <command> --help` for each command's options and examples.
 """
@@ -190,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not fire recycle timers that fall due before the end of the range",
     )
     _range_options(replay)
+    routing.add_routing_parser(sub)
     return parser
 
 
@@ -246,6 +251,8 @@ USER_ERRORS = (RangeError, SourceError, ExportError, SinkError, RulesError, Vali
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "routing":  # the router's database, not Kafka
+        return routing.run(args)
     # aiokafka logs connection retries; our one-line errors say what failed instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:

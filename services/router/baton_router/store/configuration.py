@@ -47,6 +47,14 @@ class InvalidReference(ValueError):
         self.field, self.message = field, message
 
 
+async def archive_rep_rows(session: AsyncSession, rep: Rep, now: datetime) -> None:
+    """Archive ``rep`` (locked by the caller): offline, token revoked, out of every pool,
+    its accounts released. Its assignments stay as history."""
+    rep.archived_at, rep.status, rep.token_hash = now, "offline", None
+    await session.execute(delete(PoolMember).where(PoolMember.rep_id == rep.id))
+    await session.execute(delete(Account).where(Account.rep_id == rep.id))
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -121,9 +129,7 @@ class ConfigStore:
             rep = await session.get(Rep, rep_id, with_for_update=True)
             if rep is None or rep.archived_at is not None:
                 raise NotFound("rep", rep_id)
-            rep.archived_at, rep.status, rep.token_hash = now, "offline", None
-            await session.execute(delete(PoolMember).where(PoolMember.rep_id == rep_id))
-            await session.execute(delete(Account).where(Account.rep_id == rep_id))
+            await archive_rep_rows(session, rep, now)
 
     async def set_token(self, rep_id: uuid.UUID, token: str) -> None:
         await self.update_rep(rep_id, {"token_hash": token_hash(token)})
