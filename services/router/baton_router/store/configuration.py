@@ -4,7 +4,7 @@ and the reads the API makes of reps' loads and assignments.
 Inputs arrive validated by the API models; this module checks what only the database
 knows (a rep id that does not exist, a name already taken) and raises
 :class:`InvalidReference` / :class:`NotFound` naming the field, which the API maps to
-422 / 404.
+409 / 404.
 """
 
 from __future__ import annotations
@@ -40,11 +40,14 @@ class NotFound(LookupError):
 
 
 class InvalidReference(ValueError):
-    """The input names something that does not exist or clashes; ``field`` is its path."""
+    """The input names something that does not exist (``rule`` ``unknown_reference``) or
+    a name already taken (``already_exists``); ``field`` is its path."""
 
-    def __init__(self, field: tuple[str | int, ...], message: str):
+    def __init__(
+        self, field: tuple[str | int, ...], message: str, rule: str = "unknown_reference"
+    ):
         super().__init__(f"{'.'.join(map(str, field))}: {message}")
-        self.field, self.message = field, message
+        self.field, self.message, self.rule = field, message, rule
 
 
 async def archive_rep_rows(session: AsyncSession, rep: Rep, now: datetime) -> None:
@@ -200,7 +203,7 @@ class ConfigStore:
     ) -> None:
         existing = await session.scalar(select(Pool.id).where(Pool.name == name))
         if existing is not None and existing != pool_id:
-            raise InvalidReference(("name",), f"a pool named {name!r} exists")
+            raise InvalidReference(("name",), f"a pool named {name!r} exists", "already_exists")
 
     async def update_pool(
         self, pool_id: uuid.UUID, fields: dict[str, Any], members: list[uuid.UUID] | None
@@ -304,7 +307,9 @@ class ConfigStore:
                 track = NurtureTrack(id=uuid.uuid4(), **fields)
                 session.add(track)
         except IntegrityError:
-            raise InvalidReference(("name",), f"a track named {fields['name']!r} exists") from None
+            raise InvalidReference(
+                ("name",), f"a track named {fields['name']!r} exists", "already_exists"
+            ) from None
         return track
 
     async def list_tracks(self) -> list[NurtureTrack]:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from baton_router.api.models.common import Strict
+from baton_router.api.models.common import Strict, omittable
 from baton_router.strategies import Strategy
 
 
@@ -29,13 +29,15 @@ class PoolIn(Strict):
 
 
 class PoolPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    strategy: Strategy | None = None
-    express: bool | None = None
-    members: list[uuid.UUID] | None = None
-    escalation: Literal["next_rep", "manager"] | None = None
+    """Only the fields sent change; ``manager_rep_id`` may be null (no manager)."""
+
+    name: str = omittable(min_length=1, max_length=100)
+    strategy: Strategy = omittable()
+    express: bool = omittable()
+    members: list[uuid.UUID] = omittable()
+    escalation: Literal["next_rep", "manager"] = omittable()
     manager_rep_id: uuid.UUID | None = None
-    max_reassignments: int | None = Field(default=None, ge=0, le=20)
+    max_reassignments: int = omittable(ge=0, le=20)
 
 
 class PoolOut(BaseModel):

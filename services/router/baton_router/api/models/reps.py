@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from baton_router.api.models.common import Strict
+from baton_router.api.models.common import Strict, omittable
 from baton_router.availability import InvalidCalendar, parse_timezone, parse_working_hours
 from baton_router.territory import country_code, is_known_country, language_code
 
@@ -57,19 +57,18 @@ def _check_hours(value: dict[str, list[str]] | None) -> dict[str, list[str]] | N
 class RepProfile(Strict):
     """Fields a rep has beyond identity; every one optional on update."""
 
-    timezone: str | None = Field(default=None, description="IANA name, e.g. Europe/Berlin")
+    timezone: str = omittable(description="IANA name, e.g. Europe/Berlin")
     working_hours: dict[str, list[str]] | None = Field(
         default=None,
         description="Weekly template in the rep's time zone: "
         '{"mon": ["09:00-17:00"], ...}; a missing day is off; absent: always on',
         examples=[{"mon": ["09:00-12:00", "13:00-17:00"], "tue": ["09:00-17:00"]}],
     )
-    status: RepStatus | None = None
+    status: RepStatus = omittable()
     out_of_office: list[OutOfOffice] | None = None
     capacity: int | None = Field(default=None, ge=0, le=10_000, description="Max open leads")
-    weight: int | None = Field(default=None, ge=1, le=1000, description="Weighted round robin")
-    skills: dict[SkillName, list[str]] | None = Field(
-        default=None,
+    weight: int = omittable(ge=1, le=1000, description="Weighted round robin")
+    skills: dict[SkillName, list[str]] = omittable(
         description="What the rep covers; a lead outside a non-empty list goes to someone "
         "else. regions (na, latam, emea, apac, or your own names), countries (ISO codes or "
         "names), industries, segments (smb, mid_market, enterprise, ...), languages "
@@ -128,13 +127,13 @@ class RepIn(RepProfile):
 
 
 class RepPatch(RepProfile):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    email: EmailStr | None = None
-    webhook_url: AnyHttpUrl | None = None
+    name: str = omittable(min_length=1, max_length=200)
+    email: EmailStr = omittable()
+    webhook_url: AnyHttpUrl = omittable()
 
 
 class Availability(Strict):
-    status: RepStatus | None = None
+    status: RepStatus = omittable()
     out_of_office: list[OutOfOffice] | None = None
 
 

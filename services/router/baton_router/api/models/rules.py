@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from baton_router.api.models.common import Strict
+from baton_router.api.models.common import Strict, omittable
 from baton_router.routing import OPERATORS, InvalidCondition, check_condition
 
 
@@ -43,11 +43,13 @@ class RuleIn(Strict):
 
 
 class RulePatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    position: int | None = Field(default=None, ge=0, le=1_000_000)
-    conditions: list[ConditionIn] | None = Field(default=None, min_length=1, max_length=50)
-    pool_id: uuid.UUID | None = None
-    enabled: bool | None = None
+    """Only the fields sent change; none may be null."""
+
+    name: str = omittable(min_length=1, max_length=200)
+    position: int = omittable(ge=0, le=1_000_000)
+    conditions: list[ConditionIn] = omittable(min_length=1, max_length=50)
+    pool_id: uuid.UUID = omittable()
+    enabled: bool = omittable()
 
 
 class RuleOut(BaseModel):
