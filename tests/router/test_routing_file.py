@@ -24,6 +24,7 @@ from baton_router.config_file.plan import (
 )
 from baton_router.config_file.source import LocatedInvalid, dump, load
 from baton_router.signing import new_secret
+from tests.test_docs import code_blocks
 
 ADA = uuid.uuid4()
 DOCUMENT = """\
@@ -233,6 +234,18 @@ def test_crm_rows_by_rep_id_merge_into_the_accounts():
 def test_a_csv_without_the_columns_says_which_it_needs():
     with pytest.raises(DocumentInvalid, match="needs a domain column"):
         read_accounts("name,owner\nAcme,Ada\n", {})
+
+
+def test_the_documented_example_is_valid(tmp_path):
+    """docs/routing.md's file and CSV, read as `baton routing` reads them."""
+    page = Path(__file__).parents[2] / "docs" / "routing.md"
+    [example] = [b for b in code_blocks(page, "yaml") if b.startswith("version: 1")]
+    env = {"BATON_REP_ADA_WEBHOOK_SECRET": new_secret()}
+    desired = _file_items(write(tmp_path, example), env)
+    assert {i.kind for i in desired} == {"rep", "pool", "rule", "account", "nurture_track"}
+    [csv] = code_blocks(page, "csv")
+    reps = {i.id or uuid.uuid4(): str(i.fields["email"]) for i in desired if i.kind == "rep"}
+    assert [a.domain for a in read_accounts(csv, reps)] == ["acme.com", "globex.com"]
 
 
 def _load(path: Path) -> list[Item]:
