@@ -127,9 +127,13 @@ async def test_export_edit_apply_export_yields_the_edited_document(
 async def test_a_rep_left_out_is_archived_and_its_secret_is_replaced_from_the_env(
     config, db_url, engines, tmp_path: Path, capsys, monkeypatch
 ):
+    [bob] = [r for r in await config.list_reps() if r.name == "Bob"]
+    await config.put_account("globex.com", bob.id)
     code, out, _ = await baton(capsys, db_url, "export")
     document = yaml.safe_load(out)
     document["reps"] = document["reps"][:1]
+    document["accounts"] = [{"domain": d, "owner": "ada@example.com"}
+                            for d in ("acme.com", "globex.com")]  # fmt: skip
     document["reps"][0]["webhook_secret"] = {"env": "BATON_TEST_ADA_SECRET"}
     document["pools"][0]["members"] = ["ada@example.com"]
     secret = new_secret()
@@ -144,6 +148,10 @@ async def test_a_rep_left_out_is_archived_and_its_secret_is_replaced_from_the_en
     reps = await rows(engines[0], "SELECT email, webhook_secret, archived_at IS NOT NULL "
                                   "FROM router.reps ORDER BY email")  # fmt: skip
     assert reps == [("ada@example.com", secret, False), ("bob@example.com", reps[1][1], True)]
+    # Bob's account, released by his archiving, goes to Ada in the same transaction.
+    owners = await rows(engines[0], "SELECT a.domain, r.email FROM router.accounts a "
+                                    "JOIN router.reps r ON r.id = a.rep_id ORDER BY 1")  # fmt: skip
+    assert owners == [("acme.com", "ada@example.com"), ("globex.com", "ada@example.com")]
 
 
 async def test_a_file_with_an_error_changes_nothing_and_names_its_line(
@@ -191,6 +199,20 @@ async def test_account_owners_from_a_crm_export(config, db_url, engines, tmp_pat
     assert (code, err.strip()) == (
         2, f"{csv}:2: owner_email: no rep with email 'zed@example.com'"
     )
+
+
+async def test_a_crm_export_larger_than_one_statement_is_imported_and_pruned(
+    config, db_url, engines, tmp_path: Path, capsys
+):
+    n = 12_000
+    csv = tmp_path / "accounts.csv"
+    csv.write_text("domain,owner_email\n" + "".join(
+        f"customer-{i}.example.com,{'bob' if i % 2 else 'ada'}@example.com\n" for i in range(n)
+    ))  # fmt: skip
+    code, out, err = await baton(capsys, db_url, "import-accounts", str(csv), "--prune")
+    assert code == 0, err
+    assert f"Plan: {n} to create, 0 to change, 1 to delete." in out  # acme.com is pruned
+    assert await rows(engines[0], "SELECT count(*) FROM router.accounts") == [(n,)]
 
 
 async def test_a_running_router_routes_by_the_applied_configuration(

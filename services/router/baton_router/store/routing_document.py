@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_router.config_file.plan import (
@@ -34,6 +35,7 @@ from baton_router.tables import Account, NurtureTrack, Pool, PoolMember, Rep, Ro
 
 MODELS: dict[str, Any] = {"rep": Rep, "pool": Pool, "rule": RoutingRule,
                           "nurture_track": NurtureTrack}  # fmt: skip
+ACCOUNTS_PER_STATEMENT = 5000  # two parameters each, under PostgreSQL's 32767
 # The columns that hold a file field as it is (references are resolved separately).
 COLUMNS = {
     "rep": ("name", "email", "webhook_url", "timezone", "working_hours", "capacity", "weight",
@@ -124,7 +126,11 @@ def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
 async def apply_plan(session: AsyncSession, plan: Plan, now: datetime) -> list[tuple[Item, str]]:
     """Deletes (accounts first, reps last), then creates and changes (reps first). Returns
     the webhook secrets made for new reps and tracks whose entry named none."""
-    for change in reversed([c for c in plan.changes if c.action == "delete"]):
+    deletes = [c for c in plan.changes if c.action == "delete"]
+    domains = [c.item.key for c in deletes if c.item.kind == "account"]
+    if domains:
+        await session.execute(delete(Account).where(Account.domain.in_(domains)))
+    for change in reversed([c for c in deletes if c.item.kind != "account"]):
         await _delete(session, change, now)
     made: list[tuple[Item, str]] = []
     reps: dict[str, uuid.UUID] = {}
@@ -164,31 +170,25 @@ async def apply_plan(session: AsyncSession, plan: Plan, now: datetime) -> list[t
 async def _put_accounts(
     session: AsyncSession, changes: list[Change], reps: dict[str, uuid.UUID]
 ) -> None:
-    """New accounts in one insert; changed owners in one update per owner."""
-    session.add_all(
-        Account(domain=c.item.key, rep_id=reps[c.item.fields["owner"]])
-        for c in changes
-        if c.action == "create"
-    )
-    moves: dict[str, list[str]] = {}
-    for c in changes:
-        if c.action == "update":
-            moves.setdefault(c.item.fields["owner"], []).append(c.item.key)
-    for owner, domains in moves.items():
+    """New and changed owners as upserts (an account whose owner was archived above is
+    gone from the table by now, and comes back with its new owner)."""
+    rows = [{"domain": c.item.key, "rep_id": reps[c.item.fields["owner"]]} for c in changes]
+    for start in range(0, len(rows), ACCOUNTS_PER_STATEMENT):
+        upsert = insert(Account).values(rows[start : start + ACCOUNTS_PER_STATEMENT])
         await session.execute(
-            update(Account).where(Account.domain.in_(domains)).values(rep_id=reps[owner])
+            upsert.on_conflict_do_update(
+                index_elements=[Account.domain], set_={"rep_id": upsert.excluded.rep_id}
+            )
         )
-    await session.flush()
 
 
 async def _delete(session: AsyncSession, change: Change, now: datetime) -> None:
-    kind, item = change.item.kind, change.item
+    """Delete a track, rule or pool; archive a rep."""
+    kind = change.item.kind
     if kind == "rep":
         rep = await session.get(Rep, change.id, with_for_update=True)
         if rep is not None:
             await archive_rep_rows(session, rep, now)
-    elif kind == "account":
-        await session.execute(delete(Account).where(Account.domain == item.key))
     else:
         model = MODELS[kind]
         await session.execute(delete(model).where(model.id == change.id))
