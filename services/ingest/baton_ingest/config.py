@@ -54,25 +54,25 @@ class IngestSettings(ServiceSettings):
     access_log: bool = Field(default=True, alias="BATON_INGEST_ACCESS_LOG")
     dedup_window_size: int = Field(default=100_000, ge=0, alias="BATON_INGEST_DEDUP_WINDOW")
     producer_max_batch_bytes: int = Field(
-        default=512 * 1024,
+        default=ProducerTuning.max_batch_bytes,
         ge=1024,
         alias="BATON_INGEST_PRODUCER_MAX_BATCH_BYTES",
         description="Largest record batch the producer sends to one partition, in bytes",
     )
     producer_linger_ms: int = Field(
-        default=2,
+        default=ProducerTuning.linger_ms,
         ge=0,
         alias="BATON_INGEST_PRODUCER_LINGER_MS",
         description="How long a lone event waits for others to share its produce request",
     )
     connect_retry_first_seconds: float = Field(
-        default=0.2,
+        default=ProducerTuning.connect_retry_first_seconds,
         gt=0,
         alias="BATON_INGEST_CONNECT_RETRY_FIRST_SECONDS",
         description="First wait before reconnecting to Kafka; doubles after each failure",
     )
     connect_retry_max_seconds: float = Field(
-        default=5.0,
+        default=ProducerTuning.connect_retry_max_seconds,
         gt=0,
         alias="BATON_INGEST_CONNECT_RETRY_MAX_SECONDS",
         description="Longest wait between two attempts to connect to Kafka",
