@@ -209,7 +209,7 @@ async def test_contacted_activity_stops_the_clock_as_met(
     )
     # The MQL clock (opened at the second pricing visit) was superseded when the lead went
     # SQL; the pipeline met its time-to-assign, and the rep's first touch was in time.
-    assert sorted((c["measure"], c["stage"], c["status"]) for c in clocks.json()) == [
+    assert sorted((c["measure"], c["stage"], c["status"]) for c in clocks.json()["items"]) == [
         ("assign", "sql", "met"),
         ("first_touch", "mql", "superseded"),
         ("first_touch", "sql", "met"),

@@ -234,9 +234,8 @@ async def test_pools_rules_and_accounts_validate_references(api: Api, receiver) 
             expect=201,
         )
     ).json()
-    assert [r["id"] for r in (await api.call("GET", "/v1/rules", expect=200)).json()] == [
-        rule["id"]
-    ]
+    rules = (await api.call("GET", "/v1/rules", expect=200)).json()
+    assert [r["id"] for r in rules["items"]] == [rule["id"]] and rules["next"] is None
     await api.call("PATCH", f"/v1/rules/{rule['id']}", json={"enabled": False}, expect=200)
 
     bad_domain = await api.call(
@@ -244,13 +243,13 @@ async def test_pools_rules_and_accounts_validate_references(api: Api, receiver) 
     )
     assert bad_domain.json()["detail"][0]["loc"] == ["path", "domain"]
     await api.call("PUT", "/v1/accounts/www.Acme.com", json={"rep_id": rep["id"]}, expect=200)
-    assert (await api.call("GET", "/v1/accounts", expect=200)).json() == [
+    assert (await api.call("GET", "/v1/accounts", expect=200)).json()["items"] == [
         {"domain": "acme.com", "rep_id": rep["id"]}
     ]
     nul = await api.call("POST", "/v1/pools", json={"name": "bad\u0000name"}, expect=422)
     assert "value not storable" in nul.json()["detail"][0]["msg"]  # found by schemathesis
     await api.call("DELETE", f"/v1/pools/{pool['id']}", expect=204)
-    assert (await api.call("GET", "/v1/rules", expect=200)).json() == []
+    assert (await api.call("GET", "/v1/rules", expect=200)).json()["items"] == []
     await api.call("GET", f"/v1/pools/{pool['id']}", expect=404)
 
 
@@ -265,7 +264,8 @@ async def test_rep_token_sees_only_that_reps_leads(api: Api, producer, receiver)
 
     me = (await api.call("GET", "/v1/me", token=token, expect=200)).json()
     assert me["id"] == ada["id"] and me["open_leads"] == 1
-    leads = (await api.call("GET", f"/v1/reps/{ada['id']}/leads", token=token, expect=200)).json()
+    page = await api.call("GET", f"/v1/reps/{ada['id']}/leads", token=token, expect=200)
+    leads = page.json()["items"]
     assert [lead["lead_id"] for lead in leads] == [sql.lead_id]
     await api.call("GET", f"/v1/reps/{ada['id']}/leads", token=bob_token, expect=403)
     await api.call("GET", "/v1/reps", token=token, expect=403)
@@ -435,7 +435,7 @@ async def test_dead_webhook_is_listed_and_replayed(api: Api, producer) -> None:
             await next_delivery(failing)
 
         async def dead() -> list[dict]:
-            return (await api.call("GET", "/v1/webhooks/dead", expect=200)).json()
+            return (await api.call("GET", "/v1/webhooks/dead", expect=200)).json()["items"]
 
         [letter] = await wait_until(dead, "dead letter listed")
         assert (letter["kind"], letter["rep_id"], letter["attempts"]) == ("webhook", rep["id"], 3)
@@ -452,7 +452,7 @@ async def test_dead_webhook_is_listed_and_replayed(api: Api, producer) -> None:
 
 
 async def _no_dead(api: Api) -> bool:
-    return (await api.call("GET", "/v1/webhooks/dead", expect=200)).json() == []
+    return (await api.call("GET", "/v1/webhooks/dead", expect=200)).json()["items"] == []
 
 
 async def test_one_endpoint_never_gets_more_than_its_concurrency_limit(api: Api, producer) -> None:

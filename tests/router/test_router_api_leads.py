@@ -180,7 +180,7 @@ async def test_mql_on_a_track_with_an_sdr_pool_becomes_a_signed_sdr_task_on_assi
     )
     assert (published[-1]["stage"], published[-1]["rep_id"]) == ("mql", sam["id"])
     assert await routed_status(api, mql) == "nurtured"
-    leads = (await api.call("GET", f"/v1/reps/{sam['id']}/leads", expect=200)).json()
+    leads = (await api.call("GET", f"/v1/reps/{sam['id']}/leads", expect=200)).json()["items"]
     assert [(lead["lead_id"], lead["stage"]) for lead in leads] == [(mql.lead_id, "mql")]
 
     # An MQL the track's conditions do not match is not enrolled: no task either.
@@ -236,7 +236,7 @@ async def test_an_sql_ends_the_leads_sdr_task_and_frees_the_sdr(
     data = verified(got["/ada"], ada["webhook_secret"])["data"]
     assert data["transition_id"] == sql.transition_id
     assert await sam_open_leads() == 0
-    leads = (await api.call("GET", f"/v1/reps/{sam['id']}/leads", expect=200)).json()
+    leads = (await api.call("GET", f"/v1/reps/{sam['id']}/leads", expect=200)).json()["items"]
     assert [lead["status"] for lead in leads] == ["superseded"]
     told = verified(got["/sam"], sam["webhook_secret"])
     assert told["type"] == "lead.taken_back"

@@ -74,8 +74,9 @@ async def test_api_answers_with_the_admin_token_and_explains_bad_input(
 ) -> None:
     async with httpx.AsyncClient(base_url=process_monitor.url, timeout=10) as http:
         assert (await http.get("/v1/leads/nobody/clocks")).status_code == 401
-        assert (await http.get("/v1/leads/nobody/clocks", headers=AUTH)).json() == []
-        assert (await http.get("/v1/clocks/at-risk", headers=AUTH)).json() == []
+        empty = {"items": [], "next": None}
+        assert (await http.get("/v1/leads/nobody/clocks", headers=AUTH)).json() == empty
+        assert (await http.get("/v1/clocks/at-risk", headers=AUTH)).json() == empty
         report = await http.get("/v1/compliance", params={"by": "team"}, headers=AUTH)
         assert report.status_code == 200 and report.json()["rows"] == []
         naive = await http.get(

@@ -63,9 +63,7 @@ class Demo:
         saved: dict[str, dict[str, str]] = (
             json.loads(saved_path.read_text()) if saved_path.exists() else {}
         )
-        existing = await self.http.get(f"{self.urls['router']}/v1/reps", headers=self.admin)
-        existing.raise_for_status()
-        live_ids = {rep["id"] for rep in existing.json()}
+        live_ids = await self._live_rep_ids()
         saved = {rep_id: info for rep_id, info in saved.items() if rep_id in live_ids}
         if not saved:
             for name, email in DEMO_REPS:
@@ -85,6 +83,19 @@ class Demo:
             saved_path.write_text(json.dumps(saved, indent=2))
         self.secrets = {rep_id: info["secret"] for rep_id, info in saved.items()}
         self.names = {rep_id: info["name"] for rep_id, info in saved.items()}
+
+    async def _live_rep_ids(self) -> set[str]:
+        """Every rep the router has, following the list's ``next`` links."""
+        assert self.http is not None
+        ids: set[str] = set()
+        path: str | None = "/v1/reps"
+        while path is not None:
+            response = await self.http.get(f"{self.urls['router']}{path}", headers=self.admin)
+            response.raise_for_status()
+            page = response.json()
+            ids |= {rep["id"] for rep in page["items"]}
+            path = page["next"]
+        return ids
 
     def _on_delivery_threadsafe(self, delivery: Delivery) -> None:
         assert self.loop is not None

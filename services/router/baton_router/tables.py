@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Sequence,
     String,
@@ -191,3 +192,18 @@ class OutboxRow(Base):
     # 0002: webhooks that do not go to a rep (nurture tracks, managers).
     target_url: Mapped[str | None] = mapped_column(Text)
     track_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+
+
+class IdempotencyKey(Base):
+    """The first successful response to a request sent with ``Idempotency-Key``."""
+
+    __tablename__ = "idempotency_keys"
+
+    caller: Mapped[str] = mapped_column(String(80), primary_key=True)  # admin | rep:<token hash>
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # method, path, query and body
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

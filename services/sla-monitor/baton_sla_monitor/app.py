@@ -17,9 +17,18 @@ from pydantic import AwareDatetime, BaseModel
 
 from baton_shared.clock import utcnow
 from baton_shared.http import ops_router
+from baton_shared.pagination import Page, PageDep
 from baton_sla_monitor.config import SlaSettings
-from baton_sla_monitor.reports import ComplianceRow, GroupBy, Measure
+from baton_sla_monitor.reports import (
+    AT_RISK,
+    BREACHED,
+    LEAD_CLOCKS,
+    ComplianceRow,
+    GroupBy,
+    Measure,
+)
 from baton_sla_monitor.service import SlaService
+from baton_sla_monitor.tables import Clock
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -63,8 +72,11 @@ class ComplianceOut(BaseModel):
 
 Since = Annotated[AwareDatetime | None, Query(description="window start; default: until - 24 h")]
 Until = Annotated[AwareDatetime | None, Query(description="window end; default: now")]
-Limit = Annotated[int, Query(ge=1, le=10_000)]
 MeasureQuery = Annotated[Measure | None, Query(description="first_touch or assign; default: both")]
+
+
+def clock_out(clock: Clock) -> ClockOut:
+    return ClockOut.model_validate(clock, from_attributes=True)
 
 
 def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -100,32 +112,36 @@ def create_app(settings: SlaSettings) -> FastAPI:
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)])
 
-    def out(clocks: list) -> list[ClockOut]:  # type: ignore[type-arg]
-        return [ClockOut.model_validate(c, from_attributes=True) for c in clocks]
+    reports = service.reports
 
-    @api.get("/leads/{lead_id}/clocks", response_model=list[ClockOut])
-    async def lead_clocks(lead_id: str) -> list[ClockOut]:
-        """Every clock of a lead, oldest first."""
-        return out(await service.clocks.clocks_for(lead_id))
+    @api.get("/leads/{lead_id}/clocks", response_model=Page[ClockOut])
+    async def lead_clocks(lead_id: str, page: PageDep) -> Page[ClockOut]:
+        """Every clock of a lead, oldest first, a page at a time."""
+        rows = await reports.lead_clocks(lead_id, page.after(LEAD_CLOCKS), page.fetch)
+        return page.page(rows, LEAD_CLOCKS, clock_out)
 
-    @api.get("/clocks/at-risk", response_model=list[ClockOut])
-    async def at_risk(limit: Limit = 100, measure: MeasureQuery = None) -> list[ClockOut]:
+    @api.get("/clocks/at-risk", response_model=Page[ClockOut])
+    async def at_risk(page: PageDep, measure: MeasureQuery = None) -> Page[ClockOut]:
         """Open clocks that have had an ``at_risk`` warning, nearest deadline first:
         leads waiting for a first touch (``first_touch``) or for an assignment
-        (``assign``)."""
-        return out(await service.reports.at_risk(limit, measure))
+        (``assign``), a page at a time."""
+        rows = await reports.at_risk(page.fetch, measure, page.after(AT_RISK))
+        return page.page(rows, AT_RISK, clock_out)
 
-    @api.get("/clocks/breached", response_model=list[ClockOut])
+    @api.get("/clocks/breached", response_model=Page[ClockOut])
     async def breached(
+        page: PageDep,
         since: Since = None,
         until: Until = None,
-        limit: Limit = 1000,
         measure: MeasureQuery = None,
-    ) -> list[ClockOut]:
+    ) -> Page[ClockOut]:
         """Clocks whose deadline passed in the window without a touch (``first_touch``)
-        or an assignment (``assign``), newest first."""
+        or an assignment (``assign``), newest first, a page at a time (the next link
+        keeps the window, so "now" does not move under the pages)."""
         start, end = window(since, until)
-        return out(await service.reports.breached(start, end, limit, measure))
+        rows = await reports.breached(start, end, page.fetch, measure, page.after(BREACHED))
+        pinned = {"since": start.isoformat(), "until": end.isoformat()}
+        return page.page(rows, BREACHED, clock_out, **pinned)
 
     @api.get("/compliance", response_model=ComplianceOut)
     async def compliance(

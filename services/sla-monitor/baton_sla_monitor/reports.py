@@ -1,6 +1,7 @@
 """Reporting queries over the clocks: at risk now, breached in a window, compliance
 and speed-to-lead percentiles per rep or per team. Computed in PostgreSQL, so a
-window of a million clocks costs one indexed scan, not a million rows over the wire."""
+window of a million clocks costs one indexed scan, not a million rows over the wire.
+The lists are read a page at a time, in the order of their :class:`SortKey`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from sqlalchemy import Float, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton_shared.pagination import SortKey
 from baton_sla_monitor.tables import Clock
 
 GroupBy = Literal["rep", "team"]
 Measure = Literal["first_touch", "assign"]
 QUANTILES = (0.5, 0.9, 0.99)
+LEAD_CLOCKS = SortKey(Clock.started_at, Clock.id)
+AT_RISK = SortKey(Clock.deadline_at, Clock.id)
+BREACHED = SortKey(Clock.deadline_at, Clock.id, descending=True)
+After = tuple[Any, ...] | None
 
 
 class Percentiles(BaseModel):
@@ -53,36 +59,36 @@ class Reports:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
-    async def at_risk(self, limit: int, measure: Measure | None = None) -> list[Clock]:
+    async def lead_clocks(self, lead_id: str, after: After, limit: int) -> list[Clock]:
+        """A lead's clocks, oldest first."""
+        query = select(Clock).where(Clock.lead_id == lead_id)
+        return await LEAD_CLOCKS.read(self._sessions, query, after, limit)
+
+    async def at_risk(
+        self, limit: int, measure: Measure | None = None, after: After = None
+    ) -> list[Clock]:
         """Open clocks that have had a warning, most urgent first (both measures unless
         ``measure`` is given: a lead waiting for an assignment is at risk too)."""
-        async with self._sessions() as session:
-            query = (
-                select(Clock)
-                .where(Clock.status == "open", Clock.warnings_sent > 0, *_of(measure))
-                .order_by(Clock.deadline_at)
-                .limit(limit)
-            )
-            return list((await session.scalars(query)).all())
+        query = select(Clock).where(Clock.status == "open", Clock.warnings_sent > 0, *_of(measure))
+        return await AT_RISK.read(self._sessions, query, after, limit)
 
     async def breached(
-        self, since: datetime, until: datetime, limit: int, measure: Measure | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        limit: int,
+        measure: Measure | None = None,
+        after: After = None,
     ) -> list[Clock]:
         """Clocks whose deadline passed untouched (or unassigned) in ``[since, until)``,
         newest first."""
-        async with self._sessions() as session:
-            query = (
-                select(Clock)
-                .where(
-                    Clock.status == "breached",
-                    Clock.deadline_at >= since,
-                    Clock.deadline_at < until,
-                    *_of(measure),
-                )
-                .order_by(Clock.deadline_at.desc())
-                .limit(limit)
-            )
-            return list((await session.scalars(query)).all())
+        query = select(Clock).where(
+            Clock.status == "breached",
+            Clock.deadline_at >= since,
+            Clock.deadline_at < until,
+            *_of(measure),
+        )
+        return await BREACHED.read(self._sessions, query, after, limit)
 
     async def compliance(
         self, since: datetime, until: datetime, by: GroupBy

@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from baton_router.actions import RouterActions
 from baton_router.service import RouterService
 from baton_router.store.configuration import ConfigStore
+from baton_router.store.listing import Listings
 from baton_router.store.outbox import OutboxStore
 
 REP_TOKEN_PREFIX = "rtok_"
@@ -57,6 +58,10 @@ def get_outbox(service: ServiceDep) -> OutboxStore:
     return service.stores.outbox
 
 
+def get_listings(service: ServiceDep) -> Listings:
+    return service.stores.listings
+
+
 def get_actions(service: ServiceDep) -> RouterActions:
     if service.actions is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the router is starting")
@@ -65,6 +70,7 @@ def get_actions(service: ServiceDep) -> RouterActions:
 
 ConfigDep = Annotated[ConfigStore, Depends(get_config)]
 OutboxDep = Annotated[OutboxStore, Depends(get_outbox)]
+ListingsDep = Annotated[Listings, Depends(get_listings)]
 ActionsDep = Annotated[RouterActions, Depends(get_actions)]
 
 

@@ -7,6 +7,8 @@
 - ``escalation``: SLA breaches (re-assign or tell the manager) and reps closing leads.
 - ``outbox``: lease, deliver, retry, dead letter and replay of outbox rows.
 - ``configuration``: reps, pools, rules, accounts, nurture tracks; the API's reads.
+- ``listing``: the API's lists, a page at a time.
+- ``idempotency``: the responses to ``Idempotency-Key`` requests, for retries.
 
 :func:`open_stores` builds them all on one sessionmaker.
 """
@@ -22,6 +24,8 @@ from baton_router.payloads import PayloadContext
 from baton_router.store.assigning import Assigner
 from baton_router.store.configuration import ConfigStore
 from baton_router.store.escalation import EscalationStore
+from baton_router.store.idempotency import IdempotencyStore
+from baton_router.store.listing import Listings
 from baton_router.store.outbox import OutboxStore
 from baton_router.store.routing_writes import RoutingStore
 
@@ -32,6 +36,8 @@ class Stores:
     routing: RoutingStore
     escalation: EscalationStore
     outbox: OutboxStore
+    listings: Listings
+    idempotency: IdempotencyStore
 
 
 def open_stores(
@@ -50,4 +56,6 @@ def open_stores(
         routing=RoutingStore(sessions, assigner),
         escalation=EscalationStore(sessions, assigner),
         outbox=OutboxStore(sessions, per_endpoint),
+        listings=Listings(sessions),
+        idempotency=IdempotencyStore(sessions),
     )

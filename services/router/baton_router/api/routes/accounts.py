@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from baton_router.api.deps import ERRORS, AdminDep, ConfigDep
+from baton_router.api.deps import ERRORS, AdminDep, ConfigDep, ListingsDep
 from baton_router.api.models.accounts import AccountIn, AccountOut, check_domain
 from baton_router.store.configuration import InvalidReference
+from baton_router.store.listing import ACCOUNTS
+from baton_shared.pagination import Page, PageDep
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"])
 
@@ -23,9 +25,11 @@ async def put_account(domain: str, body: AccountIn, _: AdminDep, config: ConfigD
     return AccountOut(domain=account.domain, rep_id=account.rep_id)
 
 
-@router.get("/accounts", response_model=list[AccountOut])
-async def list_accounts(_: AdminDep, config: ConfigDep) -> list[AccountOut]:
-    return [AccountOut(domain=a.domain, rep_id=a.rep_id) for a in await config.list_accounts()]
+@router.get("/accounts", response_model=Page[AccountOut])
+async def list_accounts(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[AccountOut]:
+    """Accounts by domain, a page at a time."""
+    rows = await listings.accounts(page.after(ACCOUNTS), page.fetch)
+    return page.page(rows, ACCOUNTS, lambda a: AccountOut(domain=a.domain, rep_id=a.rep_id))
 
 
 @router.delete("/accounts/{domain}", status_code=204)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from baton_router.api.deps import ERRORS, ActionsDep, CallerDep, ConfigDep
+from baton_router.api.deps import ERRORS, ActionsDep, CallerDep, ConfigDep, ListingsDep
+from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.leads import ActivityAccepted, ActivityIn, AssignmentOut
+from baton_router.store.listing import LEAD_ASSIGNMENTS
 from baton_router.tables import AssignmentRow
 from baton_shared.clock import utcnow
 from baton_shared.ids import stable_id
+from baton_shared.pagination import Page, PageDep
 from baton_shared.schemas import Activity
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["leads"])
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["leads"], route_class=IdempotentRoute)
 
 
 def assignment_out(row: AssignmentRow) -> AssignmentOut:
@@ -36,20 +39,23 @@ def assignment_out(row: AssignmentRow) -> AssignmentOut:
     )
 
 
-@router.get("/leads/{lead_id}/assignments", response_model=list[AssignmentOut])
-async def lead_assignments(lead_id: str, who: CallerDep, config: ConfigDep) -> list[AssignmentOut]:
-    rows = await config.assignments_for_lead(lead_id)
-    if not who.is_admin:
-        rows = [r for r in rows if r.rep_id == who.rep_id]
-        if not rows:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id} of yours")
-    return [assignment_out(r) for r in rows]
+@router.get("/leads/{lead_id}/assignments", response_model=Page[AssignmentOut])
+async def lead_assignments(
+    lead_id: str, who: CallerDep, listings: ListingsDep, page: PageDep
+) -> Page[AssignmentOut]:
+    """The lead's assignments (a rep token: its own), oldest first, a page at a time."""
+    after = page.after(LEAD_ASSIGNMENTS)
+    rows = await listings.lead_assignments(lead_id, who.rep_id, after, page.fetch)
+    if not who.is_admin and not rows and after is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id} of yours")
+    return page.page(rows, LEAD_ASSIGNMENTS, assignment_out)
 
 
 @router.post(
     "/leads/{lead_id}/activity",
     status_code=202,
     response_model=ActivityAccepted,
+    dependencies=[IDEMPOTENT],
     responses={503: {"description": "Kafka unavailable; retry"}},
 )
 async def record_activity(

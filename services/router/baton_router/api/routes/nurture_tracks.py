@@ -7,14 +7,22 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from baton_router.api.deps import ERRORS, AdminDep, ConfigDep
+from baton_router.api.deps import ERRORS, AdminDep, ConfigDep, ListingsDep
+from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.nurture_tracks import TrackCreated, TrackIn, TrackOut
 from baton_router.signing import new_secret
+from baton_router.store.listing import TRACKS
+from baton_shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"])
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class=IdempotentRoute)
 
 
-@router.post("/nurture-tracks", status_code=201, response_model=TrackCreated)
+@router.post(
+    "/nurture-tracks",
+    dependencies=[IDEMPOTENT],
+    status_code=201,
+    response_model=TrackCreated,
+)
 async def create_track(body: TrackIn, _: AdminDep, config: ConfigDep) -> TrackCreated:
     """Where MQLs are enrolled: the first track whose conditions match gets a signed
     ``lead.nurture`` webhook; with ``sdr_pool_id``, an SDR of that pool also gets a
@@ -24,9 +32,11 @@ async def create_track(body: TrackIn, _: AdminDep, config: ConfigDep) -> TrackCr
     return TrackCreated.model_validate(track, from_attributes=True)
 
 
-@router.get("/nurture-tracks", response_model=list[TrackOut])
-async def list_tracks(_: AdminDep, config: ConfigDep) -> list[TrackOut]:
-    return [TrackOut.model_validate(t, from_attributes=True) for t in await config.list_tracks()]
+@router.get("/nurture-tracks", response_model=Page[TrackOut])
+async def list_tracks(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[TrackOut]:
+    """Nurture tracks in the order they are tried, a page at a time."""
+    rows = await listings.tracks(page.after(TRACKS), page.fetch)
+    return page.page(rows, TRACKS, lambda t: TrackOut.model_validate(t, from_attributes=True))
 
 
 @router.delete("/nurture-tracks/{track_id}", status_code=204)

@@ -7,12 +7,15 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep
+from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep, ListingsDep
+from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.pools import PoolIn, PoolOut, PoolPatch
 from baton_router.store.configuration import InvalidReference
+from baton_router.store.listing import POOLS
 from baton_router.tables import Pool
+from baton_shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"])
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class=IdempotentRoute)
 
 
 def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
@@ -28,7 +31,7 @@ def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
     )
 
 
-@router.post("/pools", status_code=201, response_model=PoolOut)
+@router.post("/pools", status_code=201, response_model=PoolOut, dependencies=[IDEMPOTENT])
 async def create_pool(body: PoolIn, _: AdminDep, config: ConfigDep, actions: ActionsDep) -> PoolOut:
     fields = body.model_dump(exclude={"members"})
     fields["strategy"] = body.strategy.value
@@ -37,9 +40,11 @@ async def create_pool(body: PoolIn, _: AdminDep, config: ConfigDep, actions: Act
     return pool_out(pool, list(dict.fromkeys(body.members)))
 
 
-@router.get("/pools", response_model=list[PoolOut])
-async def list_pools(_: AdminDep, config: ConfigDep) -> list[PoolOut]:
-    return [pool_out(p, m) for p, m in await config.list_pools()]
+@router.get("/pools", response_model=Page[PoolOut])
+async def list_pools(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[PoolOut]:
+    """Pools, oldest first, a page at a time."""
+    pools, members = await listings.pools(page.after(POOLS), page.fetch)
+    return page.page(pools, POOLS, lambda p: pool_out(p, members[p.id]))
 
 
 @router.get("/pools/{pool_id}", response_model=PoolOut)

@@ -20,18 +20,22 @@ from baton_router.api.deps import (
     AdminDep,
     CallerDep,
     ConfigDep,
+    ListingsDep,
     RepIdPath,
     check_self_or_admin,
 )
+from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.leads import AssignmentOut
 from baton_router.api.models.reps import Availability, RepCreated, RepIn, RepOut, RepPatch, RepToken
 from baton_router.api.routes.leads import assignment_out
 from baton_router.signing import new_secret
 from baton_router.store.configuration import InvalidReference
+from baton_router.store.listing import REP_LEADS, REPS
 from baton_router.tables import Rep
 from baton_shared.clock import utcnow
+from baton_shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["reps"])
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["reps"], route_class=IdempotentRoute)
 
 
 def rep_out(rep: Rep, open_leads: int | None = None) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def profile_changes(body: BaseModel) -> dict[str, Any]:
     return changes
 
 
-@router.post("/reps", status_code=201, response_model=RepCreated)
+@router.post("/reps", status_code=201, response_model=RepCreated, dependencies=[IDEMPOTENT])
 async def create_rep(body: RepIn, _: AdminDep, actions: ActionsDep) -> dict[str, Any]:
     profile = body.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     for key in ("name", "email", "webhook_url"):
@@ -72,10 +76,11 @@ async def create_rep(body: RepIn, _: AdminDep, actions: ActionsDep) -> dict[str,
     return {**rep_out(rep), "webhook_secret": rep.webhook_secret}
 
 
-@router.get("/reps", response_model=list[RepOut])
-async def list_reps(_: AdminDep, config: ConfigDep) -> list[dict[str, Any]]:
-    loads = await config.rep_loads()
-    return [rep_out(r, loads.get(r.id, 0)) for r in await config.list_reps()]
+@router.get("/reps", response_model=Page[RepOut])
+async def list_reps(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[dict[str, Any]]:
+    """Reps not archived, oldest first, a page at a time."""
+    rows = await listings.reps(page.after(REPS), page.fetch)
+    return page.page(rows, REPS, lambda r: rep_out(r, r.open_leads))
 
 
 @router.get("/reps/{rep_id}", response_model=RepOut)
@@ -116,11 +121,15 @@ async def issue_token(rep_id: RepIdPath, _: AdminDep, config: ConfigDep) -> RepT
     return RepToken(rep_id=rep_id, token=token)
 
 
-@router.get("/reps/{rep_id}/leads", response_model=list[AssignmentOut])
-async def rep_leads(rep_id: RepIdPath, who: CallerDep, config: ConfigDep) -> list[AssignmentOut]:
+@router.get("/reps/{rep_id}/leads", response_model=Page[AssignmentOut])
+async def rep_leads(
+    rep_id: RepIdPath, who: CallerDep, config: ConfigDep, listings: ListingsDep, page: PageDep
+) -> Page[AssignmentOut]:
+    """The rep's assignments, newest first, a page at a time."""
     check_self_or_admin(who, rep_id)
     await config.get_rep(rep_id)
-    return [assignment_out(a) for a in await config.leads_of(rep_id)]
+    rows = await listings.rep_leads(rep_id, page.after(REP_LEADS), page.fetch)
+    return page.page(rows, REP_LEADS, assignment_out)
 
 
 @router.get("/me", response_model=RepOut)

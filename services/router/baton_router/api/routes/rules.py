@@ -7,23 +7,33 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep
+from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep, ListingsDep
+from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.rules import RuleIn, RuleOut, RulePatch
 from baton_router.store.configuration import InvalidReference
+from baton_router.store.listing import RULES
+from baton_router.tables import RoutingRule
+from baton_shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"])
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class=IdempotentRoute)
 
 
-@router.post("/rules", status_code=201, response_model=RuleOut)
+@router.post("/rules", status_code=201, response_model=RuleOut, dependencies=[IDEMPOTENT])
 async def create_rule(body: RuleIn, _: AdminDep, config: ConfigDep, actions: ActionsDep) -> RuleOut:
     rule = await config.create_rule(body.model_dump(mode="json") | {"pool_id": body.pool_id})
     await actions.configuration_changed()
     return RuleOut.model_validate(rule, from_attributes=True)
 
 
-@router.get("/rules", response_model=list[RuleOut])
-async def list_rules(_: AdminDep, config: ConfigDep) -> list[RuleOut]:
-    return [RuleOut.model_validate(r, from_attributes=True) for r in await config.list_rules()]
+@router.get("/rules", response_model=Page[RuleOut])
+async def list_rules(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[RuleOut]:
+    """Rules in the order they are tried, a page at a time."""
+    rows = await listings.rules(page.after(RULES), page.fetch)
+    return page.page(rows, RULES, rule_out)
+
+
+def rule_out(rule: RoutingRule) -> RuleOut:
+    return RuleOut.model_validate(rule, from_attributes=True)
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut)

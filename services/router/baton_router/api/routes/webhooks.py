@@ -7,31 +7,38 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
-from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, OutboxDep
+from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ListingsDep
+from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.webhooks import DeadLetterOut
+from baton_router.store.listing import DEAD_LETTERS
+from baton_router.tables import OutboxRow
+from baton_shared.pagination import Page, PageDep
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["webhooks"])
-
-
-@router.get("/webhooks/dead", response_model=list[DeadLetterOut])
-async def dead_letters(_: AdminDep, outbox: OutboxDep) -> list[DeadLetterOut]:
-    """Outbox messages that exhausted their retries (or hit a 410), newest first."""
-    return [
-        DeadLetterOut(
-            id=row.id,
-            kind=row.kind,
-            message_id=row.message_id,
-            rep_id=row.rep_id,
-            target=row.target_url or row.topic,
-            attempts=row.attempts,
-            last_error=row.last_error,
-            created_at=row.created_at,
-        )
-        for row in await outbox.dead_letters()
-    ]
+router = APIRouter(prefix="/v1", responses=ERRORS, tags=["webhooks"], route_class=IdempotentRoute)
 
 
-@router.post("/webhooks/dead/{message_id}/replay", status_code=202)
+def dead_letter_out(row: OutboxRow) -> DeadLetterOut:
+    return DeadLetterOut(
+        id=row.id,
+        kind=row.kind,
+        message_id=row.message_id,
+        rep_id=row.rep_id,
+        target=row.target_url or row.topic,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+    )
+
+
+@router.get("/webhooks/dead", response_model=Page[DeadLetterOut])
+async def dead_letters(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[DeadLetterOut]:
+    """Outbox messages that exhausted their retries (or hit a 410), newest first, a
+    page at a time."""
+    rows = await listings.dead_letters(page.after(DEAD_LETTERS), page.fetch)
+    return page.page(rows, DEAD_LETTERS, dead_letter_out)
+
+
+@router.post("/webhooks/dead/{message_id}/replay", status_code=202, dependencies=[IDEMPOTENT])
 async def replay(message_id: int, _: AdminDep, actions: ActionsDep) -> dict[str, Any]:
     """Deliver a dead message again, with a fresh retry schedule."""
     row = await actions.replay(message_id)
