@@ -69,7 +69,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         CORSMiddleware,
         allow_origins=sorted(settings.cors_origins),
         allow_methods=["POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        # analytics.js sends Authorization and, on a retry, X-Retry-Count.
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
         max_age=86_400,
     )
 

@@ -1,19 +1,23 @@
-"""The Segment HTTP Tracking API: ``/v1/{track,identify,page,screen,group,alias,batch}``.
+"""The Segment HTTP Tracking API: ``/v1/{track,identify,page,screen,group,alias,batch}``,
+and the one-letter paths analytics.js posts to (``/v1/t``, ``/v1/i``, ... ``/v1/b``),
+which are the same endpoints under another name.
 
 Batches are decided per event, like Segment: valid events are stored, invalid ones
 are listed in the answer with the field and the rule; a batch with no valid event
-is a 400.
+is a 400. A message without ``messageId`` gets one generated here, as Segment does.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from baton_ingest.body import (
@@ -32,6 +36,9 @@ from baton_ingest.segment import SegmentBatch, SegmentMessage, parse_batch, pars
 from baton_shared.clock import utcnow
 
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
+# analytics.js (analytics-next) posts to ``<apiHost>/<first letter of the call>`` and
+# batches to ``<apiHost>/b``.
+SHORT_PATHS = {call[0]: call for call in CALLS} | {"b": "batch"}
 ERRORS = documented(400, 401, 413, 415, 429, 503)
 
 
@@ -74,6 +81,8 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
             msg = parse_message(merged)
         except ValidationError as exc:
             raise InvalidEvent(*_validation_path(exc, prefix)) from None
+        if msg.message_id is None:
+            msg = msg._replace(message_id=generated_message_id())
         try:
             return normalize(
                 msg,
@@ -130,6 +139,16 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     async def batch(request: Request) -> Response:
         return await timed("batch", _batch(request))
 
+    long_paths = {route.path: route for route in router.routes if isinstance(route, APIRoute)}
+    for short, call in SHORT_PATHS.items():
+        # Not in the OpenAPI document: the same operation as its long path.
+        router.add_api_route(
+            f"/{short}",
+            long_paths[f"/v1/{call}"].endpoint,
+            methods=["POST"],
+            include_in_schema=False,
+        )
+
     async def _batch(request: Request) -> Response:
         write_key, body = await authenticated_body(request, MAX_BATCH_BYTES)
         try:
@@ -162,6 +181,12 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
         return json_response({"success": True, "accepted": len(events), "rejected": rejected})
 
     return router
+
+
+def generated_message_id() -> str:
+    """The id of a message sent without one. Unique per request, so a retry of such a
+    message is a second event: only the sender's own messageId lets a repeat be marked."""
+    return f"ingest-{uuid.uuid4()}"
 
 
 async def timed(endpoint: str, work: Any) -> Response:
