@@ -85,17 +85,17 @@ async def test_sendgrid_webhook_with_valid_signature_maps_every_event_type(
 
     events = {e["event_id"]: e for e in await read_all(kafka_bootstrap, f"{prefix}leads.events")}
     assert {k: v["name"] for k, v in events.items()} == {
-        "sg-processed": "email_processed",
-        "sg-delivered": "email_delivered",
-        "sg-deferred": "email_deferred",
-        "sg-bounce": "bounce",
-        "sg-dropped": "email_dropped",
-        "sg-open": "email_open",
-        "sg-click": "email_click",
-        "sg-spamreport": "spam_report",
-        "sg-unsubscribe": "unsubscribe",
-        "sg-group_unsubscribe": "unsubscribe",
-        "sg-group_resubscribe": "resubscribe",
+        "sg-processed": "Email Processed",
+        "sg-delivered": "Email Delivered",
+        "sg-deferred": "Email Deferred",
+        "sg-bounce": "Email Bounced",
+        "sg-dropped": "Email Dropped",
+        "sg-open": "Email Opened",
+        "sg-click": "Email Clicked",
+        "sg-spamreport": "Email Marked as Spam",
+        "sg-unsubscribe": "Unsubscribed",
+        "sg-group_unsubscribe": "Unsubscribed",
+        "sg-group_resubscribe": "Resubscribed",
     }
     click = events["sg-click"]
     assert click["lead_id"] == "ada@example.com" and click["source"] == "sendgrid"
@@ -166,7 +166,7 @@ async def test_generic_email_events_are_decided_per_event(
     assert [(r["index"], r["path"]) for r in body["rejected"]] == [(1, "1.email"), (2, "2.type")]
     events = await read_all(kafka_bootstrap, f"{prefix}leads.events")
     assert [(e["event_id"], e["name"], e["lead_id"]) for e in events] == [
-        ("e-1", "email_reply", "grace@example.com")
+        ("e-1", "Email Replied", "grace@example.com")
     ]
     assert events[0]["properties"]["campaign"] == "nurture-1"
 

@@ -1,8 +1,8 @@
 """Email engagement: Baton's generic schema and SendGrid's Event Webhook → LeadEvent. Pure.
 
-Every email event becomes a ``track`` event named for what the scorer scores
-(``email_open``, ``email_click``, ``email_reply``, ``unsubscribe``, ``bounce``, ...),
-keyed by the recipient's email address.
+Every email event becomes a ``track`` event named from the shared vocabulary
+(``baton_shared.email_events``: ``Email Opened``, ``Email Clicked``, ``Unsubscribed``,
+...), the names the scoring rules score, keyed by the recipient's email address.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, Vali
 
 from baton_ingest.normalize import InvalidEvent
 from baton_ingest.pages import utm_from_url
+from baton_shared.email_events import BY_EMAIL_TYPE
 from baton_shared.schemas import EventType, LeadEvent, PageInfo
 
+# The generic schema's types: the keys of ``BY_EMAIL_TYPE`` (a test keeps them equal).
 EmailEventType = Literal[
     "processed",
     "delivered",
@@ -29,21 +31,6 @@ EmailEventType = Literal[
     "unsubscribe",
     "resubscribe",
 ]
-
-# Baton event name for each generic type.
-EVENT_NAMES: dict[str, str] = {
-    "processed": "email_processed",
-    "delivered": "email_delivered",
-    "deferred": "email_deferred",
-    "bounce": "bounce",
-    "dropped": "email_dropped",
-    "open": "email_open",
-    "click": "email_click",
-    "reply": "email_reply",
-    "spam_report": "spam_report",
-    "unsubscribe": "unsubscribe",
-    "resubscribe": "resubscribe",
-}
 
 # SendGrid Event Webhook event → generic type.
 SENDGRID_TYPES: dict[str, str] = {
@@ -106,7 +93,7 @@ def from_generic(
         lead_id=email,
         email=email,
         type=EventType.TRACK,
-        name=EVENT_NAMES[event.type],
+        name=BY_EMAIL_TYPE[event.type].value,
         occurred_at=_checked(event.timestamp, received_at, max_future),
         received_at=received_at,
         source=source,

@@ -213,6 +213,11 @@ class Rules(_Frozen):
     thresholds: Thresholds = Thresholds()
     engagement: EngagementRules = EngagementRules()
     express_lanes: list[str | Match] = Field(default_factory=list)
+    worth_nothing: list[str | Match] = Field(
+        default_factory=list,
+        description="track event names or matchers deliberately worth no points (not scored;"
+        " a name that the rules score is an error)",
+    )
     fit: FitRules = FitRules()
     qualification: Qualification = Qualification()
     recycle: Recycle = Recycle()
@@ -227,6 +232,27 @@ class Rules(_Frozen):
                 f"thresholds.hysteresis ({self.thresholds.sql - self.thresholds.hysteresis})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _worth_nothing_is_not_scored(self) -> Rules:
+        scored = {*self.engagement.events, *(x for x in self.express_lanes if isinstance(x, str))}
+        for rule in self.engagement.rules:
+            event = rule.match.event
+            scored.update([event] if isinstance(event, str) else event or ())
+        for name in self.worth_nothing:
+            if isinstance(name, str) and name in scored:
+                raise ValueError(f"worth_nothing lists {name!r}, which the rules score")
+        return self
+
+    def lists_worth_nothing(self, type_: EventType, name: str | None, category: str | None) -> bool:
+        """Whether ``worth_nothing`` names events of this type, name and page category."""
+        shape = _Shape(type_, name, category)
+        return any(
+            name == x and type_ == EventType.TRACK
+            if isinstance(x, str)
+            else x.matches_shape(shape) and not x.needs_payload
+            for x in self.worth_nothing
+        )
 
     @property
     def version(self) -> str:
