@@ -165,6 +165,18 @@ async def test_a_beacon_without_headers_lands_on_a_one_letter_path(
     assert events[-1]["name"] == "Tab Closed"
 
 
+async def test_the_library_telemetry_is_answered_and_dropped(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    """analytics.js posts its own counters to ``<apiHost>/m`` every 30 s unless told not to."""
+    series = {"series": [{"type": "Counter", "metric": "analytics_js.invoke", "value": 1}]}
+    response = await ingest.post(
+        "/v1/m", content=orjson.dumps(series), headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 200
+    assert await read_all(kafka_bootstrap, f"{prefix}leads.events") == []
+
+
 async def test_a_message_without_message_id_is_stored_under_a_generated_id(
     ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
 ) -> None:

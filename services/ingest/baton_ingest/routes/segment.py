@@ -1,6 +1,7 @@
 """The Segment HTTP Tracking API: ``/v1/{track,identify,page,screen,group,alias,batch}``,
 and the one-letter paths analytics.js posts to (``/v1/t``, ``/v1/i``, ... ``/v1/b``),
-which are the same endpoints under another name.
+which are the same endpoints under another name (and ``/v1/m``, its own telemetry,
+discarded).
 
 Batches are decided per event, like Segment: valid events are stored, invalid ones
 are listed in the answer with the field and the rule; a batch with no valid event
@@ -148,6 +149,11 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
             methods=["POST"],
             include_in_schema=False,
         )
+
+    @router.post("/m", include_in_schema=False)
+    async def library_metrics() -> Response:
+        """analytics.js's own delivery counters, meant for Segment: accepted, discarded."""
+        return json_response({"success": True})
 
     async def _batch(request: Request) -> Response:
         write_key, body = await authenticated_body(request, MAX_BATCH_BYTES)
