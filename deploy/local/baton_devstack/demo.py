@@ -1,7 +1,8 @@
 """``make run``'s show: demo reps with a local webhook sink, and traffic that qualifies leads.
 
 What a newcomer sees in the terminal, as it happens:
-- leads moving to MQL and SQL (read from ``leads.transitions``),
+- leads moving to MQL and SQL (read from ``leads.transitions``), one of them by
+  clicking links in an email (SendGrid's Event Webhook, posted to ingest),
 - each assignment webhook arriving at a demo rep, its Standard Webhooks
   signature verified with the ``standardwebhooks`` library,
 - SLA clocks starting, being met (the demo rep "calls" some leads) or breaching
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,7 @@ class Demo:
                     f"demo: reps ready, webhook sink on http://127.0.0.1:{SINK_PORT}; "
                     "sending traffic (Ctrl-C stops everything)"
                 )
-                await asyncio.gather(self._traffic(), self._watch())
+                await asyncio.gather(self._traffic(), self._email_clicks(), self._watch())
 
     async def _ensure_reps(self) -> None:
         assert self.http is not None
@@ -145,6 +147,30 @@ class Demo:
                 json={"batch": [{**call, "userId": lead, "messageId": uuid.uuid4().hex}]},
             )
             await asyncio.sleep(random.uniform(0.3, 1.2))
+
+    async def _email_clicks(self) -> None:
+        """A newsletter reader clicks seven links; 8 points a click makes them MQL."""
+        assert self.http is not None
+        await asyncio.sleep(5)  # the watcher reads from the latest offset: let it start
+        address = f"reader-{uuid.uuid4().hex[:4]}@example.com"
+        now = int(time.time())
+        clicks = [
+            {
+                "email": address,
+                "event": "click",
+                "sg_event_id": uuid.uuid4().hex,
+                "timestamp": now + i,
+                "url": "https://example.com/pricing?utm_source=newsletter",
+            }
+            for i in range(7)
+        ]
+        say(f"demo: SendGrid reports 7 email clicks by {address}")
+        await self.http.post(
+            f"{self.urls['ingest']}/v1/email/sendgrid",
+            auth=(self.write_key, ""),
+            content=orjson.dumps(clicks),
+            headers={"Content-Type": "application/json"},
+        )
 
     async def _watch(self) -> None:
         prefix = self.env.get("BATON_TOPIC_PREFIX", "")
