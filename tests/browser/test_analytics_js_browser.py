@@ -114,10 +114,9 @@ def page_html(config: dict[str, str]) -> bytes:
     )
 
 
-async def drive(url: str, profile: Path) -> tuple[asyncio.subprocess.Process, list[dict]]:
-    """Start the driver; return it (still open, so the browser lives) and its report up to
-    the visitor leaving the page."""
-    driver = await asyncio.create_subprocess_exec(
+async def start_driver(url: str, profile: Path) -> asyncio.subprocess.Process:
+    """The browser on ``url``; it stays open until the driver's stdin is closed."""
+    return await asyncio.create_subprocess_exec(
         "node",
         str(HARNESS / "drive.mjs"),
         url,
@@ -126,15 +125,19 @@ async def drive(url: str, profile: Path) -> tuple[asyncio.subprocess.Process, li
         stdout=asyncio.subprocess.PIPE,
         cwd=HARNESS,
     )
+
+
+async def read_report(driver: asyncio.subprocess.Process) -> list[dict[str, Any]]:
+    """What the browser did, up to the visitor leaving the page."""
     assert driver.stdout is not None
-    report: list[dict] = []
+    report: list[dict[str, Any]] = []
     async with asyncio.timeout(90):
         while not report or report[-1]["event"] not in ("left", "error"):
             line = await driver.stdout.readline()
             if not line:
                 break
             report.append(orjson.loads(line))
-    return driver, report
+    return report
 
 
 @pytest.mark.parametrize("strategy", ["standard", "batching"])
@@ -159,9 +162,9 @@ async def test_analytics_next_in_chromium_lands_identify_page_and_track_in_leads
             {"writeKey": WRITE_KEY, "apiHost": api_host, "userId": user_id, "strategy": strategy}
         ),
     )
-    driver = None
+    driver = await start_driver(f"{origin}/pricing?utm_source=ads", tmp_path / "profile")
     try:
-        driver, report = await drive(f"{origin}/pricing?utm_source=ads", tmp_path / "profile")
+        report = await read_report(driver)
         problems = [
             e
             for e in report
@@ -189,14 +192,13 @@ async def test_analytics_next_in_chromium_lands_identify_page_and_track_in_leads
 
         await wait_for_record(kafka_bootstrap, f"{prefix}leads.events", all_arrived, 30)
     finally:
-        if driver is not None:
-            if driver.stdin is not None:
-                driver.stdin.close()
-            try:
-                async with asyncio.timeout(30):
-                    await driver.wait()
-            except TimeoutError:
-                driver.kill()
+        assert driver.stdin is not None
+        driver.stdin.close()
+        try:
+            async with asyncio.timeout(30):
+                await driver.wait()
+        except TimeoutError:
+            driver.kill()
         ingest.stop()
 
     # Nothing left the machine: every request went to the site or to ingest.
