@@ -59,16 +59,16 @@ async def test_rules_and_skills_that_could_never_match_are_refused_naming_the_fi
             },
             expect=422,
         )
-        [error] = response.json()["detail"]
-        assert error["loc"] == ["body", "conditions", 1], error
-        assert words in error["msg"], (condition, error["msg"])
+        [error] = response.json()["errors"]
+        assert error["path"] == "body.conditions.1", error
+        assert words in error["message"], (condition, error["message"])
 
     rep = await api.rep(receiver, skills={"countries": ["Germany", "AT"], "languages": ["DE-de"]})
     assert rep["skills"] == {"countries": ["de", "at"], "languages": ["de"]}  # canonical
     response = await api.call(
         "PATCH", f"/v1/reps/{rep['id']}", json={"skills": {"countries": ["Atlantis"]}}, expect=422
     )
-    assert "Atlantis" in response.json()["detail"][0]["msg"]
+    assert "Atlantis" in response.json()["errors"][0]["message"]
 
 
 async def test_country_rule_routes_to_the_emea_pool_and_the_webhook_carries_the_traits(
@@ -277,9 +277,9 @@ async def test_unknown_sdr_pool_is_refused(api: Api, receiver) -> None:
             "webhook_url": f"{receiver.url}/t",
             "sdr_pool_id": "00000000-0000-0000-0000-000000000001",
         },
-        expect=422,
+        expect=409,
     )
-    assert response.json()["detail"][0]["loc"] == ["body", "sdr_pool_id"]
+    assert response.json()["errors"][0]["path"] == "body.sdr_pool_id"
 
 
 async def test_rep_marks_a_lead_qualified_with_bant_then_won_or_lost(
@@ -301,7 +301,7 @@ async def test_rep_marks_a_lead_qualified_with_bant_then_won_or_lost(
     ]
     for body, words in refused:
         response = await api.call("POST", url, token=token, json=body, expect=422)
-        assert words in response.json()["detail"][0]["msg"], response.json()
+        assert words in response.json()["errors"][0]["message"], response.json()
     await api.call("POST", url, token=bob_token, json={"kind": "won"}, expect=404)
 
     qualified = await api.call(

@@ -164,10 +164,7 @@ async def test_a_file_with_an_error_changes_nothing_and_names_its_line(
     line = broken.splitlines().index("    capacity: lots") + 1
     code, _, err = await baton(capsys, db_url, "apply", str(path))
     assert code == 2
-    assert err.strip() == (
-        f"{path}:{line}: reps[0].capacity: Input should be a valid integer, unable to parse "
-        "string as an integer"
-    )
+    assert err.strip() == f"{path}:{line}: reps[0].capacity: Input should be a valid integer"
     assert (await baton(capsys, db_url, "export"))[1] == before
 
 

@@ -1,5 +1,5 @@
 """The router's FastAPI application: the service's lifespan, the ops and ``/v1`` routes,
-and the mapping of the stores' errors to status codes."""
+and the mapping of the stores' errors to problem details (``baton_shared.problems``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from baton_router.config import RouterSettings
 from baton_router.service import RouterService
 from baton_router.store.configuration import InvalidReference, NotFound
 from baton_shared.http import ops_router
+from baton_shared.problems import FieldProblem, install_problem_handlers, problem
 
 
 def create_app(settings: RouterSettings) -> FastAPI:
@@ -31,44 +32,33 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app.state.service = service
     app.include_router(ops_router(service.readiness))
     app.include_router(api_router())
+    install_problem_handlers(app)
 
     @app.exception_handler(KafkaUnavailable)
     async def _kafka_down(_: Request, exc: KafkaUnavailable) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "Kafka unavailable; the activity was not recorded"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        detail = "Kafka unavailable; the activity was not recorded"
+        return problem(503, detail, headers={"Retry-After": "5"})
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return problem(404, str(exc))
 
     @app.exception_handler(InvalidReference)
     async def _invalid(_: Request, exc: InvalidReference) -> JSONResponse:
-        loc = list(exc.field) if exc.field and exc.field[0] == "path" else ["body", *exc.field]
-        return JSONResponse(
-            {"detail": [{"loc": loc, "msg": exc.message, "type": "invalid_reference"}]},
-            status_code=422,
-        )
+        # The body is well formed but names something that does not exist, or a name
+        # another resource has: a conflict with what is stored.
+        path = ".".join(map(str, ("body", *exc.field)))
+        error = FieldProblem(path=path, rule=exc.rule, message=exc.message)
+        return problem(409, str(exc), kind=exc.rule.replace("_", "-"), errors=[error])
 
     @app.exception_handler(DBAPIError)
     async def _bad_data(request: Request, exc: DBAPIError) -> JSONResponse:
         # PostgreSQL refused the value itself (SQLSTATE class 22: a NUL character, a
         # string too long for its column, ...): the caller's input, not a server fault.
         if _sqlstate(exc).startswith("22"):
-            return JSONResponse(
-                {
-                    "detail": [
-                        {
-                            "loc": ["body"],
-                            "msg": f"value not storable: {_first_line(exc)}",
-                            "type": "data_exception",
-                        }
-                    ]
-                },
-                status_code=422,
-            )
+            message = f"value not storable: {_first_line(exc)}"
+            error = FieldProblem(path="body", rule="data_exception", message=message)
+            return problem(422, message, kind="validation-error", errors=[error])
         raise exc
 
     return app

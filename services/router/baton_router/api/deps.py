@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,12 +22,12 @@ from baton_router.service import RouterService
 from baton_router.store.configuration import ConfigStore
 from baton_router.store.listing import Listings
 from baton_router.store.outbox import OutboxStore
+from baton_shared.problems import problem_responses
 
 REP_TOKEN_PREFIX = "rtok_"
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown bearer token"},
-    403: {"description": "A rep token asking for admin or another rep's data"},
-}
+ERRORS = problem_responses(
+    401, 403, described={403: "A rep token asking for admin or another rep's data"}
+)
 bearer = HTTPBearer(auto_error=False)
 
 

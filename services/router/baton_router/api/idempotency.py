@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from baton_router.store.configuration import token_hash
 from baton_router.store.idempotency import WAIT_SECONDS, KeyInUse
 from baton_shared.clock import utcnow
+from baton_shared.problems import problem_responses
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -118,10 +119,11 @@ class IdempotentRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         declared = kwargs.get("dependencies") or ()
         if any(getattr(d, "dependency", None) is idempotency_key for d in declared):
-            kwargs["responses"] = {
-                409: {"description": CONFLICT},
-                **(kwargs.get("responses") or {}),
-            }
+            own = kwargs.get("responses") or {}
+            conflict = problem_responses(409, described={409: CONFLICT})
+            if 409 in own:
+                conflict[409]["description"] = f"{own[409]['description']}; or: {CONFLICT}"
+            kwargs["responses"] = {**own, **conflict}
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Handler:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from baton_router.api.models.common import Strict
+from baton_shared.instants import Instant
 from baton_shared.schemas import ActivityKind
 
 BANT_FIELDS = ("budget", "authority", "need", "timeline")
@@ -18,7 +19,7 @@ class ActivityIn(Strict):
     kind: ActivityKind
     rep_id: uuid.UUID | None = Field(default=None, description="Defaults to the assigned rep")
     reason: str | None = Field(default=None, max_length=1000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     activity_id: str | None = Field(
         default=None, max_length=128, description="Idempotency key; repeats are dropped downstream"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field, StrictInt
 
 from baton_router.api.models.common import Strict
 from baton_router.api.models.rules import ConditionIn
@@ -13,7 +13,7 @@ from baton_router.api.models.rules import ConditionIn
 
 class TrackIn(Strict):
     name: str = Field(min_length=1, max_length=100)
-    position: int = Field(default=100, ge=0, le=1_000_000)
+    position: StrictInt = Field(default=100, ge=0, le=1_000_000)
     conditions: list[ConditionIn] = Field(default_factory=list, max_length=50)
     webhook_url: AnyHttpUrl
     sdr_pool_id: uuid.UUID | None = Field(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
 
 from baton_router.api.models.common import Strict, omittable
 from baton_router.strategies import Strategy
@@ -15,11 +15,13 @@ from baton_router.strategies import Strategy
 class PoolIn(Strict):
     name: str = Field(min_length=1, max_length=100)
     strategy: Strategy = Strategy.ROUND_ROBIN
-    express: bool = Field(default=False, description="The closers: express SQLs go here first")
+    express: StrictBool = Field(
+        default=False, description="The closers: express SQLs go here first"
+    )
     members: list[uuid.UUID] = Field(default_factory=list)
     escalation: Literal["next_rep", "manager"] = "next_rep"
     manager_rep_id: uuid.UUID | None = None
-    max_reassignments: int = Field(default=2, ge=0, le=20)
+    max_reassignments: StrictInt = Field(default=2, ge=0, le=20)
 
     @model_validator(mode="after")
     def _manager_needed(self) -> PoolIn:
@@ -33,11 +35,11 @@ class PoolPatch(Strict):
 
     name: str = omittable(min_length=1, max_length=100)
     strategy: Strategy = omittable()
-    express: bool = omittable()
+    express: StrictBool = omittable()
     members: list[uuid.UUID] = omittable()
     escalation: Literal["next_rep", "manager"] = omittable()
     manager_rep_id: uuid.UUID | None = None
-    max_reassignments: int = omittable(ge=0, le=20)
+    max_reassignments: StrictInt = omittable(ge=0, le=20)
 
 
 class PoolOut(BaseModel):

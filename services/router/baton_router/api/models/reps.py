@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
     AnyHttpUrl,
-    AwareDatetime,
     BaseModel,
     EmailStr,
     Field,
+    StrictInt,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -21,14 +23,21 @@ from pydantic import (
 from baton_router.api.models.common import Strict, omittable
 from baton_router.availability import InvalidCalendar, parse_timezone, parse_working_hours
 from baton_router.territory import country_code, is_known_country, language_code
+from baton_shared.instants import Instant
 
+TimeZoneName = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "enum": sorted(available_timezones()), "examples": ["Europe/Berlin"]}
+    ),
+]
 RepStatus = Literal["online", "away", "offline"]
 SkillName = Literal["regions", "countries", "industries", "segments", "languages"]
 
 
 class OutOfOffice(Strict):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
 
     @model_validator(mode="after")
     def _ordered(self) -> OutOfOffice:
@@ -57,7 +66,7 @@ def _check_hours(value: dict[str, list[str]] | None) -> dict[str, list[str]] | N
 class RepProfile(Strict):
     """Fields a rep has beyond identity; every one optional on update."""
 
-    timezone: str = omittable(description="IANA name, e.g. Europe/Berlin")
+    timezone: TimeZoneName = omittable(description="IANA name, e.g. Europe/Berlin")
     working_hours: dict[str, list[str]] | None = Field(
         default=None,
         description="Weekly template in the rep's time zone: "
@@ -66,8 +75,8 @@ class RepProfile(Strict):
     )
     status: RepStatus = omittable()
     out_of_office: list[OutOfOffice] | None = None
-    capacity: int | None = Field(default=None, ge=0, le=10_000, description="Max open leads")
-    weight: int = omittable(ge=1, le=1000, description="Weighted round robin")
+    capacity: StrictInt | None = Field(default=None, ge=0, le=10_000, description="Max open leads")
+    weight: StrictInt = omittable(ge=1, le=1000, description="Weighted round robin")
     skills: dict[SkillName, list[str]] = omittable(
         description="What the rep covers; a lead outside a non-empty list goes to someone "
         "else. regions (na, latam, emea, apac, or your own names), countries (ISO codes or "

@@ -17,6 +17,7 @@ from baton_router.tables import AssignmentRow
 from baton_shared.clock import utcnow
 from baton_shared.ids import stable_id
 from baton_shared.pagination import Page, PageDep
+from baton_shared.problems import problem_responses
 from baton_shared.schemas import Activity
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["leads"], route_class=IdempotentRoute)
@@ -39,7 +40,11 @@ def assignment_out(row: AssignmentRow) -> AssignmentOut:
     )
 
 
-@router.get("/leads/{lead_id}/assignments", response_model=Page[AssignmentOut])
+@router.get(
+    "/leads/{lead_id}/assignments",
+    response_model=Page[AssignmentOut],
+    responses=problem_responses(404, described={404: "A rep token asking for a lead not its own"}),
+)
 async def lead_assignments(
     lead_id: str, who: CallerDep, listings: ListingsDep, page: PageDep
 ) -> Page[AssignmentOut]:
@@ -56,7 +61,7 @@ async def lead_assignments(
     status_code=202,
     response_model=ActivityAccepted,
     dependencies=[IDEMPOTENT],
-    responses={503: {"description": "Kafka unavailable; retry"}},
+    responses=problem_responses(404, 503, described={503: "Kafka unavailable; retry"}),
 )
 async def record_activity(
     lead_id: str, body: ActivityIn, who: CallerDep, config: ConfigDep, actions: ActionsDep

@@ -13,6 +13,7 @@ from baton_router.api.models.nurture_tracks import TrackCreated, TrackIn, TrackO
 from baton_router.signing import new_secret
 from baton_router.store.listing import TRACKS
 from baton_shared.pagination import Page, PageDep
+from baton_shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class=IdempotentRoute)
 
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class
     dependencies=[IDEMPOTENT],
     status_code=201,
     response_model=TrackCreated,
+    responses=problem_responses(409),
 )
 async def create_track(body: TrackIn, _: AdminDep, config: ConfigDep) -> TrackCreated:
     """Where MQLs are enrolled: the first track whose conditions match gets a signed
@@ -39,7 +41,7 @@ async def list_tracks(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page
     return page.page(rows, TRACKS, lambda t: TrackOut.model_validate(t, from_attributes=True))
 
 
-@router.delete("/nurture-tracks/{track_id}", status_code=204)
+@router.delete("/nurture-tracks/{track_id}", status_code=204, responses=problem_responses(404))
 async def delete_track(track_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> Response:
     await config.delete_track(track_id)
     return Response(status_code=204)

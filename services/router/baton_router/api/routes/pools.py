@@ -10,10 +10,10 @@ from fastapi import APIRouter, Response
 from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep, ListingsDep
 from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.pools import PoolIn, PoolOut, PoolPatch
-from baton_router.store.configuration import InvalidReference
 from baton_router.store.listing import POOLS
 from baton_router.tables import Pool
 from baton_shared.pagination import Page, PageDep
+from baton_shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class=IdempotentRoute)
 
@@ -31,7 +31,13 @@ def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
     )
 
 
-@router.post("/pools", status_code=201, response_model=PoolOut, dependencies=[IDEMPOTENT])
+@router.post(
+    "/pools",
+    dependencies=[IDEMPOTENT],
+    status_code=201,
+    response_model=PoolOut,
+    responses=problem_responses(409),
+)
 async def create_pool(body: PoolIn, _: AdminDep, config: ConfigDep, actions: ActionsDep) -> PoolOut:
     fields = body.model_dump(exclude={"members"})
     fields["strategy"] = body.strategy.value
@@ -47,19 +53,16 @@ async def list_pools(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[
     return page.page(pools, POOLS, lambda p: pool_out(p, members[p.id]))
 
 
-@router.get("/pools/{pool_id}", response_model=PoolOut)
+@router.get("/pools/{pool_id}", response_model=PoolOut, responses=problem_responses(404))
 async def get_pool(pool_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> PoolOut:
     return pool_out(*await config.get_pool(pool_id))
 
 
-@router.patch("/pools/{pool_id}", response_model=PoolOut)
+@router.patch("/pools/{pool_id}", response_model=PoolOut, responses=problem_responses(404, 409))
 async def update_pool(
     pool_id: uuid.UUID, body: PoolPatch, _: AdminDep, config: ConfigDep, actions: ActionsDep
 ) -> PoolOut:
     fields = body.model_dump(exclude_unset=True, exclude={"members"})
-    for key in ("name", "strategy", "express", "escalation", "max_reassignments"):
-        if key in fields and fields[key] is None:
-            raise InvalidReference((key,), "may not be null")
     if "strategy" in fields:
         fields["strategy"] = fields["strategy"].value
     members = body.members if "members" in body.model_fields_set else None
@@ -68,7 +71,7 @@ async def update_pool(
     return pool_out(*await config.get_pool(pool_id))
 
 
-@router.delete("/pools/{pool_id}", status_code=204)
+@router.delete("/pools/{pool_id}", status_code=204, responses=problem_responses(404))
 async def delete_pool(pool_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> Response:
     """Deletes the pool and the rules that point at it."""
     await config.delete_pool(pool_id)

@@ -29,11 +29,11 @@ from baton_router.api.models.leads import AssignmentOut
 from baton_router.api.models.reps import Availability, RepCreated, RepIn, RepOut, RepPatch, RepToken
 from baton_router.api.routes.leads import assignment_out
 from baton_router.signing import new_secret
-from baton_router.store.configuration import InvalidReference
 from baton_router.store.listing import REP_LEADS, REPS
 from baton_router.tables import Rep
 from baton_shared.clock import utcnow
 from baton_shared.pagination import Page, PageDep
+from baton_shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["reps"], route_class=IdempotentRoute)
 
@@ -58,11 +58,7 @@ def rep_out(rep: Rep, open_leads: int | None = None) -> dict[str, Any]:
 
 
 def profile_changes(body: BaseModel) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True, mode="json")
-    for key in ("name", "email", "webhook_url", "status", "timezone", "weight", "skills"):
-        if key in changes and changes[key] is None:
-            raise InvalidReference((key,), "may not be null")
-    return changes
+    return body.model_dump(exclude_unset=True, mode="json")
 
 
 @router.post("/reps", status_code=201, response_model=RepCreated, dependencies=[IDEMPOTENT])
@@ -83,21 +79,21 @@ async def list_reps(_: AdminDep, listings: ListingsDep, page: PageDep) -> Page[d
     return page.page(rows, REPS, lambda r: rep_out(r, r.open_leads))
 
 
-@router.get("/reps/{rep_id}", response_model=RepOut)
+@router.get("/reps/{rep_id}", response_model=RepOut, responses=problem_responses(404))
 async def get_rep(rep_id: RepIdPath, who: CallerDep, config: ConfigDep) -> dict[str, Any]:
     check_self_or_admin(who, rep_id)
     loads = await config.rep_loads()
     return rep_out(await config.get_rep(rep_id), loads.get(rep_id, 0))
 
 
-@router.patch("/reps/{rep_id}", response_model=RepOut)
+@router.patch("/reps/{rep_id}", response_model=RepOut, responses=problem_responses(404))
 async def update_rep(
     rep_id: RepIdPath, body: RepPatch, _: AdminDep, actions: ActionsDep
 ) -> dict[str, Any]:
     return rep_out(await actions.update_rep(rep_id, profile_changes(body)))
 
 
-@router.put("/reps/{rep_id}/availability", response_model=RepOut)
+@router.put("/reps/{rep_id}/availability", response_model=RepOut, responses=problem_responses(404))
 async def set_availability(
     rep_id: RepIdPath, body: Availability, who: CallerDep, actions: ActionsDep
 ) -> dict[str, Any]:
@@ -107,13 +103,18 @@ async def set_availability(
     return rep_out(await actions.update_rep(rep_id, profile_changes(body)))
 
 
-@router.delete("/reps/{rep_id}", status_code=204)
+@router.delete("/reps/{rep_id}", status_code=204, responses=problem_responses(404))
 async def archive_rep(rep_id: RepIdPath, _: AdminDep, config: ConfigDep) -> Response:
     await config.archive_rep(rep_id, utcnow())
     return Response(status_code=204)
 
 
-@router.post("/reps/{rep_id}/token", status_code=201, response_model=RepToken)
+@router.post(
+    "/reps/{rep_id}/token",
+    status_code=201,
+    response_model=RepToken,
+    responses=problem_responses(404),
+)
 async def issue_token(rep_id: RepIdPath, _: AdminDep, config: ConfigDep) -> RepToken:
     """A new bearer token for this rep (the previous one stops working)."""
     token = REP_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -121,7 +122,9 @@ async def issue_token(rep_id: RepIdPath, _: AdminDep, config: ConfigDep) -> RepT
     return RepToken(rep_id=rep_id, token=token)
 
 
-@router.get("/reps/{rep_id}/leads", response_model=Page[AssignmentOut])
+@router.get(
+    "/reps/{rep_id}/leads", response_model=Page[AssignmentOut], responses=problem_responses(404)
+)
 async def rep_leads(
     rep_id: RepIdPath, who: CallerDep, config: ConfigDep, listings: ListingsDep, page: PageDep
 ) -> Page[AssignmentOut]:

@@ -3,9 +3,9 @@ Admin only."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 
 from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ListingsDep
 from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
@@ -13,8 +13,10 @@ from baton_router.api.models.webhooks import DeadLetterOut
 from baton_router.store.listing import DEAD_LETTERS
 from baton_router.tables import OutboxRow
 from baton_shared.pagination import Page, PageDep
+from baton_shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["webhooks"], route_class=IdempotentRoute)
+MessageIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="A dead letter's id")]
 
 
 def dead_letter_out(row: OutboxRow) -> DeadLetterOut:
@@ -38,8 +40,13 @@ async def dead_letters(_: AdminDep, listings: ListingsDep, page: PageDep) -> Pag
     return page.page(rows, DEAD_LETTERS, dead_letter_out)
 
 
-@router.post("/webhooks/dead/{message_id}/replay", status_code=202, dependencies=[IDEMPOTENT])
-async def replay(message_id: int, _: AdminDep, actions: ActionsDep) -> dict[str, Any]:
+@router.post(
+    "/webhooks/dead/{message_id}/replay",
+    status_code=202,
+    dependencies=[IDEMPOTENT],
+    responses=problem_responses(404),
+)
+async def replay(message_id: MessageIdPath, _: AdminDep, actions: ActionsDep) -> dict[str, Any]:
     """Deliver a dead message again, with a fresh retry schedule."""
     row = await actions.replay(message_id)
     if row is None:
