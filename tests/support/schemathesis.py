@@ -1,11 +1,19 @@
-"""schemathesis as a new user runs it, against a live service's own OpenAPI document."""
+"""schemathesis as a new user runs it, against a live service's own OpenAPI document, with
+the repository's schemathesis.toml (what JSON Schema cannot say about Baton's APIs)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from baton_devstack.ports import free_port
+from baton_devstack.services import SERVICES, ServiceProcess
+
+CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
 
 
 def schemathesis_cli() -> str:
@@ -20,6 +28,8 @@ def run_schemathesis(
     return subprocess.run(
         [
             schemathesis_cli(),
+            "--config-file",
+            str(CONFIG),
             "run",
             f"{url}/openapi.json",
             "--header",
@@ -40,3 +50,16 @@ def run_schemathesis(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def live_service(name: str, env: dict[str, str], log: Path) -> Iterator[ServiceProcess]:
+    """Service ``name`` (router, sla-monitor, ...) running as a process on a free port."""
+    spec = next(spec for spec in SERVICES if spec.name == name)
+    proc = ServiceProcess(spec, {**env, "BATON_LOG_FORMAT": "console"}, log, free_port())
+    proc.start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
