@@ -48,20 +48,30 @@ def to_asyncpg_url(url: str) -> str:
     )
 
 
-class DatabaseSettings(ServiceSettings):
+class AdminSettings(ServiceSettings):
+    """A service with an admin API behind ``Authorization: Bearer <BATON_ADMIN_TOKEN>``."""
+
+    admin_token: str = Field(
+        default=LOCAL_ADMIN_TOKEN,
+        alias="BATON_ADMIN_TOKEN",
+        min_length=16,
+        description="The admin API's bearer token; the local default is refused elsewhere",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_local_secrets_outside_local(self) -> AdminSettings:
+        if not self.is_local and self.admin_token == LOCAL_ADMIN_TOKEN:
+            raise ValueError("BATON_ADMIN_TOKEN must be set to a secret outside BATON_ENV=local")
+        return self
+
+
+class DatabaseSettings(AdminSettings):
     """A service that keeps state in PostgreSQL."""
 
     database_url: str = Field(
         default="postgresql://baton@127.0.0.1:5432/baton", alias="DATABASE_URL"
     )
-    admin_token: str = Field(default=LOCAL_ADMIN_TOKEN, alias="BATON_ADMIN_TOKEN", min_length=16)
 
     @property
     def sqlalchemy_url(self) -> str:
         return to_asyncpg_url(self.database_url)
-
-    @model_validator(mode="after")
-    def _refuse_local_secrets_outside_local(self) -> DatabaseSettings:
-        if not self.is_local and self.admin_token == LOCAL_ADMIN_TOKEN:
-            raise ValueError("BATON_ADMIN_TOKEN must be set to a secret outside BATON_ENV=local")
-        return self

@@ -12,6 +12,8 @@
   ``reload_rules`` and ``follow_rules`` swap in changed rules
   (:mod:`baton_scorer.rules_source` says which wins). Each batch takes the rules in
   use when it starts, so every transition names the version that decided it.
+* The web server answers ``/healthz``, ``/metrics`` and ``GET /v1/leads/{key}``
+  (:mod:`baton_scorer.web`) from the tables.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from baton_scorer.faust_consumer import BatonConsumer
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.stream import ScorerShell
+from baton_scorer.web import LeadLookup, install
 from baton_shared.metrics import exposition
 
 RAW: dict[str, Any] = {
@@ -175,5 +178,6 @@ def create_app(
         body, content_type = exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
+    install(app, LeadLookup(app, leads, aliases, source, settings.admin_token))
     app.scorer = shell  # type: ignore[attr-defined]
     return app

@@ -1,5 +1,6 @@
-"""Scorer settings, resolved once at start-up: where it listens, its rules, and how
-its faust worker batches, produces and keeps its consumer group membership."""
+"""Scorer settings, resolved once at start-up: where it listens (and the admin token
+of its lead lookup), its rules, and how its faust worker batches, produces and keeps
+its consumer group membership."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from pathlib import Path
 
 from pydantic import Field
 
-from baton_shared.settings import ServiceSettings
+from baton_shared.settings import AdminSettings
 
 
-class ScorerSettings(ServiceSettings):
+class ScorerSettings(AdminSettings):
     host: str = Field(
-        default="127.0.0.1", alias="BATON_SCORER_HOST", description="/healthz and /metrics bind"
+        default="127.0.0.1",
+        alias="BATON_SCORER_HOST",
+        description="Where /healthz, /metrics and /v1/leads listen",
     )
-    port: int = Field(default=8003, alias="BATON_SCORER_PORT", description="/healthz and /metrics")
+    port: int = Field(
+        default=8003, alias="BATON_SCORER_PORT", description="/healthz, /metrics and /v1/leads"
+    )
     data_dir: Path = Field(
         default=Path(".devstack/scorer"),
         alias="BATON_SCORER_DATA_DIR",

@@ -178,6 +178,9 @@ if KIND == "native":
     def score_at(state: Any, t: float, rules: Rules) -> float:
         return float(native_core(rules).score_at(state, t))
 
+    def engagement_at(state: Any, t: float, rules: Rules) -> float:
+        return float(native_core(rules).engagement_at(state, t))
+
 else:
     LeadState = lifecycle.LeadState
 
@@ -205,11 +208,15 @@ else:
     def score_at(state: Any, t: float, rules: Rules) -> float:
         return state.score_at(t, rules)
 
+    def engagement_at(state: Any, t: float, rules: Rules) -> float:
+        return state.engagement_at(t, rules)
+
 
 __all__ = [
     "KIND",
     "LeadState",
     "apply_rep_action",
+    "engagement_at",
     "expire",
     "is_seen",
     "native_core",

@@ -1,0 +1,166 @@
+"""``GET /v1/leads/{key}``: any lead, by any identity it is known by, from the scorer's state.
+
+The worker a caller asks (any of them) tries ``key`` as a lead id, then as an email as
+ingest keys it, then as an anonymous id an identify stitched (the ``aliases`` table
+names its lead). Each try is answered by the worker that owns the key's partition of
+that table — faust's router names it (``app.router.key_store``, what
+``@app.table_route`` uses) — locally, or over ``/v1/internal/...`` with the caller's
+token: an anonymous id takes two hops at most, its alias's owner, then its lead's.
+The view itself is :mod:`baton_scorer.lookup`. Errors are problem details
+(:mod:`baton_shared.problems`); nothing about the lead is logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import faust
+import orjson
+from aiohttp import web
+
+from baton_scorer.identity import Alias
+from baton_scorer.lookup import BadKey, LeadView, checked_key, lead_ids_for, lead_view
+from baton_scorer.rules_source import RulesSource
+from baton_shared.problems import FieldProblem, problem
+
+HOP_TIMEOUT = aiohttp.ClientTimeout(total=10)
+JSON = {"Content-Type": "application/json"}
+
+
+class Unavailable(Exception):
+    """The owner of a key cannot be reached or named now (a rebalance): retry."""
+
+
+def problem_response(status: int, detail: str, **kwargs: Any) -> web.Response:
+    """:func:`baton_shared.problems.problem` as an aiohttp response."""
+    answer = problem(status, detail, **kwargs)
+    headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+    return web.Response(body=answer.body, status=answer.status_code, headers=headers)
+
+
+class LeadLookup:
+    """Finds a lead by any key across the workers, and answers it."""
+
+    def __init__(
+        self, app: faust.App, leads: Any, aliases: Any, source: RulesSource, admin_token: str
+    ) -> None:
+        self.app = app
+        self.tables = {"leads": leads, "aliases": aliases}
+        self.source = source
+        self.token = admin_token.encode()
+
+    def authorized(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), self.token)
+
+    async def find(self, raw_key: str, request: web.Request) -> web.Response:
+        """The answer to ``GET /v1/leads/{raw_key}``."""
+        if not self.authorized(request):
+            return unauthorized()
+        try:
+            key = checked_key(raw_key)
+        except BadKey as exc:
+            errors = [FieldProblem(path="path.key", rule=exc.rule, message=str(exc))]
+            return problem_response(422, str(exc), kind="validation-error", errors=errors)
+        try:
+            for lead_id, how in lead_ids_for(key):
+                found = await self.ask("leads", lead_id, request)
+                if found is not None:
+                    return view_response({**found, "matched_by": how})
+            alias = await self.ask("aliases", key, request)
+            if alias is not None and alias.get("lead_id"):
+                found = await self.ask("leads", alias["lead_id"], request)
+                if found is not None:
+                    return view_response({**found, "matched_by": "anonymous_id"})
+        except Unavailable as exc:
+            return problem_response(503, f"{exc}; retry", headers={"Retry-After": "1"})
+        return problem_response(404, "no lead is known by this key")
+
+    async def ask(self, table: str, key: str, request: web.Request) -> dict[str, Any] | None:
+        """What the owner of ``key`` in ``table`` holds for it (None: nothing)."""
+        owner = await self.owner(table, key)
+        if owner is None:
+            return self.local(table, key)
+        url = f"{owner.rstrip('/')}/v1/internal/{table}/{quote(key, safe='')}"
+        headers = {"Authorization": request.headers.get("Authorization", "")}
+        try:
+            async with self.app.http_client.get(url, headers=headers, timeout=HOP_TIMEOUT) as r:
+                if r.status == 404:
+                    return None
+                if r.status != 200:
+                    raise Unavailable(f"the worker owning the key answered {r.status}")
+                answer: dict[str, Any] = await r.json()
+                return answer
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable("the worker owning the key is unreachable") from exc
+
+    async def answer_local(self, table: str, key: str, request: web.Request) -> web.Response:
+        """``GET /v1/internal/{table}/{key}``: one hop of :meth:`find`, on the key's owner."""
+        if not self.authorized(request):
+            return unauthorized()
+        try:
+            if await self.owner(table, key) is not None:
+                raise Unavailable("the key's partition moved to another worker")
+        except Unavailable as exc:
+            return problem_response(503, f"{exc}; retry", headers={"Retry-After": "1"})
+        found = self.local(table, key)
+        if found is None:
+            return problem_response(404, f"not in this worker's {table} table")
+        return web.Response(body=orjson.dumps(found), headers=JSON)
+
+    async def owner(self, table: str, key: str) -> str | None:
+        """The URL of the worker owning ``key`` in ``table``; None when it is this one."""
+        app = self.app
+        if app.rebalancing:
+            raise Unavailable("the workers are rebalancing")
+        changelog = self.tables[table].changelog_topic.get_topic_name()
+        try:
+            producer = app.producer._ensure_producer()  # the aiokafka producer faust runs
+            # The partitioner needs the changelog's partitions (a worker that never
+            # wrote to it may not have them yet).
+            await producer.client._wait_on_metadata(changelog)
+            url = app.router.key_store(self.tables[table].name, key.encode())
+        except (KeyError, TypeError) as exc:
+            raise Unavailable("the key's owner is not known yet") from exc
+        here = app.conf.canonical_url
+        return None if (url.host, url.port) == (here.host, here.port) else str(url)
+
+    def local(self, table: str, key: str) -> dict[str, Any] | None:
+        stored = self.tables[table].get(key.encode())
+        if not stored:
+            return None
+        if table == "aliases":
+            return {"lead_id": Alias.from_bytes(stored).lead_id}
+        rules = self.source.rules
+        view = lead_view(key, orjson.loads(stored), rules, time.time(), "lead_id")
+        return view.model_dump(mode="json")
+
+
+def view_response(body: dict[str, Any]) -> web.Response:
+    """A :class:`LeadView` (validated again: a hop's answer is only JSON)."""
+    view = LeadView.model_validate(body)
+    return web.Response(body=view.model_dump_json(), headers=JSON)
+
+
+def unauthorized() -> web.Response:
+    return problem_response(
+        401,
+        "send 'Authorization: Bearer <BATON_ADMIN_TOKEN>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def install(app: faust.App, lookup: LeadLookup) -> None:
+    """Add the lookup's routes to the worker's web server."""
+
+    @app.page("/v1/leads/{key:.*}")
+    async def find_lead(self: Any, request: web.Request, key: str) -> web.Response:
+        return await lookup.find(key, request)
+
+    @app.page("/v1/internal/{table:leads|aliases}/{key:.+}")
+    async def one_hop(self: Any, request: web.Request, table: str, key: str) -> web.Response:
+        return await lookup.answer_local(table, key, request)
