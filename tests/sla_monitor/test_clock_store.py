@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_shared.database import make_engine, make_sessionmaker, migrate
 from baton_shared.schemas import Activity, ActivityKind, Assignment, SlaEvent, Stage, Transition
 from baton_shared.sla_policy import load_policy, parse_policy
-from baton_sla_monitor.clocks import ClockStore
+from baton_sla_monitor.clocks import Clock, ClockStore
+from baton_sla_monitor.reports import Reports
 from baton_sla_monitor.service import MIGRATIONS, VERSION_TABLE
 
 pytestmark = pytest.mark.integration
@@ -29,13 +31,28 @@ class Captured(list[SlaEvent]):
         return [(e.assignment_id, e.status.value) for e in self if e.lead_id == lead_id]
 
 
+_reports: dict[ClockStore, Reports] = {}
+
+
+def clock_store(sessions: async_sessionmaker[AsyncSession], policy, captured) -> ClockStore:
+    """A ClockStore, and the API's reader over the same database for ``clocks_of``."""
+    store = ClockStore(sessions, policy, captured)
+    _reports[store] = Reports(sessions)
+    return store
+
+
+async def clocks_of(store: ClockStore, lead_id: str) -> list[Clock]:
+    """A lead's clocks, oldest first, as the API reads them."""
+    return await _reports[store].lead_clocks(lead_id, None, 1000)
+
+
 @pytest.fixture
 async def store(pg_cluster, unique_name: str) -> AsyncIterator[tuple[ClockStore, Captured]]:
     engine = make_engine(pg_cluster.create_database(unique_name), pool_size=2)
     await migrate(engine, MIGRATIONS, VERSION_TABLE)
     captured = Captured()
     try:
-        yield ClockStore(make_sessionmaker(engine), load_policy(), captured), captured
+        yield clock_store(make_sessionmaker(engine), load_policy(), captured), captured
     finally:
         await engine.dispose()
 
@@ -75,7 +92,7 @@ async def test_batch_with_a_repeat_and_a_reassignment_opens_only_the_newest_cloc
         [first.assignment_id, later.assignment_id, other.assignment_id]
     )
     assert events.of("lead-a") == [(later.assignment_id, "started")]
-    statuses = {c.assignment_id: c.status for c in await clocks.clocks_for("lead-a")}
+    statuses = {c.assignment_id: c.status for c in await clocks_of(clocks, "lead-a")}
     assert statuses == {first.assignment_id: "reassigned", later.assignment_id: "open"}
     assert await clocks.open_many([later, other]) == []  # re-delivery: nothing new
 
@@ -87,7 +104,7 @@ async def test_older_assignment_arriving_after_a_newer_one_never_opens(store) ->
     stale = await clocks.open(older)
     assert stale is not None and stale.status == "reassigned"
     assert events.of("lead-c") == [(newer.assignment_id, "started")]
-    assert {c.status for c in await clocks.clocks_for("lead-c")} == {"open", "reassigned"}
+    assert {c.status for c in await clocks_of(clocks, "lead-c")} == {"open", "reassigned"}
 
 
 async def test_touch_before_its_assignment_is_kept_and_met_on_opening(store) -> None:
@@ -119,7 +136,7 @@ async def test_duplicate_touch_is_ignored_and_second_touch_does_not_move_the_clo
     assert await clocks.contacted(touch) is None
     assert await clocks.contacted(contacted("lead-f", 3)) is None
     assert events.of("lead-f") == [(a.assignment_id, "started"), (a.assignment_id, "met")]
-    (stored,) = await clocks.clocks_for("lead-f")
+    (stored,) = await clocks_of(clocks, "lead-f")
     assert stored.first_touch_at == T0 + timedelta(minutes=1)
 
 
@@ -154,7 +171,7 @@ async def test_sql_transition_opens_an_assign_clock_its_assignment_stops(store) 
     clocks, events = store
     t = transition("lead-g", 0)
     await clocks.apply(transitions=[t])
-    (waiting,) = await clocks.clocks_for("lead-g")
+    (waiting,) = await clocks_of(clocks, "lead-g")
     assert (waiting.measure, waiting.status, waiting.rep_id) == ("assign", "open", None)
     assert waiting.deadline_at == t.occurred_at + timedelta(seconds=60)  # assign_seconds
 
@@ -187,7 +204,7 @@ async def test_assignment_consumed_before_its_transition_stops_the_assign_clock_
         ("assign", "breached"),
     ]
     assert events[-1].elapsed_seconds == 120
-    statuses = {c.measure: c.status for c in await clocks.clocks_for("lead-h")}
+    statuses = {c.measure: c.status for c in await clocks_of(clocks, "lead-h")}
     assert statuses == {"first_touch": "open", "assign": "breached"}
 
 
@@ -209,7 +226,7 @@ async def test_mql_transition_opens_an_mql_clock_that_the_first_contact_stops(st
     clocks, events = store
     t = transition("lead-j", 0, Stage.MQL)
     await clocks.apply(transitions=[t])
-    (mql,) = await clocks.clocks_for("lead-j")  # no assign clock: most MQLs go to nurture
+    (mql,) = await clocks_of(clocks, "lead-j")  # no assign clock: most MQLs go to nurture
     assert (mql.measure, mql.stage, mql.rep_id, mql.window_seconds) == (
         "first_touch",
         "mql",
@@ -233,7 +250,7 @@ async def test_sdr_task_replaces_the_mql_clock_with_the_mql_window(store) -> Non
 
     assert (opened.stage, opened.window_seconds) == ("mql", 86_400)
     assert opened.deadline_at == task.assigned_at + timedelta(hours=24)
-    statuses = {c.assignment_id: c.status for c in await clocks.clocks_for("lead-k")}
+    statuses = {c.assignment_id: c.status for c in await clocks_of(clocks, "lead-k")}
     assert statuses == {None: "reassigned", task.assignment_id: "open"}
 
 
@@ -242,7 +259,7 @@ async def test_sql_transition_supersedes_the_open_mql_clock(store) -> None:
     await clocks.apply(transitions=[transition("lead-l", 0, Stage.MQL)])
     await clocks.apply(transitions=[transition("lead-l", 30, Stage.SQL)])
 
-    found = {(c.measure, c.stage): c.status for c in await clocks.clocks_for("lead-l")}
+    found = {(c.measure, c.stage): c.status for c in await clocks_of(clocks, "lead-l")}
     assert found == {("first_touch", "mql"): "superseded", ("assign", "sql"): "open"}
     fired = await clocks.fire_due(T0 + timedelta(days=2))
     assert len(fired) == 1  # only the SQL's assign clock breaches
@@ -253,10 +270,10 @@ async def test_policy_can_open_assign_clocks_for_mqls_too(pg_cluster, unique_nam
     engine = make_engine(pg_cluster.create_database(unique_name), pool_size=2)
     await migrate(engine, MIGRATIONS, VERSION_TABLE)
     policy = parse_policy("name: sdr-everything\nassign_stages: [sql, mql]\n")
-    clocks = ClockStore(make_sessionmaker(engine), policy, Captured())
+    clocks = clock_store(make_sessionmaker(engine), policy, Captured())
     try:
         await clocks.apply(transitions=[transition("lead-m", 0, Stage.MQL)])
-        measures = sorted(c.measure for c in await clocks.clocks_for("lead-m"))
+        measures = sorted(c.measure for c in await clocks_of(clocks, "lead-m"))
         assert measures == ["assign", "first_touch"]
     finally:
         await engine.dispose()

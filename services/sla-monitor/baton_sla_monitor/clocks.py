@@ -99,17 +99,6 @@ class ClockStore:
             events.extend(due_events)
         return fired
 
-    async def clocks_for(self, lead_id: str) -> list[Clock]:
-        """A lead's clocks, oldest first."""
-        async with self._sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(Clock).where(Clock.lead_id == lead_id).order_by(Clock.started_at)
-                    )
-                ).all()
-            )
-
     async def open_count(self) -> dict[str, int]:
         """Open clocks per measure."""
         async with self._sessions() as session:

@@ -143,14 +143,6 @@ class ConfigStore:
                 select(Rep).where(Rep.token_hash == token_hash(token), Rep.archived_at.is_(None))
             )
 
-    async def leads_of(self, rep_id: uuid.UUID, limit: int = 200) -> list[AssignmentRow]:
-        return await self._all(
-            select(AssignmentRow)
-            .where(AssignmentRow.rep_id == rep_id)
-            .order_by(AssignmentRow.assigned_at.desc())
-            .limit(limit)
-        )
-
     async def assignments_for_lead(self, lead_id: str) -> list[AssignmentRow]:
         return await self._all(
             select(AssignmentRow)

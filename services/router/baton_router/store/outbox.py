@@ -270,20 +270,6 @@ class OutboxStore:
         async with self._engine.begin() as conn:
             await conn.execute(update(Rep).where(Rep.id == rep_id).values(webhook_disabled_at=now))
 
-    async def dead_letters(self, limit: int = 100) -> list[OutboxRow]:
-        """Rows that exhausted their retries (or hit a 410), newest first."""
-        async with self._sessions() as session:
-            return list(
-                (
-                    await session.scalars(
-                        select(OutboxRow)
-                        .where(OutboxRow.status == "dead")
-                        .order_by(OutboxRow.id.desc())
-                        .limit(limit)
-                    )
-                ).all()
-            )
-
     async def replay(self, row_id: int, now: datetime) -> OutboxRow | None:
         """Put a dead message back in line (attempts start again; a disabled rep endpoint
         is re-enabled, since the operator asked for delivery)."""
