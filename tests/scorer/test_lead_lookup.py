@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from baton_scorer.rules import load_rules
 from tests.scorer.worker import (
@@ -147,3 +148,46 @@ async def test_a_lead_is_found_by_user_id_anonymous_id_and_email(
 def _same(view: dict[str, Any]) -> dict[str, Any]:
     """The fields of a view that depend on how it was looked up, or on when."""
     return {k: view[k] for k in ("matched_by", "as_of", "score", "engagement", "signals")}
+
+
+def partition_of(key: str, partitions: int = 3) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (as the producers do)."""
+    return DefaultPartitioner()(key.encode(), list(range(partitions)), list(range(partitions)))
+
+
+async def test_any_of_two_workers_answers_for_leads_the_other_owns(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env, _ = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
+    env |= {"BATON_ADMIN_TOKEN": TOKEN}
+    prefix = env["BATON_TOPIC_PREFIX"]
+    pairs = [(f"anon-{i}", f"person-{i}") for i in range(8)]
+    # Every partition holds some lead and some anonymous id: each worker owns some of
+    # them and must ask the other for the rest (an anonymous id: two hops at most).
+    assert {partition_of(user) for _, user in pairs} == {0, 1, 2}
+    assert {partition_of(anon) for anon, _ in pairs} == {0, 1, 2}
+    workers = [start_worker(env, tmp_path / f"scorer-{n}.log") for n in range(2)]
+    try:
+        now = datetime.now(UTC)
+        records = []
+        for anon, user in pairs:
+            records += [
+                event(f"{anon}-p", anon, "page", now, anonymous_id=anon, page_category="pricing"),
+                event(f"{user}-d", user, "page", now, user_id=user, page_category="docs"),
+                event(f"{user}-i", user, "identify", now, anonymous_id=anon, user_id=user),
+            ]
+        await produce(kafka_bootstrap, f"{prefix}leads.events", records)
+        for worker in workers:
+            async with httpx.AsyncClient(base_url=worker.url) as http:
+                for anon, user in pairs:
+                    by_user = await looked_up(http, user, "mql")
+                    assert by_user["score"] == pytest.approx(50, abs=0.01)
+                    by_anon = await looked_up(http, anon, "mql")
+                    assert (by_anon["lead_id"], by_anon["matched_by"]) == (user, "anonymous_id")
+                assert (await lookup(http, "user-unknown")).status_code == 404
+                assert (
+                    await lookup(http, "user-1", Authorization="Bearer nope")
+                ).status_code == 401
+    finally:
+        for worker in workers:
+            worker.stop()
