@@ -114,6 +114,28 @@ async def test_sendgrid_webhook_with_bad_signature_is_401_and_stores_nothing(
     assert await read_all(kafka_bootstrap, f"{prefix}leads.events", idle_s=0.5) == []
 
 
+async def test_a_malformed_sendgrid_event_is_rejected_on_its_own(
+    ingest: httpx.AsyncClient,
+) -> None:
+    """An object where the event name belongs, a timestamp past year 9999: each is listed
+    as rejected (never a 500), and the valid event beside them is stored."""
+    body = orjson.dumps(
+        [
+            {**SENDGRID_EVENTS[5], "event": {}, "sg_event_id": "sg-a"},
+            {**SENDGRID_EVENTS[5], "timestamp": 1e300, "sg_event_id": "sg-b"},
+            SENDGRID_EVENTS[5],
+        ]
+    )
+    response = await ingest.post("/v1/email/sendgrid", content=body, headers=sendgrid_headers(body))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [(r["index"], r["path"]) for r in answer["rejected"]] == [
+        (0, "0.event"),
+        (1, "1.timestamp"),
+    ]
+
+
 async def test_sendgrid_redelivery_is_marked_possible_duplicate(
     ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
 ) -> None:

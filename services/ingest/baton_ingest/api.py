@@ -19,9 +19,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
 from baton_ingest.config import IngestSettings
-from baton_ingest.email import EmailEvents
 from baton_ingest.errors import RequestError
 from baton_ingest.metrics import REJECTED
+from baton_ingest.openapi import install as install_openapi
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.publisher import Publisher
 from baton_ingest.routes.email import email_routes
@@ -95,15 +95,5 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         path = ".".join(str(p) for p in first["loc"])
         return RequestError(400, "invalid_request", f"{path}: {first['msg']}", path=path).response()
 
-    original_openapi = app.openapi
-
-    def openapi() -> dict:  # type: ignore[type-arg]
-        schema = original_openapi()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        email_schema = EmailEvents.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(email_schema.pop("$defs", {}))
-        components["EmailEvents"] = email_schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app)
     return app

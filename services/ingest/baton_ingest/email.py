@@ -108,7 +108,7 @@ def from_sendgrid(raw: Any, *, received_at: datetime, max_future: timedelta) -> 
     if not isinstance(raw, dict):
         raise InvalidEvent("", "must be a JSON object")
     kind = raw.get("event")
-    if kind not in SENDGRID_TYPES:
+    if not isinstance(kind, str) or kind not in SENDGRID_TYPES:
         raise InvalidEvent("event", f"unknown SendGrid event {kind!r}")
     event_id = raw.get("sg_event_id")
     if not isinstance(event_id, str) or not event_id:
@@ -116,6 +116,10 @@ def from_sendgrid(raw: Any, *, received_at: datetime, max_future: timedelta) -> 
     timestamp = raw.get("timestamp")
     if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
         raise InvalidEvent("timestamp", "required: Unix seconds")
+    try:
+        occurred_at = datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidEvent("timestamp", "out of range for Unix seconds") from None
     known = {"email", "event", "sg_event_id", "timestamp", "url", "sg_message_id", "category"}
     extra = {k: v for k, v in raw.items() if k not in known}
     try:
@@ -123,7 +127,7 @@ def from_sendgrid(raw: Any, *, received_at: datetime, max_future: timedelta) -> 
             id=event_id,
             email=raw.get("email"),  # type: ignore[arg-type]
             type=SENDGRID_TYPES[kind],  # type: ignore[arg-type]
-            timestamp=datetime.fromtimestamp(timestamp, UTC),
+            timestamp=occurred_at,
             url=raw.get("url") if isinstance(raw.get("url"), str) else None,
             message_id=raw.get("sg_message_id")
             if isinstance(raw.get("sg_message_id"), str)

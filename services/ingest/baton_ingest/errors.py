@@ -55,15 +55,3 @@ class RequestError(Exception):
         body = {"code": self.code, "message": self.message, **self.extra}
         return json_response(body, status_code=self.status, headers=self.headers)
 
-
-def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the error statuses a route can answer."""
-    descriptions = {
-        400: "Invalid JSON, gzip or event; the message names the field",
-        401: "Missing or unknown writeKey / invalid signature",
-        413: "Event over 32 KB or request over 500 KB",
-        415: "Body is not JSON (application/json or text/plain)",
-        429: "Rate limit for this writeKey; see Retry-After",
-        503: "Kafka did not acknowledge; nothing was stored; see Retry-After",
-    }
-    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}

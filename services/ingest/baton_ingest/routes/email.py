@@ -20,10 +20,11 @@ from baton_ingest.body import (
     parse_json,
     read_raw,
 )
-from baton_ingest.email import EmailEvent, EmailEvents, from_generic, from_sendgrid
-from baton_ingest.errors import Accepted, RequestError, documented, json_response
+from baton_ingest.email import EmailEvent, from_generic, from_sendgrid
+from baton_ingest.errors import Accepted, RequestError, json_response
 from baton_ingest.metrics import BATCH_SIZE, REJECTED
 from baton_ingest.normalize import InvalidEvent, refuse_nul
+from baton_ingest.openapi import documented, email_events_schema, request_body, sendgrid_schema
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.records import record_of
 from baton_ingest.routes.segment import timed
@@ -31,6 +32,10 @@ from baton_ingest.sendgrid_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, 
 from baton_shared.clock import utcnow
 from baton_shared.schemas import LeadEvent
 
+SENDGRID_BODY = (
+    "SendGrid's Event Webhook array. Signed by SendGrid (ECDSA) when "
+    "BATON_INGEST_SENDGRID_VERIFICATION_KEY is set; otherwise Basic auth with a writeKey."
+)
 ERRORS = documented(400, 401, 413, 415, 429, 503)
 
 
@@ -69,14 +74,7 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
         summary="Email engagement events in Baton's generic schema",
         response_model=Accepted,
         responses=ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/EmailEvents"}}
-                },
-            }
-        },
+        openapi_extra=request_body(email_events_schema()),
     )
     async def generic(request: Request) -> Response:
         return await timed("email", _generic(request))
@@ -102,7 +100,11 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
         return await decide(body["events"], convert, "email", key)
 
     @router.post(
-        "/sendgrid", summary="SendGrid Event Webhook", response_model=Accepted, responses=ERRORS
+        "/sendgrid",
+        summary="SendGrid Event Webhook",
+        response_model=Accepted,
+        responses=ERRORS,
+        openapi_extra=request_body(sendgrid_schema(), SENDGRID_BODY),
     )
     async def sendgrid(request: Request) -> Response:
         return await timed("sendgrid", _sendgrid(request))
@@ -136,4 +138,4 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
     return router
 
 
-__all__ = ["EmailEvents", "email_routes"]
+__all__ = ["email_routes"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,12 +29,13 @@ from baton_ingest.body import (
     check_write_key,
     read_object,
 )
-from baton_ingest.errors import Accepted, RequestError, documented, json_response
+from baton_ingest.errors import Accepted, RequestError, json_response
 from baton_ingest.metrics import BATCH_SIZE, IN_FLIGHT, REJECTED, REQUEST_SECONDS
 from baton_ingest.normalize import InvalidEvent, normalize, refuse_nul, source_of
+from baton_ingest.openapi import batch_schema, documented, message_schema, request_body
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.records import EventRecord
-from baton_ingest.segment import SegmentBatch, SegmentMessage, parse_batch, parse_message
+from baton_ingest.segment import parse_batch, parse_message
 from baton_shared.clock import utcnow
 
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
@@ -41,17 +43,6 @@ CALLS = ("track", "identify", "page", "screen", "group", "alias")
 # batches to ``<apiHost>/b``.
 SHORT_PATHS = {call[0]: call for call in CALLS} | {"b": "batch"}
 ERRORS = documented(400, 401, 413, 415, 429, 503)
-
-
-def _request_body(model: type[Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=True)
-    content = {"schema": schema}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": content, "text/plain": content},
-        }
-    }
 
 
 def _validation_path(exc: ValidationError, prefix: str) -> tuple[str, str]:
@@ -115,19 +106,21 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
         BATCH_SIZE.labels(endpoint=call).observe(1)
         return json_response({"success": True})
 
+    def call_endpoint(call: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await timed(call, single(request, call))
+
+        return endpoint
+
     for call in CALLS:
-
-        async def endpoint(request: Request, _call: str = call) -> Response:
-            return await timed(_call, single(request, _call))
-
         router.add_api_route(
             f"/{call}",
-            endpoint,
+            call_endpoint(call),
             methods=["POST"],
             response_model=Accepted,
             summary=f"Segment {call} call",
             responses=ERRORS,
-            openapi_extra=_request_body(SegmentMessage),
+            openapi_extra=request_body(message_schema(call)),
         )
 
     @router.post(
@@ -135,7 +128,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
         summary="Segment batch: several calls in one request",
         response_model=Accepted,
         responses=ERRORS,
-        openapi_extra=_request_body(SegmentBatch),
+        openapi_extra=request_body(batch_schema()),
     )
     async def batch(request: Request) -> Response:
         return await timed("batch", _batch(request))
