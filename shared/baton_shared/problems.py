@@ -97,6 +97,11 @@ def problem(
     )
 
 
+def body_too_large(limit: int) -> JSONResponse:
+    """The refusal of a body over ``limit`` bytes (``baton_shared.body_limit``)."""
+    return problem(413, f"request body over {limit} bytes", kind="payload-too-large")
+
+
 def field_problems(errors: Iterable[dict[str, Any]]) -> list[FieldProblem]:
     """pydantic's errors as field problems (``loc`` joined with dots)."""
     return [

@@ -35,6 +35,17 @@ async def db_url(pg_cluster, unique_name: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+def router_env(kafka_bootstrap: str, db_url: str, unique_name: str) -> dict[str, str]:
+    """The environment of a router process on this test's topics and database."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": db_url,
+        "BATON_TOPIC_PREFIX": f"{unique_name}.",
+        "BATON_ENV": "test",
+    }
+
+
+@pytest.fixture
 async def engines(db_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     """Two independent engines (pools) on one database: two routers."""
     first, second = make_engine(db_url, pool_size=5), make_engine(db_url, pool_size=5)

@@ -20,16 +20,8 @@ OPERATIONS = 31
 
 
 @pytest.fixture
-def router_process(
-    kafka_bootstrap: str, db_url: str, unique_name: str, tmp_path: Path
-) -> Iterator[ServiceProcess]:
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": db_url,
-        "BATON_TOPIC_PREFIX": f"{unique_name}.",
-        "BATON_ENV": "test",
-        "BATON_ADMIN_TOKEN": ADMIN,
-    }
+def router_process(router_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcess]:
+    env = {**router_env, "BATON_ADMIN_TOKEN": ADMIN}
     with live_service("router", env, tmp_path / "router.log") as proc:
         yield proc
 

@@ -18,14 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
+from baton_ingest.body import MAX_BATCH_BYTES
 from baton_ingest.config import IngestSettings
-from baton_ingest.errors import RequestError
+from baton_ingest.errors import RequestError, body_too_large
 from baton_ingest.metrics import REJECTED
 from baton_ingest.openapi import install as install_openapi
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.publisher import Publisher
 from baton_ingest.routes.email import email_routes
 from baton_ingest.routes.segment import segment_routes
+from baton_shared.body_limit import BodyLimit
 from baton_shared.http import ops_router
 from baton_shared.kafka import kafka_answers
 
@@ -65,6 +67,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         await publisher.stop()
 
     app = FastAPI(title="Baton ingest", version="0.1.0", lifespan=lifespan)
+    # Inside CORS, so a browser reads the 413; the limit is Segment's request limit.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BATCH_BYTES, refuse=body_too_large)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=sorted(settings.cors_origins),

@@ -8,6 +8,8 @@ import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from baton_ingest.metrics import REJECTED
+
 
 class Rejection(BaseModel):
     index: int = Field(description="Position of the event in the batch")
@@ -55,3 +57,8 @@ class RequestError(Exception):
         body = {"code": self.code, "message": self.message, **self.extra}
         return json_response(body, status_code=self.status, headers=self.headers)
 
+
+def body_too_large(limit: int) -> Response:
+    """The refusal of a request body over ``limit`` bytes (``baton_shared.body_limit``)."""
+    REJECTED.labels(source="request", reason="payload_too_large").inc()
+    return RequestError(413, "payload_too_large", f"request body over {limit} bytes").response()

@@ -15,8 +15,14 @@ from baton_router.api import api_router
 from baton_router.config import RouterSettings
 from baton_router.service import RouterService
 from baton_router.store.configuration import InvalidReference, NotFound
+from baton_shared.body_limit import BodyLimit
 from baton_shared.http import ops_router
-from baton_shared.problems import FieldProblem, install_problem_handlers, problem
+from baton_shared.problems import (
+    FieldProblem,
+    body_too_large,
+    install_problem_handlers,
+    problem,
+)
 
 
 def create_app(settings: RouterSettings) -> FastAPI:
@@ -33,6 +39,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app.include_router(ops_router(service.readiness))
     app.include_router(api_router())
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=body_too_large)
 
     @app.exception_handler(KafkaUnavailable)
     async def _kafka_down(_: Request, exc: KafkaUnavailable) -> JSONResponse:

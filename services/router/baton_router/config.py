@@ -59,6 +59,12 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
         alias="BATON_ROUTER_DRAIN_SECONDS",
         description="How often queued SQLs are retried (shifts start, out-of-office ends)",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        alias="BATON_ROUTER_MAX_BODY_BYTES",
+        description="Largest request body; a larger one is refused (413) before it is read",
+    )
     max_reassignments: int = Field(
         default=2,
         ge=0,

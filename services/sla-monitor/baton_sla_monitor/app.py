@@ -16,11 +16,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from baton_shared.body_limit import BodyLimit
 from baton_shared.clock import utcnow
 from baton_shared.http import ops_router
 from baton_shared.instants import Instant
 from baton_shared.pagination import Page, PageDep
-from baton_shared.problems import install_problem_handlers, problem_responses
+from baton_shared.problems import body_too_large, install_problem_handlers, problem_responses
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.reports import (
     AT_RISK,
@@ -160,4 +161,5 @@ def create_app(settings: SlaSettings) -> FastAPI:
     app.include_router(ops_router(service.readiness))
     app.include_router(api)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=body_too_large)
     return app

@@ -21,6 +21,12 @@ class SlaSettings(DatabaseSettings, SlaPolicySettings):
 
     host: str = Field(default="127.0.0.1", alias="BATON_SLA_HOST")
     port: int = Field(default=8002, alias="BATON_SLA_PORT")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        alias="BATON_SLA_MAX_BODY_BYTES",
+        description="Largest request body; a larger one is refused (413) before it is read",
+    )
     tick_seconds: float = Field(default=0.2, gt=0, alias="BATON_SLA_TICK_SECONDS")
     sweep_batch: int = Field(default=1000, ge=1, le=20_000, alias="BATON_SLA_SWEEP_BATCH")
     stats_seconds: float = Field(default=15, gt=0, alias="BATON_SLA_STATS_SECONDS")
