@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from baton_devstack.services import ServiceProcess
-from baton_ingest.body import MAX_BATCH_BYTES
+from baton_ingest.body import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from tests.ingest.conftest import WRITE_KEY
 from tests.support.raw_http import chunked_past, refused_unread
 
@@ -45,3 +45,34 @@ def test_a_body_within_the_limit_is_served(ingest_process: ServiceProcess) -> No
         bomb = gzip.compress(b" " * (MAX_BATCH_BYTES + 1))
         inflated = http.post("/v1/batch", content=bomb, headers={"Content-Encoding": "gzip"})
         assert inflated.status_code == 413
+
+
+def test_a_shared_batch_context_counts_towards_each_events_size_and_nul_checks(
+    ingest_process: ServiceProcess,
+) -> None:
+    big_context = {"blob": "x" * 300_000}  # 1,000 copies would be 300 MB of records
+    events = [{"type": "track", "userId": f"u-{i}", "event": "Viewed"} for i in range(1000)]
+    with httpx.Client(base_url=ingest_process.url, auth=(WRITE_KEY, ""), timeout=30) as http:
+        amplified = http.post("/v1/batch", json={"batch": events, "context": big_context})
+        assert amplified.status_code == 400, amplified.text
+        rejected = amplified.json()["rejected"]
+        assert [r["index"] for r in rejected] == list(range(1000))
+        assert rejected[7]["path"] == "batch.7"
+        assert (
+            f"larger than {MAX_EVENT_BYTES} bytes with the batch's context"
+            in (rejected[7]["message"])
+        )
+
+        own_context = {**events[0], "context": {"ip": "192.0.2.1"}}
+        mixed = http.post(
+            "/v1/batch", json={"batch": [events[1], own_context], "context": big_context}
+        )
+        assert mixed.status_code == 200, mixed.text
+        assert mixed.json()["accepted"] == 1  # the event with its own context inherits nothing
+        assert mixed.json()["rejected"][0]["index"] == 0
+
+        poisoned = {"batch": events[:2], "context": {"page": {"title": "a\u0000b"}}}
+        refused = http.post("/v1/batch", json=poisoned)
+        assert refused.status_code == 400, refused.text
+        paths = [r["path"] for r in refused.json()["rejected"]]
+        assert paths == ["batch.0.context.page.title", "batch.1.context.page.title"]

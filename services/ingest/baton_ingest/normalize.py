@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from baton_ingest.pages import DEFAULT_PAGE_RULES, PageRule, category_for, path_of, utm_from_url
 from baton_ingest.records import EventRecord, PageRecord
 from baton_ingest.segment import SegmentCall
@@ -29,7 +31,37 @@ def refuse_nul(raw: Any, encoded: bytes | None = None) -> None:
         return
     path = _nul_path(raw, "")
     if path is not None:
-        raise InvalidEvent(path or "body", "must not contain a NUL character (\\u0000)")
+        raise InvalidEvent(path or "body", NUL_RULE)
+
+
+NUL_RULE = "must not contain a NUL character (\\u0000)"
+
+
+class SharedFields:
+    """The batch-level fields (``context``, ``sentAt``) each message of a batch inherits
+    unless it sends its own. They count towards each message's size limit and NUL check
+    as if the message had sent them, so a large shared context cannot multiply into
+    oversized events; they are measured once per batch and charged per message."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        # Inside the message's object a field adds ``,"key":value``: its own object's
+        # bytes, less the two braces, plus a comma.
+        self._bytes = {key: len(orjson.dumps({key: value})) - 1 for key, value in fields.items()}
+        self._nul = {key: _nul_path(value, key) for key, value in fields.items()}
+
+    def merged(self, raw: dict[str, Any], raw_bytes: int, limit: int) -> dict[str, Any]:
+        """``raw`` with the fields it inherits; InvalidEvent when that is over ``limit``
+        bytes (path ``""``: the whole event) or an inherited field holds a NUL."""
+        inherited = [key for key in self.fields if key not in raw]
+        if raw_bytes + sum(self._bytes[key] for key in inherited) > limit:
+            shared = f" with the batch's {' and '.join(inherited)}" if inherited else ""
+            raise InvalidEvent("", f"event larger than {limit} bytes{shared}")
+        for key in inherited:
+            path = self._nul[key]
+            if path is not None:
+                raise InvalidEvent(path, f"{NUL_RULE} (the batch's {key})")
+        return {**{key: self.fields[key] for key in inherited}, **raw}
 
 
 def _nul_path(value: Any, path: str) -> str | None:

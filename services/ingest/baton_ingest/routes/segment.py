@@ -31,7 +31,13 @@ from baton_ingest.body import (
 )
 from baton_ingest.errors import Accepted, RequestError, json_response
 from baton_ingest.metrics import BATCH_SIZE, IN_FLIGHT, REJECTED, REQUEST_SECONDS
-from baton_ingest.normalize import InvalidEvent, normalize, refuse_nul, source_of
+from baton_ingest.normalize import (
+    InvalidEvent,
+    SharedFields,
+    normalize,
+    refuse_nul,
+    source_of,
+)
 from baton_ingest.openapi import batch_schema, documented, message_schema, request_body
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.records import EventRecord
@@ -43,6 +49,7 @@ CALLS = ("track", "identify", "page", "screen", "group", "alias")
 # batches to ``<apiHost>/b``.
 SHORT_PATHS = {call[0]: call for call in CALLS} | {"b": "batch"}
 ERRORS = documented(400, 401, 413, 415, 429, 503)
+NOTHING_SHARED = SharedFields({})
 
 
 def _validation_path(exc: ValidationError, prefix: str) -> tuple[str, str]:
@@ -57,18 +64,17 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     max_future = timedelta(seconds=settings.max_future_skew_seconds)
 
     def to_event(
-        raw: Any, prefix: str, defaults: dict[str, Any], received_at: datetime
+        raw: Any, prefix: str, shared: SharedFields, received_at: datetime
     ) -> EventRecord:
         if not isinstance(raw, dict):
             raise InvalidEvent(prefix or "body", "must be a JSON object")
         encoded = orjson.dumps(raw)
-        if len(encoded) > MAX_EVENT_BYTES:
-            raise InvalidEvent(prefix or "body", f"event larger than {MAX_EVENT_BYTES} bytes")
         try:
+            merged = shared.merged(raw, len(encoded), MAX_EVENT_BYTES)
             refuse_nul(raw, encoded)
         except InvalidEvent as exc:
-            raise InvalidEvent(f"{prefix}.{exc.path}" if prefix else exc.path, exc.rule) from None
-        merged = {**defaults, **raw}
+            path = ".".join(part for part in (prefix, exc.path) if part) or "body"
+            raise InvalidEvent(path, exc.rule) from None
         try:
             msg = parse_message(merged)
         except ValidationError as exc:
@@ -97,7 +103,7 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
     async def single(request: Request, call: str) -> Response:
         write_key, body = await authenticated_body(request, MAX_EVENT_BYTES)
         try:
-            event = to_event({**body, "type": call}, "", {}, utcnow())
+            event = to_event({**body, "type": call}, "", NOTHING_SHARED, utcnow())
         except InvalidEvent as exc:
             REJECTED.labels(source=source_of(body), reason="invalid_event").inc()
             raise RequestError(400, "invalid_request", str(exc), path=exc.path) from None
@@ -160,12 +166,13 @@ def segment_routes(ingestor: Ingestor) -> APIRouter:
             defaults["context"] = envelope.context
         if "sentAt" in body:
             defaults["sentAt"] = body["sentAt"]
+        shared = SharedFields(defaults)
         events: list[EventRecord] = []
         rejected: list[dict[str, Any]] = []
         received_at = utcnow()  # one receive time per request, as Segment's receivedAt
         for i, raw in enumerate(envelope.batch):
             try:
-                events.append(to_event(raw, f"batch.{i}", defaults, received_at))
+                events.append(to_event(raw, f"batch.{i}", shared, received_at))
             except InvalidEvent as exc:
                 REJECTED.labels(
                     source=source_of(raw) if isinstance(raw, dict) else "segment",
