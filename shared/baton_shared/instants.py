@@ -8,7 +8,7 @@ pydantic alone would also read a number (``0.5``) as a Unix time; an API documen
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, WithJsonSchema
@@ -29,3 +29,15 @@ Instant = Annotated[
     BeforeValidator(_iso_only),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+def outside_skew(
+    value: datetime, now: datetime, ahead: timedelta, behind: timedelta | None = None
+) -> str | None:
+    """Why a caller's instant is not within ``now - behind`` .. ``now + ahead`` (no past
+    bound when ``behind`` is None), or None when it is. Pure: the caller passes ``now``."""
+    if value - now > ahead:
+        return f"more than {ahead} in the future"
+    if behind is not None and now - value > behind:
+        return f"more than {behind} in the past"
+    return None

@@ -151,6 +151,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.url.path}"
+    elif exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        detail = "the JSON body nests deeper than the parser allows; flatten it"
     elif exc.status_code == 405 and detail == "Method Not Allowed":
         detail = f"{request.method} is not allowed here; use {headers['Allow']}"
     return problem(exc.status_code, detail, headers=headers or None)

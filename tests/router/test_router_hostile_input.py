@@ -45,3 +45,29 @@ def test_a_body_within_the_limit_is_served(router_process: ServiceProcess) -> No
     with httpx.Client(base_url=router_process.url, headers=admin, timeout=10) as http:
         created = http.post("/v1/reps", json=rep)
         assert created.status_code == 201, created.text
+
+
+def test_odd_input_is_a_4xx_not_a_500(router_process: ServiceProcess) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=router_process.url, headers=admin, timeout=10) as http:
+        year_9999 = http.post(
+            "/v1/leads/lead-1/activity",
+            json={"kind": "contacted", "occurred_at": "9999-12-31T23:59:59Z"},
+        )
+        assert year_9999.status_code == 422, year_9999.text
+        [error] = year_9999.json()["errors"]
+        assert (error["path"], error["rule"]) == ("body.occurred_at", "out_of_range")
+        year_1 = http.post(
+            "/v1/leads/lead-1/activity",
+            json={"kind": "contacted", "occurred_at": "0001-01-01T00:00:00Z"},
+        )
+        assert year_1.status_code == 422, year_1.text
+
+        for token in ("tökén", "rtok_ünïcode"):
+            odd = http.get("/v1/reps", headers={"Authorization": f"Bearer {token}".encode()})
+            assert odd.status_code == 401, odd.text
+
+        deep = b"[" * 10_000 + b"]" * 10_000
+        nested = http.post("/v1/reps", content=deep, headers={"Content-Type": "application/json"})
+        assert nested.status_code == 400, nested.text
+        assert "nest" in nested.json()["detail"]

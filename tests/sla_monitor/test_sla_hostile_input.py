@@ -45,3 +45,13 @@ def test_a_request_within_the_limit_is_served(sla_process: ServiceProcess) -> No
     with httpx.Client(base_url=sla_process.url, headers=admin, timeout=10) as http:
         small = http.request("GET", "/v1/compliance", content=b"{}" * 100)
         assert small.status_code == 200, small.text
+
+
+def test_odd_input_is_a_4xx_not_a_500(sla_process: ServiceProcess) -> None:
+    with httpx.Client(base_url=sla_process.url, timeout=10) as http:
+        odd = http.get("/v1/compliance", headers={"Authorization": "Bearer tökén".encode()})
+        assert odd.status_code == 401, odd.text
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        for edge in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+            report = http.get("/v1/compliance", params={"until": edge}, headers=admin)
+            assert report.status_code in (200, 422), report.text

@@ -65,6 +65,18 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
         alias="BATON_ROUTER_MAX_BODY_BYTES",
         description="Largest request body; a larger one is refused (413) before it is read",
     )
+    max_future_seconds: float = Field(
+        default=86_400,
+        ge=0,
+        alias="BATON_ROUTER_MAX_FUTURE_SECONDS",
+        description="How far ahead of now a rep's activity may be dated (occurred_at)",
+    )
+    max_past_seconds: float = Field(
+        default=30 * 86_400,
+        ge=0,
+        alias="BATON_ROUTER_MAX_PAST_SECONDS",
+        description="How far back a rep's activity may be dated (occurred_at)",
+    )
     max_reassignments: int = Field(
         default=2,
         ge=0,

@@ -21,7 +21,13 @@ from baton_shared.clock import utcnow
 from baton_shared.http import ops_router
 from baton_shared.instants import Instant
 from baton_shared.pagination import Page, PageDep
-from baton_shared.problems import body_too_large, install_problem_handlers, problem_responses
+from baton_shared.problems import (
+    FieldProblem,
+    ProblemError,
+    body_too_large,
+    install_problem_handlers,
+    problem_responses,
+)
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.reports import (
     AT_RISK,
@@ -86,7 +92,13 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     """``[since, until)``; a window given backwards is read in order (the two instants
     bound it either way), and ``since == until`` is an empty window."""
     until = until or utcnow()
-    since = since or until - DEFAULT_WINDOW
+    if since is None:
+        if until - datetime.min.replace(tzinfo=until.tzinfo) < DEFAULT_WINDOW:
+            message = "too early: the default window (24 h back) would start before year 1"
+            error = FieldProblem(path="query.until", rule="out_of_range", message=message)
+            detail = f"invalid request: query.until {message}"
+            raise ProblemError(422, detail, kind="validation-error", errors=[error])
+        since = until - DEFAULT_WINDOW
     return min(since, until), max(since, until)
 
 
@@ -102,7 +114,9 @@ def create_app(settings: SlaSettings) -> FastAPI:
     def require_admin(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        if creds is None or not hmac.compare_digest(creds.credentials, settings.admin_token):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+        given = creds.credentials.encode() if creds else b""
+        if creds is None or not hmac.compare_digest(given, settings.admin_token.encode()):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "send 'Authorization: Bearer <BATON_ADMIN_TOKEN>'",

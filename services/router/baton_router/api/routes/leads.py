@@ -7,17 +7,27 @@ acts only on its own leads (another rep's lead is a 404, so ids do not leak).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, HTTPException, status
 
-from baton_router.api.deps import ERRORS, ActionsDep, CallerDep, ConfigDep, ListingsDep
+from baton_router.api.deps import (
+    ERRORS,
+    ActionsDep,
+    CallerDep,
+    ConfigDep,
+    ListingsDep,
+    ServiceDep,
+)
 from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.leads import ActivityAccepted, ActivityIn, AssignmentOut
 from baton_router.store.listing import LEAD_ASSIGNMENTS
 from baton_router.tables import AssignmentRow
 from baton_shared.clock import utcnow
 from baton_shared.ids import stable_id
+from baton_shared.instants import outside_skew
 from baton_shared.pagination import Page, PageDep
-from baton_shared.problems import problem_responses
+from baton_shared.problems import FieldProblem, ProblemError, problem_responses
 from baton_shared.schemas import Activity
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["leads"], route_class=IdempotentRoute)
@@ -64,8 +74,23 @@ async def lead_assignments(
     responses=problem_responses(404, 503, described={503: "Kafka unavailable; retry"}),
 )
 async def record_activity(
-    lead_id: str, body: ActivityIn, who: CallerDep, config: ConfigDep, actions: ActionsDep
+    lead_id: str,
+    body: ActivityIn,
+    who: CallerDep,
+    config: ConfigDep,
+    actions: ActionsDep,
+    service: ServiceDep,
 ) -> ActivityAccepted:
+    now = utcnow()
+    if body.occurred_at is not None:
+        settings = service.settings
+        ahead = timedelta(seconds=settings.max_future_seconds)
+        behind = timedelta(seconds=settings.max_past_seconds)
+        wrong = outside_skew(body.occurred_at, now, ahead, behind)
+        if wrong is not None:
+            error = FieldProblem(path="body.occurred_at", rule="out_of_range", message=wrong)
+            detail = f"invalid request: body.occurred_at {wrong}"
+            raise ProblemError(422, detail, kind="validation-error", errors=[error])
     current = await config.current_assignment(lead_id)
     if who.is_admin:
         rep_id = body.rep_id or (current.rep_id if current else None)
@@ -76,7 +101,7 @@ async def record_activity(
         if not mine:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id} of yours")
         rep_id, current = who.rep_id, mine[-1]
-    occurred_at = body.occurred_at or utcnow()
+    occurred_at = body.occurred_at or now
     assignment_id = body.assignment_id or (current.id if current else None)
     activity = Activity(
         activity_id=body.activity_id
