@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -24,7 +25,8 @@ PUBLIC_KEY_B64 = base64.b64encode(
 ).decode()
 
 
-def sendgrid_headers(body: bytes, timestamp: str = "1700000000") -> dict[str, str]:
+def sendgrid_headers(body: bytes, timestamp: str | None = None) -> dict[str, str]:
+    timestamp = timestamp or str(int(time.time()))
     signature = SIGNING_KEY.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
         "Content-Type": "application/json",
@@ -111,6 +113,17 @@ async def test_sendgrid_webhook_with_bad_signature_is_401_and_stores_nothing(
     response = await ingest.post("/v1/email/sendgrid", content=body, headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_signature"
+    assert await read_all(kafka_bootstrap, f"{prefix}leads.events", idle_s=0.5) == []
+
+
+async def test_a_sendgrid_signature_older_than_five_minutes_is_refused(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, prefix: str
+) -> None:
+    body = orjson.dumps(SENDGRID_EVENTS[:1])
+    stale = sendgrid_headers(body, str(int(time.time()) - 301))
+    response = await ingest.post("/v1/email/sendgrid", content=body, headers=stale)
+    assert response.status_code == 401
+    assert "over 300 s old" in response.json()["message"]
     assert await read_all(kafka_bootstrap, f"{prefix}leads.events", idle_s=0.5) == []
 
 

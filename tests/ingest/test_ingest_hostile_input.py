@@ -76,3 +76,13 @@ def test_a_shared_batch_context_counts_towards_each_events_size_and_nul_checks(
         assert refused.status_code == 400, refused.text
         paths = [r["path"] for r in refused.json()["rejected"]]
         assert paths == ["batch.0.context.page.title", "batch.1.context.page.title"]
+
+
+def test_json_nested_past_the_parsers_depth_is_a_400_saying_so(
+    ingest_process: ServiceProcess,
+) -> None:
+    deep = b'{"batch": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    with httpx.Client(base_url=ingest_process.url, auth=(WRITE_KEY, ""), timeout=10) as http:
+        nested = http.post("/v1/batch", content=deep, headers={"Content-Type": "application/json"})
+    assert nested.status_code == 400, nested.text
+    assert nested.json()["code"] == "invalid_json" and "depth" in nested.json()["message"]

@@ -45,6 +45,12 @@ class IngestSettings(ServiceSettings):
         alias="BATON_INGEST_SENDGRID_VERIFICATION_KEY",
         description="SendGrid's Signed Event Webhook public key (base64); enables verification",
     )
+    sendgrid_max_age_seconds: float = Field(
+        default=300,
+        gt=0,
+        alias="BATON_INGEST_SENDGRID_MAX_AGE_SECONDS",
+        description="Oldest (or furthest ahead) a SendGrid signature timestamp may be",
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -5,6 +5,7 @@ Both decide per event, like ``/v1/batch``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -43,7 +44,7 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
     settings = ingestor.settings
     max_future = timedelta(seconds=settings.max_future_skew_seconds)
     verifier = (
-        SignatureVerifier(settings.sendgrid_verification_key)
+        SignatureVerifier(settings.sendgrid_verification_key, settings.sendgrid_max_age_seconds)
         if settings.sendgrid_verification_key
         else None
     )
@@ -112,13 +113,14 @@ def email_routes(ingestor: Ingestor) -> APIRouter:
     async def _sendgrid(request: Request) -> Response:
         raw = await read_raw(request, MAX_BATCH_BYTES)
         if verifier is not None:
-            if not verifier.verify(
-                request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER), raw
-            ):
+            headers = request.headers
+            signature, timestamp = headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)
+            if not verifier.verify(signature, timestamp, raw, time.time()):
                 raise RequestError(
                     401,
                     "invalid_signature",
-                    f"{SIGNATURE_HEADER} does not verify with the configured key",
+                    f"{SIGNATURE_HEADER} does not verify with the configured key, or "
+                    f"{TIMESTAMP_HEADER} is over {settings.sendgrid_max_age_seconds:g} s old",
                 )
             key = "sendgrid"
         else:
