@@ -12,8 +12,8 @@
   ``reload_rules`` and ``follow_rules`` swap in changed rules
   (:mod:`baton_scorer.rules_source` says which wins). Each batch takes the rules in
   use when it starts, so every transition names the version that decided it.
-* The web server answers ``/healthz``, ``/metrics`` and ``GET /v1/leads/{key}``
-  (:mod:`baton_scorer.web`) from the tables.
+* The web server answers ``/healthz``, ``/metrics``, ``/openapi.json`` and
+  ``GET /v1/leads/{key}`` (:mod:`baton_scorer.web`, from the tables).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from aiohttp import web
 from baton_scorer import core
 from baton_scorer.config import ScorerSettings
 from baton_scorer.faust_consumer import BatonConsumer
+from baton_scorer.openapi import Health
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.stream import ScorerShell
@@ -164,14 +165,14 @@ def create_app(
     @app.page("/healthz")
     async def healthz(self: Any, request: web.Request) -> web.Response:
         ready = app.rebalancing is False and bool(app.consumer.assignment())
-        body = {
-            "status": "ready" if ready else "unavailable",
-            "checks": {"kafka": ready},
-            "rules_version": source.rules.version,
-            "rules_origin": source.origin,
-            "core": core.KIND,
-        }
-        return self.json(body, status=200 if ready else 503)
+        body = Health(
+            status="ready" if ready else "unavailable",
+            checks={"kafka": ready},
+            rules_version=source.rules.version,
+            rules_origin=source.origin,
+            core=core.KIND,
+        )
+        return self.json(body.model_dump(), status=200 if ready else 503)
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: web.Request) -> web.Response:

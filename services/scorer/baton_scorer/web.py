@@ -6,7 +6,8 @@ names its lead). Each try is answered by the worker that owns the key's partitio
 that table — faust's router names it (``app.router.key_store``, what
 ``@app.table_route`` uses) — locally, or over ``/v1/internal/...`` with the caller's
 token: an anonymous id takes two hops at most, its alias's owner, then its lead's.
-The view itself is :mod:`baton_scorer.lookup`. Errors are problem details
+The view itself is :mod:`baton_scorer.lookup`, the OpenAPI document of the public route
+:mod:`baton_scorer.openapi` (``GET /openapi.json``). Errors are problem details
 (:mod:`baton_shared.problems`); nothing about the lead is logged.
 """
 
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from baton_scorer.identity import Alias
 from baton_scorer.lookup import BadKey, LeadView, checked_key, lead_ids_for, lead_view
+from baton_scorer.openapi import openapi_document
 from baton_scorer.rules_source import RulesSource
 from baton_shared.problems import FieldProblem, problem
 
@@ -155,9 +157,15 @@ def unauthorized() -> web.Response:
 
 
 def install(app: faust.App, lookup: LeadLookup) -> None:
-    """Add the lookup's routes to the worker's web server."""
+    """Add the lookup's routes, and the OpenAPI document (:mod:`baton_scorer.openapi`)
+    of the public ones, to the worker's web server."""
 
-    @app.page("/v1/leads/{key:.*}")
+    @app.page("/openapi.json")
+    async def openapi(self: Any, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(openapi_document()), headers=JSON)
+
+    # Any key, newlines included (``.`` would leave a key with one to aiohttp's plain 404).
+    @app.page(r"/v1/leads/{key:[\s\S]*}")
     async def find_lead(self: Any, request: web.Request, key: str) -> web.Response:
         return await lookup.find(key, request)
 

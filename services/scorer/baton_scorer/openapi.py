@@ -1,0 +1,159 @@
+"""The scorer's OpenAPI document (``GET /openapi.json``): its public API only.
+
+``GET /v1/leads/{key}`` and ``GET /healthz``, with the response schemas generated from
+the models the server answers with (:class:`~baton_scorer.lookup.LeadView`,
+:class:`Health`, :class:`~baton_shared.problems.Problem`), the ``key`` constraints
+:func:`~baton_scorer.lookup.checked_key` enforces, the admin bearer token and every
+status. The workers' hop paths (``/v1/internal/...``) are not part of it.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+
+from baton_scorer.lookup import MAX_KEY_LENGTH, LeadView
+from baton_shared.problems import MEDIA_TYPE, Problem
+
+REF = "#/components/schemas/{model}"
+
+
+class Health(BaseModel):
+    """``GET /healthz``: ready once the worker has partitions and is not rebalancing."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, bool] = Field(description="Each dependency: answering or not")
+    rules_version: str = Field(description="The scoring rules in use")
+    rules_origin: str = Field(description="Where they came from (file or rules topic)")
+    core: Literal["native", "python"] = Field(description="The scoring core the stream runs")
+
+
+def _char_class(chars: list[int]) -> str:
+    """``chars`` as the inside of a regex character class, in ranges (ECMA and Python)."""
+    out, start = [], 0
+    for i, c in enumerate(chars):
+        if i + 1 < len(chars) and chars[i + 1] == c + 1:
+            continue
+        first, last = chars[start], c
+        out.append(f"\\u{first:04x}" + (f"-\\u{last:04x}" if last > first else ""))
+        start = i + 1
+    return "".join(out)
+
+
+@cache
+def key_pattern() -> str:
+    """What :func:`~baton_scorer.lookup.checked_key` accepts, besides the length: no
+    control character (Unicode category Cc), and not only whitespace (``str.strip``)."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1)]
+    control = [ord(c) for c in chars if unicodedata.category(c) == "Cc"]
+    space = [ord(c) for c in chars if c.isspace() and ord(c) not in control]
+    cc, cc_or_space = _char_class(control), _char_class(sorted({*control, *space}))
+    return f"^[^{cc}]*[^{cc_or_space}][^{cc}]*$"
+
+
+def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {MEDIA_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    schema = {"$ref": REF.format(model=model.__name__)}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+_WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}
+}
+
+
+def _lookup() -> dict[str, Any]:
+    return {
+        "summary": "One lead, by its id, its email or a stitched anonymous id",
+        "operationId": "lookup_lead",
+        "tags": ["leads"],
+        "security": [{"adminToken": []}],
+        "parameters": [
+            {
+                "name": "key",
+                "in": "path",
+                "required": True,
+                "description": "A userId, an email address (any case, surrounding spaces "
+                "ignored) or an anonymousId; percent-encode it",
+                "example": "ada@example.com",
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": key_pattern(),
+                },
+            }
+        ],
+        "responses": {
+            "200": _json(LeadView, "The lead, its numbers decayed to `as_of`"),
+            "401": _problem("Missing or unknown bearer token", _WWW_AUTHENTICATE),
+            "404": _problem("No lead is known by this key"),
+            "422": _problem(
+                "The key is empty, longer than 320 characters or has a control "
+                "character: `errors` names `path.key` and the rule"
+            ),
+            "503": _problem("The workers are rebalancing; retry", _RETRY_AFTER),
+        },
+    }
+
+
+def _healthz() -> dict[str, Any]:
+    return {
+        "summary": "Readiness: partitions assigned, not rebalancing",
+        "operationId": "healthz",
+        "tags": ["operations"],
+        "security": [],
+        "responses": {
+            "200": _json(Health, "Ready"),
+            "503": _json(Health, "Not ready (starting, or rebalancing)"),
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The document ``GET /openapi.json`` answers."""
+    _, top = models_json_schema(
+        [(LeadView, "serialization"), (Health, "serialization"), (Problem, "serialization")],
+        ref_template=REF,
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Baton scorer",
+            "version": "0.1.0",
+            "description": "Look up a lead as the scorer knows it now.",
+        },
+        "paths": {"/v1/leads/{key}": {"get": _lookup()}, "/healthz": {"get": _healthz()}},
+        "components": {
+            "schemas": top["$defs"],
+            "securitySchemes": {
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "BATON_ADMIN_TOKEN",
+                }
+            },
+        },
+    }
