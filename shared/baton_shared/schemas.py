@@ -251,6 +251,11 @@ class Activity(Record):
     rep_id: str | None = None
     kind: ActivityKind
     reason: str | None = None
+    disposition: str | None = Field(
+        default=None,
+        description="On ``rejected``/``lost``: why, as a code (baton_shared.dispositions); "
+        "``reason`` stays a free-text note beside it",
+    )
     occurred_at: AwareDatetime
     assignment_id: str | None = Field(
         default=None, description="The assignment the rep acted on, when known"

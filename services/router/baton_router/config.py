@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from baton_router.links import LinkSigner
 from baton_shared.pipeline import RetryPolicy
 from baton_shared.pipeline.settings import (
     BackoffSeconds,
@@ -17,6 +19,7 @@ from baton_shared.pipeline.settings import (
 from baton_shared.settings import DatabaseSettings
 from baton_shared.sla_policy import SlaPolicySettings
 
+LOCAL_LINK_SECRET = "local-link-secret-not-for-production"
 # Standard Webhooks' example schedule: retry after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -52,6 +55,19 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
         default=None,
         alias="BATON_ROUTER_PUBLIC_URL",
         description="Base URL reps reach this API at (accept/reject links in webhooks)",
+    )
+    link_secret: str = Field(
+        default=LOCAL_LINK_SECRET,
+        min_length=16,
+        alias="BATON_ROUTER_LINK_SECRET",
+        description="HMAC key of reps' one-click links; the local default is refused "
+        "outside BATON_ENV=local/test",
+    )
+    link_ttl_seconds: float = Field(
+        default=7 * 86_400,
+        gt=0,
+        alias="BATON_ROUTER_LINK_TTL_SECONDS",
+        description="How long a one-click link in an assignment message works",
     )
     drain_seconds: float = Field(
         default=5.0,
@@ -104,6 +120,20 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
                 "slow delivery is retried by another router while still in flight"
             )
         return self
+
+    @model_validator(mode="after")
+    def _refuse_local_link_secret(self) -> RouterSettings:
+        if not self.is_local and self.link_secret == LOCAL_LINK_SECRET:
+            raise ValueError(
+                "BATON_ROUTER_LINK_SECRET must be set to a secret outside BATON_ENV=local"
+            )
+        return self
+
+    @property
+    def link_signer(self) -> LinkSigner:
+        return LinkSigner(
+            self.link_secret, timedelta(seconds=self.link_ttl_seconds), self.base_url
+        )
 
     @property
     def consume_retry(self) -> RetryPolicy:

@@ -1,5 +1,5 @@
-"""Delivers the outbox: signed webhooks (to reps, managers and nurture tracks) and records
-to ``leads.assignments``.
+"""Delivers the outbox: signed webhooks (to reps, managers and nurture tracks), Slack
+messages (incoming webhooks, through ``slack_sdk``) and records to ``leads.assignments``.
 
 The loop leases due rows (so a second router skips them, and takes them over if this
 one dies), starts one task per row, and records each outcome: delivered; retry later
@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from baton_router.metrics import (
     DISPATCH_WAIT,
@@ -38,7 +39,13 @@ from baton_router.metrics import (
 )
 from baton_router.retry import next_attempt_at
 from baton_router.signing import signed_headers
-from baton_router.store.outbox import KAFKA_ENDPOINT, Leased, OutboxStore, endpoint_key
+from baton_router.store.outbox import (
+    HTTP_KINDS,
+    KAFKA_ENDPOINT,
+    Leased,
+    OutboxStore,
+    endpoint_key,
+)
 from baton_router.tables import OutboxRow
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
@@ -163,11 +170,11 @@ class Dispatcher:
         if claimed.waiting and rows:
             self._claim = True
         ready = time.monotonic()
-        records = [leased.row for leased in rows if leased.row.kind != "webhook"]
+        records = [leased.row for leased in rows if leased.row.kind not in HTTP_KINDS]
         if records:
             self._spawn(KAFKA_ENDPOINT, self._publish(records))
         for leased in rows:
-            if leased.row.kind == "webhook":
+            if leased.row.kind in HTTP_KINDS:
                 endpoint = endpoint_of(leased.row)
                 self._spawn(endpoint, self._deliver(leased.row, endpoint, leased.target, ready))
         return len(rows)
@@ -176,12 +183,12 @@ class Dispatcher:
         """Rows just committed already leased to this router: deliver them now. Rows for
         an endpoint at its limit are handed back for the regular lease loop."""
         ready = time.monotonic()
-        records = [leased.row for leased in rows if leased.row.kind != "webhook"]
+        records = [leased.row for leased in rows if leased.row.kind not in HTTP_KINDS]
         if records:
             self._spawn(KAFKA_ENDPOINT, self._publish(records))
         back = []
         for leased in rows:
-            if leased.row.kind != "webhook":
+            if leased.row.kind not in HTTP_KINDS:
                 continue
             endpoint = endpoint_of(leased.row)
             if self._room(endpoint) <= 0:
@@ -242,7 +249,10 @@ class Dispatcher:
         try:
             if target is None:
                 raise DeliveryFailed("endpoint disabled or deleted", gone=True)
-            await self._send_webhook(row, endpoint, target)
+            if row.kind == "slack":
+                await self._send_slack(row, endpoint, target[0])
+            else:
+                await self._send_webhook(row, endpoint, target)
         except DeliveryFailed as exc:
             await self._failed(row, endpoint, str(exc), exc.retry_after, exc.gone)
             return
@@ -282,10 +292,36 @@ class Dispatcher:
             TO_DELIVERED.observe(max(0.0, elapsed))
         log.debug("webhook_delivered", endpoint=endpoint, message_id=row.message_id)
 
+    async def _send_slack(self, row: OutboxRow, endpoint: str, url: str) -> None:
+        """A Block Kit message to a Slack incoming webhook, through ``slack_sdk``'s client
+        (no retries of its own: the outbox's schedule retries). Slack answers 200 ``ok``;
+        429 with ``Retry-After`` when rate limited; 404/410 when the channel or the
+        webhook is gone (dead at once: retrying cannot help)."""
+        client = AsyncWebhookClient(
+            url, session=self._http, timeout=int(self._http.timeout.total or 10), retry_handlers=[]
+        )
+        started = time.monotonic()
+        try:
+            response = await client.send_dict(row.payload)
+            WEBHOOK_REQUEST.observe(time.monotonic() - started)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            WEBHOOK_ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if status in (404, 410):
+            WEBHOOK_ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
+            raise DeliveryFailed(f"Slack {status} {response.body[:200]}", gone=True)
+        if not 200 <= status < 300:
+            WEBHOOK_ATTEMPTS.labels(outcome=f"http_{status // 100}xx", endpoint=endpoint).inc()
+            retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
+            raise DeliveryFailed(f"Slack {status} {response.body[:200]}", retry_after=retry_after)
+        WEBHOOK_ATTEMPTS.labels(outcome="delivered", endpoint=endpoint).inc()
+        log.debug("slack_delivered", endpoint=endpoint, message_id=row.message_id)
+
     async def _failed(
         self, row: OutboxRow, endpoint: str, error: str, retry_after: float | None, gone: bool
     ) -> None:
-        if row.kind == "webhook":
+        if row.kind in HTTP_KINDS:
             WEBHOOK_FAILURES.labels(endpoint=endpoint).inc()
         retry_at = (
             None

@@ -1,7 +1,8 @@
 """The webhook bodies the router sends, built from plain data. Pure: no database, no
 clock (``now`` is passed in).
 
-``lead.assigned`` / ``lead.sdr_task`` tell a rep what to act on and how; ``lead.nurture``
+``lead.assigned`` / ``lead.sdr_task`` tell a rep what to act on and how (with one-click
+``links`` when the context signs them); ``lead.nurture``
 enrols an MQL in a track; ``lead.taken_back`` and ``lead.escalated`` follow an SLA
 breach or a lead that became SQL. The store writes these into outbox rows.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from baton_router.links import LinkSigner
 from baton_router.routing import lead_facts
 from baton_shared.schemas import Assignment, Stage, Transition
 from baton_shared.sla_policy import SlaPolicy, load_policy
@@ -31,6 +33,7 @@ class PayloadContext:
     public_url: str = "http://127.0.0.1:8001"
     sla_policy: SlaPolicy = field(default_factory=load_policy)
     history_limit: int = 10
+    links: LinkSigner | None = None  # one-click links in each assignment (None: none)
 
 
 def assignment_payload(
@@ -76,6 +79,9 @@ def assignment_payload(
             "lost": {"kind": "lost", "reason": "<why>", **ref},
         },
     }
+    if ctx.links is not None:
+        assignment_id, rep_id = uuid.UUID(assignment.assignment_id), uuid.UUID(assignment.rep_id)
+        data["links"] = ctx.links.links(assignment_id, rep_id, assignment.assigned_at)
     if sdr_task:
         data["track"] = track
     return {

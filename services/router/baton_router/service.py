@@ -53,7 +53,11 @@ class RouterService:
         self.stores = open_stores(
             make_sessionmaker(self.engine),
             settings.topics.assignments,
-            PayloadContext(public_url=settings.base_url, sla_policy=settings.sla_policy()),
+            PayloadContext(
+                public_url=settings.base_url,
+                sla_policy=settings.sla_policy(),
+                links=settings.link_signer,
+            ),
             fast_lease=timedelta(seconds=settings.outbox_lease_seconds),
             per_endpoint=settings.webhook_concurrency,
         )

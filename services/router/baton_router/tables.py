@@ -52,6 +52,8 @@ class Rep(Base):
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # 0003: assignments with status 'open', maintained by every change of status.
     open_leads: Mapped[int] = mapped_column(Integer, default=0)
+    # 0006: a Slack incoming webhook that receives the rep's assignments.
+    slack_webhook_url: Mapped[str | None] = mapped_column(Text)
 
 
 TURNS = Sequence("assignment_turn", metadata=Base.metadata)
@@ -72,6 +74,8 @@ class Pool(Base):
     )
     max_reassignments: Mapped[int] = mapped_column(Integer, default=2)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # 0006: the team's Slack incoming webhook, for members without their own.
+    slack_webhook_url: Mapped[str | None] = mapped_column(Text)
 
 
 class PoolMember(Base):
@@ -207,3 +211,15 @@ class IdempotencyKey(Base):
     media_type: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UsedLinkRow(Base):
+    """A one-click link that did what it says; the key makes a second use a no-op."""
+
+    __tablename__ = "used_links"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    assignment_id: Mapped[uuid.UUID] = mapped_column(UUID, index=True)
+    rep_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    action: Mapped[str] = mapped_column(String(16))
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

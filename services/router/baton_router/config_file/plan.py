@@ -36,9 +36,11 @@ KEY_FIELD = {"rep": "email", "pool": "name", "rule": "name", "nurture_track": "n
              "account": "domain"}  # fmt: skip
 # What an absent field means; export leaves these out.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "rep": {"timezone": "UTC", "working_hours": None, "capacity": None, "weight": 1, "skills": {}},
+    "rep": {"timezone": "UTC", "working_hours": None, "capacity": None, "weight": 1, "skills": {},
+            "slack_webhook_url": None},
     "pool": {"strategy": "round_robin", "express": False, "members": [],
-             "escalation": "next_rep", "manager": None, "max_reassignments": 2},
+             "escalation": "next_rep", "manager": None, "max_reassignments": 2,
+             "slack_webhook_url": None},
     "rule": {"position": 100, "enabled": True},
     "nurture_track": {"position": 100, "conditions": [], "sdr_pool": None},
     "account": {},
@@ -46,9 +48,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # The file's fields of each kind, in the order export writes them.
 FIELDS = {
     "rep": ("email", "name", "webhook_url", "timezone", "working_hours", "capacity", "weight",
-            "skills"),
+            "skills", "slack_webhook_url"),
     "pool": ("name", "strategy", "express", "members", "escalation", "manager",
-             "max_reassignments"),
+             "max_reassignments", "slack_webhook_url"),
     "rule": ("name", "position", "pool", "enabled", "conditions"),
     "nurture_track": ("name", "position", "webhook_url", "sdr_pool", "conditions"),
     "account": ("domain", "owner"),

@@ -9,6 +9,7 @@
 - ``configuration``: reps, pools, rules, accounts, nurture tracks; the API's reads.
 - ``listing``: the API's lists, a page at a time.
 - ``idempotency``: the responses to ``Idempotency-Key`` requests, for retries.
+- ``one_click``: one-click links, usable once and only on the rep's current assignment.
 
 :func:`open_stores` builds them all on one sessionmaker.
 """
@@ -26,6 +27,7 @@ from baton_router.store.configuration import ConfigStore
 from baton_router.store.escalation import EscalationStore
 from baton_router.store.idempotency import IdempotencyStore
 from baton_router.store.listing import Listings
+from baton_router.store.one_click import OneClickStore
 from baton_router.store.outbox import OutboxStore
 from baton_router.store.routing_writes import RoutingStore
 
@@ -38,6 +40,7 @@ class Stores:
     outbox: OutboxStore
     listings: Listings
     idempotency: IdempotencyStore
+    one_click: OneClickStore
 
 
 def open_stores(
@@ -58,4 +61,5 @@ def open_stores(
         outbox=OutboxStore(sessions, per_endpoint),
         listings=Listings(sessions),
         idempotency=IdempotencyStore(sessions),
+        one_click=OneClickStore(sessions),
     )

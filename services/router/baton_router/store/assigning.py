@@ -2,7 +2,8 @@
 
 :meth:`Assigner.assign` loads the team under the routing lock (``team.load_team``),
 decides each lead in order with the pure ``routing.decide`` (each decision sees the ones
-before it), then writes the assignments, their outbox rows (the rep's webhook and the
+before it), then writes the assignments, their outbox rows (the rep's webhook, a Slack
+message when the rep or else its pool has a Slack webhook, and the
 ``leads.assignments`` record), the routed transitions' status, the reps' turns and open
 counts, and the pools' weighted-round-robin state, in a few statements. Routing a batch,
 draining the queue and re-assigning after an SLA breach all go through it.
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_router.payloads import PayloadContext, assignment_payload
 from baton_router.routing import Decision, decide, decide_in_pool, lead_facts
+from baton_router.slack import assignment_message
 from baton_router.store.outbox import Leased, insert_rows, outbox_values
 from baton_router.store.team import Team, load_team
 from baton_router.tables import AssignmentRow, PoolMember, Rep, RoutedTransition
@@ -169,6 +171,19 @@ class Assigner:
             payload = assignment_payload(
                 assignment, transition, histories.get(transition.lead_id, []), self.context, track
             )
+            slack_url = team.slack_urls.get(decision.rep_id) or (
+                team.slack_urls.get(decision.pool_id) if decision.pool_id else None
+            )
+            if slack_url:
+                outbox_rows.append(
+                    outbox_values(
+                        kind="slack",
+                        message_id=f"slack_{assignment.assignment_id}",
+                        rep_id=decision.rep_id,
+                        target_url=slack_url,
+                        payload=assignment_message(payload),
+                    )
+                )
             outbox_rows += [
                 outbox_values(
                     kind="webhook",

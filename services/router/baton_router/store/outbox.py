@@ -29,6 +29,9 @@ from baton_router.store.locks import OUTBOX_LOCK
 from baton_router.tables import NurtureTrack, OutboxRow, Rep
 
 KAFKA_ENDPOINT = "kafka"
+#: Outbox kinds delivered over HTTP: signed webhooks, and Slack incoming-webhook messages
+#: (``target_url``, the Slack URL, copied in when the row was written).
+HTTP_KINDS = ("webhook", "slack")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,10 @@ class Claimed:
 
 def endpoint_key(kind: str, rep_id: uuid.UUID | None, track_id: uuid.UUID | None) -> str:
     """Where an outbox row goes, for concurrency limits and metrics."""
-    if kind != "webhook":
+    if kind not in HTTP_KINDS:
         return KAFKA_ENDPOINT
+    if kind == "slack":
+        return f"slack:{rep_id}"
     if rep_id is not None:
         return f"rep:{rep_id}"
     return f"track:{track_id}"
@@ -65,6 +70,19 @@ def outbox_values(**fields: Any) -> dict[str, Any]:
 def webhook_row(message_id: str, rep_id: uuid.UUID, payload: dict[str, Any]) -> OutboxRow:
     """A signed webhook to a rep, added to the caller's transaction."""
     return OutboxRow(kind="webhook", message_id=message_id, rep_id=rep_id, payload=payload)
+
+
+def target_of(
+    kind: str,
+    owner: uuid.UUID | None,
+    target_url: str | None,
+    targets: dict[uuid.UUID, tuple[str, str] | None],
+) -> tuple[str, str] | None:
+    """Where a row goes: a Slack row to its own URL (nothing to sign with), a webhook to
+    its rep's or track's endpoint and secret (None: disabled or deleted)."""
+    if kind == "slack":
+        return (target_url, "") if target_url else None
+    return targets.get(owner) if owner is not None else None
 
 
 def engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
@@ -102,16 +120,16 @@ async def endpoint_room(
     in_flight = (
         await conn.execute(
             text(
-                "SELECT rep_id, track_id, count(*) FROM router.outbox "
-                "WHERE status = 'pending' AND kind = 'webhook' AND lease_until > :now "
-                "GROUP BY rep_id, track_id"
+                "SELECT kind, rep_id, track_id, count(*) FROM router.outbox "
+                "WHERE status = 'pending' AND kind IN ('webhook', 'slack') "
+                "AND lease_until > :now GROUP BY kind, rep_id, track_id"
             ),
             {"now": now},
         )
     ).all()
     room: Counter[str] = _Room(per_endpoint)
-    for rep_id, track_id, n in in_flight:
-        room[endpoint_key("webhook", rep_id, track_id)] -= n
+    for kind, rep_id, track_id, n in in_flight:
+        room[endpoint_key(kind, rep_id, track_id)] -= n
     return room
 
 
@@ -150,7 +168,7 @@ async def insert_rows(
         # The row as the dispatcher reads it (the columns it uses).
         Leased(
             SimpleNamespace(attempts=0, **row, id=by_message[row["message_id"]]),
-            targets.get(row["rep_id"]),
+            target_of(row["kind"], row["rep_id"], row["target_url"], targets),
         )
         for row in leased
     ]
@@ -227,7 +245,7 @@ class OutboxStore:
                 {r.track_id for r in rows if r.kind == "webhook" and r.track_id is not None},
             )
         leased = [
-            Leased(row, targets.get(row.rep_id or row.track_id))
+            Leased(row, target_of(row.kind, row.rep_id or row.track_id, row.target_url, targets))
             for row in sorted(rows, key=lambda r: r.id)
         ]
         return Claimed(leased, waiting)
@@ -279,7 +297,7 @@ class OutboxStore:
                 return None
             row.status, row.attempts, row.next_attempt_at = "pending", 0, now
             row.lease_until = None
-            if row.rep_id is not None:
+            if row.kind == "webhook" and row.rep_id is not None:
                 await session.execute(
                     update(Rep).where(Rep.id == row.rep_id).values(webhook_disabled_at=None)
                 )

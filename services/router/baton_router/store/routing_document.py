@@ -39,8 +39,9 @@ ACCOUNTS_PER_STATEMENT = 5000  # two parameters each, under PostgreSQL's 32767
 # The columns that hold a file field as it is (references are resolved separately).
 COLUMNS = {
     "rep": ("name", "email", "webhook_url", "timezone", "working_hours", "capacity", "weight",
-            "skills"),
-    "pool": ("name", "strategy", "express", "escalation", "max_reassignments"),
+            "skills", "slack_webhook_url"),
+    "pool": ("name", "strategy", "express", "escalation", "max_reassignments",
+             "slack_webhook_url"),
     "rule": ("name", "position", "enabled", "conditions"),
     "nurture_track": ("name", "position", "webhook_url", "conditions"),
 }  # fmt: skip

@@ -30,10 +30,11 @@ TEAM_QUERY = text(
          'out_of_office', out_of_office, 'capacity', capacity, 'weight', weight,
          'skills', skills, 'last_turn', last_turn, 'open_leads', open_leads,
          'disabled', webhook_disabled_at IS NOT NULL, 'url', webhook_url,
-         'secret', webhook_secret)), '[]')
+         'secret', webhook_secret, 'slack', slack_webhook_url)), '[]')
        FROM router.reps WHERE archived_at IS NULL),
       (SELECT coalesce(json_agg(json_build_object(
-         'id', id, 'name', name, 'strategy', strategy, 'express', express)), '[]')
+         'id', id, 'name', name, 'strategy', strategy, 'express', express,
+         'slack', slack_webhook_url)), '[]')
        FROM router.pools),
       (SELECT coalesce(json_agg(json_build_object(
          'pool_id', pool_id, 'rep_id', rep_id, 'wrr_current', wrr_current)), '[]')
@@ -58,6 +59,8 @@ class Team:
     rules: list[Rule] = field(default_factory=list)
     targets: dict[uuid.UUID, tuple[str, str] | None] = field(default_factory=dict)
     accounts: dict[str, uuid.UUID] = field(default_factory=dict)  # domain → owning rep
+    # rep or pool id → its Slack incoming webhook (those that have one)
+    slack_urls: dict[uuid.UUID, str] = field(default_factory=dict)
     turns: list[int] = field(default_factory=list)  # fresh round-robin turn numbers
 
     def record(self, decision: Decision, turn: int) -> None:
@@ -105,6 +108,7 @@ async def load_team(
             for r in rules
         ],
         accounts={domain: uuid.UUID(rep_id) for domain, rep_id in (accounts or {}).items()},
+        slack_urls={uuid.UUID(r["id"]): r["slack"] for r in (*reps, *pools) if r["slack"]},
         turns=sorted(drawn or []),
     )
 

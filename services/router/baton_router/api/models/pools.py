@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
 
 from baton_router.api.models.common import Strict, omittable
+from baton_router.api.models.reps import SlackWebhookUrl
 from baton_router.strategies import Strategy
 
 
@@ -22,6 +23,11 @@ class PoolIn(Strict):
     escalation: Literal["next_rep", "manager"] = "next_rep"
     manager_rep_id: uuid.UUID | None = None
     max_reassignments: StrictInt = Field(default=2, ge=0, le=20)
+    slack_webhook_url: SlackWebhookUrl | None = Field(
+        default=None,
+        description="A Slack incoming webhook for the team: receives the assignments of "
+        "members without their own",
+    )
 
     @model_validator(mode="after")
     def _manager_needed(self) -> PoolIn:
@@ -40,6 +46,7 @@ class PoolPatch(Strict):
     escalation: Literal["next_rep", "manager"] = omittable()
     manager_rep_id: uuid.UUID | None = None
     max_reassignments: StrictInt = omittable(ge=0, le=20)
+    slack_webhook_url: SlackWebhookUrl | None = None
 
 
 class PoolOut(BaseModel):
@@ -51,3 +58,4 @@ class PoolOut(BaseModel):
     escalation: str
     manager_rep_id: uuid.UUID | None
     max_reassignments: int
+    slack_webhook_url: str | None = None

@@ -15,6 +15,7 @@ from pydantic import (
     EmailStr,
     Field,
     StrictInt,
+    UrlConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -32,6 +33,18 @@ TimeZoneName = Annotated[
     ),
 ]
 RepStatus = Literal["online", "away", "offline"]
+SlackWebhookUrl = Annotated[
+    AnyHttpUrl,
+    UrlConstraints(max_length=2000),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "maxLength": 2000,
+            "examples": ["https://hooks.slack.com/services/T000/B000/XXXX"],
+        }
+    ),
+]
 SkillName = Literal["regions", "countries", "industries", "segments", "languages"]
 
 
@@ -83,6 +96,12 @@ class RepProfile(Strict):
         "names), industries, segments (smb, mid_market, enterprise, ...), languages "
         "(ISO 639-1). Stored canonical: lower case, countries and languages as codes",
         examples=[{"regions": ["emea"], "languages": ["de", "en"]}],
+    )
+
+    slack_webhook_url: SlackWebhookUrl | None = Field(
+        default=None,
+        description="A Slack incoming webhook that receives the rep's assignments (Block Kit, "
+        "with one-click links); null: none (the pool's, when it has one)",
     )
 
     @field_validator("skills")
@@ -161,6 +180,7 @@ class RepOut(BaseModel):
     skills: dict[str, list[str]] = Field(default_factory=dict)
     webhook_disabled_at: datetime | None = None
     open_leads: int | None = None
+    slack_webhook_url: str | None = None
 
 
 class RepCreated(RepOut):

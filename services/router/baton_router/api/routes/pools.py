@@ -28,6 +28,7 @@ def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
         escalation=pool.escalation,
         manager_rep_id=pool.manager_rep_id,
         max_reassignments=pool.max_reassignments,
+        slack_webhook_url=pool.slack_webhook_url,
     )
 
 
@@ -41,6 +42,7 @@ def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
 async def create_pool(body: PoolIn, _: AdminDep, config: ConfigDep, actions: ActionsDep) -> PoolOut:
     fields = body.model_dump(exclude={"members"})
     fields["strategy"] = body.strategy.value
+    fields["slack_webhook_url"] = _url(body.slack_webhook_url)
     pool = await config.create_pool(fields, body.members)
     await actions.configuration_changed()
     return pool_out(pool, list(dict.fromkeys(body.members)))
@@ -65,6 +67,8 @@ async def update_pool(
     fields = body.model_dump(exclude_unset=True, exclude={"members"})
     if "strategy" in fields:
         fields["strategy"] = fields["strategy"].value
+    if "slack_webhook_url" in fields:
+        fields["slack_webhook_url"] = _url(body.slack_webhook_url)
     members = body.members if "members" in body.model_fields_set else None
     await config.update_pool(pool_id, fields, members)
     await actions.configuration_changed()
@@ -76,3 +80,7 @@ async def delete_pool(pool_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> Res
     """Deletes the pool and the rules that point at it."""
     await config.delete_pool(pool_id)
     return Response(status_code=204)
+
+
+def _url(url: object | None) -> str | None:
+    return None if url is None else str(url)

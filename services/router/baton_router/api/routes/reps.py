@@ -54,6 +54,7 @@ def rep_out(rep: Rep, open_leads: int | None = None) -> dict[str, Any]:
         "skills": rep.skills or {},
         "webhook_disabled_at": rep.webhook_disabled_at,
         "open_leads": open_leads,
+        "slack_webhook_url": rep.slack_webhook_url,
     }
 
 
