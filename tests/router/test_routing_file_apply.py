@@ -86,7 +86,7 @@ async def test_export_edit_apply_export_yields_the_edited_document(
     document["reps"][0]["capacity"] = 12
     document["reps"].append({"email": "cleo@example.com", "name": "Cleo",
                              "webhook_url": "https://hooks.example.com/cleo",
-                             "slack_webhook_url": "https://hooks.slack.com/services/T/B/c"})  # fmt: skip
+                             "slack_webhook_url": "https://hooks.slack.com/T/B/c"})  # fmt: skip
     document["pools"][0]["members"].append("cleo@example.com")
     document["rules"] = []
     document["accounts"] = [{"domain": "acme.com", "owner": "cleo@example.com"}]
