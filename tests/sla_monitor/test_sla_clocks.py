@@ -118,7 +118,7 @@ async def test_reassignment_closes_the_old_clock_and_restarts_for_the_new_rep(
     met = (await events_until(kafka_bootstrap, topics, second, "met"))[-1]
     assert met["rep_id"] == second.rep_id
     assert met["elapsed_seconds"] == pytest.approx(0.5)
-    clocks = await service.clocks.clocks_for(first.lead_id)
+    clocks = await service.reports.lead_clocks(first.lead_id, None, 100)
     assert [(c.assignment_id, c.status) for c in clocks] == [
         (first.assignment_id, "reassigned"),
         (second.assignment_id, "met"),
@@ -166,7 +166,7 @@ async def test_team_window_and_business_hours_come_from_the_policy_file(
     assert datetime.fromisoformat(breached["deadline_at"]) == fast.assigned_at + timedelta(
         seconds=1
     )
-    (clock,) = await service.clocks.clocks_for(office.lead_id)
+    (clock,) = await service.reports.lead_clocks(office.lead_id, None, 100)
     # 300 working seconds at one minute a week: five Mondays from now.
     assert clock.calendar == "never-open"
     assert clock.deadline_at - office.assigned_at > timedelta(days=27)
