@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from baton_devstack.kafka import LocalKafka
 from baton_shared.schemas import EventType, LeadEvent
@@ -91,7 +92,7 @@ def host_speed() -> float:
     return round(2.0 / best, 2)
 
 
-def print_figures(figures: dict[str, float | int | str]) -> None:
+def print_figures(figures: dict[str, Any]) -> None:
     """The last line a bench prints: its figures as one JSON object (with ``host_mips``,
     :func:`host_speed` measured now)."""
     print(json.dumps({**figures, "host_mips": host_speed()}), flush=True)

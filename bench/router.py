@@ -37,6 +37,10 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import print_figures
+
 from baton_devstack.infra import default_state_dir, start_infra
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
@@ -326,7 +330,7 @@ async def main() -> None:
     )
     floor_ok = figures["p99_ms"] is not None and figures["p99_ms"] < 100
     print(f"floor (p99 < 100 ms at 200/s): {'met' if floor_ok else 'NOT met'}")
-    print(orjson.dumps(figures).decode())
+    print_figures(figures)
 
 
 if __name__ == "__main__":

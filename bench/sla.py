@@ -47,6 +47,10 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import print_figures  # noqa: E402
+
 from baton_shared.logs import configure_logging  # noqa: E402
 
 configure_logging("WARNING", "console")  # before the service modules bind their loggers
@@ -457,7 +461,7 @@ def main() -> None:
         figures |= asyncio.run(consume(args))
     if args.backlog:
         figures |= asyncio.run(drain(args))
-    print(orjson.dumps(figures).decode())
+    print_figures(figures)
 
 
 if __name__ == "__main__":
