@@ -38,3 +38,6 @@ RULES_FOLLOW_ERRORS = Counter(
 )
 TIMERS_FIRED = Counter("baton_scorer_timers_fired_total", "Recycle timers that fired")
 BATCH_SECONDS = Gauge("baton_scorer_last_batch_seconds", "Processing time of the last batch")
+MERGES = Counter(
+    "baton_scorer_merges_total", "Leads merged into another lead (alias, identify with email)"
+)

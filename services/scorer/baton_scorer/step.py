@@ -11,6 +11,9 @@ stream and a replay cannot drift apart:
 * :func:`stitch_batch` / :func:`stitch_event` — anonymous events against their aliases
   (:mod:`baton_scorer.identity`): the events to score now, re-keyed to their lead.
 * :func:`fire_timers` — recycle the leads whose cold timer is due at ``now``.
+* with an :class:`Identity`, :func:`score_batch` also merges known leads
+  (:mod:`baton_scorer.handoff`): it forwards the events of a lead merged away, asks for
+  the merges an alias or identify names, and hands over or absorbs lead states.
 
 Lead states come from a lookup the caller passes (a cache over the table, a dict); the
 step updates them in place and names the leads it touched, for the caller to save.
@@ -25,8 +28,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from baton_scorer import core
+from baton_scorer import core, handoff
+from baton_scorer.handoff import Link
 from baton_scorer.identity import Alias, stitch
+from baton_scorer.merge import merge_into
 from baton_scorer.rules import Rules
 from baton_shared.schemas import Activity, ActivityKind, LeadEvent, Transition, decode
 
@@ -42,6 +47,23 @@ StateLookup = Callable[[str], Any]
 """A lead id to its state (``core.LeadState``), created empty for a new lead."""
 AliasLookup = Callable[[str], Alias]
 """An anonymous id to its :class:`~baton_scorer.identity.Alias`, created for a new one."""
+
+
+@dataclass(slots=True)
+class Identity:
+    """What merging needs beyond the states: the caller's links (non-empty ones, kept
+    for every lead loaded), a way to replace a lead's state, and the leads whose absorb
+    was sent since the caller (re)started."""
+
+    links: dict[str, Link]
+    replace: Callable[[str, Any], None]
+    sent: set[str] = field(default_factory=set)
+
+    def link(self, lead_id: str) -> Link:
+        link = self.links.get(lead_id)
+        if link is None:
+            link = self.links[lead_id] = Link()
+        return link
 
 
 class Source(Enum):
@@ -60,6 +82,9 @@ class Scored:
     touched: dict[str, None] = field(default_factory=dict)  # leads whose state to save
     to_stitch: list[tuple[int, str]] = field(default_factory=list)  # (index, anonymous id)
     dead_letters: list[tuple[int, str]] = field(default_factory=list)  # (index, error)
+    # (key, value) for the stitched topic, in order, sent once the states are saved
+    handoffs: list[tuple[str, bytes]] = field(default_factory=list)
+    merges: int = 0
     rep_actions: list[str] = field(default_factory=list)  # kinds applied
     scored: int = 0
     duplicates: int = 0
@@ -118,13 +143,22 @@ def fire_timers(
 
 
 def score_batch(
-    records: Sequence[tuple[Source, bytes]], states: StateLookup, rules: Rules
+    records: Sequence[tuple[Source, bytes]],
+    states: StateLookup,
+    rules: Rules,
+    identity: Identity | None = None,
 ) -> Scored:
     """Run a batch of raw records, in order, through the step (see the module doc)."""
     out = Scored()
     touched = out.touched
+    links = identity.links if identity is not None else {}
     for index, (source, value) in enumerate(records):
         try:
+            if source is Source.STITCHED and identity and value.startswith(handoff.PREFIX):
+                out.transitions += apply_handoff(
+                    handoff.decode(value), states, identity, rules, out
+                )
+                continue
             if source is Source.ACTIVITY:
                 activity = decode(Activity, value)
                 transitions = rep_action(states, activity, rules)
@@ -139,7 +173,13 @@ def score_batch(
                 out.to_stitch.append((index, event.anonymous_id))
                 continue
             at = event.occurred_at.timestamp()
-            transitions = score(states(event.lead_id), event, at, rules)
+            state = states(event.lead_id)
+            link = links.get(event.lead_id)
+            if link is not None and link.merged_into is not None:
+                assert identity is not None
+                forward(event, link, identity, out)
+                continue
+            transitions = score(state, event, at, rules)
         except RECORD_ERRORS as exc:
             out.dead_letters.append((index, error_text(exc)))
             continue
@@ -152,7 +192,70 @@ def score_batch(
         touched[event.lead_id] = None
         if transitions:
             out.transitions += transitions
+        if identity is not None and event.type in handoff.MERGING_TYPES:
+            other = handoff.merge_target(event)
+            if other is not None and other not in identity.link(event.lead_id).merged_ids:
+                out.handoffs.append((other, handoff.request(other, event.lead_id)))
     return out
+
+
+def forward(event: LeadEvent, link: Link, identity: Identity, out: Scored) -> None:
+    """Send an event of a lead merged away on to its survivor, after the absorb."""
+    lead_id, into = event.lead_id, link.merged_into
+    assert into is not None
+    if lead_id not in identity.sent and link.shipped is not None:
+        out.handoffs.append((into, handoff.absorb(lead_id, into, link.shipped, [lead_id], False)))
+        identity.sent.add(lead_id)
+    out.handoffs.append((into, event.model_copy(update={"lead_id": into}).to_bytes()))
+
+
+def apply_handoff(
+    body: dict[str, Any], states: StateLookup, identity: Identity, rules: Rules, out: Scored
+) -> list[Transition]:
+    """A merge request (hand this lead over) or an absorb (take a lead in); the
+    transitions an absorb causes (:mod:`baton_scorer.handoff` says who does what)."""
+    absorbed, into = body["from"], body["into"]
+    if body["kind"] == "request":
+        state = states(absorbed)
+        link = identity.link(absorbed)
+        if link.merged_into is not None or into == absorbed or into in link.merged_ids:
+            return []  # merged already (the first link wins), or a merge back into itself
+        shipped = {"state": state.to_dict(), "merged_ids": link.merged_ids}
+        link.merged_into, link.away, link.shipped, link.merged_ids = into, True, shipped, []
+        identity.replace(absorbed, core.new_state())
+        out.touched[absorbed] = None
+        out.handoffs.append((into, handoff.absorb(absorbed, into, shipped, [absorbed], False)))
+        identity.sent.add(absorbed)
+        return []
+    state = states(into)
+    link = identity.link(into)
+    shipped, path = body["shipped"], list(body.get("path", ()))
+    if body.get("settle") and link.merged_into is not None:
+        link.merged_into = None  # the smallest id on a cycle of links: the survivor
+        out.touched[into] = None
+    hop = handoff.next_hop(link, into, path)
+    if hop is not None:
+        onward, settle = hop
+        out.handoffs.append(
+            (onward, handoff.absorb(absorbed, onward, shipped, [*path, into], settle))
+        )
+        return []
+    if absorbed == into:  # its own history, back from a cycle of links
+        if not link.away:
+            return []
+        link.away, link.shipped = False, None
+    elif absorbed in link.merged_ids:
+        return []  # absorbed already: a repeated record changes nothing
+    merged, transitions = merge_into(state.to_dict(), into, shipped["state"], absorbed, rules)
+    identity.replace(into, core.state_from_dict(merged, rules))
+    ids = [absorbed, *shipped.get("merged_ids", ())]
+    link.merged_ids = [
+        *link.merged_ids,
+        *(i for i in ids if i != into and i not in link.merged_ids),
+    ]
+    out.touched[into] = None
+    out.merges += 1
+    return transitions
 
 
 def stitch_event(aliases: AliasLookup, event: LeadEvent) -> list[LeadEvent]:

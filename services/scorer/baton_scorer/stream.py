@@ -6,9 +6,13 @@ to the step and makes its outputs durable, per batch in this order:
 
 1. dead letters go to ``<topic>.dlq``; anonymous events to the identity topic;
 2. the transitions are produced and *acknowledged* by Kafka;
-3. each touched lead's state is written once to the table and its changelog, as one
-   record batch per partition, and acknowledged;
-4. only then does the agent ack the input records (their offsets commit after that).
+3. each touched lead's state (with its merge :class:`~baton_scorer.handoff.Link`) is
+   written once to the table and its changelog, as one record batch per partition,
+   and acknowledged;
+4. the merge records and forwarded events (:mod:`baton_scorer.handoff`) are produced,
+   in order, and acknowledged — after the states, so a lead is handed over only once
+   its link is durable;
+5. only then does the agent ack the input records (their offsets commit after that).
 
 A crash anywhere re-processes the batch: a transition is never lost, and a re-emitted
 one carries the same deterministic ``transition_id``, on which consumers dedup.
@@ -27,6 +31,7 @@ import orjson
 
 from baton_scorer import core, step
 from baton_scorer import metrics as m
+from baton_scorer.handoff import Link
 from baton_scorer.identity import Alias
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.timers import TimerQueue
@@ -63,6 +68,8 @@ class ScorerShell:
         self.aliases_table = aliases
         self.sources = {topics.events: step.Source.EVENTS, topics.activity: step.Source.ACTIVITY}
         self.states: dict[str, Any] = {}
+        self.links: dict[str, Link] = {}
+        self.identity = step.Identity(self.links, self.states.__setitem__)
         self.aliases: dict[str, Alias] = {}
         self.timers = TimerQueue()
         self.timers_stale = True
@@ -74,6 +81,8 @@ class ScorerShell:
     def reset_caches(self) -> None:
         """After a rebalance the table is the truth again."""
         self.states.clear()
+        self.links.clear()
+        self.identity.sent.clear()  # after a restart or a move, absorbs are sent again
         self.aliases.clear()
         self.partitions.clear()
         self.timers.clear()
@@ -83,11 +92,13 @@ class ScorerShell:
         state = self.states.get(lead_id)
         if state is None:
             stored = self.leads.get(lead_id.encode())
-            state = (
-                core.state_from_dict(orjson.loads(stored), self.source.rules)
-                if stored
-                else core.new_state()
-            )
+            if stored:
+                raw = orjson.loads(stored)
+                state = core.state_from_dict(raw, self.source.rules)
+                if "identity" in raw:
+                    self.links[lead_id] = Link.from_dict(raw["identity"])
+            else:
+                state = core.new_state()
             self.states[lead_id] = state
         return state
 
@@ -103,7 +114,7 @@ class ScorerShell:
         started = time.perf_counter()
         sources = self.sources
         records = [(sources.get(ev.message.topic, step.Source.STITCHED), ev.value) for ev in events]
-        scored = step.score_batch(records, self.load_state, self.source.rules)
+        scored = step.score_batch(records, self.load_state, self.source.rules, self.identity)
         for index, error in scored.dead_letters:
             await self.dead_letter(events[index], error)
         forwards = [
@@ -118,6 +129,13 @@ class ScorerShell:
         if forwards:
             await asyncio.gather(*forwards)
         await self.save_leads(scored.touched)
+        if scored.handoffs:
+            m.MERGES.inc(scored.merges)
+            sends = [
+                await self._send(self.stitched_topic, key.encode(), value)
+                for key, value in scored.handoffs
+            ]
+            await asyncio.gather(*sends)
         if scored.newest_at is not None:
             # How far behind real time scoring runs: measured when the batch is
             # durable, against its newest event (a late event is not lag).
@@ -217,8 +235,13 @@ class ScorerShell:
         producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
         await producer.client._wait_on_metadata(changelog)
         records = []
+        links = self.links
         for key, state in states.items():
-            value = orjson.dumps(state.to_dict())
+            stored = state.to_dict()
+            link = links.get(key)
+            if link is not None and not link.is_empty():
+                stored["identity"] = link.to_dict()
+            value = orjson.dumps(stored)
             raw_key = key.encode()
             table.data[raw_key] = value
             partition = self.partitions.get(key)

@@ -85,7 +85,7 @@ def move(
     state: LeadState,
     lead_id: str,
     to: Stage,
-    kind: ReasonKind,
+    kind: ReasonKind | None,
     reason: str,
     trigger: Trigger,
     rules: Rules,
