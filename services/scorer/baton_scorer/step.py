@@ -183,6 +183,12 @@ def score_batch(
         except RECORD_ERRORS as exc:
             out.dead_letters.append((index, error_text(exc)))
             continue
+        if identity is not None and event.type in handoff.MERGING_TYPES:
+            # Asked again for a duplicate too: a crash may have kept the event's state
+            # and lost the request (a repeated request is a no-op).
+            other = handoff.merge_target(event)
+            if other is not None and other not in identity.link(event.lead_id).merged_ids:
+                out.handoffs.append((other, handoff.request(other, event.lead_id)))
         if transitions is None:
             out.duplicates += 1
             continue
@@ -192,21 +198,23 @@ def score_batch(
         touched[event.lead_id] = None
         if transitions:
             out.transitions += transitions
-        if identity is not None and event.type in handoff.MERGING_TYPES:
-            other = handoff.merge_target(event)
-            if other is not None and other not in identity.link(event.lead_id).merged_ids:
-                out.handoffs.append((other, handoff.request(other, event.lead_id)))
     return out
 
 
 def forward(event: LeadEvent, link: Link, identity: Identity, out: Scored) -> None:
     """Send an event of a lead merged away on to its survivor, after the absorb."""
-    lead_id, into = event.lead_id, link.merged_into
+    into = link.merged_into
     assert into is not None
-    if lead_id not in identity.sent and link.shipped is not None:
+    resend(event.lead_id, link, identity, out)
+    out.handoffs.append((into, event.model_copy(update={"lead_id": into}).to_bytes()))
+
+
+def resend(lead_id: str, link: Link, identity: Identity, out: Scored) -> None:
+    """The absorb of a lead merged away, once per (re)start: a crash may have lost it."""
+    into = link.merged_into
+    if into is not None and lead_id not in identity.sent and link.shipped is not None:
         out.handoffs.append((into, handoff.absorb(lead_id, into, link.shipped, [lead_id], False)))
         identity.sent.add(lead_id)
-    out.handoffs.append((into, event.model_copy(update={"lead_id": into}).to_bytes()))
 
 
 def apply_handoff(
@@ -218,8 +226,11 @@ def apply_handoff(
     if body["kind"] == "request":
         state = states(absorbed)
         link = identity.link(absorbed)
-        if link.merged_into is not None or into == absorbed or into in link.merged_ids:
-            return []  # merged already (the first link wins), or a merge back into itself
+        if link.merged_into is not None:
+            resend(absorbed, link, identity, out)  # merged already: the first link wins
+            return []
+        if into == absorbed or into in link.merged_ids:
+            return []  # a merge back into itself
         shipped = {"state": state.to_dict(), "merged_ids": link.merged_ids}
         link.merged_into, link.away, link.shipped, link.merged_ids = into, True, shipped, []
         identity.replace(absorbed, core.new_state())
