@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baton_scorer import core, handoff, lifecycle, step
+from baton_scorer.lookup import lead_view, merged_into
 from baton_scorer.merge import merge_states
 from baton_scorer.state import LeadState
 from baton_shared.schemas import Stage
@@ -215,3 +216,19 @@ def test_the_merged_state_reads_the_same_in_both_cores(make_event, rules) -> Non
         lifecycle.score_event(a, e, rules)
     merged = merge_states(a.to_dict(), LeadState().to_dict(), rules)
     assert core.state_from_dict(merged, rules).to_dict() == LeadState.from_dict(merged).to_dict()
+
+
+def test_the_lookup_lists_merged_ids_and_names_the_survivor(make_event, rules) -> None:
+    cluster = Cluster(rules)
+    for item in [
+        make_event("page", lead_id=EMAIL, email=EMAIL, page_category="pricing"),
+        make_event("identify", lead_id="u1", user_id="u1", email=EMAIL.upper()),
+    ]:
+        cluster.deliver([item])
+    stored = {**cluster.states["u1"].to_dict(), "identity": cluster.links["u1"].to_dict()}
+    view = lead_view("u1", stored, rules, T0.timestamp(), "lead_id")
+    assert view.merged_ids == [EMAIL]
+    assert view.score == pytest.approx(40)
+    away = {**cluster.states[EMAIL].to_dict(), "identity": cluster.links[EMAIL].to_dict()}
+    assert merged_into(away) == "u1"
+    assert merged_into(stored) is None

@@ -2,7 +2,8 @@
 
 ``GET /v1/leads/{key}`` (:mod:`baton_scorer.web`) checks the ``key`` the caller gave
 (:func:`checked_key`), tries the lead ids it may name (:func:`lead_ids_for`), then the
-anonymous id, and answers :func:`lead_view` of the lead it finds: its stage, and its
+anonymous id, follows a lead merged away to its survivor (:func:`merged_into`), and
+answers :func:`lead_view` of the lead it finds: its stage, and its
 score, fit, engagement and each signal's points decayed to ``now`` by the scoring core
 the stream runs (:mod:`baton_scorer.core`, either core), with the rules version and the
 events it remembers.
@@ -55,7 +56,8 @@ class LeadView(BaseModel):
     )
     email: str | None = Field(description="The email the lead's events carried, if any")
     merged_ids: list[str] = Field(
-        description="Ids of other leads merged into this one (none: merges do not exist yet)"
+        description="Ids of other leads merged into this one (an alias's previous id, an "
+        "email an identify carried); any of them finds this lead"
     )
     account: str | None = Field(description="The lead's account (null: accounts do not exist yet)")
     rules_version: str = Field(description="The rules the numbers were computed with")
@@ -104,6 +106,15 @@ def signals_at(record: dict[str, Any], t: float, rules: Rules) -> list[Signal]:
     return [Signal(signal=label, points=round(p, 3)) for p, label in points if round(p, 3)]
 
 
+MAX_MERGE_HOPS = 16  # merged-away ids followed to the survivor before giving up
+
+
+def merged_into(stored: dict[str, Any]) -> str | None:
+    """The lead a stored lead was merged into, if it was."""
+    into = (stored.get("identity") or {}).get("merged_into")
+    return into if isinstance(into, str) else None
+
+
 def lead_view(
     lead_id: str, stored: dict[str, Any], rules: Rules, now: float, matched_by: MatchedBy
 ) -> LeadView:
@@ -121,7 +132,7 @@ def lead_view(
         engagement=round(core.engagement_at(state, now, rules), 6),
         signals=signals_at(record, now, rules),
         email=record.get("email"),
-        merged_ids=[],
+        merged_ids=list((stored.get("identity") or {}).get("merged_ids", ())),
         account=None,
         rules_version=rules.version,
         last_event_at=_at(record.get("watermark")),

@@ -6,6 +6,7 @@ names its lead). Each try is answered by the worker that owns the key's partitio
 that table — faust's router names it (``app.router.key_store``, what
 ``@app.table_route`` uses) — locally, or over ``/v1/internal/...`` with the caller's
 token: an anonymous id takes two hops at most, its alias's owner, then its lead's.
+A lead merged into another answers as the one it was merged into (one more hop each).
 The view itself is :mod:`baton_scorer.lookup`, the OpenAPI document of the public route
 :mod:`baton_scorer.openapi` (``GET /openapi.json``). Errors are problem details
 (:mod:`baton_shared.problems`); nothing about the lead is logged.
@@ -24,7 +25,15 @@ import orjson
 from aiohttp import web
 
 from baton_scorer.identity import Alias
-from baton_scorer.lookup import BadKey, LeadView, checked_key, lead_ids_for, lead_view
+from baton_scorer.lookup import (
+    MAX_MERGE_HOPS,
+    BadKey,
+    LeadView,
+    checked_key,
+    lead_ids_for,
+    lead_view,
+    merged_into,
+)
 from baton_scorer.openapi import openapi_document
 from baton_scorer.rules_source import RulesSource
 from baton_shared.problems import FieldProblem, problem
@@ -70,17 +79,28 @@ class LeadLookup:
             return problem_response(422, str(exc), kind="validation-error", errors=errors)
         try:
             for lead_id, how in lead_ids_for(key):
-                found = await self.ask("leads", lead_id, request)
+                found = await self.survivor(lead_id, request)
                 if found is not None:
                     return view_response({**found, "matched_by": how})
             alias = await self.ask("aliases", key, request)
             if alias is not None and alias.get("lead_id"):
-                found = await self.ask("leads", alias["lead_id"], request)
+                found = await self.survivor(alias["lead_id"], request)
                 if found is not None:
                     return view_response({**found, "matched_by": "anonymous_id"})
         except Unavailable as exc:
             return problem_response(503, f"{exc}; retry", headers={"Retry-After": "1"})
         return problem_response(404, "no lead is known by this key")
+
+    async def survivor(self, lead_id: str, request: web.Request) -> dict[str, Any] | None:
+        """The view of ``lead_id``, or of the lead it was merged into (None: no such lead)."""
+        found = await self.ask("leads", lead_id, request)
+        for _ in range(MAX_MERGE_HOPS):
+            if found is None or "merged_into" not in found:
+                return found
+            found = await self.ask("leads", found["merged_into"], request)
+            if found is None:
+                raise Unavailable("the lead is being merged into another")
+        raise Unavailable("the lead's merges are being settled")
 
     async def ask(self, table: str, key: str, request: web.Request) -> dict[str, Any] | None:
         """What the owner of ``key`` in ``table`` holds for it (None: nothing)."""
@@ -137,8 +157,12 @@ class LeadLookup:
             return None
         if table == "aliases":
             return {"lead_id": Alias.from_bytes(stored).lead_id}
+        raw = orjson.loads(stored)
+        into = merged_into(raw)
+        if into is not None:
+            return {"merged_into": into}
         rules = self.source.rules
-        view = lead_view(key, orjson.loads(stored), rules, time.time(), "lead_id")
+        view = lead_view(key, raw, rules, time.time(), "lead_id")
         return view.model_dump(mode="json")
 
 
