@@ -52,9 +52,9 @@ def test_timer_queue_fires_each_lead_once_at_its_latest_due_time() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Not built: two ids that each have scored history are not merged. An alias "
-    "(previous_id -> user_id) or an identify linking a userId to an email-keyed lead leaves "
-    "both leads scoring apart (docs/scoring.md, 'Identity').",
+    reason="Not built in replay: the live scorer merges two known ids (tests/scorer/"
+    "test_merge.py), baton replay still scores each id apart (docs/scoring.md, "
+    "'Merging two known leads').",
 )
 def test_alias_and_identify_combine_two_known_histories(make_event, rules) -> None:
     items = [

@@ -8,6 +8,9 @@
 * An anonymous event goes by the internal ``baton-scorer-identity`` topic (keyed by
   anonymous id) to ``stitch_identities``, which keeps the ``aliases`` table and sends
   the events an identify releases back through ``baton-scorer-stitched``.
+* Merges of two known leads (an alias; an identify carrying an email) travel on
+  ``baton-scorer-stitched`` too, keyed by the lead each step changes
+  (:mod:`baton_scorer.handoff`).
 * ``fire_timers`` recycles SQL leads whose cold timer is due, without a new event;
   ``reload_rules`` and ``follow_rules`` swap in changed rules
   (:mod:`baton_scorer.rules_source` says which wins). Each batch takes the rules in

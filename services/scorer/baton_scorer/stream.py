@@ -129,8 +129,8 @@ class ScorerShell:
         if forwards:
             await asyncio.gather(*forwards)
         await self.save_leads(scored.touched)
+        m.MERGES.inc(scored.merges)
         if scored.handoffs:
-            m.MERGES.inc(scored.merges)
             sends = [
                 await self._send(self.stitched_topic, key.encode(), value)
                 for key, value in scored.handoffs
