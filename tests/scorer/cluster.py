@@ -28,6 +28,7 @@ class Cluster:
         self.aliases: dict[str, Alias] = {}
         self.internal: dict[str, deque[bytes]] = {}
         self.transitions: list[Transition] = []
+        self.trace: list[str] = []  # each record run, for a failing example's notes
 
     def state(self, lead_id: str) -> Any:
         state = self.states.get(lead_id)
@@ -36,6 +37,7 @@ class Cluster:
         return state
 
     def run(self, source: step.Source, value: bytes, crash: str | None = None) -> None:
+        self.trace.append(f"{source.value} {crash or ''} {value[:160]!r}")
         for attempt in range(2 if crash else 1):
             out = step.score_batch([(source, value)], self.state, self.rules, self.identity)
             assert not out.dead_letters, out.dead_letters

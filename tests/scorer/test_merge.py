@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from baton_scorer import core, handoff, lifecycle, step
@@ -18,7 +19,7 @@ from tests.scorer.cluster import Cluster
 from tests.scorer.conftest import T0
 
 EMAIL = "x@acme.example"
-IDS = ("u1", "u2", EMAIL)
+IDS = ("u1", "u2", "u3", EMAIL)
 KINDS = [
     ("page", "pricing"),
     ("page", "docs"),
@@ -67,10 +68,17 @@ def assert_same_lead(actual, expected, rules, events) -> None:
     assert set(a["signals"]) == set(e["signals"])
 
 
-def merge_events(make_event, extra: tuple[bool, bool], hours: tuple[float, float, float, float]):
-    """x@acme.example into u1 (an identify), u1 into u2 (an alias); optionally u2's own
-    identify with the same email, and an alias back (u2 into u1: a cycle of requests)."""
+def merge_events(make_event, extra: tuple[bool, bool, bool], hours: tuple[float, ...]):
+    """x@acme.example into u1 (an identify), u1 into u2 and u2 into u3 (aliases);
+    optionally u2's own identify with the same email, and aliases back that close a
+    cycle of requests: u2 into u1, u3 into u1."""
     h = [T0 + timedelta(hours=x) for x in hours]
+
+    def alias(i: int, new: str, old: str, event_id: str):
+        return make_event(
+            "alias", lead_id=new, user_id=new, previous_id=old, at=h[i], event_id=event_id
+        )
+
     out = [
         make_event(
             "identify",
@@ -81,20 +89,19 @@ def merge_events(make_event, extra: tuple[bool, bool], hours: tuple[float, float
             event_id="m-id1",
             traits={"title": "VP Sales"},
         ),
-        make_event("alias", lead_id="u2", user_id="u2", previous_id="u1", at=h[1], event_id="m-al"),
+        alias(1, "u2", "u1", "m-al"),
+        alias(2, "u3", "u2", "m-al3"),
     ]
     if extra[0]:
         out.append(
             make_event(
-                "identify", lead_id="u2", user_id="u2", email=EMAIL, at=h[2], event_id="m-id2"
+                "identify", lead_id="u2", user_id="u2", email=EMAIL, at=h[3], event_id="m-id2"
             )
         )
     if extra[1]:
-        out.append(
-            make_event(
-                "alias", lead_id="u1", user_id="u1", previous_id="u2", at=h[3], event_id="m-back"
-            )
-        )
+        out.append(alias(4, "u1", "u2", "m-back"))
+    if extra[2]:
+        out.append(alias(4, "u1", "u3", "m-back3"))
     return out
 
 
@@ -104,28 +111,31 @@ histories = st.tuples(
         min_size=1,
         max_size=10,
     ),
-    st.tuples(st.booleans(), st.booleans()),
-    st.tuples(*(st.integers(0, 20 * 24) for _ in range(4))),
+    st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    st.tuples(*(st.integers(0, 20 * 24) for _ in range(5))),
     st.randoms(use_true_random=False),
     st.sampled_from([0.0, 0.3]),
 )
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=int(os.environ.get("MERGE_EXAMPLES", 300)), deadline=None, database=None)
 @given(histories)
 def test_merged_lead_is_one_lead_with_the_union_of_the_events(rules, make_event, history):
-    """Whatever the arrival order of the events, the merges, the handoffs between the
-    leads' partitions, the redeliveries after crashes and the duplicates: every id ends
-    in one lead whose engagement (at any time), fit, dedup window, watermark and signals
-    are those of one lead that got all the events."""
+    """Whatever the arrival order of the events, the merges (chained, and in cycles), the
+    handoffs between the leads' partitions, the redeliveries after crashes and the
+    duplicates: every id ends in one lead whose engagement (at any time), fit, dedup
+    window, watermark and signals are those of one lead that got all the events.
+    ``MERGE_EXAMPLES`` sets how many examples run (300)."""
     specs, extra, hours, rnd, crashes = history
     events = [spec_event(make_event, lead, kind, h, i) for i, (lead, kind, h) in enumerate(specs)]
     events += merge_events(make_event, extra, tuple(float(h) for h in hours))
     arrived = events[:]
     rnd.shuffle(arrived)
     arrived += [rnd.choice(events) for _ in range(2)]  # redelivered duplicates, any time
+    note(f"arrived: {[f'{e.event_id}@{e.lead_id}' for e in arrived]}")
     cluster = Cluster(rules)
     cluster.deliver(arrived, rnd, crashes)
+    note("processed:\n" + "\n".join(cluster.trace))
     roots = {cluster.resolve(i) for i in IDS}
     assert len(roots) == 1
     (root,) = roots
@@ -170,7 +180,7 @@ def test_a_repeated_absorb_and_a_repeated_request_change_nothing(make_event, rul
     shipped = cluster.links["u1"].shipped
     assert shipped is not None
     for value in (
-        handoff.absorb("u1", "u2", shipped, ["u1"], False),
+        handoff.absorb("u1", "u2", shipped, ["u1"], 1),
         handoff.request("u1", "u2"),
         handoff.request("u2", "u1"),  # a merge back into the lead it was merged into
     ):

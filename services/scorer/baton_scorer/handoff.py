@@ -7,19 +7,23 @@ worker that owns the lead it changes, through the stitched topic (keyed by lead 
 1. ``B``'s worker, scoring the event, sends a *request* keyed by ``A``.
 2. ``A``'s worker hands ``A`` over: ``A``'s stored state becomes empty with a
    :class:`Link` ``merged_into = B`` that keeps the state it *shipped*; an *absorb*
-   record keyed by ``B`` carries it. From then on every event of ``A`` is forwarded,
-   re-keyed, to ``B`` on the same topic — after the absorb, which a worker sends again
-   before its first forward from ``A`` after any restart, so ``B`` always meets the
-   absorb (and the event ids it remembers) before any event forwarded from ``A``.
+   record keyed by ``B`` carries it. From then on every event of ``A`` is forwarded to
+   ``B``, naming ``A``. A lead scores an event forwarded from ``A`` only once it has
+   absorbed ``A`` (until then it holds it), so ``B`` always knows the event ids ``A``
+   counted: a duplicate is recognised. The absorb goes first on the same topic, and a
+   worker sends it again before its first forward from ``A`` after any restart.
 3. ``B``'s worker merges the shipped state into its own
    (:func:`baton_scorer.merge.merge_into`) and records ``A`` in ``merged_ids``: a
    repeated absorb of ``A`` is a no-op, so replays after a crash change nothing.
 
 ``B`` merged away meanwhile forwards the absorb along its own link. A request for a lead
-already merged (into anyone) or into a lead already merged into it is a no-op: the first
-link wins. Two opposite merges in flight (``A`` into ``B`` while ``B`` into ``A``) make a
+already merged into another goes on to that one (so every id the aliases and identifies
+link ends in one lead, whatever their order); a request into a lead already merged
+into it is a no-op. Two opposite merges in flight (``A`` into ``B`` while ``B`` into ``A``) make a
 cycle of links; an absorb that would go round it settles at the smallest id on its path,
-which takes its link off and becomes the survivor of all of them.
+which takes its link off and becomes the survivor of all of them. Until its own history
+comes back to it (alone or inside another lead's), it holds the events and requests
+for it, then runs them: a duplicate of an event it had counted is still recognised.
 """
 
 from __future__ import annotations
@@ -42,17 +46,34 @@ class Link:
     merged_into: str | None = None  # set: this lead's events go there
     merged_ids: list[str] = field(default_factory=list)  # the leads merged into this one
     away: bool = False  # its own history is elsewhere (it comes back if a cycle settles here)
+    gen: int = 0  # how many times it handed itself over: an absorb names the one it carries
     shipped: dict[str, Any] | None = None  # what it handed over: re-sent, never rebuilt
+    held: list[str] = field(default_factory=list)  # records it cannot take yet
+    released: list[str] = field(default_factory=list)  # held ones it took: run again
 
     def is_empty(self) -> bool:
-        return self.merged_into is None and not self.merged_ids and self.shipped is None
+        return (
+            self.merged_into is None
+            and not self.merged_ids
+            and self.shipped is None
+            and not self.held
+            and not self.released
+        )
+
+    def waits(self) -> bool:
+        """Settled as a cycle's survivor, its own history not back yet: what comes for it
+        is held (a duplicate of an event in that history must meet it first)."""
+        return self.away and self.merged_into is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "merged_into": self.merged_into,
             "merged_ids": self.merged_ids,
             "away": self.away,
+            "gen": self.gen,
             "shipped": self.shipped,
+            "held": self.held,
+            "released": self.released,
         }
 
     @classmethod
@@ -63,7 +84,10 @@ class Link:
             merged_into=raw.get("merged_into"),
             merged_ids=list(raw.get("merged_ids", ())),
             away=bool(raw.get("away")),
+            gen=int(raw.get("gen", 0)),
             shipped=raw.get("shipped"),
+            held=list(raw.get("held", ())),
+            released=list(raw.get("released", ())),
         )
 
 
@@ -88,9 +112,7 @@ def request(absorbed: str, into: str) -> bytes:
     return orjson.dumps({"handoff": body})
 
 
-def absorb(
-    absorbed: str, into: str, shipped: dict[str, Any], path: list[str], settle: bool
-) -> bytes:
+def absorb(absorbed: str, into: str, shipped: dict[str, Any], path: list[str], gen: int) -> bytes:
     """Step 2's record for ``into``'s worker: ``shipped`` is what ``absorbed`` handed over."""
     body = {
         "kind": "absorb",
@@ -98,15 +120,22 @@ def absorb(
         "into": into,
         "shipped": shipped,
         "path": path,
-        "settle": settle,
+        "gen": gen,
     }
     return orjson.dumps({"handoff": body})
+
+
+def forwarded(origin: str, into: str, event: str) -> bytes:
+    """An event (its JSON) of lead ``origin``, merged away, on its way to ``into``."""
+    return orjson.dumps(
+        {"handoff": {"kind": "event", "from": origin, "into": into, "event": event}}
+    )
 
 
 def decode(value: bytes) -> dict[str, Any]:
     """A handoff record's body; ValueError when it is not one."""
     body = orjson.loads(value).get("handoff")
-    if not isinstance(body, dict) or body.get("kind") not in ("request", "absorb"):
+    if not isinstance(body, dict) or body.get("kind") not in ("request", "absorb", "event"):
         raise ValueError("not a handoff record")
     for name in ("from", "into"):
         if not isinstance(body.get(name), str) or not body[name]:
@@ -114,14 +143,16 @@ def decode(value: bytes) -> dict[str, Any]:
     return body
 
 
-def next_hop(link: Link, here: str, path: list[str]) -> tuple[str, bool] | None:
-    """Where an absorb arriving at ``here`` goes on, and whether it settles there; None:
-    it is for ``here``. ``path``: the ids it went through, ``here`` not yet included."""
+def next_hop(link: Link, here: str, path: list[str]) -> str | None:
+    """Where an absorb arriving at ``here`` goes on; None: it is for ``here``.
+    ``path``: the ids it went through, ``here`` not yet included."""
     onward = link.merged_into
     if onward is None:
         return None
     went = [*path, here]
     if onward not in went:
-        return onward, False
-    smallest = min(went)  # a cycle of links: every absorb on it settles at the same id
-    return None if smallest == here else (smallest, True)
+        return onward
+    # A cycle of links (the ids from ``onward`` on): every absorb that enters it goes
+    # round it once, so each settles at the same id, the cycle's smallest.
+    smallest = min(went[went.index(onward) :])
+    return None if smallest == here else smallest

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from baton_scorer import core, handoff
@@ -175,9 +176,13 @@ def score_batch(
             at = event.occurred_at.timestamp()
             state = states(event.lead_id)
             link = links.get(event.lead_id)
-            if link is not None and link.merged_into is not None:
+            if link is not None and (link.merged_into is not None or link.away):
                 assert identity is not None
-                forward(event, link, identity, out)
+                if link.waits():
+                    link.held.append(value.decode())
+                    touched[event.lead_id] = None
+                else:
+                    forward(event.lead_id, value.decode(), event.lead_id, link, identity, out)
                 continue
             transitions = score(state, event, at, rules)
         except RECORD_ERRORS as exc:
@@ -201,19 +206,23 @@ def score_batch(
     return out
 
 
-def forward(event: LeadEvent, link: Link, identity: Identity, out: Scored) -> None:
-    """Send an event of a lead merged away on to its survivor, after the absorb."""
+def forward(
+    origin: str, event: str, lead_id: str, link: Link, identity: Identity, out: Scored
+) -> None:
+    """Send an event (JSON) of ``origin`` on from ``lead_id``, merged away, after its absorb."""
     into = link.merged_into
     assert into is not None
-    resend(event.lead_id, link, identity, out)
-    out.handoffs.append((into, event.model_copy(update={"lead_id": into}).to_bytes()))
+    resend(lead_id, link, identity, out)
+    out.handoffs.append((into, handoff.forwarded(origin, into, event)))
 
 
 def resend(lead_id: str, link: Link, identity: Identity, out: Scored) -> None:
     """The absorb of a lead merged away, once per (re)start: a crash may have lost it."""
     into = link.merged_into
     if into is not None and lead_id not in identity.sent and link.shipped is not None:
-        out.handoffs.append((into, handoff.absorb(lead_id, into, link.shipped, [lead_id], False)))
+        out.handoffs.append(
+            (into, handoff.absorb(lead_id, into, link.shipped, [lead_id], link.gen))
+        )
         identity.sent.add(lead_id)
 
 
@@ -223,50 +232,107 @@ def apply_handoff(
     """A merge request (hand this lead over) or an absorb (take a lead in); the
     transitions an absorb causes (:mod:`baton_scorer.handoff` says who does what)."""
     absorbed, into = body["from"], body["into"]
+    if body["kind"] == "event":
+        return take_event(body, states, identity, rules, out)
     if body["kind"] == "request":
         state = states(absorbed)
         link = identity.link(absorbed)
-        if link.merged_into is not None:
-            resend(absorbed, link, identity, out)  # merged already: the first link wins
+        onward = link.merged_into
+        if onward is not None:
+            # Merged already: the lead it went into is merged instead (every id an alias or
+            # identify links ends in one lead, whatever the order they come in).
+            resend(absorbed, link, identity, out)
+            if onward != into:
+                out.handoffs.append((onward, handoff.request(onward, into)))
             return []
         if into == absorbed or into in link.merged_ids:
             return []  # a merge back into itself
+        if link.waits():
+            link.held.append(handoff.request(absorbed, into).decode())
+            out.touched[absorbed] = None
+            return []
         shipped = {"state": state.to_dict(), "merged_ids": link.merged_ids}
-        link.merged_into, link.away, link.shipped, link.merged_ids = into, True, shipped, []
+        # merged_ids stay: their histories are in what it shipped (a repeated absorb of
+        # one of them is recognised even if its own history comes back to it)
+        link.merged_into, link.away, link.shipped = into, True, shipped
+        link.gen += 1
         identity.replace(absorbed, core.new_state())
         out.touched[absorbed] = None
-        out.handoffs.append((into, handoff.absorb(absorbed, into, shipped, [absorbed], False)))
+        out.handoffs.append((into, handoff.absorb(absorbed, into, shipped, [absorbed], link.gen)))
         identity.sent.add(absorbed)
-        return []
+        held, link.held = link.held, []
+        return rerun(held, states, identity, rules, out)  # they follow it, after the absorb
     state = states(into)
     link = identity.link(into)
     shipped, path = body["shipped"], list(body.get("path", ()))
-    if body.get("settle") and link.merged_into is not None:
+    gen = body.get("gen", 0)
+    if (absorbed == into and (not link.away or gen != link.gen)) or (
+        absorbed != into and absorbed in link.merged_ids
+    ):
+        # Absorbed already (here, or in what this lead handed over): a repeated record
+        # changes nothing. What it released then runs again (duplicates now), for the
+        # requests a crash may have lost.
+        return rerun(link.released, states, identity, rules, out)
+    onward = handoff.next_hop(link, into, path)
+    if onward is not None:
+        out.handoffs.append((onward, handoff.absorb(absorbed, onward, shipped, [*path, into], gen)))
+        return []
+    if link.merged_into is not None:
         link.merged_into = None  # the smallest id on a cycle of links: the survivor
         out.touched[into] = None
-    hop = handoff.next_hop(link, into, path)
-    if hop is not None:
-        onward, settle = hop
-        out.handoffs.append(
-            (onward, handoff.absorb(absorbed, onward, shipped, [*path, into], settle))
-        )
-        return []
-    if absorbed == into:  # its own history, back from a cycle of links
-        if not link.away:
-            return []
-        link.away, link.shipped = False, None
-    elif absorbed in link.merged_ids:
-        return []  # absorbed already: a repeated record changes nothing
+    inner = shipped.get("merged_ids", ())
     merged, transitions = merge_into(state.to_dict(), into, shipped["state"], absorbed, rules)
     identity.replace(into, core.state_from_dict(merged, rules))
-    ids = [absorbed, *shipped.get("merged_ids", ())]
+    ids = [absorbed, *inner]
     link.merged_ids = [
         *link.merged_ids,
         *(i for i in ids if i != into and i not in link.merged_ids),
     ]
     out.touched[into] = None
-    out.merges += 1
+    out.merges += absorbed != into
+    if link.away and (absorbed == into or into in inner):
+        # Its own history is back (alone, or inside a lead that had absorbed it).
+        link.away, link.shipped = False, None
+    if link.held and not link.waits():
+        held, link.held = link.held, []
+        transitions += rerun(held, states, identity, rules, out)
+        again = set(link.held)
+        link.released += [v for v in held if v not in again]
     return transitions
+
+
+def take_event(
+    body: dict[str, Any], states: StateLookup, identity: Identity, rules: Rules, out: Scored
+) -> list[Transition]:
+    """An event forwarded from a lead merged away: on along this lead's link, held until
+    this lead has absorbed the lead it comes from, or scored as this lead's."""
+    origin, lead_id = body["from"], body["into"]
+    states(lead_id)
+    link = identity.link(lead_id)
+    if link.merged_into is not None:
+        forward(origin, body["event"], lead_id, link, identity, out)
+        return []
+    if link.waits() or (origin != lead_id and origin not in link.merged_ids):
+        link.held.append(orjson.dumps({"handoff": body}).decode())
+        out.touched[lead_id] = None
+        return []
+    event = LeadEvent.model_validate_json(body["event"]).model_copy(update={"lead_id": lead_id})
+    return rerun([event.to_bytes().decode()], states, identity, rules, out)
+
+
+def rerun(
+    values: list[str], states: StateLookup, identity: Identity, rules: Rules, out: Scored
+) -> list[Transition]:
+    """Run records (JSON text) keyed by their lead through :func:`score_batch` into ``out``."""
+    if not values:
+        return []
+    again = score_batch([(Source.STITCHED, v.encode()) for v in values], states, rules, identity)
+    out.handoffs += again.handoffs
+    out.touched.update(again.touched)
+    out.merges += again.merges
+    out.scored += again.scored
+    out.duplicates += again.duplicates
+    return again.transitions
 
 
 def stitch_event(aliases: AliasLookup, event: LeadEvent) -> list[LeadEvent]:
