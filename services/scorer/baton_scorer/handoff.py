@@ -18,12 +18,12 @@ worker that owns the lead it changes, through the stitched topic (keyed by lead 
 
 ``B`` merged away meanwhile forwards the absorb along its own link. A request for a lead
 already merged into another goes on to that one (so every id the aliases and identifies
-link ends in one lead, whatever their order); a request into a lead already merged
-into it is a no-op. Two opposite merges in flight (``A`` into ``B`` while ``B`` into ``A``) make a
-cycle of links; an absorb that would go round it settles at the smallest id on its path,
+link ends in one lead, whatever their order); a request into a lead already merged into
+it is a no-op. Opposite merges in flight (``A`` into ``B`` while ``B`` into ``A``) make a
+cycle of links; every absorb that goes round it settles at the cycle's smallest id,
 which takes its link off and becomes the survivor of all of them. Until its own history
-comes back to it (alone or inside another lead's), it holds the events and requests
-for it, then runs them: a duplicate of an event it had counted is still recognised.
+(the generation it shipped last) comes back to it, alone or inside another lead's, it
+holds the events and requests for it, then runs them.
 """
 
 from __future__ import annotations
