@@ -346,6 +346,24 @@ class SlaEvent(Record):
     )
 
 
+class LeadMerged(Record):
+    """Two leads became one: ``merged_id`` is gone, its history is in ``survivor_id``.
+
+    Published by the scorer for every merge it applies, keyed by the survivor. From then
+    on the merged-away id means the survivor everywhere (the router's assignments and
+    lookups, the SLA monitor's clocks). ``merge_id`` is deterministic (both ids), so a
+    re-emitted record is harmless.
+    """
+
+    merge_id: str
+    merged_id: str = Field(description="The lead merged away (an id it is no longer known by)")
+    survivor_id: str = Field(description="The lead that holds both histories")
+    occurred_at: AwareDatetime = Field(description="Event time of the merge (the later watermark)")
+    emitted_at: AwareDatetime | None = Field(
+        default=None, description="When the scorer emitted it (wall clock)"
+    )
+
+
 class DeadLetter(Record):
     """A record a consumer could not process, with the reason, on ``<topic>.dlq``."""
 
@@ -365,6 +383,7 @@ RECORDS: dict[str, type[Record]] = {
     "Assignment": Assignment,
     "Activity": Activity,
     "SlaEvent": SlaEvent,
+    "LeadMerged": LeadMerged,
     "DeadLetter": DeadLetter,
 }
 

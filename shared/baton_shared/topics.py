@@ -14,13 +14,21 @@ LEADS_TRANSITIONS = "leads.transitions"
 LEADS_ASSIGNMENTS = "leads.assignments"
 LEADS_ACTIVITY = "leads.activity"
 LEADS_SLA = "leads.sla"
+LEADS_MERGES = "leads.merges"  # keyed by the survivor's id
 
 # Configuration, not lead data: compacted, one partition, keyed by document kind.
 # Not in ALL: it must be created compacted (``baton-scorer rules publish`` and the
 # scorer create it so), never by a generic ensure_topics of the lead topics.
 SCORER_RULES = "scorer.rules"
 
-ALL = (LEADS_EVENTS, LEADS_TRANSITIONS, LEADS_ASSIGNMENTS, LEADS_ACTIVITY, LEADS_SLA)
+ALL = (
+    LEADS_EVENTS,
+    LEADS_TRANSITIONS,
+    LEADS_ASSIGNMENTS,
+    LEADS_ACTIVITY,
+    LEADS_SLA,
+    LEADS_MERGES,
+)
 DEFAULT_PARTITIONS = 3
 
 
@@ -54,6 +62,11 @@ class Topics:
     @property
     def sla(self) -> str:
         return self.prefix + LEADS_SLA
+
+    @property
+    def merges(self) -> str:
+        """Leads merged into others (``LeadMerged``), keyed by the survivor."""
+        return self.prefix + LEADS_MERGES
 
     @property
     def scorer_rules(self) -> str:

@@ -20,6 +20,7 @@ from baton_shared.schemas import (
     DeadLetter,
     EventType,
     LeadEvent,
+    LeadMerged,
     Record,
     SlaEvent,
     SlaStatus,
@@ -92,6 +93,12 @@ SAMPLES: dict[str, Record] = {
         deadline_at=AT + timedelta(minutes=5),
         at=AT + timedelta(minutes=3),
         elapsed_seconds=180.0,
+    ),
+    "LeadMerged": LeadMerged(
+        merge_id="m-1",
+        merged_id="ada@example.com",
+        survivor_id="u-1",
+        occurred_at=AT,
     ),
     "DeadLetter": DeadLetter(
         source_topic="leads.events",

@@ -177,7 +177,7 @@ def test_unprefixed_names_are_the_base_names() -> None:
 @pytest.mark.parametrize("prefix", ["", "t1a2b3c4.", "staging-"])
 def test_prefix_applies_to_every_topic_and_group(prefix: str) -> None:
     t = Topics(prefix)
-    named = [t.events, t.transitions, t.assignments, t.activity, t.sla]
+    named = [t.events, t.transitions, t.assignments, t.activity, t.sla, t.merges]
     assert named == [prefix + base for base in topics.ALL]
     assert t.group("baton-scorer") == prefix + "baton-scorer"
 
@@ -190,7 +190,7 @@ def test_dlq_name_is_the_topic_plus_dlq() -> None:
 def test_all_lists_every_topic_and_its_dlq_once() -> None:
     t = Topics("p.")
     names = t.all()
-    main = [t.events, t.transitions, t.assignments, t.activity, t.sla]
+    main = [t.events, t.transitions, t.assignments, t.activity, t.sla, t.merges]
     assert len(names) == len(set(names)) == 2 * len(main)
     assert set(names) == set(main) | {dlq(n) for n in main}
     assert all(n.startswith("p.") for n in names)
