@@ -272,6 +272,7 @@ class SlaStatus(StrEnum):
     AT_RISK = "at_risk"
     BREACHED = "breached"
     MET = "met"
+    CANCELLED = "cancelled"  # the lead was recycled or disqualified: nothing more is due
 
 
 class SlaMeasure(StrEnum):
