@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from baton_shared.schemas import Activity, Assignment, SlaEvent, Transition
 from baton_shared.sla_policy import SlaPolicy
 from baton_sla_monitor import planning, sweep
+from baton_sla_monitor.cancelling import cancel_clocks
 from baton_sla_monitor.planning import ASSIGN, FIRST_TOUCH
 from baton_sla_monitor.sweep import Fired
 from baton_sla_monitor.tables import Clock
@@ -74,7 +75,8 @@ class ClockStore:
         touches: Sequence[Activity] = (),
     ) -> Applied:
         """One consumer batch in one transaction (transitions, then assignments, then
-        ``contacted`` touches); every event goes out before it commits. Idempotent: a
+        ``contacted`` touches; a recycled or disqualified lead's open clocks are
+        cancelled first); every event goes out before it commits. Idempotent: a
         re-delivered batch changes and publishes nothing new. Keep batches to a few
         thousand records: each lead takes an advisory lock."""
         leads = {r.lead_id for r in (*transitions, *assignments, *touches)}
@@ -84,6 +86,7 @@ class ClockStore:
             await lock_leads(session, leads)
             write = BatchWrite(session, self.policy, events)
             if transitions:
+                events.extend(await cancel_clocks(session, transitions))
                 await write.open_from_transitions(transitions)
             if assignments:
                 await write.open_from_assignments(assignments)

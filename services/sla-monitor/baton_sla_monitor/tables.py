@@ -26,8 +26,9 @@ class Clock(Base):
       assignment came.
 
     ``status``: ``open``, ``met``, ``breached``, ``reassigned`` (closed by a newer
-    assignment of the same lead) or ``superseded`` (an open transition-opened clock
-    closed by a later transition of the lead). ``next_fire_at`` is when the sweep must
+    assignment of the same lead), ``superseded`` (an open transition-opened clock
+    closed by a later transition of the lead) or ``cancelled`` (the lead was recycled
+    or disqualified while the clock was open). ``next_fire_at`` is when the sweep must
     look at an open clock again (its next warning, else its deadline).
     """
 
