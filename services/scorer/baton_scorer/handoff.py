@@ -24,16 +24,23 @@ cycle of links; every absorb that goes round it settles at the cycle's smallest 
 which takes its link off and becomes the survivor of all of them. Until its own history
 (the generation it shipped last) comes back to it, alone or inside another lead's, it
 holds the events and requests for it, then runs them.
+
+Every merge applied is also told to the other services (:func:`merge_records`, on
+``leads.merges``): the router and the SLA monitor move the merged lead's assignment and
+clocks to the survivor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from baton_shared.schemas import EventType, LeadEvent
+from baton_shared.ids import stable_id
+from baton_shared.schemas import EventType, LeadEvent, LeadMerged
 
 PREFIX = b'{"handoff":'  # a handoff record on the stitched topic starts so; events never do
 MERGING_TYPES = frozenset({EventType.ALIAS, EventType.IDENTIFY})
@@ -156,3 +163,21 @@ def next_hop(link: Link, here: str, path: list[str]) -> str | None:
     # round it once, so each settles at the same id, the cycle's smallest.
     smallest = min(went[went.index(onward) :])
     return None if smallest == here else smallest
+
+
+def merge_records(
+    merged: Iterable[tuple[str, str, float | None]], emitted_at: datetime
+) -> list[LeadMerged]:
+    """The ``leads.merges`` records of merges applied: (merged id, survivor id, merge
+    time, ``emitted_at`` when unknown). The id depends on both lead ids only, so a
+    merge applied again after a crash re-emits the same record."""
+    return [
+        LeadMerged(
+            merge_id=stable_id("merge", merged_id, survivor_id),
+            merged_id=merged_id,
+            survivor_id=survivor_id,
+            occurred_at=emitted_at if at is None else datetime.fromtimestamp(at, UTC),
+            emitted_at=emitted_at,
+        )
+        for merged_id, survivor_id, at in merged
+    ]

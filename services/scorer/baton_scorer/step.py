@@ -86,6 +86,8 @@ class Scored:
     # (key, value) for the stitched topic, in order, sent once the states are saved
     handoffs: list[tuple[str, bytes]] = field(default_factory=list)
     merges: int = 0
+    # (merged id, survivor id, merge time) of each merge applied, for ``leads.merges``
+    merged: list[tuple[str, str, float | None]] = field(default_factory=list)
     rep_actions: list[str] = field(default_factory=list)  # kinds applied
     scored: int = 0
     duplicates: int = 0
@@ -290,6 +292,7 @@ def apply_handoff(
     ]
     out.touched[into] = None
     out.merges += absorbed != into
+    out.merged += [(i, into, merged.get("watermark")) for i in ids if i != into]
     if link.away and (absorbed == into or into in inner):
         # Its own history is back (alone, or inside a lead that had absorbed it).
         link.away, link.shipped = False, None
@@ -330,6 +333,7 @@ def rerun(
     out.handoffs += again.handoffs
     out.touched.update(again.touched)
     out.merges += again.merges
+    out.merged += again.merged
     out.scored += again.scored
     out.duplicates += again.duplicates
     return again.transitions

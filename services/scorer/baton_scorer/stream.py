@@ -5,7 +5,8 @@ It keeps the worker's caches over the ``leads`` and ``aliases`` tables, hands re
 to the step and makes its outputs durable, per batch in this order:
 
 1. dead letters go to ``<topic>.dlq``; anonymous events to the identity topic;
-2. the transitions are produced and *acknowledged* by Kafka;
+2. the transitions, and the merges applied (``leads.merges``, keyed by the survivor),
+   are produced and *acknowledged* by Kafka;
 3. each touched lead's state (with its merge :class:`~baton_scorer.handoff.Link`) is
    written once to the table and its changelog, as one record batch per partition,
    and acknowledged;
@@ -31,7 +32,7 @@ import orjson
 
 from baton_scorer import core, step
 from baton_scorer import metrics as m
-from baton_scorer.handoff import Link
+from baton_scorer.handoff import Link, merge_records
 from baton_scorer.identity import Alias
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.timers import TimerQueue
@@ -126,6 +127,7 @@ class ScorerShell:
         SCORED.inc(scored.scored)
         DUPLICATES.inc(scored.duplicates)
         await self.publish(scored.transitions)
+        await self.publish_merges(scored.merged)
         if forwards:
             await asyncio.gather(*forwards)
         await self.save_leads(scored.touched)
@@ -215,6 +217,19 @@ class ScorerShell:
                 transition_id=t.transition_id,
                 rules_version=t.rules_version,
             )
+        await asyncio.gather(*futures)
+
+    async def publish_merges(self, merged: list[tuple[str, str, float | None]]) -> None:
+        """Produce the merges applied (:func:`~baton_scorer.handoff.merge_records`) and
+        wait for Kafka's acknowledgement: before the states, so a merge the state keeps
+        was told (a crash in between re-emits it, with the same ``merge_id``)."""
+        if not merged:
+            return
+        topic = self.topics.merges
+        futures = [
+            await self._send(topic, r.survivor_id.encode(), r.to_bytes())
+            for r in merge_records(merged, utcnow())
+        ]
         await asyncio.gather(*futures)
 
     async def save_leads(self, lead_ids: Iterable[str]) -> None:
