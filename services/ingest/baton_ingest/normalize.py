@@ -124,7 +124,9 @@ def campaign_of(msg: SegmentCall, page: PageRecord | None) -> dict[str, str]:
 def email_of(msg: SegmentCall) -> str | None:
     ctx_traits = msg.context.get("traits")
     ctx_traits = ctx_traits if isinstance(ctx_traits, dict) else {}
-    email = msg.traits.get("email") or ctx_traits.get("email") or msg.properties.get("email")
+    # A group call's traits are the company's: its email is not the person's.
+    own = msg.traits if msg.type != "group" else {}
+    email = own.get("email") or ctx_traits.get("email") or msg.properties.get("email")
     if isinstance(email, str) and "@" in email:
         return email.strip().lower()
     return None
@@ -132,9 +134,14 @@ def email_of(msg: SegmentCall) -> str | None:
 
 def traits_of(msg: SegmentCall) -> dict[str, Any]:
     """Top-level traits (Segment) merged over ``context.traits`` (where RudderStack's
-    SDKs put identify traits)."""
+    SDKs put identify traits). A group call's traits describe the company: they become
+    the lead's ``company`` trait (Segment's reserved object), with the group id as its
+    ``id`` — what links the lead to its account (``baton_shared.accounts``)."""
     ctx_traits = msg.context.get("traits")
-    return {**(ctx_traits if isinstance(ctx_traits, dict) else {}), **msg.traits}
+    person = ctx_traits if isinstance(ctx_traits, dict) else {}
+    if msg.type == "group":
+        return {**person, "company": {**msg.traits, "id": msg.group_id}}
+    return {**person, **msg.traits}
 
 
 def normalize(

@@ -2,8 +2,9 @@
 (or None: queue it) out. The store loads the inputs and writes the result.
 
 In order:
-1. **Account owner first**: a lead from a domain a rep owns goes to that rep when they
-   are available and have capacity (otherwise on to the next steps).
+1. **Account owner first**: a lead whose account (:func:`baton_shared.accounts.account_of`,
+   the scorer's notion too: its company domain, else its email's) a rep owns goes to
+   that rep when they are available and have capacity (otherwise on to the next steps).
 2. **Express leads** (demo requests, ...) go to the express pool (the closers), when it
    has an eligible rep; otherwise they are routed like any other SQL rather than wait.
 3. **Routing rules**, in order: the first whose conditions all match names the pool.
@@ -27,6 +28,8 @@ from typing import Any
 from baton_router.availability import Calendar, is_available
 from baton_router.strategies import Candidate, Strategy, choose, has_capacity
 from baton_router.territory import country_code, is_known_country, language_code, territory
+from baton_shared.accounts import account_of
+from baton_shared.accounts import normalise_domain as normalise_domain  # re-exported
 
 SKILL_FIELDS = {
     "regions": "region",
@@ -383,9 +386,6 @@ def _in_pool(
     )
 
 
-_DOMAIN_TRAITS = ("company_domain", "domain", "website")
-
-
 def lead_facts(transition: Any) -> LeadFacts:
     """What routing knows about the lead behind a transition: its numbers, and what its
     traits and email say about territory and segment (see ``territory``)."""
@@ -393,35 +393,20 @@ def lead_facts(transition: Any) -> LeadFacts:
     email = getattr(transition, "email", None) or traits.get("email")
     if not isinstance(email, str) and "@" in transition.lead_id:
         email = transition.lead_id
+    if not isinstance(email, str):
+        email = None
     attributes: dict[str, Any] = {
         "score": transition.score,
         "fit": transition.fit,
         "engagement": transition.engagement,
         "stage": str(transition.to_stage),
         "trigger_event": transition.trigger_event,
-        **territory(traits, email if isinstance(email, str) else None),
+        **territory(traits, email),
     }
     return LeadFacts(
         lead_id=transition.lead_id,
         express=bool(transition.express),
-        domain=_domain(traits, attributes.get("email_domain")),
+        domain=account_of(traits, email),
         attributes=attributes,
         traits=traits,
     )
-
-
-def _domain(traits: dict[str, Any], email_domain: str | None) -> str | None:
-    """The company's domain: a domain trait, else the email's."""
-    for name in _DOMAIN_TRAITS:
-        if isinstance(traits.get(name), str) and traits[name].strip():
-            return normalise_domain(traits[name])
-    company = traits.get("company")
-    if isinstance(company, dict) and isinstance(company.get("website"), str):
-        return normalise_domain(company["website"])
-    return normalise_domain(email_domain) if email_domain else None
-
-
-def normalise_domain(raw: str) -> str:
-    """``https://www.Acme.com/about`` → ``acme.com``."""
-    host = raw.strip().lower().split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return host.removeprefix("www.").rstrip(".")

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from baton_shared.accounts import email_domain
+
 REGIONS = ("na", "latam", "emea", "apac")
 SEGMENTS = ("smb", "mid_market", "enterprise")
 SEGMENT_BOUNDS = ((100, "smb"), (1000, "mid_market"))  # below the bound → that segment
@@ -97,13 +99,6 @@ def segment_for(employees: float) -> str:
         if employees < bound:
             return segment
     return "enterprise"
-
-
-def email_domain(email: Any) -> str | None:
-    if not isinstance(email, str) or "@" not in email:
-        return None
-    domain = email.rsplit("@", 1)[1].strip().lower().rstrip(".")
-    return domain or None
 
 
 def _number(raw: Any) -> float | None:
