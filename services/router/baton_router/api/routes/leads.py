@@ -2,11 +2,13 @@
 
 Activity (accepted / rejected / contacted / qualified with BANT fields / won / lost) is
 published to ``leads.activity`` and answered 202 once Kafka acknowledged. A rep token
-acts only on its own leads (another rep's lead is a 404, so ids do not leak).
+acts only on its own leads (another rep's lead is a 404, so ids do not leak), and only
+while the lead is still its own (``scope.py``: a lead that moved on is a 409).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, status
@@ -21,6 +23,7 @@ from baton_router.api.deps import (
 )
 from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.leads import ActivityAccepted, ActivityIn, AssignmentOut
+from baton_router.scope import OutOfScope, acting_assignment
 from baton_router.store.listing import LEAD_ASSIGNMENTS
 from baton_router.tables import AssignmentRow
 from baton_shared.clock import utcnow
@@ -31,6 +34,25 @@ from baton_shared.problems import FieldProblem, ProblemError, problem_responses
 from baton_shared.schemas import Activity
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["leads"], route_class=IdempotentRoute)
+
+
+def in_scope(
+    current: AssignmentRow,
+    rep_id: uuid.UUID,
+    assignment_id: uuid.UUID | None,
+    mine: list[AssignmentRow],
+) -> AssignmentRow:
+    """The rep's current assignment of the lead, or the refusal as a problem (403/409)."""
+    try:
+        return acting_assignment(current, rep_id, assignment_id, mine)
+    except OutOfScope as refused:
+        errors = (
+            [FieldProblem(path=refused.path, rule="not_yours", message=refused.detail)]
+            if refused.path
+            else None
+        )
+        kind = "forbidden" if refused.status == 403 else "no-longer-yours"
+        raise ProblemError(refused.status, refused.detail, kind=kind, errors=errors) from None
 
 
 def assignment_out(row: AssignmentRow) -> AssignmentOut:
@@ -71,7 +93,16 @@ async def lead_assignments(
     status_code=202,
     response_model=ActivityAccepted,
     dependencies=[IDEMPOTENT],
-    responses=problem_responses(404, 503, described={503: "Kafka unavailable; retry"}),
+    responses=problem_responses(
+        404,
+        409,
+        503,
+        described={
+            409: "The lead is no longer the rep's (re-assigned), or the named assignment is "
+            "not its current one",
+            503: "Kafka unavailable; retry",
+        },
+    ),
 )
 async def record_activity(
     lead_id: str,
@@ -98,9 +129,9 @@ async def record_activity(
         if body.rep_id is not None and body.rep_id != who.rep_id:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "a rep acts only as itself")
         mine = [a for a in await config.assignments_for_lead(lead_id) if a.rep_id == who.rep_id]
-        if not mine:
+        if not mine or current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id} of yours")
-        rep_id, current = who.rep_id, mine[-1]
+        rep_id, current = who.rep_id, in_scope(current, who.rep_id, body.assignment_id, mine)
     occurred_at = body.occurred_at or now
     assignment_id = body.assignment_id or (current.id if current else None)
     activity = Activity(
