@@ -223,3 +223,13 @@ class UsedLinkRow(Base):
     rep_id: Mapped[uuid.UUID] = mapped_column(UUID)
     action: Mapped[str] = mapped_column(String(16))
     used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LeadAlias(Base):
+    """A lead merged into another: its id means ``survivor_id`` from then on (0007)."""
+
+    __tablename__ = "lead_aliases"
+
+    merged_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(String(256), index=True)
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
