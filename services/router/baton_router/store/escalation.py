@@ -81,6 +81,8 @@ class EscalationStore:
             if first is None:
                 return Escalated("not_open")
             transition = Transition.model_validate(first.payload)
+            if transition.lead_id != previous.lead_id:  # a merge moved it to its survivor
+                transition = transition.model_copy(update={"lead_id": previous.lead_id})
             if pool is not None and pool.escalation == "manager" and pool.manager_rep_id:
                 previous.status = "escalated"
                 await one_less_open(session, previous.rep_id)
