@@ -365,6 +365,47 @@ class LeadMerged(Record):
     )
 
 
+class AccountStage(StrEnum):
+    COLD = "cold"
+    ENGAGED = "engaged"
+    SALES_READY = "sales_ready"
+
+
+class AccountLead(BaseModel):
+    """One lead of an account and its engagement points at the account's transition."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lead_id: str
+    points: float
+
+
+class AccountTransition(Record):
+    """An account's stage change on ``accounts.transitions``, keyed by account id.
+
+    An account's score is its fit plus the sum of its leads' decayed engagement;
+    ``transition_id`` is deterministic (account, stage, the lead update that moved it),
+    so a re-emitted transition is harmless.
+    """
+
+    transition_id: str
+    account_id: str = Field(description="The company's domain, else its group id")
+    from_stage: AccountStage
+    to_stage: AccountStage
+    score: float
+    fit: float = Field(description="Points for the company, from the account's traits")
+    engagement: float = Field(description="The sum of its leads' engagement, decayed")
+    leads: list[AccountLead] = Field(
+        default_factory=list, description="The leads contributing, most points first"
+    )
+    trigger_lead_id: str = Field(description="The lead whose change moved the account")
+    occurred_at: AwareDatetime = Field(description="Event time: the account's latest event")
+    rules_version: str
+    emitted_at: AwareDatetime | None = Field(
+        default=None, description="When the scorer emitted it (wall clock)"
+    )
+
+
 class DeadLetter(Record):
     """A record a consumer could not process, with the reason, on ``<topic>.dlq``."""
 
@@ -385,6 +426,7 @@ RECORDS: dict[str, type[Record]] = {
     "Activity": Activity,
     "SlaEvent": SlaEvent,
     "LeadMerged": LeadMerged,
+    "AccountTransition": AccountTransition,
     "DeadLetter": DeadLetter,
 }
 

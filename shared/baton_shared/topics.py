@@ -1,8 +1,9 @@
 """Every Kafka topic Baton reads or writes, named once.
 
-All topics are keyed by lead id so that one lead's history stays ordered in one
-partition. A deployment may prefix every name (``BATON_TOPIC_PREFIX``) to run
-several isolated Batons, or isolated tests, on one cluster.
+Lead topics are keyed by lead id so that one lead's history stays ordered in one
+partition; ``accounts.transitions`` is keyed by account id. A deployment may prefix
+every name (``BATON_TOPIC_PREFIX``) to run several isolated Batons, or isolated tests,
+on one cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ LEADS_ASSIGNMENTS = "leads.assignments"
 LEADS_ACTIVITY = "leads.activity"
 LEADS_SLA = "leads.sla"
 LEADS_MERGES = "leads.merges"  # keyed by the survivor's id
+ACCOUNTS_TRANSITIONS = "accounts.transitions"  # keyed by account id
 
 # Configuration, not lead data: compacted, one partition, keyed by document kind.
 # Not in ALL: it must be created compacted (``baton-scorer rules publish`` and the
@@ -28,6 +30,7 @@ ALL = (
     LEADS_ACTIVITY,
     LEADS_SLA,
     LEADS_MERGES,
+    ACCOUNTS_TRANSITIONS,
 )
 DEFAULT_PARTITIONS = 3
 
@@ -67,6 +70,11 @@ class Topics:
     def merges(self) -> str:
         """Leads merged into others (``LeadMerged``), keyed by the survivor."""
         return self.prefix + LEADS_MERGES
+
+    @property
+    def accounts_transitions(self) -> str:
+        """Accounts becoming engaged or sales-ready (keyed by account id)."""
+        return self.prefix + ACCOUNTS_TRANSITIONS
 
     @property
     def scorer_rules(self) -> str:
