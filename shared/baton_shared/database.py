@@ -19,8 +19,13 @@ from baton_shared.settings import to_asyncpg_url
 
 
 def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    """An engine whose errors never quote the statement's bound values (personal data
+    in logs otherwise)."""
     return create_async_engine(
-        to_asyncpg_url(database_url), pool_size=pool_size, pool_pre_ping=True
+        to_asyncpg_url(database_url),
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 

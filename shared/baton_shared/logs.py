@@ -3,15 +3,20 @@
 Baton's own log calls are rendered by structlog itself, so they stay structured
 even when a framework (faust's worker) replaces the root handler; third-party
 stdlib loggers (uvicorn, aiokafka) go through the same renderer via the root handler.
+Every line passes :mod:`baton_shared.log_privacy` first: leads are named by a keyed
+hash, email addresses and quoted database values are removed.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from typing import Any
 
 import structlog
+
+from baton_shared.log_privacy import Pseudonymise, scrub
 
 
 def _renderer(fmt: str) -> structlog.types.Processor:
@@ -34,8 +39,12 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure structlog and the stdlib root logger once, at start-up."""
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", hash_key: bytes | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger once, at start-up. ``hash_key``
+    keys the hash naming leads (``ServiceSettings.log_hash_key``); without one, a
+    random key of this process's own."""
     global _generation
     _generation += 1
     numeric = logging.getLevelName(level.upper())
@@ -44,8 +53,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    private = [Pseudonymise(hash_key or secrets.token_bytes(32)), scrub]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, _renderer(fmt)],
+        processors=[*shared, structlog.processors.format_exc_info, *private, _renderer(fmt)],
         logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
@@ -57,6 +67,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                *private,
                 _renderer(fmt),
             ],
         )

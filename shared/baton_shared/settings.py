@@ -7,9 +7,12 @@ are refused, so a production deployment cannot start with a demo secret.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from baton_shared.topics import Topics
@@ -28,10 +31,42 @@ class ServiceSettings(BaseSettings):
     topic_partitions: int = Field(default=3, ge=1, alias="BATON_TOPIC_PARTITIONS")
     log_level: str = Field(default="INFO", alias="BATON_LOG_LEVEL")
     log_format: Literal["json", "console"] = Field(default="json", alias="BATON_LOG_FORMAT")
+    log_hash_key_secret: SecretStr | None = Field(
+        default=None,
+        alias="BATON_LOG_HASH_KEY",
+        description="Keys the hash that names leads in logs (default: from BATON_ADMIN_TOKEN)",
+    )
+    auth_max_failures: int = Field(
+        default=20,
+        ge=0,
+        alias="BATON_AUTH_MAX_FAILURES",
+        description="Failed authentications per client address and window before a 429 (0: off)",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=60, gt=0, alias="BATON_AUTH_FAILURE_WINDOW_SECONDS"
+    )
+    auth_limit_clients: int = Field(
+        default=10_000,
+        ge=1,
+        alias="BATON_AUTH_LIMIT_CLIENTS",
+        description="Client addresses whose failures are remembered (least recent forgotten)",
+    )
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def log_hash_key(self) -> bytes:
+        """The key of the hash naming leads in logs: ``BATON_LOG_HASH_KEY``, else derived
+        from the service's admin token (the same in every service sharing it), else (a
+        service without a secret) random for this process."""
+        if self.log_hash_key_secret is not None:
+            return self.log_hash_key_secret.get_secret_value().encode()
+        admin_token = getattr(self, "admin_token", None)
+        if isinstance(admin_token, str):
+            return hmac.new(admin_token.encode(), b"baton-log-hash", hashlib.sha256).digest()
+        return secrets.token_bytes(32)
 
     @property
     def is_local(self) -> bool:

@@ -20,13 +20,14 @@ from fastapi.responses import Response
 
 from baton_ingest.body import MAX_BATCH_BYTES
 from baton_ingest.config import IngestSettings
-from baton_ingest.errors import RequestError, body_too_large
+from baton_ingest.errors import RequestError, body_too_large, too_many_failed_authentications
 from baton_ingest.metrics import REJECTED
 from baton_ingest.openapi import install as install_openapi
 from baton_ingest.pipeline import Ingestor
 from baton_ingest.publisher import Publisher
 from baton_ingest.routes.email import email_routes
 from baton_ingest.routes.segment import segment_routes
+from baton_shared.auth_limits import FailedAuthLimit, failed_auths
 from baton_shared.body_limit import BodyLimit
 from baton_shared.http import ops_router
 from baton_shared.kafka import kafka_answers
@@ -69,6 +70,8 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
     app = FastAPI(title="Baton ingest", version="0.1.0", lifespan=lifespan)
     # Inside CORS, so a browser reads the 413; the limit is Segment's request limit.
     app.add_middleware(BodyLimit, max_bytes=MAX_BATCH_BYTES, refuse=body_too_large)
+    refuse = too_many_failed_authentications  # unknown writeKeys, from one address
+    app.add_middleware(FailedAuthLimit, failures=failed_auths(settings), refuse=refuse)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=sorted(settings.cors_origins),

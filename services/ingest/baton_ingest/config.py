@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from baton_ingest.minimise import Minimisation
 from baton_ingest.pages import DEFAULT_PAGE_RULES, PageRule, parse_page_rules
 from baton_ingest.publisher import ProducerTuning
 from baton_shared.settings import ServiceSettings
@@ -58,6 +59,16 @@ class IngestSettings(ServiceSettings):
         description="Server processes; rate limits and duplicate marks are per process",
     )
     access_log: bool = Field(default=True, alias="BATON_INGEST_ACCESS_LOG")
+    ip_truncate: bool | None = Field(
+        default=None,
+        alias="BATON_INGEST_IP_TRUNCATE",
+        description="Keep an IP's /24 (IPv4) or /48 (IPv6) only; default on in production",
+    )
+    drop_user_agent: bool | None = Field(
+        default=None,
+        alias="BATON_INGEST_DROP_USER_AGENT",
+        description="Drop events' user agents; default on in production",
+    )
     dedup_window_size: int = Field(default=100_000, ge=0, alias="BATON_INGEST_DEDUP_WINDOW")
     producer_max_batch_bytes: int = Field(
         default=ProducerTuning.max_batch_bytes,
@@ -93,6 +104,15 @@ class IngestSettings(ServiceSettings):
             linger_ms=self.producer_linger_ms,
             connect_retry_first_seconds=self.connect_retry_first_seconds,
             connect_retry_max_seconds=self.connect_retry_max_seconds,
+        )
+
+    @property
+    def minimisation(self) -> Minimisation:
+        """What ingest cuts from each event; unset settings follow ``BATON_ENV=production``."""
+        production = self.env == "production"
+        return Minimisation(
+            truncate_ip=production if self.ip_truncate is None else self.ip_truncate,
+            drop_user_agent=production if self.drop_user_agent is None else self.drop_user_agent,
         )
 
     @field_validator("page_rules", mode="before")

@@ -62,3 +62,11 @@ def body_too_large(limit: int) -> Response:
     """The refusal of a request body over ``limit`` bytes (``baton_shared.body_limit``)."""
     REJECTED.labels(source="request", reason="payload_too_large").inc()
     return RequestError(413, "payload_too_large", f"request body over {limit} bytes").response()
+
+
+def too_many_failed_authentications(retry_after: int) -> Response:
+    """The refusal of a caller after too many unknown writeKeys (``baton_shared.auth_limits``)."""
+    REJECTED.labels(source="request", reason="too_many_failed_authentications").inc()
+    message = f"too many failed authentications from this address; retry in {retry_after} s"
+    headers = {"Retry-After": str(retry_after)}
+    return RequestError(429, "too_many_failed_authentications", message, headers).response()

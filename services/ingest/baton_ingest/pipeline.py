@@ -1,6 +1,6 @@
-"""What every ingest route does once it has canonical events: rate-limit, mark repeats,
-serialise, publish, and count. A 2xx is only ever answered after ``Publisher.publish``
-returned."""
+"""What every ingest route does once it has canonical events: rate-limit, minimise
+(:mod:`baton_ingest.minimise`), mark repeats, serialise, publish, and count. A 2xx is
+only ever answered after ``Publisher.publish`` returned."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from baton_ingest.config import IngestSettings
 from baton_ingest.dedup import RecentIds
 from baton_ingest.errors import RequestError
 from baton_ingest.metrics import DUPLICATES, EVENTS, REJECTED
+from baton_ingest.minimise import minimised
 from baton_ingest.publisher import KafkaUnavailable, Publisher
 from baton_ingest.ratelimit import RateLimited, WriteKeyLimiter
 from baton_ingest.records import EventRecord, to_bytes
@@ -25,6 +26,7 @@ class Ingestor:
         self.publisher = publisher
         self._limiter = WriteKeyLimiter(settings.rate_limit)
         self._recent = RecentIds(settings.dedup_window_size)
+        self._minimisation = settings.minimisation
 
     async def rate_limit(self, write_key: str, events: int, source: str) -> None:
         try:
@@ -40,7 +42,7 @@ class Ingestor:
 
     async def store(self, records: Sequence[EventRecord]) -> None:
         """Publish and wait for Kafka's acknowledgement of every event, or raise a 503."""
-        marked = self._mark_repeats(records)
+        marked = self._mark_repeats([minimised(r, self._minimisation) for r in records])
         try:
             await self.publisher.publish([(r["lead_id"].encode(), to_bytes(r)) for r in marked])
         except KafkaUnavailable as exc:

@@ -15,6 +15,7 @@ from baton_router.api import api_router
 from baton_router.config import RouterSettings
 from baton_router.service import RouterService
 from baton_router.store.configuration import InvalidReference, NotFound
+from baton_shared.auth_limits import FailedAuthLimit, failed_auths
 from baton_shared.body_limit import BodyLimit
 from baton_shared.http import ops_router
 from baton_shared.problems import (
@@ -40,6 +41,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app.include_router(api_router())
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=body_too_large)
+    app.add_middleware(FailedAuthLimit, failures=failed_auths(settings))
 
     @app.exception_handler(KafkaUnavailable)
     async def _kafka_down(_: Request, exc: KafkaUnavailable) -> JSONResponse:

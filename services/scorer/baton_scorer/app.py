@@ -35,6 +35,7 @@ from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.stream import ScorerShell
 from baton_scorer.web import LeadLookup, install
+from baton_shared.auth_limits import failed_auths
 from baton_shared.metrics import exposition
 
 RAW: dict[str, Any] = {
@@ -76,6 +77,10 @@ def faust_app(settings: ScorerSettings) -> faust.App:
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,
+        # faust's debug pages: /table would serve any lead's state without a token,
+        # /router the cluster's layout. The lookup names owners itself (web.py).
+        web_router_enabled=False,
+        web_tables_enabled=False,
         consumer_auto_offset_reset="earliest",
     )
     # Records reach the streams without faust's per-record race (see faust_consumer).
@@ -182,6 +187,7 @@ def create_app(
         body, content_type = exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    install(app, LeadLookup(app, leads, aliases, source, settings.admin_token))
+    lookup = LeadLookup(app, leads, aliases, source, settings.admin_token, failed_auths(settings))
+    install(app, lookup)
     app.scorer = shell  # type: ignore[attr-defined]
     return app

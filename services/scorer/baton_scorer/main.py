@@ -31,7 +31,7 @@ def run_worker() -> None:
     from baton_scorer.app import create_app, internal_topics
 
     settings = ScorerSettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.log_hash_key)
     source = RulesSource(settings.rules_file)
     topics = settings.topics
     # Faust tables must be co-partitioned with their sources: create the topics

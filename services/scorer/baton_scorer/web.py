@@ -9,7 +9,8 @@ token: an anonymous id takes two hops at most, its alias's owner, then its lead'
 A lead merged into another answers as the one it was merged into (one more hop each).
 The view itself is :mod:`baton_scorer.lookup`, the OpenAPI document of the public route
 :mod:`baton_scorer.openapi` (``GET /openapi.json``). Errors are problem details
-(:mod:`baton_shared.problems`); nothing about the lead is logged.
+(:mod:`baton_shared.problems`); nothing about the lead is logged. An address that
+failed authentication too often is answered 429 (:mod:`baton_shared.auth_limits`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import aiohttp
 import faust
 import orjson
 from aiohttp import web
+from fastapi.responses import JSONResponse
 
 from baton_scorer.identity import Alias
 from baton_scorer.lookup import (
@@ -36,6 +38,7 @@ from baton_scorer.lookup import (
 )
 from baton_scorer.openapi import openapi_document
 from baton_scorer.rules_source import RulesSource
+from baton_shared.auth_limits import FailedAuths, too_many_failures
 from baton_shared.problems import FieldProblem, problem
 
 HOP_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -48,7 +51,11 @@ class Unavailable(Exception):
 
 def problem_response(status: int, detail: str, **kwargs: Any) -> web.Response:
     """:func:`baton_shared.problems.problem` as an aiohttp response."""
-    answer = problem(status, detail, **kwargs)
+    return aiohttp_response(problem(status, detail, **kwargs))
+
+
+def aiohttp_response(answer: JSONResponse) -> web.Response:
+    """A starlette response as an aiohttp one."""
     headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
     return web.Response(body=answer.body, status=answer.status_code, headers=headers)
 
@@ -57,21 +64,40 @@ class LeadLookup:
     """Finds a lead by any key across the workers, and answers it."""
 
     def __init__(
-        self, app: faust.App, leads: Any, aliases: Any, source: RulesSource, admin_token: str
+        self,
+        app: faust.App,
+        leads: Any,
+        aliases: Any,
+        source: RulesSource,
+        admin_token: str,
+        failures: FailedAuths,
     ) -> None:
         self.app = app
         self.tables = {"leads": leads, "aliases": aliases}
         self.source = source
         self.token = admin_token.encode()
+        self.failures = failures
 
     def authorized(self, request: web.Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), self.token)
 
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """None for an authorized caller; else a 401 (counted against its address), or a
+        429 once the address has failed too often."""
+        address = request.remote or "unknown"
+        retry_after = self.failures.retry_after(address, time.monotonic())
+        if retry_after is None and self.authorized(request):
+            return None
+        if retry_after is not None:
+            return aiohttp_response(too_many_failures(retry_after))
+        self.failures.failed(address, time.monotonic())
+        return unauthorized()
+
     async def find(self, raw_key: str, request: web.Request) -> web.Response:
         """The answer to ``GET /v1/leads/{raw_key}``."""
-        if not self.authorized(request):
-            return unauthorized()
+        if (refusal := self.refusal(request)) is not None:
+            return refusal
         try:
             key = checked_key(raw_key)
         except BadKey as exc:
@@ -122,8 +148,8 @@ class LeadLookup:
 
     async def answer_local(self, table: str, key: str, request: web.Request) -> web.Response:
         """``GET /v1/internal/{table}/{key}``: one hop of :meth:`find`, on the key's owner."""
-        if not self.authorized(request):
-            return unauthorized()
+        if (refusal := self.refusal(request)) is not None:
+            return refusal
         try:
             if await self.owner(table, key) is not None:
                 raise Unavailable("the key's partition moved to another worker")

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from baton_shared.auth_limits import FailedAuthLimit, failed_auths
 from baton_shared.body_limit import BodyLimit
 from baton_shared.clock import utcnow
 from baton_shared.http import ops_router
@@ -176,4 +177,5 @@ def create_app(settings: SlaSettings) -> FastAPI:
     app.include_router(api)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=body_too_large)
+    app.add_middleware(FailedAuthLimit, failures=failed_auths(settings))
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from baton_shared.access_log import AccessLog
 from baton_shared.logs import configure_logging
 from baton_sla_monitor.app import create_app
 from baton_sla_monitor.config import SlaSettings
@@ -11,12 +12,13 @@ from baton_sla_monitor.config import SlaSettings
 
 def main() -> None:
     settings = SlaSettings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.log_hash_key)
     uvicorn.run(
-        create_app(settings),
+        AccessLog(create_app(settings)),  # uvicorn's own would log paths with lead ids
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=30,
     )
 
