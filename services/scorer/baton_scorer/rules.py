@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from baton_scorer.accounts_rules import AccountRules
 from baton_shared.schemas import EventType
 
 DEFAULT_GROUP = "default"
@@ -221,6 +222,9 @@ class Rules(_Frozen):
     fit: FitRules = FitRules()
     qualification: Qualification = Qualification()
     recycle: Recycle = Recycle()
+    accounts: AccountRules | None = Field(
+        default=None, description="Account thresholds and fit; without it, no roll-up"
+    )
     content_hash: str = ""
 
     @model_validator(mode="after")

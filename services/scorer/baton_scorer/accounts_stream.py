@@ -1,0 +1,149 @@
+"""The scorer's I/O around accounts (:mod:`baton_scorer.accounts`): both sides of the
+internal ``<group>-accounts`` topic, keyed by account id.
+
+* :class:`AccountFeed` — the lead side, kept by :class:`~baton_scorer.stream.ScorerShell`.
+  For the leads a batch (or a timer) changed, it names each lead's account
+  (:func:`baton_shared.accounts.account_of` on its traits and email) and builds the
+  updates to send: the lead's new member record, and ``left`` for the account it was in
+  before, if another. Each lead's account and update number (``seq``) are saved with its
+  state (``"account"`` in the ``leads`` table), so a batch processed again after a crash
+  sends the same updates again. The shell produces them with the batch's transitions,
+  and both are acknowledged before the state is saved.
+* :class:`AccountRollup` — the account side, run by the ``roll_up_accounts`` agent: a batch
+  of updates is applied to the ``accounts`` table (co-partitioned with the topic); the
+  account transitions are produced to ``accounts.transitions`` and acknowledged, then
+  the accounts are written to the table's changelog and acknowledged, then the agent acks
+  the batch. Replayed updates change nothing (a member keeps its newest ``seq``), and a
+  re-emitted transition carries the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from baton_scorer import accounts
+from baton_scorer.rules import Rules
+from baton_shared.accounts import account_of
+from baton_shared.clock import utcnow
+from baton_shared.logs import get_logger
+from baton_shared.producer import send_batched
+from baton_shared.schemas import AccountTransition
+
+log = get_logger(__name__)
+
+
+class AccountFeed:
+    """Which account each cached lead is in, and the updates its changes send."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.known: dict[str, tuple[str | None, int]] = {}  # lead id -> (account, seq)
+
+    def clear(self) -> None:
+        self.known.clear()
+
+    def loaded(self, lead_id: str, stored: Mapping[str, Any]) -> None:
+        """A lead's state read from the table: remember the account it was saved with."""
+        saved = stored.get("account")
+        if isinstance(saved, dict):
+            self.known[lead_id] = (saved.get("id"), int(saved.get("seq", 0)))
+
+    def stored(self, lead_id: str) -> dict[str, Any] | None:
+        """What to save with the lead's state (None: it never had an account)."""
+        known = self.known.get(lead_id)
+        return None if known is None else {"id": known[0], "seq": known[1]}
+
+    def updates(
+        self, lead_ids: Iterable[str], states: Mapping[str, Any], rules: Rules
+    ) -> list[tuple[bytes, bytes]]:
+        """(key, value) records for the accounts of ``lead_ids``, whose states changed."""
+        if rules.accounts is None:
+            return []
+        out: list[tuple[bytes, bytes]] = []
+        known = self.known
+        for lead_id in lead_ids:
+            state = states[lead_id]
+            account = account_of(state.traits, state.email)
+            before, seq = known.get(lead_id, (None, 0))
+            if account is None and before is None:
+                continue
+            seq += 1
+            known[lead_id] = (account, seq)
+            if before is not None and before != account:
+                out.append((before.encode(), accounts.left_update(lead_id, before, seq)))
+            if account is not None:
+                update = accounts.member_update(lead_id, account, seq, state)
+                out.append((account.encode(), update))
+        return out
+
+
+class AccountRollup:
+    """Applies batches of account updates to the ``accounts`` table."""
+
+    def __init__(self, app: Any, table: Any, transitions_topic: str) -> None:
+        self.app = app
+        self.table = table  # faust table: account id -> AccountState bytes
+        self.transitions_topic = transitions_topic
+
+    async def apply_batch(self, values: list[tuple[bytes | None, bytes]], rules: Rules) -> int:
+        """Apply (key, value) updates; the number of malformed ones skipped."""
+        by_account: dict[str, list[bytes]] = {}
+        for key, value in values:
+            if key:
+                by_account.setdefault(key.decode(), []).append(value)
+        changed: dict[str, accounts.AccountState] = {}
+        transitions: list[AccountTransition] = []
+        malformed = len(values) - sum(len(v) for v in by_account.values())
+        for account_id, updates in by_account.items():
+            state = accounts.AccountState.from_bytes(self.table.get(account_id.encode()))
+            try:
+                transitions += accounts.apply_updates(account_id, state, updates, rules)
+            except (ValueError, TypeError, KeyError):
+                # Only the scorer writes this topic: a malformed record is a bug, not input.
+                log.error("account_update_malformed", updates=len(updates))
+                malformed += len(updates)
+                continue
+            changed[account_id] = state
+        await self.publish(transitions)
+        await self.save(changed)
+        return malformed
+
+    async def publish(self, transitions: list[AccountTransition]) -> None:
+        if not transitions:
+            return
+        emitted_at = utcnow()
+        futures = []
+        for t in transitions:
+            value = t.model_copy(update={"emitted_at": emitted_at}).to_bytes()
+            futures.append(
+                await self.app.producer.send(
+                    self.transitions_topic, t.account_id.encode(), value, None, None, None
+                )
+            )
+            log.info(
+                "account_transition",
+                to_stage=t.to_stage.value,
+                leads=len(t.leads),
+                transition_id=t.transition_id,
+                rules_version=t.rules_version,
+            )
+        await asyncio.gather(*futures)
+
+    async def save(self, changed: dict[str, accounts.AccountState]) -> None:
+        """Write the accounts to the table and its changelog, and wait for Kafka."""
+        if not changed:
+            return
+        table = self.table
+        changelog = table.changelog_topic.get_topic_name()
+        producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
+        await producer.client._wait_on_metadata(changelog)
+        records = []
+        for account_id, state in changed.items():
+            key, value = account_id.encode(), state.to_bytes()
+            table.data[key] = value
+            records.append(
+                (producer._partition(changelog, None, None, None, key, None), key, value)
+            )
+        await asyncio.gather(*await send_batched(producer, changelog, records))
