@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from baton_router.links import LinkSigner
+from baton_router.webhook_targets import TargetPolicy, parse_allow
 from baton_shared.pipeline import RetryPolicy
 from baton_shared.pipeline.settings import (
     BackoffSeconds,
@@ -101,6 +102,20 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
         description="Re-assignments per lead after SLA breaches, outside any pool's own cap",
     )
 
+    webhook_check: bool = Field(
+        default=False,
+        alias="BATON_ROUTER_WEBHOOK_CHECK",
+        description="Refuse webhook and Slack URLs that resolve to loopback, link-local, "
+        "private or metadata addresses, at registration and at delivery; always on with "
+        "BATON_ENV=production",
+    )
+    webhook_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        alias="BATON_ROUTER_WEBHOOK_ALLOW",
+        description="Comma-separated CIDRs, addresses and host names of on-premise "
+        "receivers the webhook target check lets through",
+    )
+
     consume_batch: ConsumeBatch = Field(default=500, alias="BATON_ROUTER_CONSUME_BATCH")
     consume_max_attempts: MaxAttempts = Field(
         default=RetryPolicy.max_attempts, alias="BATON_ROUTER_CONSUME_MAX_ATTEMPTS"
@@ -131,9 +146,12 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
 
     @property
     def link_signer(self) -> LinkSigner:
-        return LinkSigner(
-            self.link_secret, timedelta(seconds=self.link_ttl_seconds), self.base_url
-        )
+        return LinkSigner(self.link_secret, timedelta(seconds=self.link_ttl_seconds), self.base_url)
+
+    @property
+    def target_policy(self) -> TargetPolicy:
+        networks, hosts = parse_allow(self.webhook_allow)
+        return TargetPolicy(self.webhook_check or self.env == "production", networks, hosts)
 
     @property
     def consume_retry(self) -> RetryPolicy:
@@ -146,6 +164,11 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, raw: object) -> object:
+        return tuple(raw.split(",")) if isinstance(raw, str) else raw
 
     @field_validator("retry_schedule_seconds", mode="before")
     @classmethod

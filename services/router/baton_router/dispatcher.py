@@ -27,7 +27,6 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from baton_router.metrics import (
     DISPATCH_WAIT,
@@ -47,6 +46,7 @@ from baton_router.store.outbox import (
     endpoint_key,
 )
 from baton_router.tables import OutboxRow
+from baton_router.webhook_targets import Answer, TargetPolicy, UnsafeTarget, post, refusal_in
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
 
@@ -77,8 +77,10 @@ class Dispatcher:
         per_endpoint: int = 4,
         max_in_flight: int = 200,
         lease: timedelta = LEASE,
+        targets: TargetPolicy | None = None,
     ):
         self._store, self._producer, self._http = store, producer, http
+        self._targets = targets or TargetPolicy()
         self._schedule, self._poll = retry_schedule, poll_seconds
         self._per_endpoint, self._max_in_flight = per_endpoint, max_in_flight
         self._lease = lease
@@ -267,25 +269,13 @@ class Dispatcher:
         url, secret = target
         body = orjson.dumps(row.payload)
         headers = signed_headers(secret, row.message_id, int(time.time()), body)
-        started = time.monotonic()
-        try:
-            async with self._http.post(url, data=body, headers=headers) as response:
-                status = response.status
-                retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
-                await response.read()  # the connection goes back to the pool
-            WEBHOOK_REQUEST.observe(time.monotonic() - started)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            WEBHOOK_ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-        if status == 410:
+        answer = await self._post(endpoint, url, body, headers)
+        if answer.status == 410:
             WEBHOOK_ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
             if row.rep_id is not None:
                 await self._store.disable_webhook(row.rep_id, utcnow())
             raise DeliveryFailed("410 Gone: endpoint disabled", gone=True)
-        if not 200 <= status < 300:
-            WEBHOOK_ATTEMPTS.labels(outcome=f"http_{status // 100}xx", endpoint=endpoint).inc()
-            raise DeliveryFailed(f"HTTP {status}", retry_after=retry_after)
-        WEBHOOK_ATTEMPTS.labels(outcome="delivered", endpoint=endpoint).inc()
+        self._check_status(answer, endpoint, "HTTP")
         qualified = row.payload.get("data", {}).get("qualified_at")
         if row.payload.get("type") == "lead.assigned" and qualified:
             elapsed = (utcnow() - datetime.fromisoformat(qualified)).total_seconds()
@@ -293,30 +283,40 @@ class Dispatcher:
         log.debug("webhook_delivered", endpoint=endpoint, message_id=row.message_id)
 
     async def _send_slack(self, row: OutboxRow, endpoint: str, url: str) -> None:
-        """A Block Kit message to a Slack incoming webhook, through ``slack_sdk``'s client
-        (no retries of its own: the outbox's schedule retries). Slack answers 200 ``ok``;
-        429 with ``Retry-After`` when rate limited; 404/410 when the channel or the
-        webhook is gone (dead at once: retrying cannot help)."""
-        client = AsyncWebhookClient(
-            url, session=self._http, timeout=int(self._http.timeout.total or 10), retry_handlers=[]
-        )
+        """A Block Kit message (built with ``slack_sdk``, see ``slack.py``) to a Slack
+        incoming webhook. Slack answers 200 ``ok``; 429 with ``Retry-After`` when rate
+        limited; 404/410 when the channel or the webhook is gone (dead at once: retrying
+        cannot help)."""
+        headers = {"content-type": "application/json;charset=utf-8"}
+        answer = await self._post(endpoint, url, orjson.dumps(row.payload), headers)
+        if answer.status in (404, 410):
+            WEBHOOK_ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
+            raise DeliveryFailed(f"Slack {answer.status} {_text(answer)}", gone=True)
+        self._check_status(answer, endpoint, "Slack")
+        log.debug("slack_delivered", endpoint=endpoint, message_id=row.message_id)
+
+    async def _post(self, endpoint: str, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        """One request (checked target, no redirects, a capped read); a refused target or
+        a transport error is a :class:`DeliveryFailed` saying why."""
         started = time.monotonic()
         try:
-            response = await client.send_dict(row.payload)
-            WEBHOOK_REQUEST.observe(time.monotonic() - started)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            WEBHOOK_ATTEMPTS.labels(outcome="error", endpoint=endpoint).inc()
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status in (404, 410):
-            WEBHOOK_ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()
-            raise DeliveryFailed(f"Slack {status} {response.body[:200]}", gone=True)
-        if not 200 <= status < 300:
-            WEBHOOK_ATTEMPTS.labels(outcome=f"http_{status // 100}xx", endpoint=endpoint).inc()
-            retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
-            raise DeliveryFailed(f"Slack {status} {response.body[:200]}", retry_after=retry_after)
+            answer = await post(self._http, self._targets, url, body, headers)
+        except (UnsafeTarget, aiohttp.ClientError, TimeoutError) as exc:
+            refused = refusal_in(exc)
+            outcome = "refused" if refused else "error"
+            WEBHOOK_ATTEMPTS.labels(outcome=outcome, endpoint=endpoint).inc()
+            raise DeliveryFailed(refused or f"{type(exc).__name__}: {exc}") from exc
+        WEBHOOK_REQUEST.observe(time.monotonic() - started)
+        return answer
+
+    def _check_status(self, answer: Answer, endpoint: str, what: str) -> None:
+        if not 200 <= answer.status < 300:
+            outcome = f"http_{answer.status // 100}xx"
+            WEBHOOK_ATTEMPTS.labels(outcome=outcome, endpoint=endpoint).inc()
+            retry_after = retry_after_seconds(answer.headers.get("retry-after"), utcnow())
+            detail = f"{what} {answer.status}" + (f" {_text(answer)}" if what == "Slack" else "")
+            raise DeliveryFailed(detail, retry_after=retry_after)
         WEBHOOK_ATTEMPTS.labels(outcome="delivered", endpoint=endpoint).inc()
-        log.debug("slack_delivered", endpoint=endpoint, message_id=row.message_id)
 
     async def _failed(
         self, row: OutboxRow, endpoint: str, error: str, retry_after: float | None, gone: bool
@@ -340,6 +340,10 @@ class Dispatcher:
                 retry_at=retry_at.isoformat(),
             )
         await self._store.mark_failed(row.id, error, retry_at)
+
+
+def _text(answer: Answer) -> str:
+    return answer.body[:200].decode(errors="replace")
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

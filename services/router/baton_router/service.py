@@ -25,6 +25,7 @@ from baton_router.intake import Intake, decode_breach, decode_transition
 from baton_router.payloads import PayloadContext
 from baton_router.queue_drain import QueueDrainer
 from baton_router.store import open_stores
+from baton_router.webhook_targets import CheckedResolver
 from baton_shared.consumer import make_consumer
 from baton_shared.database import database_answers, make_sessionmaker, migrate
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
@@ -61,6 +62,8 @@ class RouterService:
             fast_lease=timedelta(seconds=settings.outbox_lease_seconds),
             per_endpoint=settings.webhook_concurrency,
         )
+        # Webhook targets: checked at registration (the API) and at every delivery.
+        self.targets = CheckedResolver(settings.target_policy)
         # Made in ``start``: aiokafka and aiohttp clients bind to the running loop.
         self.actions: RouterActions | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -81,7 +84,7 @@ class RouterService:
         await self._producer.start()
         self.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
-            connector=aiohttp.TCPConnector(limit=100, limit_per_host=0),
+            connector=aiohttp.TCPConnector(limit=100, limit_per_host=0, resolver=self.targets),
         )
         self._dispatcher = Dispatcher(
             self.stores.outbox,
@@ -91,6 +94,7 @@ class RouterService:
             settings.dispatch_poll_seconds,
             per_endpoint=settings.webhook_concurrency,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
+            targets=settings.target_policy,
         )
         drainer = QueueDrainer(self.stores, self._dispatcher, settings.drain_seconds)
         intake = Intake(self.stores, self._dispatcher, settings.max_reassignments)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from baton_router.api.deps import ERRORS, AdminDep, ConfigDep, ListingsDep
 from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.nurture_tracks import TrackCreated, TrackIn, TrackOut
+from baton_router.api.targets import TargetCheckDep
 from baton_router.signing import new_secret
 from baton_router.store.listing import TRACKS
 from baton_shared.pagination import Page, PageDep
@@ -25,10 +26,13 @@ router = APIRouter(prefix="/v1", responses=ERRORS, tags=["routing"], route_class
     response_model=TrackCreated,
     responses=problem_responses(409),
 )
-async def create_track(body: TrackIn, _: AdminDep, config: ConfigDep) -> TrackCreated:
+async def create_track(
+    body: TrackIn, _: AdminDep, config: ConfigDep, targets: TargetCheckDep
+) -> TrackCreated:
     """Where MQLs are enrolled: the first track whose conditions match gets a signed
     ``lead.nurture`` webhook; with ``sdr_pool_id``, an SDR of that pool also gets a
     ``lead.sdr_task`` (queued until one is available)."""
+    await targets.check(body)
     fields = body.model_dump(mode="json") | {"sdr_pool_id": body.sdr_pool_id}
     track = await config.create_track(fields | {"webhook_secret": new_secret()})
     return TrackCreated.model_validate(track, from_attributes=True)

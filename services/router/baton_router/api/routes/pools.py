@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from baton_router.api.deps import ERRORS, ActionsDep, AdminDep, ConfigDep, ListingsDep
 from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.pools import PoolIn, PoolOut, PoolPatch
+from baton_router.api.targets import TargetCheckDep
 from baton_router.store.listing import POOLS
 from baton_router.tables import Pool
 from baton_shared.pagination import Page, PageDep
@@ -39,7 +40,10 @@ def pool_out(pool: Pool, members: list[uuid.UUID]) -> PoolOut:
     response_model=PoolOut,
     responses=problem_responses(409),
 )
-async def create_pool(body: PoolIn, _: AdminDep, config: ConfigDep, actions: ActionsDep) -> PoolOut:
+async def create_pool(
+    body: PoolIn, _: AdminDep, config: ConfigDep, actions: ActionsDep, targets: TargetCheckDep
+) -> PoolOut:
+    await targets.check(body)
     fields = body.model_dump(exclude={"members"})
     fields["strategy"] = body.strategy.value
     fields["slack_webhook_url"] = _url(body.slack_webhook_url)
@@ -62,8 +66,14 @@ async def get_pool(pool_id: uuid.UUID, _: AdminDep, config: ConfigDep) -> PoolOu
 
 @router.patch("/pools/{pool_id}", response_model=PoolOut, responses=problem_responses(404, 409))
 async def update_pool(
-    pool_id: uuid.UUID, body: PoolPatch, _: AdminDep, config: ConfigDep, actions: ActionsDep
+    pool_id: uuid.UUID,
+    body: PoolPatch,
+    _: AdminDep,
+    config: ConfigDep,
+    actions: ActionsDep,
+    targets: TargetCheckDep,
 ) -> PoolOut:
+    await targets.check(body)
     fields = body.model_dump(exclude_unset=True, exclude={"members"})
     if "strategy" in fields:
         fields["strategy"] = fields["strategy"].value

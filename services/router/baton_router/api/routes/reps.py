@@ -28,6 +28,7 @@ from baton_router.api.idempotency import IDEMPOTENT, IdempotentRoute
 from baton_router.api.models.leads import AssignmentOut
 from baton_router.api.models.reps import Availability, RepCreated, RepIn, RepOut, RepPatch, RepToken
 from baton_router.api.routes.leads import assignment_out
+from baton_router.api.targets import TargetCheckDep
 from baton_router.signing import new_secret
 from baton_router.store.listing import REP_LEADS, REPS
 from baton_router.tables import Rep
@@ -63,7 +64,10 @@ def profile_changes(body: BaseModel) -> dict[str, Any]:
 
 
 @router.post("/reps", status_code=201, response_model=RepCreated, dependencies=[IDEMPOTENT])
-async def create_rep(body: RepIn, _: AdminDep, actions: ActionsDep) -> dict[str, Any]:
+async def create_rep(
+    body: RepIn, _: AdminDep, actions: ActionsDep, targets: TargetCheckDep
+) -> dict[str, Any]:
+    await targets.check(body)
     profile = body.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     for key in ("name", "email", "webhook_url"):
         profile.pop(key, None)
@@ -89,8 +93,9 @@ async def get_rep(rep_id: RepIdPath, who: CallerDep, config: ConfigDep) -> dict[
 
 @router.patch("/reps/{rep_id}", response_model=RepOut, responses=problem_responses(404))
 async def update_rep(
-    rep_id: RepIdPath, body: RepPatch, _: AdminDep, actions: ActionsDep
+    rep_id: RepIdPath, body: RepPatch, _: AdminDep, actions: ActionsDep, targets: TargetCheckDep
 ) -> dict[str, Any]:
+    await targets.check(body)
     return rep_out(await actions.update_rep(rep_id, profile_changes(body)))
 
 
