@@ -4,7 +4,8 @@ loops are handed.
 ``leads.transitions``: :func:`decode_transition` (anything else is poison, to the DLQ),
 then :meth:`Intake.route` routes the whole batch in one transaction and hands the outbox
 rows it leased straight to the dispatcher. ``leads.sla``: :func:`decode_breach` keeps a
-rep's ``breached`` clock, and :meth:`Intake.escalate` re-assigns or tells the manager.
+rep's ``at_risk`` and ``breached`` clocks; :meth:`Intake.escalate` nudges the rep on the
+first, and on the second re-assigns or tells the manager (and the manager's Slack).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from baton_shared.logs import get_logger
 from baton_shared.schemas import SlaEvent, SlaStatus, Transition, decode
 
 log = get_logger(__name__)
+
+#: The SLA events a rep's assignment reacts to.
+ALERTS = (SlaStatus.AT_RISK, SlaStatus.BREACHED)
 
 
 class Intake:
@@ -66,13 +70,18 @@ class Intake:
                 log.info("lead_nurtured", lead_id=transition.lead_id)
 
     async def escalate(self, event: SlaEvent | None) -> None:
-        """An SLA breach on a rep's assignment (None: a record this router skips)."""
+        """An SLA warning or breach on a rep's assignment (None: a record this router
+        skips)."""
         if event is None:
+            return
+        if event.status == SlaStatus.AT_RISK:
+            await self._stores.nudges.at_risk(event, utcnow())
             return
         outcome = await self._stores.escalation.escalate(
             uuid.UUID(event.assignment_id), utcnow(), self._max_reassignments
         )
         ESCALATIONS.labels(outcome=outcome.status).inc()
+        await self._stores.nudges.breached(event, utcnow())
         if outcome.assignment is not None:
             record_assigned(outcome.assignment)
         log.info(
@@ -85,9 +94,9 @@ class Intake:
 
 def _left_for_claim(routed: Routed) -> bool:
     """Outbox rows the routing transaction wrote without leasing them to this router:
-    nurture webhooks, an SDR's ``lead.taken_back``, and webhooks to an endpoint at its
-    concurrency limit."""
-    if routed.status == "nurtured" or routed.sdr_told:
+    nurture webhooks, an SDR's ``lead.taken_back``, a released lead's notices, and
+    webhooks to an endpoint at its concurrency limit."""
+    if routed.status in ("nurtured", "released") or routed.sdr_told:
         return True
     return routed.assignment is not None and not any(
         leased.row.kind == "webhook" for leased in routed.outbox
@@ -104,11 +113,11 @@ def decode_transition(record: ConsumerRecord) -> Transition:
 
 
 def decode_breach(record: ConsumerRecord) -> SlaEvent | None:
-    """Only a rep's ``breached`` clock matters here (``measure`` first_touch, with an
-    assignment); others decode to None and are skipped. The pipeline's own clocks
-    (``measure`` assign) name no rep: nobody to take the lead from."""
+    """Only a rep's ``at_risk`` and ``breached`` clocks matter here (``measure``
+    first_touch, with an assignment); others decode to None and are skipped. The
+    pipeline's own clocks (``measure`` assign) name no rep: nobody to take the lead from."""
     event = decode(SlaEvent, record.value)
-    if event.status != SlaStatus.BREACHED or event.assignment_id is None:
+    if event.status not in ALERTS or event.assignment_id is None:
         return None
     if str(getattr(event, "measure", "first_touch")) != "first_touch":
         return None

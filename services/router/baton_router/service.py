@@ -49,7 +49,10 @@ class RouterService:
         # database restart fails once, is discarded by the pool, and the caller retries
         # (the consume loop and the dispatcher both do).
         self.engine = create_async_engine(
-            to_asyncpg_url(settings.database_url), pool_size=10, max_overflow=5
+            to_asyncpg_url(settings.database_url),
+            pool_size=10,
+            max_overflow=5,
+            hide_parameters=True,  # an error's bound values are personal data
         )
         self.stores = open_stores(
             make_sessionmaker(self.engine),

@@ -1,10 +1,13 @@
-"""Slack messages: an assignment as Block Kit, built with Slack's ``slack_sdk`` models.
+"""Slack messages as Block Kit, built with Slack's ``slack_sdk`` models.
 
 :func:`assignment_message` turns the webhook body of a ``lead.assigned`` /
 ``lead.sdr_task`` (``payloads.assignment_payload``) into an incoming-webhook message: who
-the lead is, why it is hot, the SLA due time, and the one-click links as buttons. Every
-text is cut to Slack's documented limits, so a lead with long traits still posts. Pure:
-plain data in, the JSON body out; the outbox delivers it (``dispatcher.py``).
+the lead is, why it is hot, the SLA due time, and the one-click links as buttons.
+:func:`notice_message` does the same for what follows (``notices.py``): a lead recycled
+or disqualified, an at-risk nudge to the rep (with its one-click links), a breach to the
+pool's manager. Every text is cut to Slack's documented limits, so a lead with long
+traits still posts. Pure: plain data in, the JSON body out; the outbox delivers it
+(``dispatcher.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,66 @@ def assignment_message(payload: dict[str, Any]) -> dict[str, Any]:
             ]
         ),
     ]
+    blocks += _actions_and_notes(data)
+    fallback = f"{title}: {who} (score {_number(data.get('score'))})"
+    return _message(fallback, blocks)
+
+
+#: A notice's title, per webhook type (``notices.py``).
+NOTICE_TITLES = {
+    "lead.recycled": "Lead recycled to nurture, no longer yours",
+    "lead.disqualified": "Lead disqualified, no longer yours",
+    "lead.sla_at_risk": "First touch due soon",
+    "lead.sla_breached": "SLA breached in your pool",
+}
+
+#: What a breach did, as a manager reads it (``Escalated.status``).
+BREACH_OUTCOMES = {
+    "reassigned": "re-assigned to another rep of the pool",
+    "manager_notified": "left with the rep: it is yours to act on",
+    "capped": "not re-assigned again (the pool's cap): it is yours to act on",
+    "kept": "kept by the rep (nobody else was available)",
+}
+
+
+def notice_message(payload: dict[str, Any]) -> dict[str, Any]:
+    """The incoming-webhook body for a ``notices.py`` payload: a recycled or
+    disqualified lead (to its rep), an at-risk nudge (to the rep, with the one-click
+    links), or a breach (to the pool's manager)."""
+    data = payload["data"]
+    who = _who(data.get("lead") or {})
+    title = NOTICE_TITLES[payload["type"]]
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_cut(f"{title}: {who}", HEADER_MAX))),
+        SectionBlock(text=MarkdownTextObject(text=_cut(_notice_text(payload), SECTION_TEXT_MAX))),
+    ]
+    blocks += _actions_and_notes(data)
+    return _message(f"{title}: {who}", blocks)
+
+
+def _notice_text(payload: dict[str, Any]) -> str:
+    data = payload["data"]
+    if payload["type"] in ("lead.recycled", "lead.disqualified"):
+        lines = [f"*Why:* {_escape(data.get('reason') or data.get('to_stage'))}"]
+        if data.get("track"):
+            lines.append(f"*Nurture track:* {_escape(data['track'])}")
+        lines.append("Stop working it; it no longer counts against your capacity.")
+        return "\n".join(lines)
+    due = f"*First touch due:* {_when(data['deadline_at'])}"
+    if payload["type"] == "lead.sla_at_risk":
+        used = data.get("warning_fraction")
+        share = f" ({used:.0%} of the window gone)" if isinstance(used, int | float) else ""
+        return f"{due}{share}\nTouch the lead now, or it breaches."
+    outcome = BREACH_OUTCOMES.get(data.get("outcome") or "", "escalated")
+    return (
+        f"*Rep:* {_escape(data.get('rep_name') or data.get('rep_id'))}"
+        f" · *Pool:* {_escape(data.get('pool') or 'none')}\n{due}, missed\n*The lead:* {outcome}"
+    )
+
+
+def _actions_and_notes(data: dict[str, Any]) -> list[Block]:
+    """The one-click buttons (when the payload has links) and the assignment note."""
+    blocks: list[Block] = []
     links = data.get("links") or {}
     buttons = [
         ButtonElement(
@@ -78,7 +141,10 @@ def assignment_message(payload: dict[str, Any]) -> dict[str, Any]:
     blocks.append(
         ContextBlock(elements=[MarkdownTextObject(text=" · ".join(notes))][:CONTEXT_ELEMENTS_MAX])
     )
-    fallback = f"{title}: {who} (score {_number(data.get('score'))})"
+    return blocks
+
+
+def _message(fallback: str, blocks: list[Block]) -> dict[str, Any]:
     return {
         "text": _cut(_escape(fallback), FALLBACK_TEXT_MAX),
         "blocks": [block.to_dict() for block in blocks],

@@ -5,6 +5,8 @@
 - ``team``: the team snapshot routing decides against, read under the routing lock.
 - ``nurture``: MQL nurture enrolment and SDR tasks.
 - ``escalation``: SLA breaches (re-assign or tell the manager) and reps closing leads.
+- ``nudges``: at-risk nudges to the rep, breach messages to the pool's manager.
+- ``release``: a recycled or disqualified lead leaving its rep (inside routing).
 - ``outbox``: lease, deliver, retry, dead letter and replay of outbox rows.
 - ``configuration``: reps, pools, rules, accounts, nurture tracks; the API's reads.
 - ``listing``: the API's lists, a page at a time.
@@ -27,6 +29,7 @@ from baton_router.store.configuration import ConfigStore
 from baton_router.store.escalation import EscalationStore
 from baton_router.store.idempotency import IdempotencyStore
 from baton_router.store.listing import Listings
+from baton_router.store.nudges import NudgeStore
 from baton_router.store.one_click import OneClickStore
 from baton_router.store.outbox import OutboxStore
 from baton_router.store.routing_writes import RoutingStore
@@ -41,6 +44,7 @@ class Stores:
     listings: Listings
     idempotency: IdempotencyStore
     one_click: OneClickStore
+    nudges: NudgeStore
 
 
 def open_stores(
@@ -62,4 +66,5 @@ def open_stores(
         listings=Listings(sessions),
         idempotency=IdempotencyStore(sessions),
         one_click=OneClickStore(sessions),
+        nudges=NudgeStore(sessions, assigner.context),
     )

@@ -3,7 +3,8 @@
 :meth:`RoutingStore.route_batch` writes, in one transaction, the consumed transition ids
 (the primary key makes a re-delivered transition a ``duplicate`` no-op), each new SQL's
 assignment (or its place in the queue), each new MQL's nurture enrolment and SDR task,
-and every outbox row they need. :meth:`RoutingStore.drain_queue` later assigns what
+each recycled or disqualified lead's release (``release.release_leads``), and every
+outbox row they need. :meth:`RoutingStore.drain_queue` later assigns what
 waited, once someone is available. Deciding and writing is the :class:`Assigner`'s.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from baton_router.store.assigning import Assigner
 from baton_router.store.nurture import enrol_in_nurture, sdr_tasks, supersede_sdr_tasks
 from baton_router.store.outbox import Leased
+from baton_router.store.release import RELEASING, release_leads
 from baton_router.tables import RoutedTransition
 from baton_shared.schemas import Assignment, Stage, Transition
 
@@ -28,7 +30,7 @@ from baton_shared.schemas import Assignment, Stage, Transition
 class Routed:
     """What happened to one transition."""
 
-    status: str  # assigned | queued | ignored | duplicate | nurtured
+    status: str  # assigned | queued | ignored | duplicate | nurtured | released
     assignment: Assignment | None = None
     # Outbox rows written already leased to this router (see ``Assigner.fast_lease``).
     outbox: tuple[Leased, ...] = field(default=(), compare=False, repr=False)
@@ -64,6 +66,8 @@ class RoutingStore:
             mqls = [t for t in new if t.to_stage == Stage.MQL]
             fresh: list[Leased] = []
             told: set[str] = set()
+            leaving = [t for t in new if t.to_stage in RELEASING]
+            released = await release_leads(session, leaving, now) if leaving else {}
             if sqls:
                 told = await supersede_sdr_tasks(session, [t.lead_id for t in sqls], now)
             assigned = await assign(session, sqls, now, fresh=fresh) if sqls else {}
@@ -78,6 +82,7 @@ class RoutingStore:
                 if waiting:
                     await _set_status(session, waiting, "sdr_queued")
         results = _outcomes(new, assigned, nurtured, fresh)
+        results |= {tid: Routed(status) for tid, status in released.items()}
         seen: set[str] = set()
         out = []
         for t in transitions:
