@@ -6,6 +6,7 @@ then :meth:`Intake.route` routes the whole batch in one transaction and hands th
 rows it leased straight to the dispatcher. ``leads.sla``: :func:`decode_breach` keeps a
 rep's ``at_risk`` and ``breached`` clocks; :meth:`Intake.escalate` nudges the rep on the
 first, and on the second re-assigns or tells the manager (and the manager's Slack).
+``leads.merges``: :meth:`Intake.merge` moves a merged lead's assignment to its survivor.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from baton_router.store.routing_writes import Routed
 from baton_shared.clock import utcnow
 from baton_shared.consumer import refuse_nul
 from baton_shared.logs import get_logger
-from baton_shared.schemas import SlaEvent, SlaStatus, Transition, decode
+from baton_shared.schemas import LeadMerged, SlaEvent, SlaStatus, Transition, decode
 
 log = get_logger(__name__)
 
@@ -68,6 +69,17 @@ class Intake:
             elif routed.status == "nurtured":
                 NURTURED.inc()
                 log.info("lead_nurtured", lead_id=transition.lead_id)
+
+    async def merge(self, records: list[LeadMerged]) -> None:
+        """A batch of merges, in one transaction."""
+        for done in await self._stores.merges.apply(records, utcnow()):
+            log.info(
+                "lead_merged",
+                lead_id=done.merged_id,
+                survivor_id=done.survivor_id,
+                kept=str(done.kept.id) if done.kept else None,
+                closed=len(done.closed),
+            )
 
     async def escalate(self, event: SlaEvent | None) -> None:
         """An SLA warning or breach on a rep's assignment (None: a record this router
@@ -110,6 +122,15 @@ def decode_transition(record: ConsumerRecord) -> Transition:
     if len(transition.transition_id) > 64 or len(transition.lead_id) > 256:
         raise ValueError("transition_id over 64 or lead_id over 256 characters")
     return transition
+
+
+def decode_merge(record: ConsumerRecord) -> LeadMerged:
+    """A merge whose ids fit the router's columns; anything else is poison (to the DLQ)."""
+    refuse_nul(record.value)
+    merge = decode(LeadMerged, record.value)
+    if max(len(merge.merged_id), len(merge.survivor_id)) > 256:
+        raise ValueError("a lead id over 256 characters")
+    return merge
 
 
 def decode_breach(record: ConsumerRecord) -> SlaEvent | None:

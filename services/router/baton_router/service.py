@@ -4,8 +4,9 @@
 ``Intake.route`` (``RoutingStore.route_batch``: one transaction per batch, consumed ids +
 assignments or queue entries or nurture enrolments + outbox rows) → offsets committed →
 ``Dispatcher`` delivers the outbox (signed webhooks, records to ``leads.assignments``).
-``leads.sla`` → ``Intake.escalate`` on a breach. ``QueueDrainer`` assigns queued leads
-when reps become available. The HTTP API acts through ``RouterActions`` and the stores.
+``leads.sla`` → ``Intake.escalate`` on a breach. ``leads.merges`` → ``Intake.merge``.
+``QueueDrainer`` assigns queued leads when reps become available. The HTTP API acts
+through ``RouterActions`` and the stores.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from baton_router.actions import RouterActions
 from baton_router.config import RouterSettings
 from baton_router.dispatcher import Dispatcher
-from baton_router.intake import Intake, decode_breach, decode_transition
+from baton_router.intake import Intake, decode_breach, decode_merge, decode_transition
 from baton_router.payloads import PayloadContext
 from baton_router.queue_drain import QueueDrainer
 from baton_router.store import open_stores
@@ -110,7 +111,10 @@ class RouterService:
         breaches = make_consumer(
             settings.kafka_bootstrap_servers, topics.group("baton-router-escalation"), topics.sla
         )
-        self._consumers = [transitions, breaches]
+        merges = make_consumer(
+            settings.kafka_bootstrap_servers, topics.group("baton-router-merges"), topics.merges
+        )
+        self._consumers = [transitions, breaches, merges]
         for consumer in self._consumers:
             await consumer.start()
         retry, max_records = self.settings.consume_retry, self.settings.consume_batch
@@ -133,7 +137,17 @@ class RouterService:
             max_records=max_records,
             after_batch=self._dispatcher.wake,
         )
+        merging = ConsumePipeline(
+            merges,
+            self._producer,
+            "baton-router-merges",
+            decode_merge,
+            intake.merge,
+            retry=retry,
+            max_records=max_records,
+        )
         self._tasks = [
+            asyncio.create_task(merging.run(), name="merges"),
             asyncio.create_task(self._dispatcher.run(), name="dispatcher"),
             asyncio.create_task(routing.run(), name="consumer"),
             asyncio.create_task(escalation.run(), name="escalation"),

@@ -12,6 +12,7 @@
 - ``listing``: the API's lists, a page at a time.
 - ``idempotency``: the responses to ``Idempotency-Key`` requests, for retries.
 - ``one_click``: one-click links, usable once and only on the rep's current assignment.
+- ``merges``: leads merged into others (``leads.merges``): aliases, assignments moved.
 
 :func:`open_stores` builds them all on one sessionmaker.
 """
@@ -29,6 +30,7 @@ from baton_router.store.configuration import ConfigStore
 from baton_router.store.escalation import EscalationStore
 from baton_router.store.idempotency import IdempotencyStore
 from baton_router.store.listing import Listings
+from baton_router.store.merges import MergeStore
 from baton_router.store.nudges import NudgeStore
 from baton_router.store.one_click import OneClickStore
 from baton_router.store.outbox import OutboxStore
@@ -44,6 +46,7 @@ class Stores:
     listings: Listings
     idempotency: IdempotencyStore
     one_click: OneClickStore
+    merges: MergeStore
     nudges: NudgeStore
 
 
@@ -66,5 +69,6 @@ def open_stores(
         listings=Listings(sessions),
         idempotency=IdempotencyStore(sessions),
         one_click=OneClickStore(sessions),
+        merges=MergeStore(sessions),
         nudges=NudgeStore(sessions, assigner.context),
     )

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_router.store.assigning import Assigner
+from baton_router.store.merges import MERGED, follow_merges
 from baton_router.store.nurture import enrol_in_nurture, sdr_tasks, supersede_sdr_tasks
 from baton_router.store.outbox import Leased
 from baton_router.store.release import RELEASING, release_leads
@@ -30,7 +31,7 @@ from baton_shared.schemas import Assignment, Stage, Transition
 class Routed:
     """What happened to one transition."""
 
-    status: str  # assigned | queued | ignored | duplicate | nurtured | released
+    status: str  # assigned | queued | ignored | duplicate | nurtured | released | merged
     assignment: Assignment | None = None
     # Outbox rows written already leased to this router (see ``Assigner.fast_lease``).
     outbox: tuple[Leased, ...] = field(default=(), compare=False, repr=False)
@@ -62,11 +63,13 @@ class RoutingStore:
                 ).all()
             )
             new = [t for t in firsts if t.transition_id in inserted]
-            sqls = [t for t in new if t.to_stage == Stage.SQL]
-            mqls = [t for t in new if t.to_stage == Stage.MQL]
+            merged = await follow_merges(session, new, now) if new else set()
+            to_route = [t for t in new if t.transition_id not in merged]
+            sqls = [t for t in to_route if t.to_stage == Stage.SQL]
+            mqls = [t for t in to_route if t.to_stage == Stage.MQL]
             fresh: list[Leased] = []
             told: set[str] = set()
-            leaving = [t for t in new if t.to_stage in RELEASING]
+            leaving = [t for t in to_route if t.to_stage in RELEASING]
             released = await release_leads(session, leaving, now) if leaving else {}
             if sqls:
                 told = await supersede_sdr_tasks(session, [t.lead_id for t in sqls], now)
@@ -83,6 +86,7 @@ class RoutingStore:
                     await _set_status(session, waiting, "sdr_queued")
         results = _outcomes(new, assigned, nurtured, fresh)
         results |= {tid: Routed(status) for tid, status in released.items()}
+        results |= {tid: Routed(MERGED) for tid in merged}
         seen: set[str] = set()
         out = []
         for t in transitions:

@@ -3,15 +3,17 @@
 Activity (accepted / rejected / contacted / qualified with BANT fields / won / lost) is
 published to ``leads.activity`` and answered 202 once Kafka acknowledged. A rep token
 acts only on its own leads (another rep's lead is a 404, so ids do not leak), and only
-while the lead is still its own (``scope.py``: a lead that moved on is a 409).
+while the lead is still its own (``scope.py``: a lead that moved on is a 409). A lead
+merged into another is its survivor here: its assignments, and activity on it.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
 from baton_router.api.deps import (
     ERRORS,
@@ -55,6 +57,14 @@ def in_scope(
         raise ProblemError(refused.status, refused.detail, kind=kind, errors=errors) from None
 
 
+async def survivor_of(lead_id: str, service: ServiceDep) -> str:
+    """The lead a path's ``lead_id`` means now: a lead merged away is its survivor."""
+    return await service.stores.merges.resolve(lead_id)
+
+
+LeadDep = Annotated[str, Depends(survivor_of)]
+
+
 def assignment_out(row: AssignmentRow) -> AssignmentOut:
     return AssignmentOut(
         assignment_id=row.id,
@@ -78,7 +88,7 @@ def assignment_out(row: AssignmentRow) -> AssignmentOut:
     responses=problem_responses(404, described={404: "A rep token asking for a lead not its own"}),
 )
 async def lead_assignments(
-    lead_id: str, who: CallerDep, listings: ListingsDep, page: PageDep
+    lead_id: LeadDep, who: CallerDep, listings: ListingsDep, page: PageDep
 ) -> Page[AssignmentOut]:
     """The lead's assignments (a rep token: its own), oldest first, a page at a time."""
     after = page.after(LEAD_ASSIGNMENTS)
@@ -105,7 +115,7 @@ async def lead_assignments(
     ),
 )
 async def record_activity(
-    lead_id: str,
+    lead_id: LeadDep,
     body: ActivityIn,
     who: CallerDep,
     config: ConfigDep,
