@@ -61,7 +61,7 @@ class NudgeStore:
                 pool.slack_webhook_url if pool else None
             )
             if slack:
-                rows.append(_slack(f"slack_at_risk_{key}", row.rep_id, slack, payload))
+                rows.append(slack_notice(f"slack_at_risk_{key}", row.rep_id, slack, payload))
             return await _insert_new(session, rows)
 
     async def breached(self, event: SlaEvent, now: datetime) -> bool:
@@ -93,7 +93,7 @@ class NudgeStore:
             )
             url = manager.slack_webhook_url
             return await _insert_new(
-                session, [_slack(f"slack_breach_{row.id}", manager.id, url, payload)]
+                session, [slack_notice(f"slack_breach_{row.id}", manager.id, url, payload)]
             )
 
 
@@ -111,7 +111,10 @@ async def _rep_and_pool(
     return rep, pool
 
 
-def _slack(message_id: str, rep_id: uuid.UUID, url: str, payload: dict[str, Any]) -> dict:
+def slack_notice(
+    message_id: str, rep_id: uuid.UUID, url: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The outbox row of a ``notices.py`` payload posted to a Slack incoming webhook."""
     return outbox_values(
         kind="slack",
         message_id=message_id,

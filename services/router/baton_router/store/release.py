@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_router.notices import RELEASE_TYPES, released_payload
-from baton_router.slack import notice_message
 from baton_router.store.assigning import OPEN, one_less_open
+from baton_router.store.nudges import slack_notice
 from baton_router.store.nurture import enrol_in_nurture, track_for, tracks
 from baton_router.store.outbox import webhook_row
 from baton_router.tables import AssignmentRow, OutboxRow, Pool, Rep, RoutedTransition
@@ -57,13 +57,7 @@ async def release_leads(
         url = slack.get(row.rep_id) or (slack.get(row.pool_id) if row.pool_id else None)
         if url:
             session.add(
-                OutboxRow(
-                    kind="slack",
-                    message_id=f"slack_{name}_{row.id}",
-                    rep_id=row.rep_id,
-                    target_url=url,
-                    payload=notice_message(payload),
-                )
+                OutboxRow(**slack_notice(f"slack_{name}_{row.id}", row.rep_id, url, payload))
             )
     withdrawn = await _withdraw_queued(session, leaving)
     enrolled, _ = await enrol_in_nurture(session, recycled) if recycled else (set(), {})
