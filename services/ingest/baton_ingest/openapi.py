@@ -38,7 +38,8 @@ _ERRORS = {
     413: "Event over 32 KB or request over 500 KB (also after gunzip)",
     415: "Content-Type other than application/json or text/plain, or an unknown "
     "Content-Encoding (gzip or none)",
-    429: "Rate limit for this writeKey; retry after Retry-After seconds",
+    429: "Rate limit for this writeKey, or too many failed authentications from this "
+    "address; retry after Retry-After seconds",
     503: "Kafka did not acknowledge; nothing was stored; retry after Retry-After seconds",
 }
 _RETRY_AFTER = {
