@@ -65,3 +65,20 @@ async def test_disqualified_cancels_waiting_clocks_but_not_ended_or_later_ones(s
     assert ("first_touch", "cancelled") not in of_measure(events, "lead-t")
     fired = await clocks.fire_due(T0 + timedelta(days=3))
     assert [(f.status.value, f.stage) for f in fired] == [("breached", "sql")]  # the later one
+
+
+async def test_assignment_consumed_after_its_lead_left_opens_no_clock_that_breaches(
+    store,
+) -> None:
+    clocks, events = store
+    sql = transition("lead-u", 0)
+    await clocks.apply(transitions=[sql])  # the assign clock waits for the assignment
+    await clocks.apply(transitions=[recycled("lead-u", 10)])
+    late = assigned(sql, 0.5)  # made before the recycle, consumed after it
+
+    await clocks.apply(assignments=[late])
+
+    statuses = {c.measure: c.status for c in await clocks_of(clocks, "lead-u")}
+    assert statuses == {"assign": "cancelled", "first_touch": "cancelled"}
+    assert await clocks.fire_due(T0 + timedelta(days=3)) == []
+    assert of_measure(events, "lead-u")[-1] == ("first_touch", "cancelled")

@@ -6,11 +6,15 @@ more: every open clock of the lead that the lead qualified for by then (its
 publishes a ``cancelled`` event; the sweep never fires on it again (only open clocks
 are due). A clock already met or breached keeps its outcome. A re-delivered transition
 finds nothing open and publishes nothing.
+
+Records may arrive in any order across topics: an assignment consumed after its lead
+left (its transition's assign clock was cancelled) opens a clock that
+:func:`cancel_late_clocks` cancels in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +30,14 @@ _CANCEL = text(
     "FROM unnest(CAST(:lead AS text[]), CAST(:at AS timestamptz[])) AS u(lead, at) "
     "WHERE c.lead_id = u.lead AND c.status = 'open' AND c.qualified_at <= u.at "
     "RETURNING c.*, u.at AS cancelled_at"
+)
+
+_CANCEL_LATE = text(
+    "UPDATE sla.clocks AS c SET status = 'cancelled', closed_at = d.at, next_fire_at = NULL "
+    "FROM (SELECT lead_id, max(closed_at) AS at FROM sla.clocks "
+    "WHERE lead_id = ANY(CAST(:lead AS text[])) AND status = 'cancelled' GROUP BY lead_id) AS d "
+    "WHERE c.lead_id = d.lead_id AND c.status = 'open' AND c.qualified_at <= d.at "
+    "RETURNING c.*, d.at AS cancelled_at"
 )
 
 
@@ -50,4 +62,13 @@ async def cancel_clocks(session: AsyncSession, transitions: Sequence[Transition]
             {"lead": list(gone), "at": [t.occurred_at for t in gone.values()]},
         )
     ).all()
+    return [sla_event(row, SlaStatus.CANCELLED, row.cancelled_at) for row in rows]
+
+
+async def cancel_late_clocks(session: AsyncSession, lead_ids: Iterable[str]) -> list[SlaEvent]:
+    """Cancel the open clocks of ``lead_ids`` that a lead qualified for before it left
+    the funnel (a ``cancelled`` clock of the lead closed at or after their
+    ``qualified_at``): an assignment consumed after the lead's recycle or disqualify.
+    The ``cancelled`` events to publish."""
+    rows = (await session.execute(_CANCEL_LATE, {"lead": sorted(set(lead_ids))})).all()
     return [sla_event(row, SlaStatus.CANCELLED, row.cancelled_at) for row in rows]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from baton_shared.schemas import Activity, Assignment, SlaEvent, Transition
 from baton_shared.sla_policy import SlaPolicy
 from baton_sla_monitor import planning, sweep
-from baton_sla_monitor.cancelling import cancel_clocks
+from baton_sla_monitor.cancelling import cancel_clocks, cancel_late_clocks
 from baton_sla_monitor.planning import ASSIGN, FIRST_TOUCH
 from baton_sla_monitor.sweep import Fired
 from baton_sla_monitor.tables import Clock
@@ -76,7 +76,8 @@ class ClockStore:
     ) -> Applied:
         """One consumer batch in one transaction (transitions, then assignments, then
         ``contacted`` touches; a recycled or disqualified lead's open clocks are
-        cancelled first); every event goes out before it commits. Idempotent: a
+        cancelled first, an assignment's after it when its lead had left already);
+        every event goes out before it commits. Idempotent: a
         re-delivered batch changes and publishes nothing new. Keep batches to a few
         thousand records: each lead takes an advisory lock."""
         leads = {r.lead_id for r in (*transitions, *assignments, *touches)}
@@ -90,6 +91,7 @@ class ClockStore:
                 await write.open_from_transitions(transitions)
             if assignments:
                 await write.open_from_assignments(assignments)
+                events.extend(await cancel_late_clocks(session, {a.lead_id for a in assignments}))
             if touches:
                 await write.record_touches(touches)
         return write.applied
