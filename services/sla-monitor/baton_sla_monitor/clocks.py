@@ -20,10 +20,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from baton_shared.schemas import Activity, Assignment, SlaEvent, Transition
+from baton_shared.clock import utcnow
+from baton_shared.schemas import Activity, Assignment, LeadMerged, SlaEvent, Transition
 from baton_shared.sla_policy import SlaPolicy
 from baton_sla_monitor import planning, sweep
 from baton_sla_monitor.cancelling import cancel_clocks, cancel_late_clocks
+from baton_sla_monitor.merging import apply_merges, follow_aliases
 from baton_sla_monitor.planning import ASSIGN, FIRST_TOUCH
 from baton_sla_monitor.sweep import Fired
 from baton_sla_monitor.tables import Clock
@@ -73,18 +75,28 @@ class ClockStore:
         transitions: Sequence[Transition] = (),
         assignments: Sequence[Assignment] = (),
         touches: Sequence[Activity] = (),
+        merges: Sequence[LeadMerged] = (),
     ) -> Applied:
-        """One consumer batch in one transaction (transitions, then assignments, then
-        ``contacted`` touches; a recycled or disqualified lead's open clocks are
-        cancelled first, an assignment's after it when its lead had left already);
-        every event goes out before it commits. Idempotent: a
+        """One consumer batch in one transaction (merges, then transitions, then
+        assignments, then ``contacted`` touches; a recycled or disqualified lead's open
+        clocks are cancelled first, an assignment's after it when its lead had left
+        already); every event goes out before it commits. Records of a merged-away id
+        count for its survivor (:mod:`baton_sla_monitor.merging`). Idempotent: a
         re-delivered batch changes and publishes nothing new. Keep batches to a few
         thousand records: each lead takes an advisory lock."""
         leads = {r.lead_id for r in (*transitions, *assignments, *touches)}
+        leads |= {i for m in merges for i in (m.merged_id, m.survivor_id)}
         if not leads:
             return Applied()
         async with self._transaction() as (session, events):
             await lock_leads(session, leads)
+            if merges:
+                events.extend(await apply_merges(session, merges, utcnow()))
+            transitions, assignments, touches = await follow_aliases(
+                session, transitions, assignments, touches
+            )
+            if more := {r.lead_id for r in (*assignments, *touches)} - leads:
+                await lock_leads(session, more)
             write = BatchWrite(session, self.policy, events)
             if transitions:
                 events.extend(await cancel_clocks(session, transitions))

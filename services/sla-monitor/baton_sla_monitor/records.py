@@ -10,9 +10,16 @@ from dataclasses import dataclass, field
 
 from aiokafka.structs import ConsumerRecord
 
-from baton_shared.schemas import Activity, ActivityKind, Assignment, Transition, decode
+from baton_shared.schemas import (
+    Activity,
+    ActivityKind,
+    Assignment,
+    LeadMerged,
+    Transition,
+    decode,
+)
 
-Item = Transition | Assignment | Activity
+Item = Transition | Assignment | Activity | LeadMerged
 
 #: Column widths of ``sla.clocks`` / ``sla.touches``: a longer id is poison, not a
 #: batch that fails forever.
@@ -23,6 +30,8 @@ MAX_LENGTHS = {
     "rep_id": 64,
     "pool": 64,
     "activity_id": 128,
+    "merged_id": 256,
+    "survivor_id": 256,
 }
 
 
@@ -33,6 +42,7 @@ class Batch:
     transitions: list[Transition] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
     touches: list[Activity] = field(default_factory=list)
+    merges: list[LeadMerged] = field(default_factory=list)
 
     @classmethod
     def of(cls, items: Iterable[Item]) -> Batch:
@@ -42,12 +52,16 @@ class Batch:
                 batch.transitions.append(item)
             elif isinstance(item, Assignment):
                 batch.assignments.append(item)
+            elif isinstance(item, LeadMerged):
+                batch.merges.append(item)
             else:
                 batch.touches.append(item)
         return batch
 
     def __len__(self) -> int:
-        return len(self.transitions) + len(self.assignments) + len(self.touches)
+        return (
+            len(self.transitions) + len(self.assignments) + len(self.touches) + len(self.merges)
+        )
 
 
 def decode_record(record: ConsumerRecord) -> Item | None:
@@ -58,6 +72,8 @@ def decode_record(record: ConsumerRecord) -> Item | None:
         item = decode(Transition, record.value)
     elif record.topic.endswith("leads.assignments"):
         item = decode(Assignment, record.value)
+    elif record.topic.endswith("leads.merges"):
+        item = decode(LeadMerged, record.value)
     else:
         item = decode(Activity, record.value)
     for name, limit in MAX_LENGTHS.items():

@@ -4,15 +4,17 @@ Flow, in order:
 
 1. At start-up the policy file is loaded and validated (a bad file stops the start
    with a message naming the file and field), migrations run, topics exist.
-2. ``leads.transitions``, ``leads.assignments`` and ``leads.activity`` are consumed in
-   batches by the shared :class:`~baton_shared.pipeline.ConsumePipeline` (records
-   decoded by :mod:`baton_sla_monitor.records`, poison to the DLQ, one transaction per
-   batch, bounded retries, offsets committed last) into :meth:`ClockStore.apply`:
+2. ``leads.transitions``, ``leads.assignments``, ``leads.activity`` and ``leads.merges``
+   are consumed in batches by the shared
+   :class:`~baton_shared.pipeline.ConsumePipeline` (records decoded by
+   :mod:`baton_sla_monitor.records`, poison to the DLQ, one transaction per batch,
+   bounded retries, offsets committed last) into :meth:`ClockStore.apply`:
    a qualifying transition opens an ``assign`` clock (and, for an MQL, the MQL
    first-touch clock); an assignment opens the rep's ``first_touch`` clock
    (``started``; a newer assignment of the lead closes the older one as
    ``reassigned``) and stops its transition's assign clock (``met``/``breached``); the
-   first ``contacted`` activity stops the first-touch clock.
+   first ``contacted`` activity stops the first-touch clock; ``leads.merges`` moves a
+   merged lead's clocks to its survivor.
 3. The sweep, every ``BATON_SLA_TICK_SECONDS``, takes due clocks of both measures in
    batches (``FOR UPDATE SKIP LOCKED`` on the partial index of open clocks) and
    publishes ``at_risk`` warnings and ``breached`` deadlines — including those that
@@ -92,6 +94,7 @@ class SlaService:
             topics.transitions,
             topics.assignments,
             topics.activity,
+            topics.merges,
         )
         await self._consumer.start()
         pipeline = ConsumePipeline(
@@ -147,7 +150,9 @@ class SlaService:
 
     async def handle(self, batch: Batch) -> Applied:
         """One consumer batch into the clocks (one transaction), then its metrics."""
-        applied = await self.clocks.apply(batch.transitions, batch.assignments, batch.touches)
+        applied = await self.clocks.apply(
+            batch.transitions, batch.assignments, batch.touches, batch.merges
+        )
         for clock in applied.opened:
             if clock.system_delay_seconds is not None:
                 TIME_TO_ASSIGN.labels(clock.stage, team_label(clock.team)).observe(

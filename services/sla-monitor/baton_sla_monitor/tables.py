@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import ARRAY, Boolean, DateTime, Float, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import func
 
 
 class Base(DeclarativeBase):
@@ -73,3 +74,13 @@ class Touch(Base):
     rep_id: Mapped[str | None] = mapped_column(String(64))
     assignment_id: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = mapped_column(TS)
+
+
+class LeadAlias(Base):
+    """A lead merged into another: its id means ``survivor_id`` from then on (0004)."""
+
+    __tablename__ = "lead_aliases"
+
+    merged_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(String(256), index=True)
+    merged_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())

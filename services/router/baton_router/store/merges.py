@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_router.store.assigning import OPEN, one_less_open
 from baton_router.tables import AssignmentRow, LeadAlias, RoutedTransition
+from baton_shared import lead_aliases
 from baton_shared.schemas import LeadMerged, Stage, Transition
 
 MERGED = "merged"  # an assignment or queue entry closed by a merge; a transition not routed
@@ -69,13 +69,7 @@ async def lock_leads(session: AsyncSession, lead_ids: Iterable[str]) -> None:
 
 async def survivors(session: AsyncSession, lead_ids: Iterable[str]) -> dict[str, str]:
     """The survivor of each of ``lead_ids`` that was merged away (the others are absent)."""
-    ids = list(set(lead_ids))
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(LeadAlias.merged_id, LeadAlias.survivor_id).where(LeadAlias.merged_id.in_(ids))
-    )
-    return {merged: survivor for merged, survivor in rows.all()}
+    return await lead_aliases.survivors(session, LeadAlias, lead_ids)
 
 
 async def apply_merges(
@@ -89,23 +83,9 @@ async def apply_merges(
         await lock_leads(session, extra)  # a chain: the survivor's own survivor
     done = []
     for merged, named in pairs:
-        survivor = aliases.get(named, named)
-        if survivor == merged or aliases.get(merged) == survivor:
+        survivor = await lead_aliases.record_merge(session, LeadAlias, aliases, merged, named, now)
+        if survivor is None:
             continue  # applied already (or a merge back into a lead merged into it)
-        await session.execute(
-            update(LeadAlias).where(LeadAlias.survivor_id == merged).values(survivor_id=survivor)
-        )
-        await session.execute(
-            insert(LeadAlias)
-            .values(merged_id=merged, survivor_id=survivor, merged_at=now)
-            .on_conflict_do_update(
-                index_elements=[LeadAlias.merged_id], set_={"survivor_id": survivor}
-            )
-        )
-        for key, value in list(aliases.items()):
-            if value == merged:
-                aliases[key] = survivor
-        aliases[merged] = survivor
         done.append(await _move_assignments(session, merged, survivor, now))
         await session.execute(
             update(RoutedTransition)
@@ -185,16 +165,7 @@ async def _move_assignments(
             .with_for_update()
         )
     ).all()
-    kept = None
-    if rows:
-        kept = min(
-            rows,
-            key=lambda r: (
-                r.stage != Stage.SQL.value,
-                r.lead_id != survivor,
-                -r.assigned_at.timestamp(),
-            ),
-        )
+    kept = lead_aliases.goes_on(rows, survivor, lambda r: r.assigned_at)
     closed = tuple(r for r in rows if r is not kept)
     for row in closed:
         row.status, row.closed_at = MERGED, now
