@@ -157,7 +157,8 @@ async def replay(
         f"replayed {current.events:,} events ({read.describe()}{window}) "
         f"with {current.rules_version}: "
         f"{len(current.transitions):,} transitions, {current.duplicates:,} duplicates dropped, "
-        f"{current.held_anonymous:,} anonymous events never identified"
+        f"{current.held_anonymous:,} anonymous events never identified, "
+        f"{len(current.merged):,} ids merged into other leads"
     )
     if output is not None:
         sink.write_jsonl(current.transitions, output)

@@ -6,7 +6,8 @@ or SQL runs from the lead's first event. Over a window (``since_at``) the histor
 before it is scored too, but only the window's transitions count; a path remembers
 the stage the lead had when the window began, so a lead that qualifies before the
 window under one rules file and inside it under the other is told apart from one
-that does not qualify at all.
+that does not qualify at all. A lead merged into another is one person: its transitions
+from before the merge, and its outcomes, count for the survivor.
 
 Outcomes come from ``leads.activity`` on two independent axes: a rep's latest
 *disposition* of the lead (``accepted`` or ``rejected``) and the deal's latest *close*
@@ -141,16 +142,18 @@ def paths(result: ReplayResult, since_at: float | None = None) -> dict[str, Lead
     sql: dict[str, float] = {}
     last: dict[str, str] = {}
     start: dict[str, str] = {}
+    merged = result.merged
     for t in result.transitions:
         at = t.occurred_at.timestamp()
+        lead_id = merged.get(t.lead_id, t.lead_id)
         if since_at is not None and at < since_at:
-            start[t.lead_id] = last[t.lead_id] = t.to_stage.value
+            start[lead_id] = last[lead_id] = t.to_stage.value
             continue
         if t.to_stage == Stage.MQL:
-            mql.setdefault(t.lead_id, at)
+            mql.setdefault(lead_id, at)
         elif t.to_stage == Stage.SQL:
-            sql.setdefault(t.lead_id, at)
-        last[t.lead_id] = t.to_stage.value
+            sql.setdefault(lead_id, at)
+        last[lead_id] = t.to_stage.value
     leads = set(result.first_event_at) | set(last)
     return {
         lead: LeadPath(
@@ -211,8 +214,9 @@ def compare(
         if _route(pa) != _route(pb):
             changes.append(Change(lead, pa, pb))
     rows = []
+    merged = current.merged  # the same history: the same merges under any rules
     for outcome in OUTCOMES:
-        leads = outcomes.leads(outcome)
+        leads = sorted({merged.get(lead, lead) for lead in outcomes.leads(outcome)})
         if not leads:
             continue
         rows.append(

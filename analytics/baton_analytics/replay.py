@@ -8,6 +8,9 @@ each through the same functions the scorer's stream shell runs
   identify links it, then scored re-keyed to the lead;
 * any other event is scored once (``step.score``; duplicates by ``event_id`` change
   nothing); runs of them go to the compiled core in one call when it is installed;
+* an alias or identify that names another lead merges the two as the live scorer does
+  (:mod:`baton_analytics.replay_merge`); from then on the id merged away is the
+  survivor's (its events, a rep's actions on it, its transitions and first event);
 * a rep's ``qualified`` (BANT) or ``rejected`` activity goes through ``step.rep_action``;
 * :meth:`Replay.finish` fires the recycle timers due by the end of the range
   (``step.fire_timers``), as the live scorer's timer would have, in event time.
@@ -23,7 +26,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from baton_analytics.replay_merge import Merges
 from baton_scorer import core, step
+from baton_scorer.handoff import MERGING_TYPES
 from baton_scorer.identity import Alias
 from baton_scorer.rules import Rules
 from baton_shared.schemas import Activity, LeadEvent, Transition
@@ -40,6 +45,7 @@ class ReplayResult:
     events: int = 0
     duplicates: int = 0
     held_anonymous: int = 0
+    merged: dict[str, str] = field(default_factory=dict)  # id merged away -> its survivor
 
 
 @dataclass
@@ -52,6 +58,10 @@ class Replay:
     events: int = 0
     duplicates: int = 0
     _index: Any = None  # the compiled core's index of ``states`` (score_records)
+    merges: Merges = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.merges = Merges(self.states, self.rules)
 
     def event(self, event: LeadEvent) -> None:
         self.events += 1
@@ -63,11 +73,11 @@ class Replay:
 
     def score_events(self, events: list[LeadEvent]) -> None:
         """:meth:`event` for each of ``events``, in order; runs of events without an
-        ``anonymous_id`` are scored in one call to the core."""
-        for run, anonymous in runs(events, lambda e: e.anonymous_id is None):
+        ``anonymous_id`` (nor an alias or identify) are scored in one call to the core."""
+        for run, other in runs(events, _plain):
             self._score_run(run)
-            if anonymous is not None:
-                self.event(anonymous)
+            if other is not None:
+                self.event(other)
 
     def score_records(self, values: list[bytes]) -> None:
         """:meth:`score_events` for encoded LeadEvents (``leads.events`` values), in order;
@@ -76,22 +86,22 @@ class Replay:
         The compiled core reads the values itself: every record in the exact layout
         ``LeadEvent.to_bytes`` writes is scored without building a LeadEvent; anything
         else (another layout, an anonymous event) is decoded by pydantic and takes
-        :meth:`event`'s path. Same transitions either way."""
+        :meth:`event`'s path, as does an alias or identify. Same transitions either way."""
         if core.KIND != "native":
             self.score_events(list(_decoded(values)))
             return
         native = core.native_core(self.rules)
-        if self._index is None:
-            self._index = core.lead_index()
         i, end = 0, len(values)
         while i < end:
+            if self._index is None:
+                self._index = core.lead_index()
             transitions, scored, duplicates, i = native.score_records(
                 self.states, self._index, values, i, self.first_event_at
             )
             self.events += scored
             self.duplicates += duplicates
             if transitions:
-                self.transitions += transitions
+                self.transitions += self.merges.relabel(transitions)
             if i < end:
                 for event in _decoded(values[i : i + 1]):
                     self.event(event)
@@ -110,7 +120,7 @@ class Replay:
         )
         self.duplicates += duplicates
         if transitions:
-            self.transitions += transitions
+            self.transitions += self.merges.relabel(transitions)
 
     def _state(self, lead_id: str) -> Any:
         state = self.states.get(lead_id)
@@ -125,7 +135,13 @@ class Replay:
         return alias
 
     def _score(self, event: LeadEvent) -> None:
-        lead_id = event.lead_id
+        merges = self.merges
+        if event.type in MERGING_TYPES and merges.merges(event):
+            self._merge(event)
+            return
+        lead_id = merges.survivor(event.lead_id)
+        if lead_id != event.lead_id:
+            event = event.model_copy(update={"lead_id": lead_id})  # merged away
         at = event.occurred_at.timestamp()
         transitions = step.score(self._state(lead_id), event, at, self.rules)
         if transitions is None:
@@ -137,23 +153,43 @@ class Replay:
         if transitions:
             self.transitions += transitions
 
+    def _merge(self, event: LeadEvent) -> None:
+        transitions, scored, duplicates = self.merges.run(event)
+        self._index = None  # states were replaced: the compiled core's index is stale
+        self.duplicates += duplicates
+        if scored:
+            lead_id = self.merges.survivor(event.lead_id)
+            at = event.occurred_at.timestamp()
+            if at < self.first_event_at.get(lead_id, at + 1):
+                self.first_event_at[lead_id] = at
+        self.transitions += transitions
+
     def activity(self, activity: Activity) -> None:
         """Only a rep's qualification (BANT) or rejection changes a lead's stage."""
+        lead_id = self.merges.survivor(activity.lead_id)
+        if lead_id != activity.lead_id:
+            activity = activity.model_copy(update={"lead_id": lead_id})
         transitions = step.rep_action(self._state, activity, self.rules)
         if transitions:
             self.transitions += transitions
 
     def finish(self, end_at: float | None) -> ReplayResult:
         """Fire the timers due by ``end_at`` (epoch seconds; None: fire none), earliest first."""
+        merged = self.merges.survivor_of
+        leads = [(lead, s) for lead, s in self.states.items() if lead not in merged]
         if end_at is not None:
-            due = sorted((s.due, lead) for lead, s in self.states.items() if s.due is not None)
+            due = sorted((s.due, lead) for lead, s in leads if s.due is not None)
             fired = [lead_id for when, lead_id in due if when <= end_at]
             self.transitions += step.fire_timers(fired, self.states.__getitem__, end_at, self.rules)
         scores_at = end_at
         final_scores = {}
-        for lead_id, state in self.states.items():
+        for lead_id, state in leads:
             t = scores_at if scores_at is not None else (state.watermark or 0.0)
             final_scores[lead_id] = round(core.score_at(state, t, self.rules), 6)
+        for lead_id, survivor in merged.items():
+            at = self.first_event_at.pop(lead_id, None)
+            if at is not None and at < self.first_event_at.get(survivor, at + 1):
+                self.first_event_at[survivor] = at
         held = sum(len(a.pending) for a in self.aliases.values())
         return ReplayResult(
             rules_version=self.rules.version,
@@ -163,7 +199,13 @@ class Replay:
             events=self.events,
             duplicates=self.duplicates,
             held_anonymous=held,
+            merged=dict(merged),
         )
+
+
+def _plain(event: LeadEvent) -> bool:
+    """Scored as it is: neither stitched first nor able to merge two leads."""
+    return event.anonymous_id is None and event.type not in MERGING_TYPES
 
 
 def _decoded(values: list[bytes]) -> Iterator[LeadEvent]:

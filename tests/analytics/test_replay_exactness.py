@@ -4,7 +4,9 @@ on ``leads.transitions`` — ids, stages, scores and event times.
 
 The traffic is what trackers send: anonymous browsing that an identify later links to a
 user (through the scorer's identity repartition), server-side tracks, email engagement,
-late events with old timestamps, re-sent duplicates, and reps rejecting SQLs.
+late events with old timestamps, re-sent duplicates, and reps rejecting SQLs; then two
+known leads merged into a third (an identify carrying the address email events were
+keyed by, an alias), with events keyed by the old ids before and after.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from baton_analytics.cli import main
+from baton_analytics.commands import Target, _feed
+from baton_analytics.ranges import ReadRange
+from baton_analytics.replay import Replay, ReplayResult
 from baton_devstack.ports import free_port
 from baton_devstack.services import ServiceProcess, start_services, stop_services
 from baton_scorer.app import internal_topics
 from baton_scorer.config import ScorerSettings
+from baton_scorer.rules import load_rules
 from baton_shared.kafka import durable_producer
 from baton_shared.schemas import Activity, ActivityKind, ReasonKind, Transition
 from baton_shared.topics import Topics
@@ -37,6 +43,7 @@ from tests.support.kafka import read_all
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 WRITE_KEY = "exactness-write-key"
+ADMIN_TOKEN = "exactness-admin-token"
 PAGES = ["/pricing", "/product", "/blog/post", "/docs/start", "/careers", "/pricing/enterprise"]
 TRACKS = ["Webinar Attended", "Case Study Downloaded", "Email Opened", "Newsletter Subscribed"]
 COMPARED = (
@@ -55,8 +62,11 @@ COMPARED = (
 
 
 class Pipeline:
-    def __init__(self, ingest_url: str, topics: Topics, bootstrap: str, rules: Path) -> None:
+    def __init__(
+        self, ingest_url: str, scorer_url: str, topics: Topics, bootstrap: str, rules: Path
+    ) -> None:
         self.ingest_url = ingest_url
+        self.scorer_url = scorer_url
         self.topics = topics
         self.bootstrap = bootstrap
         self.rules = rules
@@ -77,14 +87,15 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "BATON_SCORER_RULES_FILE": str(rules),
         "BATON_LOG_FORMAT": "console",
         "BATON_INGEST_ACCESS_LOG": "false",
+        "BATON_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     ports = {"ingest": free_port(), "scorer": free_port()}
     services: list[ServiceProcess] = start_services(
         env, workdir / "logs", ports, only=("ingest", "scorer")
     )
     try:
-        ingest = next(s for s in services if s.spec.name == "ingest")
-        yield Pipeline(ingest.url, Topics(f"{name}."), kafka_bootstrap, rules)
+        url = {s.spec.name: s.url for s in services}
+        yield Pipeline(url["ingest"], url["scorer"], Topics(f"{name}."), kafka_bootstrap, rules)
     finally:
         stop_services(services)
 
@@ -190,11 +201,13 @@ async def post_batches(
     return len(calls)
 
 
-async def post_email(http: httpx.AsyncClient, url: str, now: datetime, n: int) -> None:
+async def post_email(
+    http: httpx.AsyncClient, url: str, now: datetime, n: int, address: str = "reader-{}"
+) -> None:
     events = [
         {
             "id": uuid.uuid4().hex,
-            "email": f"reader-{i % n}@mail.example",
+            "email": f"{address.format(i % n)}@mail.example",
             "type": kind,
             "timestamp": int((now - timedelta(minutes=i)).timestamp()),
         }
@@ -301,6 +314,15 @@ async def test_replay_reproduces_the_live_scorers_transitions(
     await publish(pipeline.bootstrap, t.activity, rejections)
     await wait_until_consumed(pipeline.bootstrap, group, [t.activity])
 
+    replayed = await replay_matches_live(pipeline, tmp_path)
+    assert len(replayed) >= 20, "the traffic should qualify a good number of leads"
+    assert {r.to_stage.value for r in replayed} >= {"mql", "sql", "recycled"}
+    assert sum(r.reason_kind == ReasonKind.REJECTION for r in replayed) == 3
+
+
+async def replay_matches_live(pipeline: Pipeline, tmp_path: Path) -> list[Transition]:
+    """``baton replay`` of the whole log, checked equal to ``leads.transitions``."""
+    t = pipeline.topics
     out = tmp_path / "replayed.jsonl"
     code = await asyncio.to_thread(
         main,
@@ -319,9 +341,6 @@ async def test_replay_reproduces_the_live_scorers_transitions(
     assert code == 0
     replayed = [Transition.model_validate_json(x) for x in out.read_text().splitlines()]
     expected_ids = {r.transition_id for r in replayed}
-    assert len(replayed) >= 20, "the traffic should qualify a good number of leads"
-    assert {r.to_stage.value for r in replayed} >= {"mql", "sql", "recycled"}
-    assert sum(r.reason_kind == ReasonKind.REJECTION for r in replayed) == 3
 
     # Timer-fired transitions (recycles) come from the scorer's wall-clock tick: wait for
     # every replayed id to be on the topic, then compare the whole topic exactly.
@@ -334,3 +353,76 @@ async def test_replay_reproduces_the_live_scorers_transitions(
     except TimeoutError:
         pass  # the comparison below shows what differs
     assert sorted(map(comparable, live.values())) == sorted(map(comparable, replayed))
+    return replayed
+
+
+def calls_of(user_id: str, at: datetime, *calls: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"userId": user_id, "messageId": uuid.uuid4().hex, "timestamp": _iso(at), **call}
+        for call in calls
+    ]
+
+
+async def test_replay_merges_identities_as_the_live_scorer_does(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    rng = random.Random(20261207)
+    now = datetime.now(UTC).replace(microsecond=0)
+    reader, old, user = "m-reader@mail.example", "m-old", "m-user"
+    settings = ScorerSettings(BATON_TOPIC_PREFIX=pipeline.topics.prefix)
+    t = pipeline.topics
+    group = settings.topics.group("baton-scorer")
+    consumed = [t.events, *internal_topics(settings)]
+    pricing = {"type": "page", "properties": {"path": "/pricing"}}
+    docs = {"type": "page", "properties": {"path": "/docs/start"}}
+    webinar = {"type": "track", "event": "Webinar Attended"}
+    identify = {"type": "identify", "traits": {"email": "M-Reader@Mail.example"}}
+    minutes = [now - timedelta(minutes=m) for m in (40, 20, 19, 5)]
+    steps = [
+        # Before: email engagement keyed by the address, an old id's server-side history
+        # (MQL on its own), the user browsing the docs.
+        calls_of(old, minutes[0], pricing, webinar) + calls_of(user, minutes[0], docs),
+        # The user identifies with the address (as typed), then aliases the old id.
+        calls_of(user, minutes[1], identify),
+        calls_of(user, minutes[2], {"type": "alias", "previousId": old}),
+        # After: the old id asks for a demo (SQL, as the user's lead).
+        calls_of(old, minutes[3], {"type": "track", "event": "Demo Requested"}),
+    ]
+    async with httpx.AsyncClient(timeout=15) as http:
+        await post_email(http, pipeline.ingest_url, now - timedelta(minutes=30), 1, "m-reader")
+        for calls in steps:  # each step taken by the scorer (merges included) before the next
+            await post_batches(http, pipeline.ingest_url, calls, rng)
+            await wait_until_consumed(pipeline.bootstrap, group, consumed)
+        await post_email(http, pipeline.ingest_url, now, 1, "m-reader")
+        await wait_until_consumed(pipeline.bootstrap, group, consumed)
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        views = [
+            (await http.get(f"{pipeline.scorer_url}/v1/leads/{key}", headers=auth)).json()
+            for key in (reader, old, user)
+        ]
+    # The live scorer made one lead, found by every id.
+    assert {v["lead_id"] for v in views} == {user}
+    assert set(views[2]["merged_ids"]) >= {reader, old}
+
+    replayed = await replay_matches_live(pipeline, tmp_path)
+    mine = [r for r in replayed if r.lead_id in (reader, old, user)]
+    merge = next(r for r in mine if r.trigger_event_id == f"merge:{old}")
+    assert merge.lead_id == user and merge.to_stage.value == "mql"
+    assert merge.reason.startswith(f"lead {old} merged into {user}: ")
+    assert {r.lead_id for r in mine if r.occurred_at >= merge.occurred_at} == {user}
+    assert mine[-1].to_stage.value == views[2]["stage"] == "sql"
+
+    # Replay's leads: the survivor alone, with the live score at the same moment.
+    as_of = datetime.fromisoformat(views[2]["as_of"])
+    result = await replay_result(pipeline, as_of)
+    assert result.merged[reader] == result.merged[old] == user
+    assert reader not in result.final_scores and old not in result.final_scores
+    assert result.final_scores[user] == pytest.approx(views[2]["score"], abs=1e-3)
+
+
+async def replay_result(pipeline: Pipeline, end: datetime) -> ReplayResult:
+    """What ``baton replay`` computes over the whole log, its leads' scores at ``end``."""
+    replay = Replay(load_rules(pipeline.rules))
+    target = Target(pipeline.bootstrap, pipeline.topics.prefix)
+    await _feed(target, ReadRange(until=datetime.now(UTC)), [replay])
+    return replay.finish(end.timestamp())

@@ -82,6 +82,9 @@ _TRANSITION_MAKER = {
 }
 
 
+_MERGING_TYPES = (EventType.ALIAS, EventType.IDENTIFY)  # handoff.MERGING_TYPES
+
+
 def lead_index() -> Any:
     """The compiled core's lead id -> state index over one ``states`` dict, for
     ``score_records`` (one per dict: states are only ever added to it)."""
@@ -121,9 +124,10 @@ def native_core(rules: Rules) -> Any:
             "mql_g": f"{th.mql:g}",
             "cold_g": f"{recycle.cold_days:g}" if recycle.cold_days is not None else "None",
             "below_g": f"{recycle.below_score:g}" if recycle.below_score is not None else "None",
-            # For encoded events (score_records): the types, and JSON objects as pydantic
-            # reads a dict[str, Any].
-            "event_types": {t.value: t for t in EventType},
+            # For encoded events (score_records): the types it scores (an alias or identify,
+            # which may merge two leads, is left to the caller), and JSON objects as
+            # pydantic reads a dict[str, Any].
+            "event_types": {t.value: t for t in EventType if t not in _MERGING_TYPES},
             "from_json": pydantic_core.from_json,
             "transition_maker": _TRANSITION_MAKER,
         }
