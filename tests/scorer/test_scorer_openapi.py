@@ -22,7 +22,7 @@ from tests.support.schemathesis import run_schemathesis
 
 ADMIN = "scorer-openapi-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-OPERATIONS = 2  # GET /v1/leads/{key}, GET /healthz
+OPERATIONS = 3  # GET /v1/leads/{key}, GET /v1/accounts/{account_id}, GET /healthz
 EXAMPLE = "ada@example.com"  # the key parameter's documented example
 RULES = """
 name: openapi-test
@@ -30,6 +30,8 @@ thresholds: {mql: 50, sql: 100, hysteresis: 10}
 engagement:
   half_life_days: 14
   pages: {pricing: 40}
+accounts:
+  thresholds: {engaged: 60, sales_ready: 150}
 """
 
 
@@ -76,6 +78,21 @@ async def test_real_answers_match_the_document(worker: ServiceProcess) -> None:
         for answer in answers:
             lookup.validate_response(answer)  # raises on any mismatch
         schema["/healthz"]["GET"].validate_response(await http.get("/healthz"))
+        account = schema["/v1/accounts/{account_id}"]["GET"]
+
+        async def rolled_up() -> bool:  # the example lead's account
+            return (await http.get("/v1/accounts/example.com", headers=AUTH)).status_code == 200
+
+        await wait_until(rolled_up, 30, "the example lead's account")
+        answers = [
+            await http.get("/v1/accounts/example.com", headers=AUTH),
+            await http.get("/v1/accounts/example.com"),
+            await http.get("/v1/accounts/nowhere.example", headers=AUTH),
+            await http.get("/v1/accounts/a%0Ab", headers=AUTH),
+        ]
+        assert [a.status_code for a in answers] == [200, 401, 404, 422]
+        for answer in answers:
+            account.validate_response(answer)
 
         document = (await http.get("/openapi.json")).json()
         assert document["openapi"].startswith("3.1")
@@ -84,7 +101,8 @@ async def test_real_answers_match_the_document(worker: ServiceProcess) -> None:
         assert set(responses) == {"200", "401", "404", "422", "503"}
         assert "Retry-After" in responses["503"]["headers"]
         # The hop paths workers use are refused to a caller without the token.
-        for path in (f"/v1/internal/leads/{EXAMPLE}", "/v1/internal/aliases/anon-x"):
+        hops = ("leads/" + EXAMPLE, "aliases/anon-x", "accounts/example.com")
+        for path in (f"/v1/internal/{hop}" for hop in hops):
             refused = await http.get(path)
             assert refused.status_code == 401, path
             assert refused.headers["content-type"].startswith("application/problem+json")

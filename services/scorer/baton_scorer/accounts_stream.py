@@ -59,7 +59,7 @@ class AccountFeed:
         self, lead_ids: Iterable[str], states: Mapping[str, Any], rules: Rules
     ) -> list[tuple[bytes, bytes]]:
         """(key, value) records for the accounts of ``lead_ids``, whose states changed."""
-        if rules.accounts is None:
+        if rules.accounts is None or not self.topic:
             return []
         out: list[tuple[bytes, bytes]] = []
         known = self.known

@@ -15,8 +15,13 @@
   ``reload_rules`` and ``follow_rules`` swap in changed rules
   (:mod:`baton_scorer.rules_source` says which wins). Each batch takes the rules in
   use when it starts, so every transition names the version that decided it.
+* Leads roll up to accounts: the shell sends each changed lead's account update on the
+  internal ``baton-scorer-accounts`` topic (keyed by account id) to ``roll_up_accounts``,
+  which keeps the ``accounts`` table and emits ``accounts.transitions``
+  (:mod:`baton_scorer.accounts_stream`).
 * The web server answers ``/healthz``, ``/metrics``, ``/openapi.json`` and
-  ``GET /v1/leads/{key}`` (:mod:`baton_scorer.web`, from the tables).
+  ``GET /v1/leads/{key}`` and ``GET /v1/accounts/{account_id}`` (:mod:`baton_scorer.web`,
+  from the tables).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import faust
 from aiohttp import web
 
 from baton_scorer import core
+from baton_scorer.accounts_stream import AccountRollup
 from baton_scorer.config import ScorerSettings
 from baton_scorer.faust_consumer import BatonConsumer
 from baton_scorer.openapi import Health
@@ -88,8 +94,14 @@ def faust_app(settings: ScorerSettings) -> faust.App:
     return app
 
 
-def tables(app: faust.App, settings: ScorerSettings) -> tuple[Any, Any]:
-    """The ``leads`` and ``aliases`` tables, co-partitioned with the input topics."""
+def accounts_topic(settings: ScorerSettings) -> str:
+    """The internal topic of account updates, keyed by account id."""
+    return f"{settings.topics.group('baton-scorer')}-accounts"
+
+
+def tables(app: faust.App, settings: ScorerSettings) -> tuple[Any, Any, Any]:
+    """The ``leads`` and ``aliases`` tables, co-partitioned with the input topics, and
+    ``accounts``, co-partitioned with the account updates."""
     options: dict[str, Any] = {
         "default": None,
         "partitions": settings.topic_partitions,
@@ -103,7 +115,11 @@ def tables(app: faust.App, settings: ScorerSettings) -> tuple[Any, Any]:
         # many leads after its last event.
         "use_partitioner": True,
     }
-    return app.Table("leads", **options), app.Table("aliases", **options)
+    return (
+        app.Table("leads", **options),
+        app.Table("aliases", **options),
+        app.Table("accounts", **options),
+    )
 
 
 def create_app(
@@ -115,8 +131,12 @@ def create_app(
     app = faust_app(settings)
     inputs = app.topic(topics.events, topics.activity, stitched_name, **RAW)
     identity_topic = app.topic(identity_name, **RAW)
-    leads, aliases = tables(app, settings)
-    shell = ScorerShell(app, topics, internal, source, leads, aliases)
+    leads, aliases, accounts = tables(app, settings)
+    accounts_name = accounts_topic(settings)
+    shell = ScorerShell(app, topics, internal, source, leads, aliases, accounts_name)
+    rollup = AccountRollup(app, accounts, topics.accounts_transitions)
+    # Declared by the worker (internal), with the partitions of its table.
+    updates = app.topic(accounts_name, internal=True, partitions=settings.topic_partitions, **RAW)
     batch_max, within = settings.batch_max, settings.batch_within_seconds
 
     @app.agent(inputs)
@@ -141,6 +161,13 @@ def create_app(
     async def stitch_identities(stream: faust.StreamT[bytes]) -> None:
         async for batch in stream.noack_take(batch_max, within=within):
             await shell.stitch_batch(list(batch))
+            for ev in batch:
+                await stream.ack(ev)
+
+    @app.agent(updates)
+    async def roll_up_accounts(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.noack_take(batch_max, within=within):
+            await rollup.apply_batch([(ev.key, ev.value) for ev in batch], source.rules)
             for ev in batch:
                 await stream.ack(ev)
 
@@ -187,7 +214,9 @@ def create_app(
         body, content_type = exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    lookup = LeadLookup(app, leads, aliases, source, settings.admin_token, failed_auths(settings))
+    lookup = LeadLookup(
+        app, leads, aliases, source, settings.admin_token, failed_auths(settings), accounts
+    )
     install(app, lookup)
     app.scorer = shell  # type: ignore[attr-defined]
     return app

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from baton_scorer import core
 from baton_scorer.decay import Engagement
 from baton_scorer.rules import Rules
+from baton_shared.accounts import account_of
 from baton_shared.schemas import Signal
 
 MAX_KEY_LENGTH = 320  # the longest email address; user and anonymous ids are at most 256
@@ -59,7 +60,10 @@ class LeadView(BaseModel):
         description="Ids of other leads merged into this one (an alias's previous id, an "
         "email an identify carried); any of them finds this lead"
     )
-    account: str | None = Field(description="The lead's account (null: accounts do not exist yet)")
+    account: str | None = Field(
+        description="The lead's account: its company's domain, else its group id, else its "
+        "work email's domain (null: none known); GET /v1/accounts/{account_id} shows it"
+    )
     rules_version: str = Field(description="The rules the numbers were computed with")
     last_event_at: datetime | None = Field(description="The latest event time scored")
     last_engaged_at: datetime | None = Field(description="The latest positive engagement")
@@ -133,7 +137,7 @@ def lead_view(
         signals=signals_at(record, now, rules),
         email=record.get("email"),
         merged_ids=list((stored.get("identity") or {}).get("merged_ids", ())),
-        account=None,
+        account=account_of(record["traits"], record.get("email")),
         rules_version=rules.version,
         last_event_at=_at(record.get("watermark")),
         last_engaged_at=_at(record.get("last_engaged_at")),

@@ -1,9 +1,11 @@
 """The scorer's OpenAPI document (``GET /openapi.json``): its public API only.
 
-``GET /v1/leads/{key}`` and ``GET /healthz``, with the response schemas generated from
-the models the server answers with (:class:`~baton_scorer.lookup.LeadView`,
-:class:`Health`, :class:`~baton_shared.problems.Problem`), the ``key`` constraints
-:func:`~baton_scorer.lookup.checked_key` enforces, the admin bearer token and every
+``GET /v1/leads/{key}``, ``GET /v1/accounts/{account_id}`` and ``GET /healthz``, with the
+response schemas generated from the models the server answers with
+(:class:`~baton_scorer.lookup.LeadView`, :class:`~baton_scorer.accounts.AccountView`,
+:class:`Health`, :class:`~baton_shared.problems.Problem`), the key constraints
+:func:`~baton_scorer.lookup.checked_key` and :func:`~baton_scorer.accounts.account_keys`
+enforce, the admin bearer token and every
 status. The workers' hop paths (``/v1/internal/...``) are not part of it.
 """
 
@@ -17,7 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from baton_scorer.accounts import AccountView
 from baton_scorer.lookup import MAX_KEY_LENGTH, LeadView
+from baton_shared.accounts import MAX_ACCOUNT_ID_LENGTH
 from baton_shared.problems import MEDIA_TYPE, Problem
 
 REF = "#/components/schemas/{model}"
@@ -83,39 +87,83 @@ _WWW_AUTHENTICATE = {
 }
 
 
-def _lookup() -> dict[str, Any]:
+def _get_one(
+    *,
+    summary: str,
+    operation_id: str,
+    tag: str,
+    name: str,
+    description: str,
+    example: str,
+    max_length: int,
+    view: type[BaseModel],
+    found: str,
+    missing: str,
+) -> dict[str, Any]:
+    """A GET of one thing by a key in the path, with the admin token."""
     return {
-        "summary": "One lead, by its id, its email or a stitched anonymous id",
-        "operationId": "lookup_lead",
-        "tags": ["leads"],
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": [tag],
         "security": [{"adminToken": []}],
         "parameters": [
             {
-                "name": "key",
+                "name": name,
                 "in": "path",
                 "required": True,
-                "description": "A userId, an email address (any case, surrounding spaces "
-                "ignored) or an anonymousId; percent-encode it",
-                "example": "ada@example.com",
+                "description": description,
+                "example": example,
                 "schema": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": MAX_KEY_LENGTH,
+                    "maxLength": max_length,
                     "pattern": key_pattern(),
                 },
             }
         ],
         "responses": {
-            "200": _json(LeadView, "The lead, its numbers decayed to `as_of`"),
+            "200": _json(view, found),
             "401": _problem("Missing or unknown bearer token", _WWW_AUTHENTICATE),
-            "404": _problem("No lead is known by this key"),
+            "404": _problem(missing),
             "422": _problem(
-                "The key is empty, longer than 320 characters or has a control "
-                "character: `errors` names `path.key` and the rule"
+                f"The {name.replace('_', ' ')} is empty, longer than {max_length} characters "
+                f"or has a control character: `errors` names `path.{name}` and the rule"
             ),
             "503": _problem("The workers are rebalancing; retry", _RETRY_AFTER),
         },
     }
+
+
+def _lookup() -> dict[str, Any]:
+    return _get_one(
+        summary="One lead, by its id, its email or a stitched anonymous id",
+        operation_id="lookup_lead",
+        tag="leads",
+        name="key",
+        description="A userId, an email address (any case, surrounding spaces ignored) or "
+        "an anonymousId; percent-encode it",
+        example="ada@example.com",
+        max_length=MAX_KEY_LENGTH,
+        view=LeadView,
+        found="The lead, its numbers decayed to `as_of`",
+        missing="No lead is known by this key",
+    )
+
+
+def _account_lookup() -> dict[str, Any]:
+    return _get_one(
+        summary="One account: its stage, score and leads",
+        operation_id="lookup_account",
+        tag="accounts",
+        name="account_id",
+        description="The company's domain (a URL or any case finds it too) or its group "
+        "id, as a lead's `account` names it; percent-encode it",
+        example="acme.com",
+        max_length=MAX_ACCOUNT_ID_LENGTH,
+        view=AccountView,
+        found="The account, its numbers decayed to `as_of`",
+        missing="No account is known by this id",
+    )
 
 
 def _healthz() -> dict[str, Any]:
@@ -135,7 +183,12 @@ def _healthz() -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     """The document ``GET /openapi.json`` answers."""
     _, top = models_json_schema(
-        [(LeadView, "serialization"), (Health, "serialization"), (Problem, "serialization")],
+        [
+            (LeadView, "serialization"),
+            (AccountView, "serialization"),
+            (Health, "serialization"),
+            (Problem, "serialization"),
+        ],
         ref_template=REF,
     )
     return {
@@ -143,9 +196,13 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Baton scorer",
             "version": "0.1.0",
-            "description": "Look up a lead as the scorer knows it now.",
+            "description": "Look up a lead or an account as the scorer knows it now.",
         },
-        "paths": {"/v1/leads/{key}": {"get": _lookup()}, "/healthz": {"get": _healthz()}},
+        "paths": {
+            "/v1/leads/{key}": {"get": _lookup()},
+            "/v1/accounts/{account_id}": {"get": _account_lookup()},
+            "/healthz": {"get": _healthz()},
+        },
         "components": {
             "schemas": top["$defs"],
             "securitySchemes": {

@@ -5,8 +5,9 @@ It keeps the worker's caches over the ``leads`` and ``aliases`` tables, hands re
 to the step and makes its outputs durable, per batch in this order:
 
 1. dead letters go to ``<topic>.dlq``; anonymous events to the identity topic;
-2. the transitions, and the merges applied (``leads.merges``, keyed by the survivor),
-   are produced and *acknowledged* by Kafka;
+2. the transitions, the merges applied (``leads.merges``, keyed by the survivor) and
+   the changed leads' account updates (:mod:`baton_scorer.accounts_stream`) are
+   produced and *acknowledged* by Kafka;
 3. each touched lead's state (with its merge :class:`~baton_scorer.handoff.Link`) is
    written once to the table and its changelog, as one record batch per partition,
    and acknowledged;
@@ -32,6 +33,7 @@ import orjson
 
 from baton_scorer import core, step
 from baton_scorer import metrics as m
+from baton_scorer.accounts_stream import AccountFeed
 from baton_scorer.handoff import Link, merge_records
 from baton_scorer.identity import Alias
 from baton_scorer.rules_source import RulesSource
@@ -60,6 +62,7 @@ class ScorerShell:
         source: RulesSource,
         leads: Any,
         aliases: Any,
+        accounts_topic: str = "",
     ) -> None:
         self.app = app
         self.topics = topics
@@ -75,6 +78,7 @@ class ScorerShell:
         self.timers = TimerQueue()
         self.timers_stale = True
         self.partitions: dict[str, int] = {}  # lead id -> its changelog partition
+        self.feed = AccountFeed(accounts_topic)  # each lead's account (none: no topic)
         # A batch and the timers change the same cached states: a timer saving a lead
         # mid-batch could make durable what the batch has not published yet.
         self.lock = asyncio.Lock()
@@ -86,6 +90,7 @@ class ScorerShell:
         self.identity.sent.clear()  # after a restart or a move, absorbs are sent again
         self.aliases.clear()
         self.partitions.clear()
+        self.feed.clear()
         self.timers.clear()
         self.timers_stale = True
 
@@ -98,6 +103,7 @@ class ScorerShell:
                 state = core.state_from_dict(raw, self.source.rules)
                 if "identity" in raw:
                     self.links[lead_id] = Link.from_dict(raw["identity"])
+                self.feed.loaded(lead_id, raw)
             else:
                 state = core.new_state()
             self.states[lead_id] = state
@@ -122,6 +128,7 @@ class ScorerShell:
             await self._send(self.identity_topic, anonymous_id.encode(), events[index].value)
             for index, anonymous_id in scored.to_stitch
         ]
+        forwards += await self.send_accounts(scored.touched)
         for kind in scored.rep_actions:
             m.ACTIVITIES.labels(kind=kind).inc()
         SCORED.inc(scored.scored)
@@ -174,7 +181,9 @@ class ScorerShell:
             due = self.timers.pop_due(now)
             transitions = step.fire_timers(due, self.load_state, now, self.source.rules)
             m.TIMERS_FIRED.inc(len(transitions))
+            rollups = await self.send_accounts(due)
             await self.publish(transitions)
+            await asyncio.gather(*rollups)
             await self.save_leads(due)
             self.observe()
 
@@ -184,6 +193,12 @@ class ScorerShell:
             topic, key, value, None, None, None
         )
         return future
+
+    async def send_accounts(self, lead_ids: Iterable[str]) -> list[asyncio.Future[Any]]:
+        """Queue the account updates of the leads changed
+        (:class:`~baton_scorer.accounts_stream.AccountFeed`); acked before their states."""
+        updates = self.feed.updates(lead_ids, self.states, self.source.rules)
+        return [await self._send(self.feed.topic, key, value) for key, value in updates]
 
     async def dead_letter(self, event: Any, error: str) -> None:
         m.EVENTS.labels(outcome="dead_letter").inc()
@@ -256,6 +271,9 @@ class ScorerShell:
             link = links.get(key)
             if link is not None and not link.is_empty():
                 stored["identity"] = link.to_dict()
+            account = self.feed.stored(key)
+            if account is not None:
+                stored["account"] = account
             value = orjson.dumps(stored)
             raw_key = key.encode()
             table.data[raw_key] = value

@@ -7,6 +7,8 @@ that table — faust's router names it (``app.router.key_store``, what
 ``@app.table_route`` uses) — locally, or over ``/v1/internal/...`` with the caller's
 token: an anonymous id takes two hops at most, its alias's owner, then its lead's.
 A lead merged into another answers as the one it was merged into (one more hop each).
+``GET /v1/accounts/{account_id}`` asks the owner of the id in the ``accounts`` table the
+same way (:func:`baton_scorer.accounts.account_view`).
 The view itself is :mod:`baton_scorer.lookup`, the OpenAPI document of the public route
 :mod:`baton_scorer.openapi` (``GET /openapi.json``). Errors are problem details
 (:mod:`baton_shared.problems`); nothing about the lead is logged. An address that
@@ -26,6 +28,7 @@ import orjson
 from aiohttp import web
 from fastapi.responses import JSONResponse
 
+from baton_scorer.accounts import AccountState, AccountView, account_keys, account_view
 from baton_scorer.identity import Alias
 from baton_scorer.lookup import (
     MAX_MERGE_HOPS,
@@ -71,9 +74,12 @@ class LeadLookup:
         source: RulesSource,
         admin_token: str,
         failures: FailedAuths,
+        accounts: Any = None,
     ) -> None:
         self.app = app
         self.tables = {"leads": leads, "aliases": aliases}
+        if accounts is not None:
+            self.tables["accounts"] = accounts
         self.source = source
         self.token = admin_token.encode()
         self.failures = failures
@@ -101,8 +107,7 @@ class LeadLookup:
         try:
             key = checked_key(raw_key)
         except BadKey as exc:
-            errors = [FieldProblem(path="path.key", rule=exc.rule, message=str(exc))]
-            return problem_response(422, str(exc), kind="validation-error", errors=errors)
+            return invalid_key(exc, "path.key")
         try:
             for lead_id, how in lead_ids_for(key):
                 found = await self.survivor(lead_id, request)
@@ -114,8 +119,26 @@ class LeadLookup:
                 if found is not None:
                     return view_response({**found, "matched_by": "anonymous_id"})
         except Unavailable as exc:
-            return problem_response(503, f"{exc}; retry", headers={"Retry-After": "1"})
+            return retry_later(exc)
         return problem_response(404, "no lead is known by this key")
+
+    async def find_account(self, raw_id: str, request: web.Request) -> web.Response:
+        """The answer to ``GET /v1/accounts/{raw_id}``: as given, then as a domain."""
+        if (refusal := self.refusal(request)) is not None:
+            return refusal
+        try:
+            keys = account_keys(raw_id)
+        except BadKey as exc:
+            return invalid_key(exc, "path.account_id")
+        try:
+            for key in keys:
+                found = await self.ask("accounts", key, request)
+                if found is not None:
+                    view = AccountView.model_validate(found)  # a hop's answer is only JSON
+                    return web.Response(body=view.model_dump_json(), headers=JSON)
+        except Unavailable as exc:
+            return retry_later(exc)
+        return problem_response(404, "no account is known by this id")
 
     async def survivor(self, lead_id: str, request: web.Request) -> dict[str, Any] | None:
         """The view of ``lead_id``, or of the lead it was merged into (None: no such lead)."""
@@ -154,7 +177,7 @@ class LeadLookup:
             if await self.owner(table, key) is not None:
                 raise Unavailable("the key's partition moved to another worker")
         except Unavailable as exc:
-            return problem_response(503, f"{exc}; retry", headers={"Retry-After": "1"})
+            return retry_later(exc)
         found = self.local(table, key)
         if found is None:
             return problem_response(404, f"not in this worker's {table} table")
@@ -183,6 +206,9 @@ class LeadLookup:
             return None
         if table == "aliases":
             return {"lead_id": Alias.from_bytes(stored).lead_id}
+        if table == "accounts":
+            state = AccountState.from_bytes(stored)
+            return account_view(key, state, self.source.rules, time.time()).model_dump(mode="json")
         raw = orjson.loads(stored)
         into = merged_into(raw)
         if into is not None:
@@ -196,6 +222,15 @@ def view_response(body: dict[str, Any]) -> web.Response:
     """A :class:`LeadView` (validated again: a hop's answer is only JSON)."""
     view = LeadView.model_validate(body)
     return web.Response(body=view.model_dump_json(), headers=JSON)
+
+
+def invalid_key(exc: BadKey, path: str) -> web.Response:
+    errors = [FieldProblem(path=path, rule=exc.rule, message=str(exc))]
+    return problem_response(422, str(exc), kind="validation-error", errors=errors)
+
+
+def retry_later(exc: Unavailable) -> web.Response:
+    return problem_response(503, f"{exc}; retry", headers={"Retry-After": "1"})
 
 
 def unauthorized() -> web.Response:
@@ -219,6 +254,10 @@ def install(app: faust.App, lookup: LeadLookup) -> None:
     async def find_lead(self: Any, request: web.Request, key: str) -> web.Response:
         return await lookup.find(key, request)
 
-    @app.page("/v1/internal/{table:leads|aliases}/{key:.+}")
+    @app.page(r"/v1/accounts/{account_id:[\s\S]*}")
+    async def find_account(self: Any, request: web.Request, account_id: str) -> web.Response:
+        return await lookup.find_account(account_id, request)
+
+    @app.page("/v1/internal/{table:leads|aliases|accounts}/{key:.+}")
     async def one_hop(self: Any, request: web.Request, table: str, key: str) -> web.Response:
         return await lookup.answer_local(table, key, request)
