@@ -3,6 +3,9 @@
 What a newcomer sees in the terminal, as it happens:
 - leads moving to MQL and SQL (read from ``leads.transitions``), one of them by
   clicking links in an email (SendGrid's Event Webhook, posted to ingest),
+- that reader then signing in on the site as a user id whose identify carries the
+  address: the scorer merges the email's lead into the user's (the merge transition,
+  then the scorer's lookup of the address answering with the user's lead),
 - each assignment webhook arriving at a demo rep, its Standard Webhooks
   signature verified with the ``standardwebhooks`` library,
 - SLA clocks starting, being met (the demo rep "calls" some leads) or breaching
@@ -17,6 +20,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,7 @@ class Demo:
         self.names: dict[str, str] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.http: httpx.AsyncClient | None = None
+        self.watching = asyncio.Event()  # the watcher reads from here on
 
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -57,7 +62,7 @@ class Demo:
                     f"demo: reps ready, webhook sink on http://127.0.0.1:{SINK_PORT}; "
                     "sending traffic (Ctrl-C stops everything)"
                 )
-                await asyncio.gather(self._traffic(), self._email_clicks(), self._watch())
+                await asyncio.gather(self._traffic(), self.email_and_identity(), self._watch())
 
     async def _ensure_reps(self) -> None:
         assert self.http is not None
@@ -148,10 +153,18 @@ class Demo:
             )
             await asyncio.sleep(random.uniform(0.3, 1.2))
 
-    async def _email_clicks(self) -> None:
+    async def email_and_identity(self) -> None:
+        """A newsletter reader clicks links, then signs in on the site: one person, first
+        two leads (keyed by the address, then by the user id), then one."""
+        await self.watching.wait()  # the watcher reads from the latest offset
+        address = await self._email_clicks()
+        # The clicks scored first (the reader's own lead MQL): the merge carries it over.
+        if await self._lookup(address, lambda view: view["stage"] == "mql") is not None:
+            await self._signs_in(address)
+
+    async def _email_clicks(self) -> str:
         """A newsletter reader clicks seven links; 8 points a click makes them MQL."""
         assert self.http is not None
-        await asyncio.sleep(5)  # the watcher reads from the latest offset: let it start
         address = f"reader-{uuid.uuid4().hex[:4]}@example.com"
         now = int(time.time())
         clicks = [
@@ -171,6 +184,46 @@ class Demo:
             content=orjson.dumps(clicks),
             headers={"Content-Type": "application/json"},
         )
+        return address
+
+    async def _signs_in(self, address: str) -> None:
+        """The reader browses as a user id, whose identify carries the address: the scorer
+        merges the address's lead into the user's; its lookup of the address says so."""
+        assert self.http is not None
+        user = f"customer-{uuid.uuid4().hex[:4]}"
+        say(f"demo: {address} signs in on the site as user {user} (identify with the email)")
+        calls: list[dict[str, Any]] = [
+            {"type": "page", "properties": {"path": "/docs/quickstart"}},
+            {"type": "identify", "traits": {"email": address, "title": "Head of Sales"}},
+        ]
+        for call in calls:  # in order: the page is the user's own lead before the merge
+            await self.http.post(
+                f"{self.urls['ingest']}/v1/batch",
+                auth=(self.write_key, ""),
+                json={"batch": [{**call, "userId": user, "messageId": uuid.uuid4().hex}]},
+            )
+            await asyncio.sleep(1)
+        view = await self._lookup(address, lambda view: view["lead_id"] == user)
+        if view is not None:
+            merged = ", ".join(view["merged_ids"])
+            say(
+                f"demo: the scorer looks up {address} and finds lead {user} "
+                f"(merged ids: {merged}; {view['stage'].upper()}, score {view['score']:.1f})"
+            )
+
+    async def _lookup(
+        self, key: str, until: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        """The scorer's view of the lead ``key`` names, once ``until`` holds (30 s at most)."""
+        assert self.http is not None
+        url = f"{self.urls['scorer']}/v1/leads/{key}"
+        for _ in range(60):
+            response = await self.http.get(url, headers=self.admin)
+            if response.status_code == 200 and until(view := response.json()):
+                return view
+            await asyncio.sleep(0.5)
+        say(f"demo: the scorer's lookup of {key} did not answer as expected (see its log)")
+        return None
 
     async def _watch(self) -> None:
         prefix = self.env.get("BATON_TOPIC_PREFIX", "")
@@ -183,6 +236,9 @@ class Demo:
         )
         await consumer.start()
         try:
+            for partition in consumer.assignment():
+                await consumer.position(partition)  # "latest" resolved: nothing missed now
+            self.watching.set()
             async for record in consumer:
                 value = orjson.loads(record.value)
                 if record.topic.endswith("leads.transitions"):
