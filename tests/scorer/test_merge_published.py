@@ -1,4 +1,5 @@
-"""Every merge the scorer applies is published on ``leads.merges``, keyed by the survivor."""
+"""Every merge the scorer applies is published on ``leads.merges``, keyed by the survivor;
+a rep's action keyed by a merged-away id goes on to the survivor."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from baton_scorer import core, handoff, step
 from baton_shared.clock import utcnow
-from baton_shared.schemas import LeadMerged, decode
+from baton_shared.schemas import Activity, ActivityKind, LeadMerged, decode
 from tests.scorer.conftest import T0
 from tests.scorer.test_kill import Collector
 from tests.scorer.worker import event, produce, rules_worker_env, start_worker, wait_until
@@ -17,17 +18,19 @@ from tests.scorer.worker import event, produce, rules_worker_env, start_worker, 
 EMAIL = "x@acme.example"
 
 
-def merges_of(events, rules) -> list[tuple[str, str, float | None]]:
-    """Run each event, then every record it causes, through the step; the merges applied."""
-    states: dict = {}
+def run(records, rules, states: dict | None = None) -> list[tuple[str, str, float | None]]:
+    """Run each record (an event, or an activity), then every record it causes, through
+    the step, on ``states``; the merges applied."""
+    states = {} if states is None else states
     identity = step.Identity({}, states.__setitem__)
 
     def state(lead_id: str):
         return states.setdefault(lead_id, core.new_state())
 
     merged: list[tuple[str, str, float | None]] = []
-    for e in events:
-        queue = deque([(step.Source.EVENTS, e.to_bytes())])
+    for record in records:
+        source = step.Source.ACTIVITY if isinstance(record, Activity) else step.Source.EVENTS
+        queue = deque([(source, record.to_bytes())])
         while queue:
             out = step.score_batch([queue.popleft()], state, rules, identity)
             merged += out.merged
@@ -36,7 +39,7 @@ def merges_of(events, rules) -> list[tuple[str, str, float | None]]:
 
 
 def test_each_merged_id_is_named_with_its_final_survivor(make_event, rules) -> None:
-    merged = merges_of(
+    merged = run(
         [
             make_event("page", lead_id=EMAIL, email=EMAIL, page_category="pricing"),
             make_event("identify", lead_id="u1", user_id="u1", email=EMAIL),
@@ -50,6 +53,28 @@ def test_each_merged_id_is_named_with_its_final_survivor(make_event, rules) -> N
     again = handoff.merge_records(merged, utcnow())
     assert [r.merge_id for r in records] == [r.merge_id for r in again]
     assert len({r.merge_id for r in records}) == 3
+
+
+def test_a_reps_qualification_of_the_old_id_counts_for_the_survivor(make_event, rules) -> None:
+    states: dict = {}
+    qualified = Activity(
+        activity_id="act-1",
+        lead_id="u1",
+        kind=ActivityKind.QUALIFIED,
+        bant=["budget", "need"],
+        occurred_at=T0,
+    )
+    run(
+        [
+            make_event("page", lead_id="u1", user_id="u1", page_category="pricing"),
+            make_event("alias", lead_id="u2", user_id="u2", previous_id="u1"),
+            qualified,
+        ],
+        rules,
+        states,
+    )
+    assert sorted(states["u2"].to_dict()["bant"]) == ["budget", "need"]
+    assert not states["u1"].to_dict()["bant"]
 
 
 @pytest.mark.integration

@@ -10,8 +10,10 @@ worker that owns the lead it changes, through the stitched topic (keyed by lead 
    record keyed by ``B`` carries it. From then on every event of ``A`` is forwarded to
    ``B``, naming ``A``. A lead scores an event forwarded from ``A`` only once it has
    absorbed ``A`` (until then it holds it), so ``B`` always knows the event ids ``A``
-   counted: a duplicate is recognised. The absorb goes first on the same topic, and a
-   worker sends it again before its first forward from ``A`` after any restart.
+   counted: a duplicate is recognised. A rep's action (``qualified``, ``rejected``) on
+   ``A`` is forwarded the same way and applied to ``B``. The absorb goes first on the
+   same topic, and a worker sends it again before its first forward from ``A`` after
+   any restart.
 3. ``B``'s worker merges the shipped state into its own
    (:func:`baton_scorer.merge.merge_into`) and records ``A`` in ``merged_ids``: a
    repeated absorb of ``A`` is a no-op, so replays after a crash change nothing.
@@ -44,6 +46,7 @@ from baton_shared.schemas import EventType, LeadEvent, LeadMerged
 
 PREFIX = b'{"handoff":'  # a handoff record on the stitched topic starts so; events never do
 MERGING_TYPES = frozenset({EventType.ALIAS, EventType.IDENTIFY})
+KINDS = ("request", "absorb", "event", "activity")
 
 
 @dataclass(slots=True)
@@ -139,10 +142,17 @@ def forwarded(origin: str, into: str, event: str) -> bytes:
     )
 
 
+def forwarded_activity(origin: str, into: str, activity: str) -> bytes:
+    """A rep's action (its JSON) on lead ``origin``, merged away, on its way to ``into``."""
+    return orjson.dumps(
+        {"handoff": {"kind": "activity", "from": origin, "into": into, "activity": activity}}
+    )
+
+
 def decode(value: bytes) -> dict[str, Any]:
     """A handoff record's body; ValueError when it is not one."""
     body = orjson.loads(value).get("handoff")
-    if not isinstance(body, dict) or body.get("kind") not in ("request", "absorb", "event"):
+    if not isinstance(body, dict) or body.get("kind") not in KINDS:
         raise ValueError("not a handoff record")
     for name in ("from", "into"):
         if not isinstance(body.get(name), str) or not body[name]:

@@ -12,8 +12,9 @@ stream and a replay cannot drift apart:
   (:mod:`baton_scorer.identity`): the events to score now, re-keyed to their lead.
 * :func:`fire_timers` — recycle the leads whose cold timer is due at ``now``.
 * with an :class:`Identity`, :func:`score_batch` also merges known leads
-  (:mod:`baton_scorer.handoff`): it forwards the events of a lead merged away, asks for
-  the merges an alias or identify names, and hands over or absorbs lead states.
+  (:mod:`baton_scorer.handoff`): it forwards the events and rep actions of a lead
+  merged away, asks for the merges an alias or identify names, and hands over or
+  absorbs lead states.
 
 Lead states come from a lookup the caller passes (a cache over the table, a dict); the
 step updates them in place and names the leads it touched, for the caller to save.
@@ -164,6 +165,8 @@ def score_batch(
                 continue
             if source is Source.ACTIVITY:
                 activity = decode(Activity, value)
+                if identity and forward_activity(activity, value, states, identity, out):
+                    continue
                 transitions = rep_action(states, activity, rules)
                 if transitions is None:
                     continue
@@ -218,6 +221,39 @@ def forward(
     out.handoffs.append((into, handoff.forwarded(origin, into, event)))
 
 
+def forward_activity(
+    activity: Activity, value: bytes, states: StateLookup, identity: Identity, out: Scored
+) -> bool:
+    """A rep's action keyed by a lead merged away goes on to the lead it is in now, after
+    its absorb (as its events do). False: it is for this lead."""
+    if activity.kind not in REP_ACTIONS:
+        return False
+    lead_id = activity.lead_id
+    states(lead_id)  # loads its link
+    link = identity.links.get(lead_id)
+    into = link.merged_into if link is not None else None
+    if link is None or into is None:
+        return False
+    resend(lead_id, link, identity, out)
+    out.handoffs.append((into, handoff.forwarded_activity(lead_id, into, value.decode())))
+    return True
+
+
+def take_activity(
+    body: dict[str, Any], states: StateLookup, identity: Identity, rules: Rules, out: Scored
+) -> list[Transition]:
+    """A rep's action forwarded from a lead merged away: on along this lead's link, or
+    applied to this lead."""
+    raw = body["activity"].encode()
+    activity = decode(Activity, raw).model_copy(update={"lead_id": body["into"]})
+    if forward_activity(activity, raw, states, identity, out):
+        return []
+    transitions = rep_action(states, activity, rules) or []
+    out.rep_actions.append(activity.kind.value)
+    out.touched[activity.lead_id] = None
+    return transitions
+
+
 def resend(lead_id: str, link: Link, identity: Identity, out: Scored) -> None:
     """The absorb of a lead merged away, once per (re)start: a crash may have lost it."""
     into = link.merged_into
@@ -236,6 +272,8 @@ def apply_handoff(
     absorbed, into = body["from"], body["into"]
     if body["kind"] == "event":
         return take_event(body, states, identity, rules, out)
+    if body["kind"] == "activity":
+        return take_activity(body, states, identity, rules, out)
     if body["kind"] == "request":
         state = states(absorbed)
         link = identity.link(absorbed)
