@@ -197,3 +197,20 @@ def test_an_account_id_is_looked_up_as_given_then_as_a_domain() -> None:
         with pytest.raises(BadKey) as err:
             accounts.account_keys(bad)
         assert err.value.rule == rule
+
+
+def test_a_group_calls_company_size_and_industry_count_for_the_leads_fit(
+    make_event: MakeEvent,
+) -> None:
+    rules = parse_rules(
+        "name: fit\nfit:\n  company_size: [{min: 100, points: 10}]\n  industry: {saas: 5}\n"
+    )
+    state = lifecycle.LeadState()
+    group = make_event(
+        EventType.GROUP, group_id="g-1", traits={"company": {"employees": 250, "industry": "SaaS"}}
+    )
+    lifecycle.score_event(state, group, rules)
+    assert state.fit == 15
+    # A top-level trait of the person's own wins over the company object.
+    lifecycle.score_event(state, make_event(EventType.IDENTIFY, traits={"employees": 5}), rules)
+    assert state.fit == 5

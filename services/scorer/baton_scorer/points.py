@@ -35,6 +35,8 @@ def fit_points(traits: dict[str, Any], email: str | None, rules: Rules) -> float
     """Points from who the lead is: title, company size, industry, country, email domain.
 
     Each attribute counts once (the first matching pattern or range). Fit does not decay.
+    The company's size and industry may come from Segment's ``company`` object too (where
+    a ``group`` call's traits land); a top-level trait wins.
     """
     fit = rules.fit
     names = fit.traits
@@ -45,13 +47,15 @@ def fit_points(traits: dict[str, Any], email: str | None, rules: Rules) -> float
             if pattern.search(title):
                 total += points
                 break
-    size = traits.get(names.company_size)
+    company = traits.get("company")
+    company = company if isinstance(company, dict) else {}
+    size = traits.get(names.company_size, company.get(names.company_size))
     if isinstance(size, int | float) and not isinstance(size, bool):
         for r in fit.company_size:
             if (r.min is None or size >= r.min) and (r.max is None or size <= r.max):
                 total += r.points
                 break
-    total += _lookup(fit.industry, traits.get(names.industry))
+    total += _lookup(fit.industry, traits.get(names.industry, company.get(names.industry)))
     total += _lookup(fit.country, traits.get(names.country))
     domain = email_domain(email)
     if domain:
