@@ -152,6 +152,7 @@ class Stage(StrEnum):
     SQL = "sql"
     RECYCLED = "recycled"
     DISQUALIFIED = "disqualified"
+    CUSTOMER = "customer"
 
 
 class ReasonKind(StrEnum):
@@ -161,6 +162,9 @@ class ReasonKind(StrEnum):
     RECYCLE = "recycle"
     REJECTION = "rejection"
     DISQUALIFIED = "disqualified"
+    WON = "won"
+    LOST = "lost"
+    REROUTE = "reroute"
 
 
 class Signal(BaseModel):

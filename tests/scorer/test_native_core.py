@@ -75,6 +75,7 @@ def rule_files(draw: st.DrawFn) -> Rules:
             ]
         )
     )
+    hold_days = draw(st.sampled_from([0, 0.5, 30]))
     cold_line = "null" if cold is None else cold
     below_line = "null" if below is None else below
     text = f"""
@@ -105,13 +106,18 @@ fit:
   email_domains: {{free_mail: [gmail.com], free_mail_points: -10, competitors: {competitors}}}
 qualification: {{required: {str(required).lower()}}}
 recycle: {{cold_days: {cold_line}, below_score: {below_line}}}
+outcomes:
+  dispositions:
+    no_budget: {{action: nurture, days: {hold_days}}}
+    bad_data: {{action: disqualify}}
+    wrong_team: {{action: reroute}}
 """
     return parse_rules(text, "differential.yaml")
 
 
 @st.composite
 def histories(draw: st.DrawFn) -> list[tuple]:
-    """Steps: ("event", fields) | ("action", kind, bant, reason) | ("timer", hours)."""
+    """Steps: ("event", fields) | ("action", kind, bant, note, hours, disposition) | ("timer", hours)."""
     steps = []
     ids = 0
     for _ in range(draw(st.integers(1, 40))):
@@ -141,12 +147,12 @@ def histories(draw: st.DrawFn) -> list[tuple]:
         elif what == "dup":
             steps.append(("dup", draw(st.integers(1, ids))))
         elif what == "action":
-            kind = draw(st.sampled_from(["qualified", "rejected"]))
+            kind = draw(st.sampled_from(["qualified", "rejected", "lost", "won"]))
             fields = ["budget", "authority", "need", "timeline"]
             bant = tuple(draw(st.one_of(st.just(fields), st.lists(st.sampled_from(fields)))))
-            steps.append(
-                ("action", kind, bant, draw(st.sampled_from([None, "", "no budget"])), hours)
-            )
+            note = draw(st.sampled_from([None, "", "no budget"]))
+            code = draw(st.sampled_from([None, "no_budget", "bad_data", "wrong_team", "unlisted"]))
+            steps.append(("action", kind, bant, note, hours, code))
         else:
             steps.append(("timer", hours))
     return steps
@@ -184,12 +190,12 @@ def run_both(rules: Rules, steps: list[tuple], lead_id: str = "lead-1") -> None:
             _, want = lifecycle.score_event(ref, event, rules)
             got = compiled.score_event(native, event, None)
         elif step[0] == "action":
-            _, kind, bant, reason, hours = step
+            _, kind, bant, reason, hours, code = step
             at = (T0 + timedelta(hours=hours)).timestamp()
-            _, want = lifecycle.apply_rep_action(
-                ref, lead_id, f"a{i}", kind, at, rules, reason=reason, bant=bant
-            )
-            got = compiled.apply_rep_action(native, lead_id, f"a{i}", kind, at, reason, list(bant))
+            args = (lead_id, f"a{i}", kind, at, rules)
+            extra = {"reason": reason, "bant": bant, "disposition": code}
+            _, want = lifecycle.apply_rep_action(ref, *args, **extra)
+            _, got = core.native_rep_action(native, *args, **extra)
         else:
             now = (T0 + timedelta(hours=step[1])).timestamp()
             want = lifecycle.expire(ref, lead_id, now, rules)

@@ -14,6 +14,8 @@ from tests.scorer.worker import event, produce, rules_worker_env, start_worker, 
 from tests.support.kafka import read_all, wait_for_record
 
 pytestmark = pytest.mark.integration
+TOKEN = "worker-test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 RULES = """
 name: worker-test
@@ -30,6 +32,7 @@ async def test_worker_stitches_dedups_dead_letters_and_recycles(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env, rules_file = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
+    env["BATON_ADMIN_TOKEN"] = TOKEN
     prefix = env["BATON_TOPIC_PREFIX"]
     events_topic, transitions_topic = f"{prefix}leads.events", f"{prefix}leads.transitions"
     worker = start_worker(env, tmp_path / "scorer.log")
@@ -77,6 +80,38 @@ async def test_worker_stitches_dedups_dead_letters_and_recycles(
             60,
         )
         assert recycled[-1]["reason_kind"] == "recycle"
+
+        # A won SQL becomes a customer and is never recycled: lead-12 qualifies after it
+        # on the same cold timer, so once lead-12 is recycled, lead-11's timer would have
+        # fired too.
+        activity = f"{prefix}leads.activity"
+        await produce(
+            kafka_bootstrap, events_topic, [event("d3", "lead-11", at=now, name="Demo Requested")]
+        )
+        won = Activity(
+            activity_id="act-won", lead_id="lead-11", kind=ActivityKind.WON, occurred_at=now
+        )
+        await produce(kafka_bootstrap, activity, [("lead-11", won.to_bytes())])
+        await wait_for_record(
+            kafka_bootstrap,
+            transitions_topic,
+            lambda t: t["lead_id"] == "lead-11" and t["to_stage"] == "customer",
+            60,
+        )
+        await produce(
+            kafka_bootstrap, events_topic, [event("d4", "lead-12", at=now, name="Demo Requested")]
+        )
+        after = await wait_for_record(
+            kafka_bootstrap,
+            transitions_topic,
+            lambda t: t["lead_id"] == "lead-12" and t["to_stage"] == "recycled",
+            60,
+        )
+        lead_11 = [t["to_stage"] for t in after if t["lead_id"] == "lead-11"]
+        assert lead_11 == ["sql", "customer"]
+        async with httpx.AsyncClient() as http:
+            view = await http.get(f"{worker.url}/v1/leads/lead-11", headers=ADMIN)
+        assert view.json()["stage"] == "customer"
 
         # A changed rules file is picked up without a restart.
         edited = RULES.replace("worker-test", "worker-test-2").replace("0.00005", "30")

@@ -2,7 +2,7 @@
 
 :func:`expire` recycles an SQL lead whose timer is due at a given event time;
 :func:`apply_rep_action` applies a rep's BANT confirmation (the qualification gate)
-or rejection (back to nurture).
+or outcome (won, lost, rejected: :mod:`baton_scorer.outcomes`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from baton_scorer.due import cold_due, due_at
+from baton_scorer.outcomes import outcome_move
 from baton_scorer.rules import Rules
 from baton_scorer.state import LeadState
 from baton_scorer.transitions import Trigger, missing_bant, move
@@ -43,20 +44,24 @@ def apply_rep_action(
     rules: Rules,
     reason: str | None = None,
     bant: tuple[str, ...] = (),
+    disposition: str | None = None,
 ) -> tuple[LeadState, list[Transition]]:
     """A rep's action (in place).
 
     ``qualified`` confirms BANT fields (and makes the lead SQL once the gate is
-    satisfied); ``rejected`` sends an SQL back to nurture with the reason.
+    satisfied); ``won``, ``lost`` and ``rejected`` move it as the rules' ``outcomes``
+    say for the ``disposition`` code, ``reason`` being the rep's note.
     """
     if action_id in state.seen:
         return state, []
     state.seen[action_id] = None
     trigger = Trigger(action_id, f"rep {kind}", at)
-    if kind == "rejected" and state.stage == Stage.SQL:
-        why = f"rejected by rep: {reason}" if reason else "rejected by rep"
+    outcome = outcome_move(rules.outcomes, state.stage, kind, disposition, reason, at)
+    if outcome is not None:
+        if outcome.hold_until is not None:
+            state.hold_until = outcome.hold_until
         return state, [
-            move(state, lead_id, Stage.RECYCLED, ReasonKind.REJECTION, why, trigger, rules, False)
+            move(state, lead_id, outcome.to, outcome.kind, outcome.reason, trigger, rules, False)
         ]
     if kind == "qualified":
         state.bant = tuple(sorted({*state.bant, *bant}))

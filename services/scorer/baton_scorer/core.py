@@ -22,6 +22,7 @@ from typing import Any
 import pydantic_core
 
 from baton_scorer import lifecycle
+from baton_scorer.outcomes import outcome_move
 from baton_scorer.rules import Rules
 from baton_scorer.state import engagement_from_dict
 from baton_shared.schemas import EventType, LeadEvent, ReasonKind, Signal, Stage, Transition
@@ -136,6 +137,28 @@ def native_core(rules: Rules) -> Any:
     return core
 
 
+def native_rep_action(
+    state: Any,
+    lead_id: str,
+    action_id: str,
+    kind: str,
+    at: float,
+    rules: Rules,
+    reason: str | None = None,
+    bant: tuple[str, ...] = (),
+    disposition: str | None = None,
+) -> tuple[Any, list[Transition]]:
+    """``lifecycle.apply_rep_action`` on the native core: an outcome's move is decided
+    here (:func:`~baton_scorer.outcomes.outcome_move`), the native core applies it."""
+    native = native_core(rules)
+    outcome = outcome_move(rules.outcomes, Stage(state.stage), kind, disposition, reason, at)
+    decided = None
+    if outcome is not None:
+        decided = (outcome.to.value, outcome.kind.value, outcome.reason, outcome.hold_until)
+    out = native.apply_rep_action(state, lead_id, action_id, kind, at, list(bant), decided)
+    return state, list(out)
+
+
 # -- the API both cores share ------------------------------------------------------------
 
 if KIND == "native":
@@ -164,20 +187,7 @@ if KIND == "native":
     def expire(state: Any, lead_id: str, now: float, rules: Rules) -> list[Transition]:
         return list(native_core(rules).expire(state, lead_id, now))
 
-    def apply_rep_action(
-        state: Any,
-        lead_id: str,
-        action_id: str,
-        kind: str,
-        at: float,
-        rules: Rules,
-        reason: str | None = None,
-        bant: tuple[str, ...] = (),
-    ) -> tuple[Any, list[Transition]]:
-        out = native_core(rules).apply_rep_action(
-            state, lead_id, action_id, kind, at, reason, list(bant)
-        )
-        return state, list(out)
+    apply_rep_action = native_rep_action
 
     def score_at(state: Any, t: float, rules: Rules) -> float:
         return float(native_core(rules).score_at(state, t))

@@ -10,8 +10,10 @@ and the live stream agree. The hot path updates the state it is given in place;
 The rest of the core lives by responsibility: the state (:mod:`baton_scorer.state`),
 when the recycle timer fires (:mod:`baton_scorer.due`), stage moves and transitions
 (:mod:`baton_scorer.transitions`), the timer and rep actions (:mod:`baton_scorer.actions`).
-Stages: new → mql → sql; sql → recycled (nurture) when cold, decayed or rejected;
-recycled → sql again at ``sql + hysteresis``; any → disqualified on a competitor's domain.
+Stages: new → mql → sql; sql → recycled (nurture) when cold, decayed, rejected or lost;
+any → customer on a win;
+recycled → sql again at ``sql + hysteresis``; any but a customer → disqualified on a
+competitor's domain.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def score_event(
 
     if (
         compiled.competitors
-        and state.stage != Stage.DISQUALIFIED
+        and state.stage not in (Stage.DISQUALIFIED, Stage.CUSTOMER)
         and is_competitor(state.email, rules)
     ):
         out.append(

@@ -16,7 +16,7 @@ it. It is exact for everything scoring sums, by the linearity of decay:
 
 Stages are not sums: a lead's stage depends on the order its events arrived in, one
 lead or two (``LATE_EVENT_LIMIT`` in the tests). The merged lead takes the further
-stage of the two (new < mql < recycled < sql < disqualified), then is decided at the
+stage of the two (new < mql < recycled < sql < disqualified < customer), then is decided at the
 merged watermark as an event would decide it (:func:`merge_into`).
 """
 
@@ -33,7 +33,14 @@ from baton_scorer.state import LeadState, engagement_from_dict
 from baton_scorer.transitions import Trigger, decide, move
 from baton_shared.schemas import ReasonKind, Stage, Transition
 
-RANK = {Stage.NEW: 0, Stage.MQL: 1, Stage.RECYCLED: 2, Stage.SQL: 3, Stage.DISQUALIFIED: 4}
+RANK = {
+    Stage.NEW: 0,
+    Stage.MQL: 1,
+    Stage.RECYCLED: 2,
+    Stage.SQL: 3,
+    Stage.DISQUALIFIED: 4,
+    Stage.CUSTOMER: 5,
+}
 TRIGGER = "merge"  # a merge transition's ``trigger_event``; its id is "merge:<absorbed id>"
 
 
@@ -111,6 +118,7 @@ def merge_states(
         "stage_at": staged.get("stage_at"),
         "bant": sorted({*survivor.get("bant", ()), *absorbed.get("bant", ())}),
         "sql_ready": bool(survivor.get("sql_ready") or absorbed.get("sql_ready")),
+        "hold_until": _latest(survivor.get("hold_until"), absorbed.get("hold_until")),
         "due": None,
     }
 

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from baton_scorer.accounts_rules import AccountRules
+from baton_scorer.outcomes import Outcomes
 from baton_shared.schemas import EventType
 
 DEFAULT_GROUP = "default"
@@ -225,6 +226,7 @@ class Rules(_Frozen):
     accounts: AccountRules | None = Field(
         default=None, description="Account thresholds and fit; without it, no roll-up"
     )
+    outcomes: Outcomes = Outcomes()
     content_hash: str = ""
 
     @model_validator(mode="after")

@@ -47,6 +47,8 @@ class LeadState:
     # A lower bound of due_at() (positive points only push it later): timers fire at it,
     # then recompute; kept so the hot path need not solve for the crossing on every event.
     due: float | None = None
+    # Until when (event time) a nurtured lead's score cannot qualify it again.
+    hold_until: float | None = None
 
     @property
     def engagement(self) -> Engagement:
@@ -90,6 +92,7 @@ class LeadState:
             "bant": list(self.bant),
             "sql_ready": self.sql_ready,
             "due": self.due,
+            "hold_until": self.hold_until,
         }
 
     @classmethod
@@ -113,6 +116,7 @@ class LeadState:
             bant=tuple(raw.get("bant", ())),
             sql_ready=raw.get("sql_ready", False),
             due=raw.get("due"),
+            hold_until=raw.get("hold_until"),
         )
 
     def clone(self) -> LeadState:

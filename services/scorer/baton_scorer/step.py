@@ -37,10 +37,12 @@ from baton_scorer.merge import merge_into
 from baton_scorer.rules import Rules
 from baton_shared.schemas import Activity, ActivityKind, LeadEvent, Transition, decode
 
-# Rep actions that move a lead: a BANT confirmation (the qualification gate) and a
-# rejection (back to nurture). Other activities (accepted, contacted, won, lost) are
-# the router's and the SLA monitor's business.
-REP_ACTIONS = frozenset({ActivityKind.QUALIFIED, ActivityKind.REJECTED})
+# Rep actions that move a lead: a BANT confirmation (the qualification gate) and the
+# outcomes (won, lost, rejected: :mod:`baton_scorer.outcomes`). Accepted and contacted
+# are the router's and the SLA monitor's business.
+REP_ACTIONS = frozenset(
+    {ActivityKind.QUALIFIED, ActivityKind.REJECTED, ActivityKind.WON, ActivityKind.LOST}
+)
 
 # What makes a record undecodable or unscorable: it goes to the DLQ with the error.
 RECORD_ERRORS = (ValidationError, ValueError, TypeError, KeyError)
@@ -118,7 +120,7 @@ def score(state: Any, event: LeadEvent, at: float, rules: Rules) -> list[Transit
 
 
 def rep_action(states: StateLookup, activity: Activity, rules: Rules) -> list[Transition] | None:
-    """Apply a rep's qualification (BANT) or rejection to the lead's state: its
+    """Apply a rep's qualification (BANT) or outcome to the lead's state: its
     transitions, or None for any other activity (no state is looked up then)."""
     if activity.kind not in REP_ACTIONS:
         return None
@@ -131,6 +133,7 @@ def rep_action(states: StateLookup, activity: Activity, rules: Rules) -> list[Tr
         rules,
         reason=activity.reason,
         bant=tuple(activity.bant),
+        disposition=activity.disposition,
     )
     return transitions
 

@@ -38,8 +38,11 @@ def decide(
 ) -> list[Transition]:
     """The stage an event moves the lead to, given its ``score`` at the watermark."""
     stage = state.stage
-    if stage in (Stage.DISQUALIFIED, Stage.SQL):
+    if stage in (Stage.DISQUALIFIED, Stage.SQL, Stage.CUSTOMER):
         return []
+    hold = state.hold_until
+    if hold is not None and lane is None and trigger.at < hold:
+        return []  # nurtured for a while after a rep's outcome: only an express lane moves it
     th = rules.thresholds
     sql_bar = th.sql + (th.hysteresis if stage == Stage.RECYCLED else 0)
     out: list[Transition] = []

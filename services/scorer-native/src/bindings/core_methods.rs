@@ -170,8 +170,10 @@ impl Core {
         Ok(out)
     }
 
-    /// ``actions.apply_rep_action``: a rep's ``qualified`` or ``rejected`` (in place).
-    #[pyo3(signature = (state, lead_id, action_id, kind, at, reason=None, bant=Vec::new()))]
+    /// ``actions.apply_rep_action`` (in place): a rep's ``qualified``, or an outcome
+    /// (``won``, ``lost``, ``rejected``) as ``outcomes.outcome_move`` decided it:
+    /// ``outcome`` is its (to stage, reason kind, reason, hold until).
+    #[pyo3(signature = (state, lead_id, action_id, kind, at, bant=Vec::new(), outcome=None))]
     #[allow(clippy::too_many_arguments)] // the Python signature
     fn apply_rep_action<'py>(
         &mut self,
@@ -181,8 +183,8 @@ impl Core {
         action_id: &str,
         kind: &str,
         at: f64,
-        reason: Option<&str>,
         bant: Vec<String>,
+        outcome: Option<(String, String, String, Option<f64>)>,
     ) -> PyResult<Bound<'py, PyList>> {
         let mut st = state.try_borrow_mut()?;
         let out = PyList::empty(py);
@@ -191,10 +193,15 @@ impl Core {
             action_id,
             kind,
             at,
-            reason,
             bant,
         };
-        self.rep_action_into(py, &mut st, action, &out)?;
+        match outcome {
+            None => self.rep_action_into(py, &mut st, action, &out)?,
+            Some((to, reason_kind, reason, hold_until)) => {
+                let to = (Stage::parse(&to)?, reason_kind.as_str(), reason);
+                self.outcome_into(py, &mut st, action, to, hold_until, &out)?
+            }
+        }
         Ok(out)
     }
 

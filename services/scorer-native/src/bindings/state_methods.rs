@@ -90,6 +90,7 @@ impl State {
             .transpose()?
             .unwrap_or(false);
         state.due = get("due")?.map(|v| v.extract()).transpose()?;
+        state.hold_until = get("hold_until")?.map(|v| v.extract()).transpose()?;
         Ok(state)
     }
 
@@ -130,6 +131,7 @@ impl State {
         d.set_item("bant", PyList::new(py, &self.bant)?)?;
         d.set_item("sql_ready", self.sql_ready)?;
         d.set_item("due", self.due)?;
+        d.set_item("hold_until", self.hold_until)?;
         Ok(d)
     }
 
@@ -188,5 +190,9 @@ impl State {
     #[getter]
     fn sql_ready(&self) -> bool {
         self.sql_ready
+    }
+    #[getter]
+    fn hold_until(&self) -> Option<f64> {
+        self.hold_until
     }
 }

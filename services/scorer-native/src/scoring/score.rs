@@ -122,7 +122,7 @@ impl Core {
         }
 
         if !self.competitors.is_empty()
-            && st.stage != Stage::Disqualified
+            && !matches!(st.stage, Stage::Disqualified | Stage::Customer)
             && self.is_competitor(st.email.as_deref())
         {
             let trigger = Trigger {

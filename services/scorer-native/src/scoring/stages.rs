@@ -33,14 +33,28 @@ impl Move<'_> {
     }
 }
 
-/// A rep's ``qualified`` or ``rejected`` on a lead (``actions.apply_rep_action``).
+/// A rep's ``qualified`` on a lead (``actions.apply_rep_action``); outcomes come
+/// decided by ``outcomes.outcome_move`` (see ``Core::outcome_into``).
 pub(crate) struct RepAction<'a> {
     pub(crate) lead_id: &'a str,
     pub(crate) action_id: &'a str,
     pub(crate) kind: &'a str,
     pub(crate) at: f64,
-    pub(crate) reason: Option<&'a str>,
     pub(crate) bant: Vec<String>,
+}
+
+/// The action's trigger, the first time the lead sees its id (remembered from now on);
+/// None for an action already applied.
+fn first_time(st: &mut State, action: &RepAction<'_>) -> Option<Trigger> {
+    if st.has_seen(action.action_id) {
+        return None;
+    }
+    st.remember(action.action_id);
+    Some(Trigger {
+        id: action.action_id.to_owned(),
+        name: Some(format!("rep {}", action.kind)),
+        at: action.at,
+    })
 }
 
 impl Core {
@@ -53,30 +67,9 @@ impl Core {
         action: RepAction<'_>,
         out: &Bound<'_, PyList>,
     ) -> PyResult<()> {
-        if st.has_seen(action.action_id) {
+        let Some(trigger) = first_time(st, &action) else {
             return Ok(());
-        }
-        st.remember(action.action_id);
-        let trigger = Trigger {
-            id: action.action_id.to_owned(),
-            name: Some(format!("rep {}", action.kind)),
-            at: action.at,
         };
-        if action.kind == "rejected" && st.stage == Stage::Sql {
-            let why = match action.reason {
-                Some(r) if !r.is_empty() => format!("rejected by rep: {r}"),
-                _ => "rejected by rep".to_owned(),
-            };
-            let t = self.do_move(
-                py,
-                st,
-                action.lead_id,
-                &trigger,
-                Move::new(Stage::Recycled, "rejection", why),
-            )?;
-            out.append(t)?;
-            return Ok(());
-        }
         if action.kind == "qualified" {
             let mut fields: Vec<String> = st.bant.clone();
             fields.extend(action.bant);
@@ -113,6 +106,28 @@ impl Core {
         Ok(())
     }
 
+    /// A rep's outcome (``won``, ``lost``, ``rejected``) as ``outcomes.outcome_move``
+    /// decided it: the lead moved to ``to`` (held in nurture until ``hold_until``).
+    pub(crate) fn outcome_into(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        action: RepAction<'_>,
+        (to, reason_kind, reason): (Stage, &str, String),
+        hold_until: Option<f64>,
+        out: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        let Some(trigger) = first_time(st, &action) else {
+            return Ok(());
+        };
+        if hold_until.is_some() {
+            st.hold_until = hold_until;
+        }
+        let to = Move::new(to, reason_kind, reason);
+        out.append(self.do_move(py, st, action.lead_id, &trigger, to)?)?;
+        Ok(())
+    }
+
     /// The qualification fields the rules require that the lead does not have yet.
     fn missing_bant(&self, st: &State) -> Vec<String> {
         if !self.qualification_required {
@@ -137,8 +152,14 @@ impl Core {
         score: f64,
     ) -> PyResult<Option<PyObject>> {
         let stage = st.stage;
-        if matches!(stage, Stage::Disqualified | Stage::Sql) {
+        if matches!(stage, Stage::Disqualified | Stage::Sql | Stage::Customer) {
             return Ok(None);
+        }
+        if let Some(hold) = st.hold_until {
+            // Nurtured for a while after a rep's outcome: only an express lane moves it.
+            if lane.is_none() && trigger.at < hold {
+                return Ok(None);
+            }
         }
         let (sql_bar, sql_bar_g) = if stage == Stage::Recycled {
             (self.sql + self.hysteresis, &self.recycled_bar_g)

@@ -40,6 +40,7 @@ pub(crate) enum Stage {
     Sql,
     Recycled,
     Disqualified,
+    Customer,
 }
 
 impl Stage {
@@ -50,6 +51,7 @@ impl Stage {
             Stage::Sql => "sql",
             Stage::Recycled => "recycled",
             Stage::Disqualified => "disqualified",
+            Stage::Customer => "customer",
         }
     }
 
@@ -60,6 +62,7 @@ impl Stage {
             "sql" => Stage::Sql,
             "recycled" => Stage::Recycled,
             "disqualified" => Stage::Disqualified,
+            "customer" => Stage::Customer,
             other => return Err(PyValueError::new_err(format!("unknown stage {other:?}"))),
         })
     }
@@ -85,6 +88,8 @@ pub struct State {
     pub(crate) bant: Vec<String>,
     pub(crate) sql_ready: bool,
     pub(crate) due: Option<f64>,
+    /// Until when (event time) a nurtured lead's score cannot qualify it again.
+    pub(crate) hold_until: Option<f64>,
 }
 
 impl State {
@@ -105,6 +110,7 @@ impl State {
             bant: Vec::new(),
             sql_ready: false,
             due: None,
+            hold_until: None,
         }
     }
 

@@ -40,12 +40,13 @@ const TRANSITION_FIELDS: [&str; 19] = [
     "traits",
 ];
 /// Every stage, in ``TransitionMaker::stages`` order.
-const STAGES: [Stage; 5] = [
+const STAGES: [Stage; 6] = [
     Stage::New,
     Stage::Mql,
     Stage::Sql,
     Stage::Recycled,
     Stage::Disqualified,
+    Stage::Customer,
 ];
 
 /// What a transition is made of, as the core computed it.
