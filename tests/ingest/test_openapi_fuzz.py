@@ -4,17 +4,30 @@ service (real Kafka) finds nothing, with the Segment-compatible error body decla
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from baton_devstack.services import ServiceProcess
-from tests.ingest.conftest import WRITE_KEY
-from tests.support.schemathesis import run_schemathesis
+from tests.ingest.conftest import WRITE_KEY, start_ingest
+from tests.support.schemathesis import UNLIMITED_FAILED_AUTHS, run_schemathesis
 
 pytestmark = pytest.mark.integration
 
 OPERATIONS = 11
+
+
+@pytest.fixture
+def ingest_process(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> Iterator[ServiceProcess]:
+    proc = start_ingest(kafka_bootstrap, f"{unique_name}.", tmp_path, **UNLIMITED_FAILED_AUTHS)
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 def test_schemathesis_with_every_check_finds_nothing(ingest_process: ServiceProcess) -> None:

@@ -14,6 +14,10 @@ from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
 
 CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
+# schemathesis's security checks send a missing or wrong credential to every operation:
+# the limit on failed authentications (its own tests: tests/e2e/test_privacy.py) would
+# answer them 429 after a few, so the services it fuzzes run without it.
+UNLIMITED_FAILED_AUTHS = {"BATON_AUTH_MAX_FAILURES": "0"}
 
 
 def schemathesis_cli() -> str:
@@ -56,7 +60,8 @@ def run_schemathesis(
 def live_service(name: str, env: dict[str, str], log: Path) -> Iterator[ServiceProcess]:
     """Service ``name`` (router, sla-monitor, ...) running as a process on a free port."""
     spec = next(spec for spec in SERVICES if spec.name == name)
-    proc = ServiceProcess(spec, {**env, "BATON_LOG_FORMAT": "console"}, log, free_port())
+    env = {**env, "BATON_LOG_FORMAT": "console", **UNLIMITED_FAILED_AUTHS}
+    proc = ServiceProcess(spec, env, log, free_port())
     proc.start()
     try:
         proc.wait_ready()
