@@ -132,17 +132,18 @@ def _recency(item: tuple[str, Member]) -> tuple[float, str]:
 
 
 def member_update(lead_id: str, account_id: str, seq: int, state: Any) -> bytes:
-    """What a lead's worker sends its account about ``state`` (either core's LeadState)."""
-    member = Member(
-        seq=seq,
-        stage=str(state.stage),
-        fit=state.fit,
-        groups=dict(state.groups),
-        origin=state.origin,
-        watermark=state.watermark,
-        company=company_traits(state.traits),
-    )
-    return orjson.dumps({"lead_id": lead_id, "account_id": account_id, "member": member.to_dict()})
+    """What a lead's worker sends its account about ``state`` (either core's LeadState):
+    a :class:`Member` as ``Member.to_dict`` writes it."""
+    member = {
+        "seq": seq,
+        "stage": str(state.stage),
+        "fit": state.fit,
+        "groups": state.groups,
+        "origin": state.origin,
+        "watermark": state.watermark,
+        "company": company_traits(state.traits),
+    }
+    return orjson.dumps({"lead_id": lead_id, "account_id": account_id, "member": member})
 
 
 def left_update(lead_id: str, account_id: str, seq: int) -> bytes:

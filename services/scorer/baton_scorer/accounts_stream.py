@@ -78,6 +78,22 @@ class AccountFeed:
                 out.append((account.encode(), update))
         return out
 
+    async def send(
+        self, producer: Any, updates: list[tuple[bytes, bytes]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue ``updates`` on ``producer`` (faust's aiokafka producer) as one record batch
+        per partition, each in the partition the default partitioner gives its account
+        id (the roll-up's table partition); the futures resolve once Kafka has them."""
+        if not updates:
+            return []
+        topic = self.topic
+        await producer.client._wait_on_metadata(topic)
+        partition = producer._partition
+        records = [
+            (partition(topic, None, None, None, key, None), key, value) for key, value in updates
+        ]
+        return await send_batched(producer, topic, records)
+
 
 class AccountRollup:
     """Applies batches of account updates to the ``accounts`` table."""

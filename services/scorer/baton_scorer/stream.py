@@ -198,7 +198,7 @@ class ScorerShell:
         """Queue the account updates of the leads changed
         (:class:`~baton_scorer.accounts_stream.AccountFeed`); acked before their states."""
         updates = self.feed.updates(lead_ids, self.states, self.source.rules)
-        return [await self._send(self.feed.topic, key, value) for key, value in updates]
+        return await self.feed.send(self.app.producer._ensure_producer(), updates)
 
     async def dead_letter(self, event: Any, error: str) -> None:
         m.EVENTS.labels(outcome="dead_letter").inc()
