@@ -45,7 +45,7 @@ async def release_leads(
     track_names = {
         t.lead_id: track.name for t in recycled if (track := track_for(known, t)) is not None
     }
-    closed = await _close_assignments(session, leaving, now)
+    closed = await close_assignments(session, leaving, now)
     slack = await _slack_urls(session, closed)
     for row in closed:
         transition = leaving[row.lead_id]
@@ -59,7 +59,7 @@ async def release_leads(
             session.add(
                 OutboxRow(**slack_notice(f"slack_{name}_{row.id}", row.rep_id, url, payload))
             )
-    withdrawn = await _withdraw_queued(session, leaving)
+    withdrawn = await withdraw_queued(session, leaving)
     enrolled, _ = await enrol_in_nurture(session, recycled) if recycled else (set(), {})
     held = {row.lead_id for row in closed} | withdrawn
     statuses = {
@@ -83,7 +83,7 @@ async def release_leads(
     return statuses
 
 
-async def _close_assignments(
+async def close_assignments(
     session: AsyncSession, leaving: dict[str, Transition], now: datetime
 ) -> list[AssignmentRow]:
     """Close the open assignments the leads qualified for before they left."""
@@ -106,7 +106,7 @@ async def _close_assignments(
     return closed
 
 
-async def _withdraw_queued(session: AsyncSession, leaving: dict[str, Transition]) -> set[str]:
+async def withdraw_queued(session: AsyncSession, leaving: dict[str, Transition]) -> set[str]:
     """Take the leads' queue entries (SQLs and SDR tasks waiting for someone) out of the
     queue; the leads that had one."""
     waiting = (

@@ -3,7 +3,8 @@
 :meth:`RoutingStore.route_batch` writes, in one transaction, the consumed transition ids
 (the primary key makes a re-delivered transition a ``duplicate`` no-op), each new SQL's
 assignment (or its place in the queue), each new MQL's nurture enrolment and SDR task,
-each recycled or disqualified lead's release (``release.release_leads``), and every
+each recycled or disqualified lead's release (``release.release_leads``), each new
+customer's and re-routed SQL's handling (:mod:`baton_router.store.outcomes`), and every
 outbox row they need. :meth:`RoutingStore.drain_queue` later assigns what
 waited, once someone is available. Deciding and writing is the :class:`Assigner`'s.
 """
@@ -22,9 +23,10 @@ from baton_router.store.assigning import Assigner
 from baton_router.store.merges import MERGED, follow_merges
 from baton_router.store.nurture import enrol_in_nurture, sdr_tasks, supersede_sdr_tasks
 from baton_router.store.outbox import Leased
+from baton_router.store.outcomes import close_customers, reroute
 from baton_router.store.release import RELEASING, release_leads
 from baton_router.tables import RoutedTransition
-from baton_shared.schemas import Assignment, Stage, Transition
+from baton_shared.schemas import Assignment, ReasonKind, Stage, Transition
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,16 @@ class RoutingStore:
             told: set[str] = set()
             leaving = [t for t in to_route if t.to_stage in RELEASING]
             released = await release_leads(session, leaving, now) if leaving else {}
+            if won := [t for t in to_route if t.to_stage == Stage.CUSTOMER]:
+                released |= await close_customers(session, won, now)
             if sqls:
                 told = await supersede_sdr_tasks(session, [t.lead_id for t in sqls], now)
+            rerouted = [t for t in sqls if t.reason_kind == ReasonKind.REROUTE]
+            if rerouted:
+                sqls = [t for t in sqls if t.reason_kind != ReasonKind.REROUTE]
             assigned = await assign(session, sqls, now, fresh=fresh) if sqls else {}
+            if rerouted:
+                assigned |= await reroute(session, self.assigner, rerouted, now)
             nurtured, sdr = await enrol_in_nurture(session, mqls) if mqls else (set(), {})
             unenrolled = [t.transition_id for t in mqls if t.transition_id not in nurtured]
             if unenrolled:
