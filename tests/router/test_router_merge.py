@@ -108,10 +108,10 @@ async def test_when_both_leads_are_assigned_the_survivors_assignment_stays(
     await api.rep(receiver, "Ada")
     await api.rep(receiver, "Bob")
     x, y = f"x-{uuid.uuid4().hex[:8]}", f"y-{uuid.uuid4().hex[:8]}"
-    await feed(api, producer, transition(x))
-    x_assignment, _ = await assigned(api, x)
     await feed(api, producer, transition(y))
     y_assignment, y_rep = await assigned(api, y)
+    await feed(api, producer, transition(x))  # the newer assignment
+    x_assignment, _ = await assigned(api, x)
     await merge(api, producer, x, y)
 
     rows = await api.query("SELECT id, lead_id, status FROM router.assignments ORDER BY status")
@@ -121,3 +121,9 @@ async def test_when_both_leads_are_assigned_the_survivors_assignment_stays(
     # A transition of the merged-away id consumed late is not routed.
     await fed(api, producer, transition(x), "merged")
     assert len(await api.query("SELECT id FROM router.assignments")) == 2
+    # The rep's action lands on the assignment that stayed open, not the newer closed one.
+    await api.call("POST", f"/v1/leads/{x}/activity", json={"kind": "contacted"}, expect=202)
+    assert await api.query(
+        "SELECT status FROM router.assignments WHERE id = :i", i=y_assignment
+    ) == [("contacted",)]
+    assert sum((await open_leads(api)).values()) == 0

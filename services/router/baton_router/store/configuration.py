@@ -151,12 +151,17 @@ class ConfigStore:
         )
 
     async def current_assignment(self, lead_id: str) -> AssignmentRow | None:
-        """The lead's latest assignment, open or not."""
+        """The lead's open assignment, else its latest (a merge can leave a lead's open
+        assignment older than one it closed: ``store.merges``)."""
         async with self._sessions() as session:
             return await session.scalar(
                 select(AssignmentRow)
                 .where(AssignmentRow.lead_id == lead_id)
-                .order_by(AssignmentRow.assigned_at.desc(), AssignmentRow.turn.desc())
+                .order_by(
+                    (AssignmentRow.status == "open").desc(),
+                    AssignmentRow.assigned_at.desc(),
+                    AssignmentRow.turn.desc(),
+                )
                 .limit(1)
             )
 

@@ -67,7 +67,13 @@ async def _actionable(session: AsyncSession, claim: LinkClaim) -> AssignmentRow:
     latest = await session.scalar(
         select(AssignmentRow.id)
         .where(AssignmentRow.lead_id == row.lead_id)
-        .order_by(AssignmentRow.assigned_at.desc(), AssignmentRow.turn.desc())
+        # An open one first: a merge can leave a lead's open assignment older than one
+        # it closed (store.merges).
+        .order_by(
+            (AssignmentRow.status == "open").desc(),
+            AssignmentRow.assigned_at.desc(),
+            AssignmentRow.turn.desc(),
+        )
         .limit(1)
     )
     if latest != row.id:
