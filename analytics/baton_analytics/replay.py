@@ -34,6 +34,7 @@ from baton_scorer.rules import Rules
 from baton_shared.schemas import Activity, LeadEvent, Transition
 
 T = TypeVar("T")
+AFTER_A_STOP = 64  # records the compiled core reads on the calling thread (no reader thread)
 
 
 @dataclass
@@ -91,21 +92,30 @@ class Replay:
             self.score_events(list(_decoded(values)))
             return
         native = core.native_core(self.rules)
-        i, end = 0, len(values)
+        # How many records one call may read: all, until it stops at one left to Python;
+        # then a few (what the core reads ahead of a stop is wasted), twice as many after
+        # each call that did not stop.
+        i, end, reach = 0, len(values), len(values)
         while i < end:
             if self._index is None:
                 self._index = core.lead_index()
-            transitions, scored, duplicates, i = native.score_records(
-                self.states, self._index, values, i, self.first_event_at
+            upto = min(end, i + reach)
+            run, start = (values, i) if upto == end else (values[i:upto], 0)
+            transitions, scored, duplicates, stop = native.score_records(
+                self.states, self._index, run, start, self.first_event_at
             )
+            i += stop - start
             self.events += scored
             self.duplicates += duplicates
             if transitions:
                 self.transitions += self.merges.relabel(transitions)
-            if i < end:
+            if i < upto:
                 for event in _decoded(values[i : i + 1]):
                     self.event(event)
                 i += 1
+                reach = AFTER_A_STOP
+            else:
+                reach *= 2
 
     def _score_run(self, events: list[LeadEvent]) -> None:
         if not events:

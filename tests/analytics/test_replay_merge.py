@@ -99,14 +99,29 @@ def test_merged_ids_stay_with_the_survivor_in_any_order(
 def test_encoded_events_merge_the_same(rules: Rules, make_event: MakeEvent) -> None:
     """The compiled core scores the encoded events and leaves the alias and identify to
     the merge: the same transitions as the events one by one."""
-    events = history(make_event)
+    pages = ["docs", "product", "pricing", "blog"]
+    later = [
+        make_event(
+            ["user-1", "old-id", EMAIL, "user-2", f"lead-{i % 7}"][i % 5],
+            type="page",
+            page_category=pages[i % 4],
+            at=T0 + timedelta(minutes=30, seconds=i),
+        )
+        for i in range(300)
+    ]  # long runs between the records left to Python, which merge more leads
+    later[150] = make_event(
+        "user-2", type=EventType.ALIAS, at=T0 + timedelta(minutes=32), previous_id="lead-3"
+    )
+    events = [*history(make_event), *later]
     wire, objects = Replay(rules), Replay(rules)
     wire.score_records([e.to_bytes() for e in events])
     for e in events:
         objects.event(e)
 
     assert wire.transitions == objects.transitions
-    assert wire.finish(END) == objects.finish(END)
+    result = wire.finish(END)
+    assert result == objects.finish(END)
+    assert result.merged == {EMAIL: "user-1", "old-id": "user-1", "lead-3": "user-2"}
 
 
 def test_a_comparison_counts_a_merged_person_once(
