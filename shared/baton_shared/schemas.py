@@ -269,6 +269,16 @@ class Activity(Record):
         description="On ``qualified``: the qualification fields the rep confirmed "
         "(budget, authority, need, timeline; the scorer's rules name the ones its gate needs)",
     )
+    framework: str | None = Field(
+        default=None,
+        description="On ``qualified``: the framework ``fields`` belong to "
+        "(baton_shared.qualification; none: bant)",
+    )
+    fields: list[str] = Field(
+        default_factory=list,
+        description="On ``qualified``: confirmed fields of ``framework``; the scorer credits "
+        "them and ``bant`` alike, by name",
+    )
 
 
 class SlaStatus(StrEnum):

@@ -120,7 +120,7 @@ def score(state: Any, event: LeadEvent, at: float, rules: Rules) -> list[Transit
 
 
 def rep_action(states: StateLookup, activity: Activity, rules: Rules) -> list[Transition] | None:
-    """Apply a rep's qualification (BANT) or outcome to the lead's state: its
+    """Apply a rep's qualification (its ``bant`` and ``fields``) or outcome to the lead's state: its
     transitions, or None for any other activity (no state is looked up then)."""
     if activity.kind not in REP_ACTIONS:
         return None
@@ -132,7 +132,7 @@ def rep_action(states: StateLookup, activity: Activity, rules: Rules) -> list[Tr
         activity.occurred_at.timestamp(),
         rules,
         reason=activity.reason,
-        bant=tuple(activity.bant),
+        bant=(*activity.bant, *activity.fields),
         disposition=activity.disposition,
     )
     return transitions
