@@ -294,6 +294,7 @@ class SlaMeasure(StrEnum):
 
     FIRST_TOUCH = "first_touch"  # rep delay: assignment (or MQL transition) → first touch
     ASSIGN = "assign"  # system delay: qualifying transition → assignment
+    ATTEMPTS = "attempts"  # rep effort: assignment → the policy's minimum contact attempts
 
 
 class SlaEvent(Record):
@@ -304,7 +305,9 @@ class SlaEvent(Record):
     opened at the qualifying transition, stopped by the assignment (``transition_id``
     names it); its events have no ``rep_id`` or ``assignment_id`` and are never a rep's
     breach: a consumer that escalates a rep's breach filters on
-    ``measure == "first_touch"`` and a non-null ``assignment_id``.
+    ``measure == "first_touch"`` and a non-null ``assignment_id``. ``attempts`` is a
+    rep's clock too: opened by an assignment, met once ``attempts_made`` reaches
+    ``attempts_required`` ``contacted`` activities, breached at its deadline short of it.
     """
 
     event_id: str
@@ -358,6 +361,13 @@ class SlaEvent(Record):
     )
     assign_target_seconds: float | None = Field(
         default=None, description="The policy's time-to-assign target"
+    )
+    attempts_required: int | None = Field(
+        default=None, description="measure attempts: the contact attempts the policy asks for"
+    )
+    attempts_made: int | None = Field(
+        default=None,
+        description="measure attempts: contacted activities counted so far (by the deadline)",
     )
 
 
