@@ -125,6 +125,9 @@ async def test_worker_stitches_dedups_dead_letters_and_recycles(
 
             await wait_until(reloaded, 30, "the rules reload")
             metrics = (await http.get(f"{worker.url}/metrics")).text
+            assert (await http.get(f"{worker.url}/livez")).json() == {"status": "alive"}
+            ready = (await http.get(f"{worker.url}/readyz")).json()
+            assert ready["status"] == "ready"
         assert f'baton_scorer_rules_version_info{{version="{new_version}"}} 1.0' in metrics
         assert 'baton_scorer_events_total{outcome="duplicate"}' in metrics
         assert "baton_scorer_dead_letters_total 1.0" in metrics

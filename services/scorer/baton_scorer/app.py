@@ -19,9 +19,10 @@
   internal ``baton-scorer-accounts`` topic (keyed by account id) to ``roll_up_accounts``,
   which keeps the ``accounts`` table and emits ``accounts.transitions``
   (:mod:`baton_scorer.accounts_stream`).
-* The web server answers ``/healthz``, ``/metrics``, ``/openapi.json`` and
-  ``GET /v1/leads/{key}`` and ``GET /v1/accounts/{account_id}`` (:mod:`baton_scorer.web`,
-  from the tables).
+* The web server answers ``/healthz`` (= ``/readyz``), ``/livez``, ``/metrics``,
+  ``/openapi.json``, ``GET /v1/leads/{key}`` and ``GET /v1/accounts/{account_id}``
+  (:mod:`baton_scorer.web`, from the tables). Faust supervises the agents and timers
+  itself (a crashed agent is restarted by its supervisor).
 """
 
 from __future__ import annotations
@@ -197,8 +198,7 @@ def create_app(
         async def follow_rules() -> None:
             await follower.follow(rules_changed)
 
-    @app.page("/healthz")
-    async def healthz(self: Any, request: web.Request) -> web.Response:
+    def health(view: Any) -> web.Response:
         ready = app.rebalancing is False and bool(app.consumer.assignment())
         body = Health(
             status="ready" if ready else "unavailable",
@@ -207,7 +207,19 @@ def create_app(
             rules_origin=source.origin,
             core=core.KIND,
         )
-        return self.json(body.model_dump(), status=200 if ready else 503)
+        return view.json(body.model_dump(), status=200 if ready else 503)  # type: ignore[no-any-return]
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: web.Request) -> web.Response:
+        return health(self)
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: web.Request) -> web.Response:
+        return health(self)
+
+    @app.page("/livez")
+    async def livez(self: Any, request: web.Request) -> web.Response:
+        return self.json({"status": "alive"})  # type: ignore[no-any-return]
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: web.Request) -> web.Response:

@@ -173,7 +173,7 @@ def create_app(settings: SlaSettings) -> FastAPI:
 
     app = FastAPI(title="Baton SLA monitor", version="0.2.0", lifespan=lifespan)
     app.state.service = service
-    app.include_router(ops_router(service.readiness))
+    app.include_router(ops_router(service.readiness, service.supervisor))
     app.include_router(api)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=body_too_large)

@@ -40,7 +40,7 @@ from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.pipeline import ConsumePipeline
 from baton_shared.schemas import SlaEvent
-from baton_shared.tasks import cancel_and_wait
+from baton_shared.supervision import Supervisor
 from baton_sla_monitor.clocks import Applied, ClockStore
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.metrics import (
@@ -76,7 +76,7 @@ class SlaService:
         self.reports = Reports(sessions)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
 
     async def start(self) -> None:
         topics = self.settings.topics
@@ -106,15 +106,13 @@ class SlaService:
             retry=self.settings.consume_retry,
             max_records=self.settings.consume_batch,
         )
-        self._tasks = [
-            asyncio.create_task(pipeline.run(), name="consumer"),
-            asyncio.create_task(self._sweep_forever(), name="sweep"),
-            asyncio.create_task(self._stats_forever(), name="stats"),
-        ]
+        self.supervisor.start("consumer", pipeline.run)
+        self.supervisor.start("sweep", self._sweep_forever)
+        self.supervisor.start("stats", self._stats_forever)
         log.info("sla_monitor_started", policy=self.policy.version)
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._tasks, STOP_SECONDS)
+        await self.supervisor.stop(STOP_SECONDS)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
