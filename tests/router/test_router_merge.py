@@ -12,7 +12,15 @@ from aiokafka import AIOKafkaProducer
 
 from baton_shared.schemas import LeadMerged
 from tests.router import test_router_api as base
-from tests.router.test_router_api import Api, feed, routed_status, transition, wait_until
+from tests.router.test_router_api import (
+    Api,
+    feed,
+    next_delivery,
+    orjson_data,
+    routed_status,
+    transition,
+    wait_until,
+)
 from tests.support.kafka import wait_committed, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -118,6 +126,13 @@ async def test_when_both_leads_are_assigned_the_survivors_assignment_stays(
     assert rows == [(x_assignment, y, "merged"), (y_assignment, y, "open")]
     assert sum((await open_leads(api)).values()) == 1
     assert (await open_leads(api))[str(y_rep)] == 1
+    while (told := await next_delivery(receiver)).headers["webhook-id"] != (
+        f"msg_taken_back_{x_assignment}"
+    ):
+        pass  # the two lead.assigned first
+    data = orjson_data(told)
+    assert (data["lead_id"], data["reason"]) == (x, "lead_merged")
+    assert data["reassigned_to"] == str(y_rep)
     # A transition of the merged-away id consumed late is not routed.
     await fed(api, producer, transition(x), "merged")
     assert len(await api.query("SELECT id FROM router.assignments")) == 2

@@ -145,6 +145,7 @@ class RouterService:
             intake.merge,
             retry=retry,
             max_records=max_records,
+            after_batch=self._dispatcher.wake,  # a rep told a merge closed their lead
         )
         self._tasks = [
             asyncio.create_task(merging.run(), name="merges"),

@@ -9,8 +9,9 @@ transaction) — whichever comes first does it, the other finds it done. Either 
   merged id move to the survivor);
 * one open assignment goes on as the survivor's: an SQL one before an SDR task, the
   survivor's before the merged lead's. It keeps its rep, id and capacity, and no
-  webhook goes out; any other open one of the two leads is closed ``merged`` and its
-  rep's capacity freed. The merged lead's other assignments move too (its history);
+  webhook goes out; any other open one of the two leads is closed ``merged``, its
+  rep's capacity freed and the rep told (``lead.taken_back``, reason ``lead_merged``).
+  The merged lead's other assignments move too (its history);
 * the merged lead's waiting queue entries are closed ``merged``: the survivor's own
   transitions carry its stage from now on.
 
@@ -28,7 +29,9 @@ from datetime import datetime
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton_router.payloads import taken_back_payload
 from baton_router.store.assigning import OPEN, one_less_open
+from baton_router.store.outbox import webhook_row
 from baton_router.tables import AssignmentRow, LeadAlias, RoutedTransition
 from baton_shared import lead_aliases
 from baton_shared.schemas import LeadMerged, Stage, Transition
@@ -170,6 +173,9 @@ async def _move_assignments(
     for row in closed:
         row.status, row.closed_at = MERGED, now
         await one_less_open(session, row.rep_id)
+        to = str(kept.rep_id) if kept is not None else None
+        payload = taken_back_payload(row.id, row.lead_id, row.rep_id, "lead_merged", to, now)
+        session.add(webhook_row(f"msg_taken_back_{row.id}", row.rep_id, payload))
     await session.flush()
     await session.execute(
         update(AssignmentRow).where(AssignmentRow.lead_id == merged).values(lead_id=survivor)
