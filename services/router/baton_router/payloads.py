@@ -116,8 +116,9 @@ def taken_back_payload(
     now: datetime,
 ) -> dict[str, Any]:
     """``lead.taken_back``: the rep is no longer to work the lead. ``reason`` is
-    ``sla_breached`` (re-assigned to ``reassigned_to``, or a manager was told) or
-    ``lead_became_sql`` (an SDR task ended because the lead is an AE's now)."""
+    ``sla_breached`` (re-assigned to ``reassigned_to``, or a manager was told),
+    ``lead_became_sql`` (an SDR task ended because the lead is an AE's now) or
+    ``lead_merged`` (the lead merged into another that ``reassigned_to`` keeps)."""
     return {
         "type": "lead.taken_back",
         "timestamp": now.isoformat(),
