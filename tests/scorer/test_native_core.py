@@ -65,6 +65,7 @@ def rule_files(draw: st.DrawFn) -> Rules:
     email_group = "email" if groups else "default"
     cap_hours = draw(st.sampled_from([1, 24]))
     required = draw(st.booleans())
+    framework = draw(st.sampled_from(["bant", "champ"]))  # they share "authority"
     competitors = draw(st.sampled_from(["[]", "[rival.io]"]))
     lanes = draw(
         st.sampled_from(
@@ -104,7 +105,7 @@ fit:
   company_size: [{{min: 1000, points: 15}}, {{max: 9, points: -5}}]
   industry: {{software: 10}}
   email_domains: {{free_mail: [gmail.com], free_mail_points: -10, competitors: {competitors}}}
-qualification: {{required: {str(required).lower()}}}
+qualification: {{required: {str(required).lower()}, framework: {framework}}}
 recycle: {{cold_days: {cold_line}, below_score: {below_line}}}
 outcomes:
   dispositions:
@@ -117,7 +118,8 @@ outcomes:
 
 @st.composite
 def histories(draw: st.DrawFn) -> list[tuple]:
-    """Steps: ("event", fields) | ("action", kind, bant, note, hours, disposition) | ("timer", hours)."""
+    """Steps: ("event", fields) | ("action", kind, bant, note, hours, disposition)
+    | ("timer", hours)."""
     steps = []
     ids = 0
     for _ in range(draw(st.integers(1, 40))):
@@ -148,7 +150,15 @@ def histories(draw: st.DrawFn) -> list[tuple]:
             steps.append(("dup", draw(st.integers(1, ids))))
         elif what == "action":
             kind = draw(st.sampled_from(["qualified", "rejected", "lost", "won"]))
-            fields = ["budget", "authority", "need", "timeline"]
+            fields = [
+                "budget",
+                "authority",
+                "need",
+                "timeline",
+                "challenges",
+                "money",
+                "prioritization",
+            ]
             bant = tuple(draw(st.one_of(st.just(fields), st.lists(st.sampled_from(fields)))))
             note = draw(st.sampled_from([None, "", "no budget"]))
             code = draw(st.sampled_from([None, "no_budget", "bad_data", "wrong_team", "unlisted"]))

@@ -1,8 +1,9 @@
 """Decisions no event makes: the recycle timer firing, and a rep's action. Pure, in place.
 
 :func:`expire` recycles an SQL lead whose timer is due at a given event time;
-:func:`apply_rep_action` applies a rep's BANT confirmation (the qualification gate)
-or outcome (won, lost, rejected: :mod:`baton_scorer.outcomes`).
+:func:`apply_rep_action` applies a rep's confirmation of qualification fields (the gate:
+:mod:`baton_scorer.qualification_rules`) or outcome (won, lost, rejected:
+:mod:`baton_scorer.outcomes`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def apply_rep_action(
 ) -> tuple[LeadState, list[Transition]]:
     """A rep's action (in place).
 
-    ``qualified`` confirms BANT fields (and makes the lead SQL once the gate is
-    satisfied); ``won``, ``lost`` and ``rejected`` move it as the rules' ``outcomes``
-    say for the ``disposition`` code, ``reason`` being the rep's note.
+    ``qualified`` confirms the qualification fields ``bant`` (whatever their framework;
+    the lead becomes SQL once every field of the gate's framework is confirmed);
+    ``won``, ``lost`` and ``rejected`` move it as the rules' ``outcomes`` say for the
+    ``disposition`` code, ``reason`` being the rep's note.
     """
     if action_id in state.seen:
         return state, []

@@ -115,7 +115,7 @@ def native_core(rules: Rules) -> Any:
             "rebase_after": compiled.rebase_after,
             "competitors": set(compiled.competitors),
             "qualification_required": rules.qualification.required,
-            "bant": list(rules.qualification.bant),
+            "bant": list(rules.qualification.gate_fields),  # the gate's framework's fields
             "cold_days": recycle.cold_days,
             "below": recycle.below_score,
             "version": rules.version,

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from baton_scorer.accounts_rules import AccountRules
 from baton_scorer.outcomes import Outcomes
+from baton_scorer.qualification_rules import Qualification
+from baton_scorer.yaml_errors import describe
 from baton_shared.schemas import EventType
 
 DEFAULT_GROUP = "default"
@@ -196,13 +198,6 @@ class FitRules(_Frozen):
             except re.error as exc:
                 raise ValueError(f"fit.title pattern {pattern!r}: {exc}") from exc
         return self
-
-
-class Qualification(_Frozen):
-    """Optional gate: SQL also needs these BANT fields confirmed by a rep."""
-
-    required: bool = False
-    bant: list[str] = Field(default_factory=lambda: ["budget", "authority", "need", "timeline"])
 
 
 class Recycle(_Frozen):
@@ -467,46 +462,10 @@ def parse_rules(text: str, origin: str = "<rules>") -> Rules:
         rules = Rules.model_validate({**data, "content_hash": digest})
         rules.compiled  # noqa: B018 - compile now so bad rules fail at load
     except ValidationError as exc:
-        raise RulesError(_describe(exc, root, origin)) from exc
+        raise RulesError(describe(exc, root, origin)) from exc
     except ValueError as exc:
         raise RulesError(f"{origin}: {exc}") from exc
     return rules
-
-
-def _describe(exc: ValidationError, root: yaml.Node | None, origin: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        line = _line_of(root, loc)
-        where = f"{origin} line {line}" if line else origin
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {path or '(top level)'}: {message}")
-    return "\n".join(lines)
-
-
-_UNION_TAGS = {"str", "Match", "list[str]", "function-after[_not_empty(), Match]"}
-
-
-def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
-    """1-based line of the deepest YAML node on ``loc`` (the field, or its parent if absent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, v in node.value if k.value == part), None)
-            if found is None:
-                return line
-            line = key.start_mark.line + 1 if key is not None else line
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
 
 
 def load_rules(path: Path | None = None) -> Rules:

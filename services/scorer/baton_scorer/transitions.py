@@ -74,10 +74,12 @@ def decide(
 
 
 def missing_bant(state: LeadState, rules: Rules) -> list[str]:
+    """The fields of the gate's framework no rep has confirmed yet (``state.bant`` holds
+    every confirmed field, whatever its framework)."""
     gate = rules.qualification
     if not gate.required:
         return []
-    return [f for f in gate.bant if f not in state.bant]
+    return [f for f in gate.gate_fields if f not in state.bant]
 
 
 build_transition = trusted_constructor(Transition)
