@@ -64,7 +64,7 @@ async def test_the_demo_prints_an_email_click_mql_and_a_merged_identity(
     address = re.escape(clicks[1])
     assert re.search(rf"^{address}: new → MQL \(", printed, re.M), printed
     signs_in = re.search(
-        rf"^demo: {address} signs in on the site as user (customer-\w+) ", printed, re.M
+        rf"^demo: {address} signs in on the site as user (user-\w+) ", printed, re.M
     )
     assert signs_in, printed
     user = signs_in[1]

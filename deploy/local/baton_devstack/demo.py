@@ -190,7 +190,7 @@ class Demo:
         """The reader browses as a user id, whose identify carries the address: the scorer
         merges the address's lead into the user's; its lookup of the address says so."""
         assert self.http is not None
-        user = f"customer-{uuid.uuid4().hex[:4]}"
+        user = f"user-{uuid.uuid4().hex[:4]}"
         say(f"demo: {address} signs in on the site as user {user} (identify with the email)")
         calls: list[dict[str, Any]] = [
             {"type": "page", "properties": {"path": "/docs/quickstart"}},
