@@ -1,7 +1,7 @@
 """``/v1/leads/{lead_id}``: a lead's assignments, and a rep's activity on it.
 
-Activity (accepted / rejected / contacted / qualified with BANT fields / won / lost) is
-published to ``leads.activity`` and answered 202 once Kafka acknowledged. A rep token
+Activity (accepted / rejected / contacted / qualified with its framework's fields / won /
+lost) is published to ``leads.activity`` and answered 202 once Kafka acknowledged. A rep token
 acts only on its own leads (another rep's lead is a 404, so ids do not leak), and only
 while the lead is still its own (``scope.py``: a lead that moved on is a 409). A lead
 merged into another is its survivor here: its assignments, and activity on it.
@@ -154,6 +154,8 @@ async def record_activity(
         occurred_at=occurred_at,
         assignment_id=str(assignment_id) if assignment_id else None,
         bant=body.bant,
+        framework=body.framework,
+        fields=body.fields,
     )
     await actions.record_activity(activity, rep_id)
     return ActivityAccepted(activity_id=activity.activity_id, lead_id=lead_id, kind=body.kind)
