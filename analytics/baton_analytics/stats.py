@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from baton_shared.stats import percentiles, ratio
 
-def percentiles(values: Iterable[float], ps: Sequence[float]) -> dict[float, float]:
-    """Nearest-rank percentiles (empty input: empty dict)."""
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-    n = len(ordered)
-    return {p: ordered[min(n - 1, max(0, math.ceil(p / 100 * n) - 1))] for p in ps}
+__all__ = ["histogram", "percentiles", "ratio"]
 
 
 def histogram(values: Sequence[float], edges: Sequence[float]) -> list[int]:
@@ -25,7 +19,3 @@ def histogram(values: Sequence[float], edges: Sequence[float]) -> list[int]:
                     counts[i] += 1
                 break
     return counts
-
-
-def ratio(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
