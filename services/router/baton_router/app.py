@@ -37,7 +37,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
     app = FastAPI(title="Baton router", version="0.1.0", lifespan=lifespan)
     app.state.service = service
-    app.include_router(ops_router(service.readiness))
+    app.include_router(ops_router(service.readiness, service.supervisor))
     app.include_router(api_router())
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=body_too_large)

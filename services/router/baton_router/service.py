@@ -33,7 +33,7 @@ from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.pipeline import ConsumePipeline, each
 from baton_shared.settings import to_asyncpg_url
-from baton_shared.tasks import cancel_and_wait
+from baton_shared.supervision import Supervisor
 
 log = get_logger(__name__)
 
@@ -74,7 +74,7 @@ class RouterService:
         self._producer: AIOKafkaProducer | None = None
         self._dispatcher: Dispatcher | None = None
         self._consumers: list[AIOKafkaConsumer] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
 
     async def start(self) -> None:
         settings, topics = self.settings, self.settings.topics
@@ -147,20 +147,18 @@ class RouterService:
             max_records=max_records,
             after_batch=self._dispatcher.wake,  # a rep told a merge closed their lead
         )
-        self._tasks = [
-            asyncio.create_task(merging.run(), name="merges"),
-            asyncio.create_task(self._dispatcher.run(), name="dispatcher"),
-            asyncio.create_task(routing.run(), name="consumer"),
-            asyncio.create_task(escalation.run(), name="escalation"),
-            asyncio.create_task(drainer.run(), name="drain"),
-        ]
+        self.supervisor.start("merges", merging.run)
+        self.supervisor.start("dispatcher", self._dispatcher.run)
+        self.supervisor.start("consumer", routing.run)
+        self.supervisor.start("escalation", escalation.run)
+        self.supervisor.start("drain", drainer.run)
         log.info("router_started", topic=topics.transitions)
 
     async def stop(self) -> None:
         """Stop within bounded time: the background tasks, then each client, get
         ``STOP_SECONDS`` to end or close cleanly (a broker that does not answer must not
         hang shutdown; offsets not committed are re-delivered, which routing absorbs)."""
-        await cancel_and_wait(self._tasks, STOP_SECONDS)
+        await self.supervisor.stop(STOP_SECONDS)
         if self._dispatcher is not None:
             await self._dispatcher.stop()
         closers = [consumer.stop() for consumer in self._consumers]
