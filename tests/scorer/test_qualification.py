@@ -1,18 +1,22 @@
 """The qualification gate in the stream: with ``qualification.required``, SQL waits for a rep's
-``qualified`` activity (BANT) on ``leads.activity`` — real worker, real broker."""
+``qualified`` activities on ``leads.activity`` to confirm every field of the gate's framework
+(BANT, then MEDDIC after a rules change) — real worker, real broker."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from baton_analytics.replay import replay_all
-from baton_scorer.rules import load_rules
+from baton_scorer.rules import load_rules, parse_rules
+from baton_scorer.rules_topic import publish_rules
 from baton_shared.schemas import Activity, ActivityKind
 from tests.scorer.worker import (
     event,
+    healthz,
     produce,
     rules_worker_env,
     sample,
@@ -37,7 +41,14 @@ qualification:
 """
 
 
-def qualified(activity_id: str, lead_id: str, bant: list[str], at: datetime) -> Activity:
+MEDDIC = RULES.replace("gate-test", "gate-meddic").replace(
+    "  bant: [budget, authority, need, timeline]\n", "  framework: meddic\n"
+)
+
+
+def qualified(
+    activity_id: str, lead_id: str, bant: list[str], at: datetime, **framework: Any
+) -> Activity:
     return Activity(
         activity_id=activity_id,
         lead_id=lead_id,
@@ -45,10 +56,11 @@ def qualified(activity_id: str, lead_id: str, bant: list[str], at: datetime) -> 
         kind=ActivityKind.QUALIFIED,
         bant=bant,
         occurred_at=at,
+        **framework,
     )
 
 
-async def test_lead_over_the_sql_bar_waits_for_bant_then_becomes_sql_by_qualification(
+async def test_lead_waits_for_bant_then_after_a_rules_change_for_all_six_meddic_fields(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env, rules_file = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
@@ -110,5 +122,48 @@ async def test_lead_over_the_sql_bar_waits_for_bant_then_becomes_sql_by_qualific
             t["transition_id"] for t in everything
         ]
         assert replayed.transitions[-1].reason_kind == "qualification"
+
+        await meddic_gate(kafka_bootstrap, worker.url, prefix, now)
     finally:
         worker.stop()
+
+
+async def meddic_gate(bootstrap: str, url: str, prefix: str, now: datetime) -> None:
+    """Rules with a MEDDIC gate published to the running worker: a lead over the bar
+    becomes SQL only once all six MEDDIC fields are confirmed; BANT's count for nothing."""
+    version = parse_rules(MEDDIC).version
+    await publish_rules(bootstrap, f"{prefix}scorer.rules", MEDDIC)
+
+    async def uses_meddic() -> bool:
+        return (await healthz(url))["rules_version"] == version
+
+    await wait_until(uses_meddic, 30, "the worker to take the MEDDIC rules")
+    later = now + timedelta(minutes=1)
+    views = [
+        event("p2", "lead-m", "page", later, page_category="pricing"),
+        event("t2", "lead-m", at=later, name="Trial Started"),
+    ]
+    await produce(bootstrap, f"{prefix}leads.events", views)
+    transitions_topic = f"{prefix}leads.transitions"
+    seen = await wait_for_record(bootstrap, transitions_topic, lambda t: t["lead_id"] == "lead-m")
+    assert seen[-1]["to_stage"] == "mql"
+    fields = ["metrics", "economic_buyer", "decision_criteria", "decision_process"]
+    fields += ["identify_pain", "champion"]
+    assert f"awaits qualification ({', '.join(fields)})" in seen[-1]["reason"]
+
+    at = [later + timedelta(seconds=s) for s in range(1, 4)]
+    bant = ["budget", "authority", "need", "timeline"]
+    acts = [
+        qualified("m1", "lead-m", [], at[0], framework="bant", fields=bant),
+        qualified("m2", "lead-m", [], at[1], framework="meddic", fields=fields[:5]),
+        qualified("m3", "lead-m", [], at[2], framework="meddic", fields=fields[5:]),
+    ]
+    await produce(bootstrap, f"{prefix}leads.activity", [("lead-m", a.to_bytes()) for a in acts])
+    seen = await wait_for_record(
+        bootstrap, transitions_topic, lambda t: t["lead_id"] == "lead-m" and t["to_stage"] == "sql"
+    )
+    mine = [t for t in seen if t["lead_id"] == "lead-m"]
+    # BANT in full and five of six MEDDIC fields changed nothing; the sixth made it SQL.
+    assert [(t["to_stage"], t["trigger_event_id"]) for t in mine] == [("mql", "t2"), ("sql", "m3")]
+    assert mine[-1]["reason_kind"] == "qualification"
+    assert mine[-1]["rules_version"] == version
