@@ -40,9 +40,13 @@ def alembic_config(script_location: Path, version_table: str) -> Config:
     return cfg
 
 
-async def migrate(engine: AsyncEngine, script_location: Path, version_table: str) -> None:
-    """Upgrade to head. An advisory lock makes concurrent starts take turns."""
+async def migrate(
+    engine: AsyncEngine, script_location: Path, version_table: str, **attributes: object
+) -> None:
+    """Upgrade to head. An advisory lock makes concurrent starts take turns. ``attributes``
+    reach the migrations as ``op.get_context().config.attributes`` (e.g. a key one needs)."""
     cfg = alembic_config(script_location, version_table)
+    cfg.attributes.update(attributes)
     lock_key = zlib.crc32(version_table.encode())
 
     def upgrade(connection: Connection) -> None:

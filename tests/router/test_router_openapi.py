@@ -16,7 +16,7 @@ from tests.support.schemathesis import live_service, run_schemathesis
 pytestmark = pytest.mark.integration
 
 ADMIN = "admin-token-for-openapi-tests"
-OPERATIONS = 31
+OPERATIONS = 35
 
 
 @pytest.fixture

@@ -106,9 +106,10 @@ async def outbox(router: RouterService, kind: str) -> list[tuple]:
 
 async def add_rep(router: RouterService, receiver: WebhookReceiver) -> Rep:
     assert router.actions is not None
-    return await router.actions.create_rep(
-        "Ada", "ada@example.com", receiver.url + "/hook", new_secret()
-    )
+    secret = new_secret()
+    rep = await router.actions.create_rep("Ada", "ada@example.com", receiver.url + "/hook", secret)
+    rep.webhook_secret = secret  # stored sealed; the tests verify with the secret in clear
+    return rep
 
 
 async def test_sql_transition_is_delivered_signed_and_published_once(

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from baton_analytics.cli import main
+from baton_router.secret_box import SecretBox
 from baton_router.service import RouterService
 from baton_router.signing import new_secret
 from baton_router.store.configuration import ConfigStore
@@ -148,7 +149,9 @@ async def test_a_rep_left_out_is_archived_and_its_secret_is_replaced_from_the_en
     assert secret not in out
     reps = await rows(engines[0], "SELECT email, webhook_secret, archived_at IS NOT NULL "
                                   "FROM router.reps ORDER BY email")  # fmt: skip
-    assert reps == [("ada@example.com", secret, False), ("bob@example.com", reps[1][1], True)]
+    assert reps == [("ada@example.com", reps[0][1], False), ("bob@example.com", reps[1][1], True)]
+    assert secret[6:] not in reps[0][1]  # stored sealed, with the router's (local) key
+    assert SecretBox.local().open(reps[0][1]).current == secret
     # Bob's account, released by his archiving, goes to Ada in the same transaction.
     owners = await rows(engines[0], "SELECT a.domain, r.email FROM router.accounts a "
                                     "JOIN router.reps r ON r.id = a.rep_id ORDER BY 1")  # fmt: skip

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from baton_router.links import LinkSigner
+from baton_router.secret_box import LOCAL_SECRET_KEY, SecretBox, keys_of
 from baton_router.webhook_targets import TargetPolicy, parse_allow
 from baton_shared.pipeline import RetryPolicy
 from baton_shared.pipeline.settings import (
@@ -102,6 +103,19 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
         description="Re-assignments per lead after SLA breaches, outside any pool's own cap",
     )
 
+    secret_key: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(LOCAL_SECRET_KEY,),
+        alias="BATON_ROUTER_SECRET_KEY",
+        description="Key(s) sealing webhook signing secrets in PostgreSQL, comma-separated "
+        "(16+ characters each): the first seals, every one opens; the local default is "
+        "refused outside BATON_ENV=local/test",
+    )
+    secret_grace_seconds: float = Field(
+        default=86_400,
+        ge=0,
+        alias="BATON_ROUTER_SECRET_GRACE_SECONDS",
+        description="How long a rotated-out webhook secret still signs (both signatures sent)",
+    )
     webhook_check: bool = Field(
         default=False,
         alias="BATON_ROUTER_WEBHOOK_CHECK",
@@ -148,6 +162,20 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
     def link_signer(self) -> LinkSigner:
         return LinkSigner(self.link_secret, timedelta(seconds=self.link_ttl_seconds), self.base_url)
 
+    @model_validator(mode="after")
+    def _refuse_local_secret_key(self) -> RouterSettings:
+        if any(len(key) < 16 for key in self.secret_key) or not self.secret_key:
+            raise ValueError("BATON_ROUTER_SECRET_KEY: each key needs 16 or more characters")
+        if not self.is_local and LOCAL_SECRET_KEY in self.secret_key:
+            raise ValueError(
+                "BATON_ROUTER_SECRET_KEY must be set to a secret outside BATON_ENV=local"
+            )
+        return self
+
+    @property
+    def secret_box(self) -> SecretBox:
+        return SecretBox(self.secret_key)
+
     @property
     def target_policy(self) -> TargetPolicy:
         networks, hosts = parse_allow(self.webhook_allow)
@@ -169,6 +197,11 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
     @classmethod
     def _split_allow(cls, raw: object) -> object:
         return tuple(raw.split(",")) if isinstance(raw, str) else raw
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _split_keys(cls, raw: object) -> object:
+        return keys_of(raw) if isinstance(raw, str) else raw
 
     @field_validator("retry_schedule_seconds", mode="before")
     @classmethod

@@ -12,7 +12,9 @@ every router sharing the database (``OutboxStore.claim_due``: leased, unfinished
 endpoint, under an advisory lock): rows for a busy endpoint are not leased (or are handed
 back) until a slot frees, so one slow receiver neither gets hammered nor delays everybody
 else's webhooks.
-Delivery is at-least-once; the ``webhook-id`` lets receivers drop repeats.
+Delivery is at-least-once; the ``webhook-id`` lets receivers drop repeats. A webhook is
+signed with the secrets its endpoint's sealed value holds (``secret_box.py``): the
+current one, and a rotated-out one while its grace period lasts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from baton_router.metrics import (
     WEBHOOK_REQUEST,
 )
 from baton_router.retry import next_attempt_at
+from baton_router.secret_box import SecretBox
 from baton_router.signing import signed_headers
 from baton_router.store.outbox import (
     HTTP_KINDS,
@@ -78,9 +81,11 @@ class Dispatcher:
         max_in_flight: int = 200,
         lease: timedelta = LEASE,
         targets: TargetPolicy | None = None,
+        box: SecretBox | None = None,
     ):
         self._store, self._producer, self._http = store, producer, http
         self._targets = targets or TargetPolicy()
+        self._box = box or SecretBox.local()
         self._schedule, self._poll = retry_schedule, poll_seconds
         self._per_endpoint, self._max_in_flight = per_endpoint, max_in_flight
         self._lease = lease
@@ -266,9 +271,10 @@ class Dispatcher:
         self._delivered.append(row.id)
 
     async def _send_webhook(self, row: OutboxRow, endpoint: str, target: tuple[str, str]) -> None:
-        url, secret = target
+        url, sealed = target
         body = orjson.dumps(row.payload)
-        headers = signed_headers(secret, row.message_id, int(time.time()), body)
+        secrets = self._box.open(sealed).signing(utcnow())
+        headers = signed_headers(secrets, row.message_id, int(time.time()), body)
         answer = await self._post(endpoint, url, body, headers)
         if answer.status == 410:
             WEBHOOK_ATTEMPTS.labels(outcome="gone", endpoint=endpoint).inc()

@@ -65,6 +65,7 @@ class RouterService:
             ),
             fast_lease=timedelta(seconds=settings.outbox_lease_seconds),
             per_endpoint=settings.webhook_concurrency,
+            box=settings.secret_box,
         )
         # Webhook targets: checked at registration (the API) and at every delivery.
         self.targets = CheckedResolver(settings.target_policy)
@@ -78,13 +79,11 @@ class RouterService:
 
     async def start(self) -> None:
         settings, topics = self.settings, self.settings.topics
-        await migrate(self.engine, MIGRATIONS, VERSION_TABLE)
+        await migrate(self.engine, MIGRATIONS, VERSION_TABLE, secret_box=settings.secret_box)
         await ensure_topics(
-            settings.kafka_bootstrap_servers, topics.all(), settings.topic_partitions
+            settings.kafka, topics.all(), settings.topic_partitions, settings.topic_durability
         )
-        self._producer = durable_producer(
-            settings.kafka_bootstrap_servers, client_id="baton-router"
-        )
+        self._producer = durable_producer(settings.kafka, client_id="baton-router")
         await self._producer.start()
         self.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
@@ -99,6 +98,7 @@ class RouterService:
             per_endpoint=settings.webhook_concurrency,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
             targets=settings.target_policy,
+            box=settings.secret_box,
         )
         drainer = QueueDrainer(self.stores, self._dispatcher, settings.drain_seconds)
         intake = Intake(self.stores, self._dispatcher, settings.max_reassignments)
@@ -106,14 +106,12 @@ class RouterService:
             self.stores, drainer, self._dispatcher, self._producer, topics.activity
         )
         transitions = make_consumer(
-            settings.kafka_bootstrap_servers, topics.group("baton-router"), topics.transitions
+            settings.kafka, topics.group("baton-router"), topics.transitions
         )
         breaches = make_consumer(
-            settings.kafka_bootstrap_servers, topics.group("baton-router-escalation"), topics.sla
+            settings.kafka, topics.group("baton-router-escalation"), topics.sla
         )
-        merges = make_consumer(
-            settings.kafka_bootstrap_servers, topics.group("baton-router-merges"), topics.merges
-        )
+        merges = make_consumer(settings.kafka, topics.group("baton-router-merges"), topics.merges)
         self._consumers = [transitions, breaches, merges]
         for consumer in self._consumers:
             await consumer.start()
@@ -175,6 +173,6 @@ class RouterService:
 
     async def readiness(self) -> dict[str, bool]:
         db_ok, kafka_ok = await asyncio.gather(
-            database_answers(self.engine), kafka_answers(self.settings.kafka_bootstrap_servers)
+            database_answers(self.engine), kafka_answers(self.settings.kafka)
         )
         return {"database": db_ok, "kafka": kafka_ok}

@@ -14,6 +14,7 @@ from baton_router.api.routes import (
     pools,
     reps,
     rules,
+    webhook_secrets,
     webhooks,
 )
 
@@ -21,6 +22,7 @@ from baton_router.api.routes import (
 def api_router() -> APIRouter:
     """Every ``/v1`` route and the one-click link pages, in one router for the app."""
     router = APIRouter()
-    for module in (reps, pools, rules, accounts, nurture_tracks, webhooks, leads, links):
+    modules = (reps, pools, rules, accounts, nurture_tracks, webhooks, webhook_secrets, leads)
+    for module in (*modules, links):
         router.include_router(module.router)
     return router

@@ -3,7 +3,8 @@
 ``export`` writes the database's configuration as YAML; ``apply FILE`` validates the
 file, prints the plan and applies it in one transaction (``--dry-run``: the plan only);
 ``import-accounts FILE.csv`` sets account owners from a CRM export through the same
-plan. The database is ``DATABASE_URL`` (or ``--database-url``), the router's own.
+plan. The database is ``DATABASE_URL`` (or ``--database-url``), the router's own;
+webhook secrets are sealed with the router's ``BATON_ROUTER_SECRET_KEY``.
 Problems the user can fix end with exit status 2, one line each naming file, line and
 field.
 """
@@ -32,6 +33,7 @@ from baton_router.config_file.plan import (
     render,
 )
 from baton_router.config_file.source import Lines, LocatedInvalid, dump, load
+from baton_router.secret_box import box_from_environment
 from baton_router.store.routing_document import RoutingDocumentStore
 from baton_shared.clock import utcnow
 from baton_shared.database import make_engine, make_sessionmaker
@@ -58,9 +60,7 @@ def add_routing_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    routing.add_argument(
-        "--database-url", help="the router's PostgreSQL (default: DATABASE_URL)"
-    )
+    routing.add_argument("--database-url", help="the router's PostgreSQL (default: DATABASE_URL)")
     commands = routing.add_subparsers(dest="routing_command", metavar="COMMAND", required=True)
     export = commands.add_parser("export", help="write the configuration as YAML")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 async def _store(url: str) -> AsyncIterator[RoutingDocumentStore]:
     engine = make_engine(url, pool_size=1)
     try:
-        yield RoutingDocumentStore(make_sessionmaker(engine))
+        yield RoutingDocumentStore(make_sessionmaker(engine), box_from_environment(os.environ))
     finally:
         await engine.dispose()
 

@@ -12,6 +12,7 @@
 - ``listing``: the API's lists, a page at a time.
 - ``idempotency``: the responses to ``Idempotency-Key`` requests, for retries.
 - ``one_click``: one-click links, usable once and only on the rep's current assignment.
+- ``webhook_secrets``: rotating a webhook signing secret (sealed at rest) with a grace period.
 - ``merges``: leads merged into others (``leads.merges``): aliases, assignments moved.
 
 :func:`open_stores` builds them all on one sessionmaker.
@@ -25,6 +26,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_router.payloads import PayloadContext
+from baton_router.secret_box import SecretBox
 from baton_router.store.assigning import Assigner
 from baton_router.store.configuration import ConfigStore
 from baton_router.store.escalation import EscalationStore
@@ -35,6 +37,7 @@ from baton_router.store.nudges import NudgeStore
 from baton_router.store.one_click import OneClickStore
 from baton_router.store.outbox import OutboxStore
 from baton_router.store.routing_writes import RoutingStore
+from baton_router.store.webhook_secrets import WebhookSecretStore
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Stores:
     one_click: OneClickStore
     merges: MergeStore
     nudges: NudgeStore
+    webhook_secrets: WebhookSecretStore
 
 
 def open_stores(
@@ -56,19 +60,23 @@ def open_stores(
     context: PayloadContext | None = None,
     fast_lease: timedelta | None = None,
     per_endpoint: int | None = None,
+    box: SecretBox | None = None,
 ) -> Stores:
     """The router's stores. ``fast_lease``: a routed batch's outbox rows are written
     already leased to this router for that long (its dispatcher delivers them from the
-    commit). ``per_endpoint``: webhooks in flight per endpoint across all routers."""
+    commit). ``per_endpoint``: webhooks in flight per endpoint across all routers.
+    ``box``: seals webhook secrets (the local key when not given)."""
+    box = box or SecretBox.local()
     assigner = Assigner(assignments_topic, context or PayloadContext(), fast_lease, per_endpoint)
     return Stores(
-        config=ConfigStore(sessions),
+        config=ConfigStore(sessions, box),
         routing=RoutingStore(sessions, assigner),
         escalation=EscalationStore(sessions, assigner),
         outbox=OutboxStore(sessions, per_endpoint),
         listings=Listings(sessions),
-        idempotency=IdempotencyStore(sessions),
+        idempotency=IdempotencyStore(sessions, box),
         one_click=OneClickStore(sessions),
         merges=MergeStore(sessions),
         nudges=NudgeStore(sessions, assigner.context),
+        webhook_secrets=WebhookSecretStore(sessions, box),
     )

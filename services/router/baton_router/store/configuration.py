@@ -18,6 +18,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton_router.secret_box import SecretBox
 from baton_router.store.nurture import tracks
 from baton_router.tables import (
     Account,
@@ -43,9 +44,7 @@ class InvalidReference(ValueError):
     """The input names something that does not exist (``rule`` ``unknown_reference``) or
     a name already taken (``already_exists``); ``field`` is its path."""
 
-    def __init__(
-        self, field: tuple[str | int, ...], message: str, rule: str = "unknown_reference"
-    ):
+    def __init__(self, field: tuple[str | int, ...], message: str, rule: str = "unknown_reference"):
         super().__init__(f"{'.'.join(map(str, field))}: {message}")
         self.field, self.message, self.rule = field, message, rule
 
@@ -63,8 +62,11 @@ def token_hash(token: str) -> str:
 
 
 class ConfigStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    """Webhook secrets are sealed with ``box`` as they are written (``secret_box.py``)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox | None = None):
         self._sessions = sessions
+        self._box = box or SecretBox.local()
 
     async def _delete(self, model: type[Base], key: object, what: str) -> None:
         async with self._sessions.begin() as session:
@@ -88,7 +90,7 @@ class ConfigStore:
                 name=name,
                 email=email,
                 webhook_url=webhook_url,
-                webhook_secret=secret,
+                webhook_secret=self._box.seal(secret),
                 status=profile.pop("status", "online"),
                 timezone=profile.pop("timezone", "UTC"),
                 out_of_office=profile.pop("out_of_office", []),
@@ -301,7 +303,8 @@ class ConfigStore:
                 pool_id = fields.get("sdr_pool_id")
                 if pool_id is not None and await session.get(Pool, pool_id) is None:
                     raise InvalidReference(("sdr_pool_id",), f"no pool {pool_id}")
-                track = NurtureTrack(id=uuid.uuid4(), **fields)
+                sealed = self._box.seal(fields["webhook_secret"])
+                track = NurtureTrack(id=uuid.uuid4(), **(fields | {"webhook_secret": sealed}))
                 session.add(track)
         except IntegrityError:
             raise InvalidReference(

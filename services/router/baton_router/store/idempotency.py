@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton_router.secret_box import SecretBox
 from baton_router.tables import IdempotencyKey
 
 KEY_TTL = timedelta(hours=24)
@@ -52,23 +53,38 @@ class Claim:
     """A key this request holds: ``stored`` is set when an earlier request's response
     exists (the caller replays it or refuses a different request)."""
 
-    def __init__(self, session: AsyncSession, caller: str, key: str, stored: Stored | None):
+    def __init__(
+        self,
+        session: AsyncSession,
+        caller: str,
+        key: str,
+        stored: Stored | None,
+        box: SecretBox,
+    ):
         self._session, self._caller, self._key = session, caller, key
-        self.stored = stored
+        self.stored, self._box = stored, box
 
     async def keep(self, status_code: int, body: bytes, media_type: str | None) -> None:
         """Store this request's response for its retries."""
         await self._session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.caller == self._caller, IdempotencyKey.key == self._key)
-            .values(status_code=status_code, response_body=body, media_type=media_type)
+            .values(
+                status_code=status_code,
+                response_body=self._box.seal_bytes(body),  # it may hold a new secret
+                media_type=media_type,
+            )
         )
         await self._session.commit()
 
 
 class IdempotencyStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    """Responses are kept sealed (``secret_box.py``): a created rep's or track's answer
+    holds its webhook secret."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox | None = None):
         self._sessions = sessions
+        self._box = box or SecretBox.local()
 
     @asynccontextmanager
     async def claim(
@@ -82,7 +98,7 @@ class IdempotencyStore:
                 if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                     raise KeyInUse(key) from None
                 raise
-            claim = Claim(session, caller, key, stored)
+            claim = Claim(session, caller, key, stored, self._box)
             yield claim
             # Leaving without keep() rolls back: the key is free again.
 
@@ -111,6 +127,7 @@ class IdempotencyStore:
         )
         if row is None or row.status_code is None or row.response_body is None:
             raise KeyInUse(key)  # it expired and went, or is mid-request: rare; retry
-        stored = Stored(row.request_hash, row.status_code, row.response_body, row.media_type)
+        body = self._box.open_bytes(row.response_body)
+        stored = Stored(row.request_hash, row.status_code, body, row.media_type)
         await session.rollback()  # nothing of this request's to keep
         return stored

@@ -28,6 +28,7 @@ from baton_router.config_file.plan import (
     make_item,
     make_plan,
 )
+from baton_router.secret_box import SecretBox
 from baton_router.signing import new_secret
 from baton_router.store.configuration import archive_rep_rows
 from baton_router.store.locks import ROUTING_LOCK
@@ -48,12 +49,15 @@ COLUMNS = {
 
 
 class RoutingDocumentStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    """``box`` opens the stored webhook secrets (to plan) and seals the ones written."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox | None = None):
         self._sessions = sessions
+        self._box = box or SecretBox.local()
 
     async def snapshot(self) -> Snapshot:
         async with self._sessions() as session:
-            return await read_snapshot(session)
+            return await read_snapshot(session, self._box)
 
     async def plan_and_apply(
         self, desired_of: Callable[[Snapshot], list[Item]], dry_run: bool, now: datetime
@@ -63,17 +67,17 @@ class RoutingDocumentStore:
         Returns the plan and the webhook secrets made (see :func:`apply_plan`)."""
         async with self._sessions() as session:
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
-            snapshot = await read_snapshot(session)
+            snapshot = await read_snapshot(session, self._box)
             plan = make_plan(desired_of(snapshot), snapshot)
             if dry_run or not plan:
                 await session.rollback()
                 return plan, []
-            made = await apply_plan(session, plan, now)
+            made = await apply_plan(session, plan, now, self._box)
             await session.commit()
             return plan, made
 
 
-async def read_snapshot(session: AsyncSession) -> Snapshot:
+async def read_snapshot(session: AsyncSession, box: SecretBox) -> Snapshot:
     """Reps not archived, pools, rules, nurture tracks and accounts, in the file's terms."""
     all_reps = (await session.scalars(select(Rep).order_by(Rep.created_at))).all()
     reps = [r for r in all_reps if r.archived_at is None]
@@ -90,7 +94,10 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
         select(NurtureTrack).order_by(NurtureTrack.position, NurtureTrack.created_at)
     )
     accounts = await session.scalars(select(Account).order_by(Account.domain))
-    items = [make_item("rep", _columns(r, COLUMNS["rep"]), r.id, r.webhook_secret) for r in reps]
+    items = [
+        make_item("rep", _columns(r, COLUMNS["rep"]), r.id, box.open(r.webhook_secret).current)
+        for r in reps
+    ]
     items += [
         make_item("pool", {
             **_columns(p, COLUMNS["pool"]),
@@ -110,7 +117,7 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
         make_item("nurture_track", {
             **_columns(t, COLUMNS["nurture_track"]),
             "sdr_pool": pool_name.get(t.sdr_pool_id) if t.sdr_pool_id else None,
-        }, t.id, t.webhook_secret)
+        }, t.id, box.open(t.webhook_secret).current)
         for t in tracks
     ]  # fmt: skip
     items += [
@@ -124,9 +131,12 @@ def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
-async def apply_plan(session: AsyncSession, plan: Plan, now: datetime) -> list[tuple[Item, str]]:
+async def apply_plan(
+    session: AsyncSession, plan: Plan, now: datetime, box: SecretBox
+) -> list[tuple[Item, str]]:
     """Deletes (accounts first, reps last), then creates and changes (reps first). Returns
-    the webhook secrets made for new reps and tracks whose entry named none."""
+    the webhook secrets made for new reps and tracks whose entry named none (stored
+    sealed with ``box``)."""
     deletes = [c for c in plan.changes if c.action == "delete"]
     domains = [c.item.key for c in deletes if c.item.kind == "account"]
     if domains:
@@ -147,7 +157,7 @@ async def apply_plan(session: AsyncSession, plan: Plan, now: datetime) -> list[t
             if kind in ("rep", "nurture_track"):
                 secret = change.item.secret or (new_secret() if change.action == "create" else None)
                 if secret is not None:
-                    row.webhook_secret = secret
+                    row.webhook_secret = box.seal(secret)
                     if change.item.secret is None:
                         made.append((change.item, secret))
             _set(row, fields, COLUMNS[kind])

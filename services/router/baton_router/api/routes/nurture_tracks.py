@@ -34,8 +34,10 @@ async def create_track(
     ``lead.sdr_task`` (queued until one is available)."""
     await targets.check(body)
     fields = body.model_dump(mode="json") | {"sdr_pool_id": body.sdr_pool_id}
-    track = await config.create_track(fields | {"webhook_secret": new_secret()})
-    return TrackCreated.model_validate(track, from_attributes=True)
+    secret = new_secret()  # stored sealed: the answer is the only place it is in clear
+    track = await config.create_track(fields | {"webhook_secret": secret})
+    out = TrackOut.model_validate(track, from_attributes=True)
+    return TrackCreated(**out.model_dump(), webhook_secret=secret)
 
 
 @router.get("/nurture-tracks", response_model=Page[TrackOut])

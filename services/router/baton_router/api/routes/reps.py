@@ -71,10 +71,9 @@ async def create_rep(
     profile = body.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     for key in ("name", "email", "webhook_url"):
         profile.pop(key, None)
-    rep = await actions.create_rep(
-        body.name, body.email, str(body.webhook_url), new_secret(), **profile
-    )
-    return {**rep_out(rep), "webhook_secret": rep.webhook_secret}
+    secret = new_secret()  # stored sealed: the answer is the only place it is in clear
+    rep = await actions.create_rep(body.name, body.email, str(body.webhook_url), secret, **profile)
+    return {**rep_out(rep), "webhook_secret": secret}
 
 
 @router.get("/reps", response_model=Page[RepOut])
