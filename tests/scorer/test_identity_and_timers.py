@@ -50,12 +50,6 @@ def test_timer_queue_fires_each_lead_once_at_its_latest_due_time() -> None:
     assert timers.pop_due(100.0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Not built in replay: the live scorer merges two known ids (tests/scorer/"
-    "test_merge.py), baton replay still scores each id apart (docs/scoring.md, "
-    "'Merging two known leads').",
-)
 def test_alias_and_identify_combine_two_known_histories(make_event, rules) -> None:
     items = [
         make_event(

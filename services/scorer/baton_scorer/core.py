@@ -21,7 +21,7 @@ from typing import Any
 
 import pydantic_core
 
-from baton_scorer import lifecycle
+from baton_scorer import bounds, lifecycle
 from baton_scorer.outcomes import outcome_move
 from baton_scorer.rules import Rules
 from baton_scorer.state import engagement_from_dict
@@ -131,6 +131,7 @@ def native_core(rules: Rules) -> Any:
             "event_types": {t.value: t for t in EventType if t not in _MERGING_TYPES},
             "from_json": pydantic_core.from_json,
             "transition_maker": _TRANSITION_MAKER,
+            "merge_traits": bounds.merge_traits,
         }
         core = _native.Core(spec, rules, compiled, lifecycle.fit_points)
         rules.__dict__["_native_core"] = core

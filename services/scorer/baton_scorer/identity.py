@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from baton_scorer.bounds import event_bytes, trim_pending
 from baton_shared.schemas import LeadEvent
 
 MAX_PENDING = 200  # anonymous events held per anonymous id before an identify; oldest dropped
@@ -25,6 +26,8 @@ class Alias:
     lead_id: str | None = None
     pending: list[LeadEvent] = field(default_factory=list)
     dropped: int = 0
+    # The held events' sizes (``bounds.event_bytes``), for the byte cap; not stored.
+    sizes: list[int] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         """The alias as the ``aliases`` table stores it (JSON)."""
@@ -43,7 +46,8 @@ class Alias:
             return cls()
         raw = orjson.loads(stored)
         pending = [LeadEvent.model_validate(e) for e in raw.get("pending", [])]
-        return cls(lead_id=raw.get("lead_id"), pending=pending, dropped=raw.get("dropped", 0))
+        sizes = [event_bytes(e) for e in pending]
+        return cls(raw.get("lead_id"), pending, raw.get("dropped", 0), sizes)
 
 
 def stitch(alias: Alias, event: LeadEvent) -> list[LeadEvent]:
@@ -56,14 +60,13 @@ def stitch(alias: Alias, event: LeadEvent) -> list[LeadEvent]:
         if alias.lead_id is None:
             alias.lead_id = event.lead_id
         released = [_rekey(e, alias.lead_id) for e in alias.pending]
-        alias.pending = []
+        alias.pending, alias.sizes = [], []
         return [*released, event]
     if alias.lead_id is not None:
         return [_rekey(event, alias.lead_id)]
     alias.pending.append(event)
-    if len(alias.pending) > MAX_PENDING:
-        del alias.pending[0]
-        alias.dropped += 1
+    alias.sizes.append(event_bytes(event))
+    alias.dropped += trim_pending(alias.pending, alias.sizes, MAX_PENDING)
     return []
 
 

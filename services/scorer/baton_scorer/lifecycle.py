@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from baton_scorer.actions import apply_rep_action, expire
+from baton_scorer.bounds import merge_traits
 from baton_scorer.due import due_at
 from baton_scorer.points import fit_points, is_competitor
 from baton_scorer.rules import CompiledRule, Rules
@@ -81,7 +82,7 @@ def score_event(
     lowered_due = False
     if event.traits or (event.email and event.email != state.email):
         if event.traits:
-            state.traits = {**state.traits, **event.traits}
+            state.traits = merge_traits(state.traits, event.traits)
         state.email = event.email or state.email
         fit = fit_points(state.traits, state.email, rules)
         lowered_due = fit < state.fit

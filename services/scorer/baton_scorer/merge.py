@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from baton_scorer.actions import expire
+from baton_scorer.bounds import merge_traits
 from baton_scorer.due import due_at
 from baton_scorer.lifecycle import DEDUP_WINDOW
 from baton_scorer.points import fit_points, is_competitor
@@ -97,7 +98,7 @@ def merge_states(
             entries[:] = kept
 
     seen = list(dict.fromkeys([*absorbed["recent_event_ids"], *survivor["recent_event_ids"]]))
-    traits = {**absorbed["traits"], **survivor["traits"]}
+    traits = merge_traits(absorbed["traits"], survivor["traits"])
     email = survivor.get("email") or absorbed.get("email")
     a_wins = RANK[Stage(survivor["stage"])] >= RANK[Stage(absorbed["stage"])]
     staged = survivor if a_wins else absorbed

@@ -96,6 +96,8 @@ pub struct Core {
     py_rules: PyObject,
     compiled: PyObject,
     fit_points: PyObject,
+    /// ``bounds.merge_traits``: a lead's traits and an event's, within the caps.
+    merge_traits: PyObject,
     pub(crate) maker: TransitionMaker,
     wire_types: WireTypes,
 }
@@ -202,6 +204,7 @@ impl Core {
             py_rules: rules,
             compiled,
             fit_points,
+            merge_traits: item("merge_traits")?.unbind(),
             maker: TransitionMaker::new(&item("transition_maker")?.downcast_into::<PyDict>()?)?,
             wire_types: {
                 let types = item("event_types")?.downcast_into::<PyDict>()?;

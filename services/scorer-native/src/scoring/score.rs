@@ -54,10 +54,10 @@ impl Core {
         let email_set = email.is_some_and(|e| !e.is_empty());
         if ev.traits.is_some() || (email_set && email != st.email.as_deref()) {
             if let Some(traits) = &ev.traits {
-                let merged = PyDict::new(py);
-                merged.update(st.traits.bind(py).as_mapping())?;
-                merged.update(traits.as_mapping())?;
-                st.traits = merged.unbind();
+                let merged = self
+                    .merge_traits
+                    .call1(py, (st.traits.bind(py), traits))?;
+                st.traits = merged.downcast_bound::<PyDict>(py)?.clone().unbind();
             }
             if email_set {
                 st.email = email.map(str::to_owned);
