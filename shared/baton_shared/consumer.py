@@ -7,13 +7,15 @@ import re
 
 from aiokafka import AIOKafkaConsumer
 
+from baton_shared.kafka_connection import KafkaConnection, client_options
 
-def make_consumer(bootstrap_servers: str, group_id: str, *topics: str) -> AIOKafkaConsumer:
+
+def make_consumer(kafka: KafkaConnection | str, group_id: str, *topics: str) -> AIOKafkaConsumer:
     """A group member that commits only what the pipeline tells it to, and reads only
     committed transactional records."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap_servers,
+        **client_options(kafka),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -13,15 +13,18 @@ import secrets
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from baton_shared.kafka_connection import KafkaConnection, KafkaConnectionSettings
+from baton_shared.topic_durability import Durability, TopicDurabilitySettings
 from baton_shared.topics import Topics
 
 LOCAL_ADMIN_TOKEN = "local-admin-token"
 
 
-class ServiceSettings(BaseSettings):
-    """What every Baton service needs: where Kafka is, its namespace, and logging."""
+class ServiceSettings(KafkaConnectionSettings, TopicDurabilitySettings):
+    """What every Baton service needs: where Kafka is and how to connect to it, its
+    namespace and how its topics are replicated, and logging."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
@@ -55,6 +58,16 @@ class ServiceSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """Where Kafka is and how every client of this service connects to it."""
+        return self.kafka_connection(self.kafka_bootstrap_servers)
+
+    @property
+    def topic_durability(self) -> Durability:
+        """Replication and retention of new topics; checked strictly in production."""
+        return self.durability(production=self.env == "production")
 
     @property
     def log_hash_key(self) -> bytes:
