@@ -22,6 +22,7 @@ from baton_analytics.ranges import RangeError, ReadRange
 from baton_analytics.replay import Replay, ReplayResult, transitions_from
 from baton_analytics.source import Fetched, TopicReader, in_time_order
 from baton_scorer.rules import load_rules
+from baton_shared.kafka_connection import KafkaConnection
 from baton_shared.schemas import (
     Activity,
     Assignment,
@@ -31,6 +32,7 @@ from baton_shared.schemas import (
     Transition,
     decode,
 )
+from baton_shared.topic_durability import Durability
 from baton_shared.topics import Topics
 
 R = TypeVar("R", bound=Record)
@@ -38,9 +40,10 @@ R = TypeVar("R", bound=Record)
 
 @dataclass(frozen=True)
 class Target:
-    bootstrap: str
+    bootstrap: KafkaConnection | str
     prefix: str
     partitions: int = 3  # of a sandbox topic replay creates
+    durability: Durability = Durability()  # of a sandbox topic replay creates
 
     @property
     def topics(self) -> Topics:
@@ -165,7 +168,11 @@ async def replay(
         say(f"wrote {len(current.transitions):,} transitions to {output}")
     if to_topic is not None:
         await sink.publish(
-            current.transitions, target.bootstrap, to_topic, partitions=target.partitions
+            current.transitions,
+            target.bootstrap,
+            to_topic,
+            partitions=target.partitions,
+            durability=target.durability,
         )
         say(f"produced {len(current.transitions):,} transitions to topic {to_topic}")
     if candidate_path is not None:

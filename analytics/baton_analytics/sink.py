@@ -7,7 +7,9 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 
 from baton_shared.kafka import durable_producer, ensure_topics
+from baton_shared.kafka_connection import KafkaConnection, as_connection
 from baton_shared.schemas import Transition
+from baton_shared.topic_durability import Durability
 from baton_shared.topics import LEADS_TRANSITIONS, Topics
 
 
@@ -41,12 +43,16 @@ def write_jsonl(transitions: list[Transition], path: Path) -> None:
 
 
 async def publish(
-    transitions: list[Transition], bootstrap: str, topic: str, partitions: int
+    transitions: list[Transition],
+    bootstrap: KafkaConnection | str,
+    topic: str,
+    partitions: int,
+    durability: Durability | None = None,
 ) -> None:
     """Produce every transition (keyed by lead id) and wait for Kafka's acknowledgement."""
     producer = durable_producer(bootstrap, linger_ms=20, max_batch_size=512 * 1024)
     try:
-        await ensure_topics(bootstrap, [topic], partitions)
+        await ensure_topics(bootstrap, [topic], partitions, durability)
         await producer.start()
         try:
             batch = [
@@ -58,4 +64,5 @@ async def publish(
         finally:
             await producer.stop()
     except KafkaError as exc:
-        raise SinkError(f"cannot write to topic {topic!r} on {bootstrap}: {exc}") from exc
+        where = as_connection(bootstrap).bootstrap_servers
+        raise SinkError(f"cannot write to topic {topic!r} on {where}: {exc}") from exc

@@ -32,6 +32,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 
 from baton_analytics.ranges import ReadRange
+from baton_shared.kafka_connection import KafkaConnection, as_connection, client_options
 
 try:
     import baton_scorer_native as _native
@@ -96,12 +97,13 @@ class TopicReader:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection | str,
         topics: list[str],
         span: ReadRange,
         optional: tuple[str, ...] = (),
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = as_connection(kafka)
+        self.bootstrap = self.kafka.bootstrap_servers
         self.topics = topics
         self.optional = optional  # read when they exist, else skipped
         self.span = span
@@ -116,7 +118,7 @@ class TopicReader:
     async def open(self) -> None:
         # Metadata and offsets only: it is assigned nothing, so it fetches nothing.
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_options(self.kafka),
             group_id=None,
             enable_auto_commit=False,
             request_timeout_ms=30_000,

@@ -11,9 +11,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata, TopicPartition
 
+from baton_shared.kafka_connection import KafkaConnection, client_options
+
 
 async def wait_for_record(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     match: Callable[[dict[str, Any]], bool],
     timeout: float = 30.0,
@@ -22,7 +24,7 @@ async def wait_for_record(
     up to and including it. Fails the test with what was seen when time runs out."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

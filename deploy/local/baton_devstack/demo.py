@@ -30,6 +30,8 @@ from aiokafka import AIOKafkaConsumer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from baton_devstack.webhook_sink import Delivery, WebhookReceiver
+from baton_shared.kafka_connection import client_options
+from baton_shared.settings import ServiceSettings
 
 SINK_PORT = 8099
 DEMO_REPS = (("Ada (demo)", "ada@example.com"), ("Grace (demo)", "grace@example.com"))
@@ -230,7 +232,7 @@ class Demo:
         consumer = AIOKafkaConsumer(
             f"{prefix}leads.transitions",
             f"{prefix}leads.sla",
-            bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            **client_options(ServiceSettings(**self.env).kafka),
             group_id=None,
             auto_offset_reset="latest",
         )

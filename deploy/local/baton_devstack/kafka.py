@@ -19,6 +19,7 @@ from pathlib import Path
 
 from baton_devstack import kafka_probe
 from baton_devstack.kafka_fetch import ensure_kafka, kafka_version
+from baton_devstack.kafka_security import SaslSsl
 from baton_devstack.ports import LOCALHOST, free_port, port_is_free
 from baton_devstack.processes import (
     pid_alive,
@@ -123,12 +124,14 @@ class LocalKafka:
         *,
         detach: bool = False,
         heap_max: str = "1g",
+        sasl_ssl: SaslSsl | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.port = port if port is not None else free_port()
         self.controller_port = controller_port if controller_port is not None else free_port()
         self.detach = detach
         self.heap_max = heap_max
+        self.sasl_ssl = sasl_ssl  # an extra SASL_SSL listener (kafka_security)
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- paths & addresses -------------------------------------------------
@@ -173,7 +176,8 @@ class LocalKafka:
         if self.is_running:
             self.wait_ready(timeout)
             return
-        for port in (self.port, self.controller_port):
+        extra = [self.sasl_ssl.port] if self.sasl_ssl else []
+        for port in (self.port, self.controller_port, *extra):
             if not port_is_free(port):
                 raise KafkaStartError(f"cannot start Kafka: port {port} is already in use")
         libs = ensure_kafka()
@@ -244,15 +248,16 @@ class LocalKafka:
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            _SERVER_PROPERTIES.format(
-                node_id=NODE_ID,
-                host=LOCALHOST,
-                port=self.port,
-                controller_port=self.controller_port,
-                data_dir=self.data_dir,
-            )
+        properties = _SERVER_PROPERTIES.format(
+            node_id=NODE_ID,
+            host=LOCALHOST,
+            port=self.port,
+            controller_port=self.controller_port,
+            data_dir=self.data_dir,
         )
+        if self.sasl_ssl is not None:
+            properties = self.sasl_ssl.server_properties(properties, LOCALHOST)
+        self.config_path.write_text(properties)
         (self.workdir / "log4j2.yaml").write_text(_LOG4J2_YAML)
 
     def _java_cmd(self, libs: Path, main_class: str, *args: str) -> list[str]:
@@ -272,6 +277,7 @@ class LocalKafka:
         cmd = self._java_cmd(
             libs, "kafka.tools.StorageTool", "format",
             f"--cluster-id={_cluster_id()}", f"--config={self.config_path}",
+            *(self.sasl_ssl.format_args() if self.sasl_ssl else []),
         )  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -31,14 +31,15 @@ from baton_shared.auth_limits import FailedAuthLimit, failed_auths
 from baton_shared.body_limit import BodyLimit
 from baton_shared.http import ops_router
 from baton_shared.kafka import kafka_answers
+from baton_shared.kafka_connection import KafkaConnection
 
 
 class ReadinessProbe:
     """Asks the cluster for metadata at most once per ``ttl_s``: readiness follows Kafka
     (an outage turns /healthz to 503) without a metadata request per probe."""
 
-    def __init__(self, bootstrap_servers: str, ttl_s: float = 2.0):
-        self._bootstrap, self._ttl_s = bootstrap_servers, ttl_s
+    def __init__(self, kafka: KafkaConnection | str, ttl_s: float = 2.0):
+        self._bootstrap, self._ttl_s = kafka, ttl_s
         self._checked_at = float("-inf")
         self._answer = False
 
@@ -52,11 +53,12 @@ class ReadinessProbe:
 
 def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> FastAPI:
     publisher = publisher or Publisher(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         settings.topics.events,
         settings.topic_partitions,
         settings.produce_timeout_seconds,
         settings.producer_tuning,
+        settings.topic_durability,
     )
     ingestor = Ingestor(settings, publisher)
 
@@ -81,7 +83,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         max_age=86_400,
     )
 
-    probe = ReadinessProbe(settings.kafka_bootstrap_servers)
+    probe = ReadinessProbe(settings.kafka)
 
     async def readiness() -> dict[str, bool]:
         return {"kafka": publisher.connected and await probe.kafka_answers()}

@@ -23,9 +23,11 @@ from aiokafka.errors import (
 )
 from prometheus_client import Counter, Histogram
 
-from baton_shared.kafka import durable_producer, ensure_topics
+from baton_shared.kafka import KafkaAccessError, durable_producer, ensure_topics
+from baton_shared.kafka_connection import KafkaConnection
 from baton_shared.logs import get_logger
 from baton_shared.producer import partition_for, send_batched
+from baton_shared.topic_durability import Durability, TopicDurabilityError
 
 log = get_logger(__name__)
 
@@ -75,13 +77,15 @@ class Publisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaConnection | str,
         topic: str,
         partitions: int,
         timeout_s: float,
         tuning: ProducerTuning | None = None,
+        durability: Durability | None = None,
     ):
-        self._bootstrap = bootstrap_servers
+        self._bootstrap = kafka
+        self._durability = durability
         self._topic = topic
         self._partitions = partitions
         self._timeout_s = timeout_s
@@ -122,11 +126,16 @@ class Publisher:
                 linger_ms=tuning.linger_ms,
             )
             try:
-                await ensure_topics(self._bootstrap, [self._topic], self._partitions)
+                await ensure_topics(
+                    self._bootstrap, [self._topic], self._partitions, self._durability
+                )
                 await producer.start()
-            except Exception as exc:  # broker not reachable yet
+            except Exception as exc:  # broker not reachable yet, or refusing us
                 await producer.stop()
-                log.warning("kafka_connect_failed", error=type(exc).__name__, retry_in_s=delay)
+                error = type(exc).__name__
+                if isinstance(exc, KafkaAccessError | TopicDurabilityError):
+                    error = f"{error}: {exc}"  # names the setting to fix
+                log.warning("kafka_connect_failed", error=error, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, tuning.connect_retry_max_seconds)
                 continue

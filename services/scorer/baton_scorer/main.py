@@ -39,13 +39,16 @@ def run_worker() -> None:
     # the worker declares anything.
     asyncio.run(
         ensure_topics(
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             [*topics.all(), *internal_topics(settings)],
             settings.topic_partitions,
+            settings.topic_durability,
         )
     )
     # The latest published rules are in use before the first event is scored.
-    follower = read_rules_topic(settings.kafka_bootstrap_servers, topics.scorer_rules, source)
+    follower = read_rules_topic(
+        settings.kafka, topics.scorer_rules, source, settings.topic_durability
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, source, follower)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
@@ -57,7 +60,9 @@ def rules_command(args: argparse.Namespace) -> int:
     if args.action == "withdraw":
         settings = ScorerSettings()
         where = asyncio.run(
-            publish_rules(settings.kafka_bootstrap_servers, settings.topics.scorer_rules, None)
+            publish_rules(
+                settings.kafka, settings.topics.scorer_rules, None, settings.topic_durability
+            )
         )
         print(f"withdrawn: {where.topic}[{where.partition}]@{where.offset}")
         return 0
@@ -76,7 +81,10 @@ def rules_command(args: argparse.Namespace) -> int:
     settings = ScorerSettings()
     where = asyncio.run(
         publish_rules(
-            settings.kafka_bootstrap_servers, settings.topics.scorer_rules, path.read_text()
+            settings.kafka,
+            settings.topics.scorer_rules,
+            path.read_text(),
+            settings.topic_durability,
         )
     )
     print(f"published {rules.version} to {where.topic}[{where.partition}]@{where.offset}")

@@ -19,18 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from baton_scorer.metrics import RULES_FOLLOW_ERRORS
 from baton_scorer.rules_source import RulesSource
-from baton_shared.kafka import durable_producer
+from baton_shared.kafka import durable_producer, ensure_topics
+from baton_shared.kafka_connection import KafkaConnection, client_options
 from baton_shared.logs import get_logger
+from baton_shared.topic_durability import Durability
 
 log = get_logger(__name__)
 
 RULES_KEY = b"rules"
-TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
@@ -42,29 +41,26 @@ class Published:
     offset: int
 
 
-async def ensure_rules_topic(bootstrap_servers: str, topic: str, replication: int = 1) -> None:
+async def ensure_rules_topic(
+    kafka: KafkaConnection | str, topic: str, durability: Durability | None = None
+) -> None:
     """Create the rules topic (one partition, compacted) unless it exists."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        if topic in set(await admin.list_topics()):
-            return
-        try:
-            await admin.create_topics([NewTopic(topic, 1, replication, topic_configs=TOPIC_CONFIG)])
-        except TopicAlreadyExistsError:
-            pass  # another worker or publisher created it first
-    finally:
-        await admin.close()
+    await ensure_topics(kafka, [topic], 1, durability, compacted=True)
 
 
-async def publish_rules(bootstrap_servers: str, topic: str, text: str | None) -> Published:
+async def publish_rules(
+    kafka: KafkaConnection | str,
+    topic: str,
+    text: str | None,
+    durability: Durability | None = None,
+) -> Published:
     """Write one rules document (``None``: a tombstone) and wait for Kafka's acknowledgement.
 
     The caller validates ``text`` first (:func:`baton_scorer.rules.parse_rules`);
     workers refuse an invalid document anyway.
     """
-    await ensure_rules_topic(bootstrap_servers, topic)
-    producer = durable_producer(bootstrap_servers)
+    await ensure_rules_topic(kafka, topic, durability)
+    producer = durable_producer(kafka)
     await producer.start()
     try:
         value = text.encode() if text is not None else None
@@ -77,8 +73,8 @@ async def publish_rules(bootstrap_servers: str, topic: str, text: str | None) ->
 class RulesFollower:
     """Feeds every document on the rules topic to a :class:`RulesSource`, in order."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, source: RulesSource) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, kafka: KafkaConnection | str, topic: str, source: RulesSource) -> None:
+        self.kafka = kafka
         self.topic = topic
         self.source = source
         # Next offset to read per partition; carried from catch_up (one event loop)
@@ -145,7 +141,7 @@ class RulesFollower:
 
     async def _consumer(self) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_options(self.kafka),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -179,12 +175,17 @@ class RulesFollower:
         return changed
 
 
-def read_rules_topic(bootstrap_servers: str, topic: str, source: RulesSource) -> RulesFollower:
+def read_rules_topic(
+    kafka: KafkaConnection | str,
+    topic: str,
+    source: RulesSource,
+    durability: Durability | None = None,
+) -> RulesFollower:
     """Create the topic if needed and apply what it holds now (blocking; before faust starts)."""
-    follower = RulesFollower(bootstrap_servers, topic, source)
+    follower = RulesFollower(kafka, topic, source)
 
     async def run() -> None:
-        await ensure_rules_topic(bootstrap_servers, topic)
+        await ensure_rules_topic(kafka, topic, durability)
         await follower.catch_up()
 
     asyncio.run(run())
