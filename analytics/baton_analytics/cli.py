@@ -218,10 +218,12 @@ def _range_options(p: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> commands.Target:
     settings = ServiceSettings()
+    kafka = settings.kafka_connection(args.bootstrap or settings.kafka_bootstrap_servers)
     return commands.Target(
-        bootstrap=args.bootstrap or settings.kafka_bootstrap_servers,
+        bootstrap=kafka,
         prefix=settings.topic_prefix if args.prefix is None else args.prefix,
         partitions=settings.topic_partitions,
+        durability=settings.topic_durability,
     )
 
 

@@ -43,6 +43,7 @@ from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.stream import ScorerShell
 from baton_scorer.web import LeadLookup, install
 from baton_shared.auth_limits import failed_auths
+from baton_shared.kafka_connection import faust_credentials
 from baton_shared.metrics import exposition
 
 RAW: dict[str, Any] = {
@@ -68,6 +69,8 @@ def faust_app(settings: ScorerSettings) -> faust.App:
     app = faust.App(
         settings.topics.group("baton-scorer"),
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
+        broker_credentials=faust_credentials(settings.kafka),
+        topic_replication_factor=settings.topic_durability.replication_factor,
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,

@@ -81,15 +81,14 @@ class SlaService:
     async def start(self) -> None:
         topics = self.settings.topics
         await migrate(self.engine, MIGRATIONS, VERSION_TABLE)
+        settings = self.settings
         await ensure_topics(
-            self.settings.kafka_bootstrap_servers, topics.all(), self.settings.topic_partitions
+            settings.kafka, topics.all(), settings.topic_partitions, settings.topic_durability
         )
-        self._producer = durable_producer(
-            self.settings.kafka_bootstrap_servers, client_id="baton-sla-monitor"
-        )
+        self._producer = durable_producer(settings.kafka, client_id="baton-sla-monitor")
         await self._producer.start()
         self._consumer = make_consumer(
-            self.settings.kafka_bootstrap_servers,
+            self.settings.kafka,
             topics.group(CONSUMER),
             topics.transitions,
             topics.assignments,
@@ -201,7 +200,7 @@ class SlaService:
 
     async def readiness(self) -> dict[str, bool]:
         db_ok, kafka_ok = await asyncio.gather(
-            database_answers(self.engine), kafka_answers(self.settings.kafka_bootstrap_servers)
+            database_answers(self.engine), kafka_answers(self.settings.kafka)
         )
         return {"database": db_ok, "kafka": kafka_ok}
 
