@@ -10,14 +10,18 @@ stdlib's: uvicorn, aiokafka, SQLAlchemy), after exceptions are formatted:
 * :func:`scrub` removes what a free text (an error message, a traceback) can carry:
   email addresses, and the bound values a database error quotes (``DETAIL:`` lines,
   SQLAlchemy's ``[parameters: ...]``).
+
+:func:`scrub_stdlib_records` does the same to every stdlib log record as it is made, so
+the text stays clean whatever handler writes it (faust's worker installs its own).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 #: Keys whose value is, or may be, a person's identity.
@@ -90,3 +94,30 @@ def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]
     for name, value in event.items():
         event[name] = _scrubbed(value)
     return event
+
+
+class _ScrubbingFactory:
+    """A log record factory scrubbing the message and the exception text it makes."""
+
+    def __init__(self, make: Callable[..., logging.LogRecord]) -> None:
+        self.make = make
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: logging reports it when it formats
+            return record
+        clean = scrub_text(message)
+        if clean != message:  # untouched otherwise: a formatter may read the args
+            record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = scrub_text(text)
+        return record
+
+
+def scrub_stdlib_records() -> None:
+    """Make every stdlib log record scrubbed (once per process)."""
+    if not isinstance(logging.getLogRecordFactory(), _ScrubbingFactory):
+        logging.setLogRecordFactory(_ScrubbingFactory(logging.getLogRecordFactory()))

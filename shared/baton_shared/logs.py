@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from baton_shared.log_privacy import Pseudonymise, scrub
+from baton_shared.log_privacy import Pseudonymise, scrub, scrub_stdlib_records
 
 
 def _renderer(fmt: str) -> structlog.types.Processor:
@@ -72,6 +72,7 @@ def configure_logging(
             ],
         )
     )
+    scrub_stdlib_records()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -24,8 +24,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def restore_logging() -> Iterator[None]:
     """Logging as it was before the test configured it."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level, factory = root.handlers[:], root.level, logging.getLogRecordFactory()
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    logging.setLogRecordFactory(factory)
     structlog.reset_defaults()

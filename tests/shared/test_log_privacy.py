@@ -3,6 +3,7 @@ database values, and an access log naming routes, not paths or addresses."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -85,3 +86,19 @@ async def test_the_access_log_names_the_route_not_the_path_or_the_client(
     assert missing["route"] == "-" and missing["status"] == 404
     assert "198.51.100.23" not in json.dumps([found, missing])
     assert "grace" not in json.dumps([found, missing])
+
+
+def test_a_handler_installed_later_writes_scrubbed_records_too(restore_logging: None) -> None:
+    configure_logging("INFO", "json", b"key")
+    written = io.StringIO()
+    foreign = logging.StreamHandler(written)  # as faust's worker replaces the root handler
+    foreign.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.getLogger().handlers[:] = [foreign]
+    try:
+        raise ValueError(f"bad lead {EMAIL}")
+    except ValueError:
+        logging.getLogger("faust.agents").exception("Agent crashed on %r", EMAIL)
+    logging.getLogger("faust.worker").info("Worker ready at %s", "http://127.0.0.1:6066")
+    text = written.getvalue()
+    assert EMAIL not in text and "ValueError" in text and "Agent crashed" in text
+    assert "Worker ready at http://127.0.0.1:6066" in text
