@@ -214,3 +214,42 @@ def test_a_group_calls_company_size_and_industry_count_for_the_leads_fit(
     # A top-level trait of the person's own wins over the company object.
     lifecycle.score_event(state, make_event(EventType.IDENTIFY, traits={"employees": 5}), rules)
     assert state.fit == 5
+
+
+UPDATES = st.lists(
+    st.tuples(
+        st.sampled_from(["ada", "bob", "cy", "dee"]),
+        st.one_of(
+            st.none(),  # the lead leaves
+            st.tuples(
+                st.dictionaries(
+                    st.sampled_from(["default", "intent"]),
+                    st.sampled_from([0.0, 10.0, 30.0, 59.999999, 60.0, 90.0, -20.0]),
+                    min_size=1,
+                ),
+                st.floats(0, 30 * 86_400),
+            ),
+        ),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(UPDATES)
+def test_after_every_update_the_account_is_in_the_stage_its_exact_score_gives(
+    updates: list,
+) -> None:
+    account = accounts.AccountState()
+    origin = T0.timestamp()
+    for seq, (lead, change) in enumerate(updates, start=1):
+        if change is None:
+            value = accounts.left_update(lead, "acme.com", seq)
+        else:
+            groups, late_s = change
+            state = lifecycle.LeadState(groups=groups, origin=origin, watermark=origin + late_s)
+            value = accounts.member_update(lead, "acme.com", seq, state)
+        accounts.apply_updates("acme.com", account, [value], RULES)
+        if account.watermark is not None:
+            exact = account.fit(RULES) + sum(account.points_at(account.watermark, RULES).values())
+            assert account.stage is accounts.stage_for(exact, RULES)

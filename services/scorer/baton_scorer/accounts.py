@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from baton_scorer.accounts_totals import Totals
 from baton_scorer.lookup import BadKey
 from baton_scorer.rules import Rules
 from baton_scorer.state import LeadState
@@ -48,12 +49,15 @@ class Member:
     origin: float | None
     watermark: float | None
     company: dict[str, Any]
+    raw: dict[str, Any] | None = None  # what it was read from: written back as it was
 
     def engagement_at(self, t: float, rules: Rules) -> float:
         """The lead's engagement decayed to ``t``: the lead's own formula, on its groups."""
         return LeadState.engagement_at(self, t, rules)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
+        if self.raw is not None:
+            return self.raw
         return {
             "seq": self.seq,
             "stage": self.stage,
@@ -74,6 +78,7 @@ class Member:
             origin=None if raw["origin"] is None else float(raw["origin"]),
             watermark=None if raw["watermark"] is None else float(raw["watermark"]),
             company=dict(raw["company"]),
+            raw=raw,
         )
 
 
@@ -86,6 +91,8 @@ class AccountState:
     watermark: float | None = None
     members: dict[str, Member] = field(default_factory=dict)
     over_cap: int = 0  # updates of leads not counted (more than MAX_ACCOUNT_LEADS)
+    cached_fit: float | None = None  # not stored: recomputed when a company trait changes
+    totals: Totals | None = None  # not stored: the running estimate of the engagement
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -112,7 +119,46 @@ class AccountState:
         )
 
     def engagement_at(self, t: float, rules: Rules) -> float:
-        return sum(m.engagement_at(t, rules) for m in self.members.values())
+        return sum(self.points_at(t, rules).values())
+
+    def points_at(self, t: float, rules: Rules) -> dict[str, float]:
+        """Each member's engagement at ``t``: ``Member.engagement_at`` (the lead's own
+        formula, the same operations in the same order), with the half-lives looked up
+        once for all members."""
+        hl = rules.compiled.group_half_life
+        h0 = rules.half_life_seconds
+        out: dict[str, float] = {}
+        for lead_id, m in self.members.items():
+            origin = m.origin
+            if origin is None:
+                out[lead_id] = 0.0
+                continue
+            out[lead_id] = sum(
+                a * 2.0 ** ((origin - t) / hl.get(g, h0)) for g, a in m.groups.items()
+            )
+        return out
+
+    def adjust(self, old: Member | None, new: Member | None, rules: Rules) -> None:
+        """Keep the running totals in step with a member that changed."""
+        totals = self.totals
+        if totals is None:
+            return
+        if (
+            totals.stale()
+            or (old is not None and not totals.add(old, rules, -1.0))
+            or (new is not None and not totals.add(new, rules, 1.0))
+        ):
+            self.totals = None  # rebuilt from the members when next needed
+
+    def crosses(self, score_estimate: float, margin: float, rules: Rules) -> bool:
+        """Whether the exact score may be in another stage than the account's."""
+        accounts = rules.accounts
+        if accounts is None:
+            return False
+        th = accounts.thresholds
+        return stage_for(score_estimate, rules) != self.stage or any(
+            abs(score_estimate - x) <= margin for x in (th.engaged, th.sales_ready)
+        )
 
     def traits(self) -> dict[str, Any]:
         """The company's traits: every member's, the most recently active last (wins)."""
@@ -122,8 +168,10 @@ class AccountState:
         return out
 
     def fit(self, rules: Rules) -> float:
-        accounts = rules.accounts
-        return accounts.fit.points(self.traits()) if accounts is not None else 0.0
+        if self.cached_fit is None:
+            accounts = rules.accounts
+            self.cached_fit = accounts.fit.points(self.traits()) if accounts is not None else 0.0
+        return self.cached_fit
 
 
 def _recency(item: tuple[str, Member]) -> tuple[float, str]:
@@ -151,7 +199,11 @@ def left_update(lead_id: str, account_id: str, seq: int) -> bytes:
     return orjson.dumps({"lead_id": lead_id, "account_id": account_id, "left": seq})
 
 
-def decode_update(value: bytes) -> tuple[str, str, int, Member | None]:
+Update = tuple[str, str, int, Member | None]
+"""A decoded update: (lead id, account id, seq, member — None: it left)."""
+
+
+def decode_update(value: bytes) -> Update:
     """(lead id, account id, seq, member — None: it left); ValueError when malformed."""
     raw = orjson.loads(value)
     lead_id, account_id = raw.get("lead_id"), raw.get("account_id")
@@ -183,19 +235,30 @@ def apply_updates(
 ) -> list[AccountTransition]:
     """Apply ``updates`` (their values, in order) to ``state`` in place; the transitions
     they cause. A malformed update raises ValueError before anything changes."""
-    decoded = [decode_update(value) for value in updates]
+    return apply_decoded(account_id, state, [decode_update(v) for v in updates], rules)
+
+
+def apply_decoded(
+    account_id: str, state: AccountState, updates: list[Update], rules: Rules
+) -> list[AccountTransition]:
+    """:func:`apply_updates` of updates :func:`decode_update` read."""
     out: list[AccountTransition] = []
-    for lead_id, _, seq, member in decoded:
+    for lead_id, _, seq, member in updates:
         current = state.members.get(lead_id)
         if current is not None and current.seq > seq:
             continue  # an older update of this lead: the newer one stands
         if member is None:
-            state.members.pop(lead_id, None)
+            if state.members.pop(lead_id, None) is not None:
+                state.cached_fit = None
+                state.adjust(current, None, rules)
         elif current is None and len(state.members) >= MAX_ACCOUNT_LEADS:
             state.over_cap += 1
             continue
         else:
             state.members[lead_id] = member
+            state.adjust(current, member, rules)
+            if current is None or current.company != member.company:
+                state.cached_fit = None
             if member.watermark is not None and (
                 state.watermark is None or member.watermark > state.watermark
             ):
@@ -214,7 +277,14 @@ def decide(
     if at is None or rules.accounts is None:
         return None
     fit = state.fit(rules)
-    points = {lead: m.engagement_at(at, rules) for lead, m in state.members.items()}
+    totals = state.totals
+    if totals is None:
+        totals = state.totals = Totals.build(state.members.values(), at, rules)
+    if totals is not None:
+        estimate, margin = totals.estimate(at)
+        if not state.crosses(fit + estimate, margin, rules):
+            return None  # the exact score is in the account's stage: no need to sum it
+    points = state.points_at(at, rules)
     engagement = sum(points.values())
     score = fit + engagement
     to = stage_for(score, rules)

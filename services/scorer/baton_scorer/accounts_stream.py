@@ -102,25 +102,36 @@ class AccountRollup:
         self.app = app
         self.table = table  # faust table: account id -> AccountState bytes
         self.transitions_topic = transitions_topic
+        self.cache: dict[str, accounts.AccountState] = {}  # over the table, like the leads'
+
+    def reset(self) -> None:
+        """After a rebalance the table is the truth again."""
+        self.cache.clear()
 
     async def apply_batch(self, values: list[tuple[bytes | None, bytes]], rules: Rules) -> int:
         """Apply (key, value) updates; the number of malformed ones skipped."""
-        by_account: dict[str, list[bytes]] = {}
+        by_account: dict[str, list[accounts.Update]] = {}
+        malformed = 0
         for key, value in values:
+            try:
+                update = accounts.decode_update(value)
+            except (ValueError, TypeError, KeyError):
+                malformed += 1
+                continue
             if key:
-                by_account.setdefault(key.decode(), []).append(value)
+                by_account.setdefault(key.decode(), []).append(update)
+        if malformed:
+            # Only the scorer writes this topic: a malformed record is a bug, not input.
+            log.error("account_updates_malformed", count=malformed)
         changed: dict[str, accounts.AccountState] = {}
         transitions: list[AccountTransition] = []
-        malformed = len(values) - sum(len(v) for v in by_account.values())
+        cache = self.cache
         for account_id, updates in by_account.items():
-            state = accounts.AccountState.from_bytes(self.table.get(account_id.encode()))
-            try:
-                transitions += accounts.apply_updates(account_id, state, updates, rules)
-            except (ValueError, TypeError, KeyError):
-                # Only the scorer writes this topic: a malformed record is a bug, not input.
-                log.error("account_update_malformed", updates=len(updates))
-                malformed += len(updates)
-                continue
+            state = cache.get(account_id)
+            if state is None:
+                stored = self.table.get(account_id.encode())
+                state = cache[account_id] = accounts.AccountState.from_bytes(stored)
+            transitions += accounts.apply_decoded(account_id, state, updates, rules)
             changed[account_id] = state
         await self.publish(transitions)
         await self.save(changed)

@@ -178,10 +178,12 @@ def create_app(
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         shell.reset_caches()
+        rollup.reset()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         shell.reset_caches()
+        rollup.reset()
 
     @app.timer(settings.timer_tick_seconds)
     async def fire_timers() -> None:
