@@ -6,12 +6,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from baton_shared.access_log import AccessLog
+from baton_shared.database import make_engine
 from baton_shared.log_privacy import lead_hash
 from baton_shared.logs import configure_logging, get_logger
 from baton_shared.settings import AdminSettings, ServiceSettings
@@ -102,3 +106,25 @@ def test_a_handler_installed_later_writes_scrubbed_records_too(restore_logging: 
     text = written.getvalue()
     assert EMAIL not in text and "ValueError" in text and "Agent crashed" in text
     assert "Worker ready at http://127.0.0.1:6066" in text
+
+
+@pytest.mark.integration
+async def test_a_real_database_error_is_logged_without_its_bound_values(
+    database_url: str, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("INFO", "json", b"key")
+    engine = make_engine(database_url, pool_size=1)
+    value = {"lead": f"lead-{uuid.uuid4().hex}"}
+    insert = text("INSERT INTO privacy_probe VALUES (:lead)")
+    try:
+        with pytest.raises(IntegrityError) as caught:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TEMP TABLE privacy_probe (lead text PRIMARY KEY)"))
+                await conn.execute(insert, value)
+                await conn.execute(insert, value)  # duplicate key: PostgreSQL quotes it
+    finally:
+        await engine.dispose()
+    log.error("store_failed", error=f"{type(caught.value).__name__}: {caught.value}")
+    text_out = capsys.readouterr().err
+    assert value["lead"] not in text_out
+    assert "INSERT INTO privacy_probe" in text_out  # the statement, without its values
