@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import print_figures
+from _harness import QuietServer, print_figures
 
 from baton_devstack.infra import default_state_dir, start_infra
 from baton_devstack.ports import free_port
@@ -78,14 +78,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        class Server(ThreadingHTTPServer):
-            # The default listen backlog (5) drops SYNs when the router opens its
-            # connections at once; a dropped SYN is retried after 1 s and shows as a
-            # 1 s outlier that is the receiver's, not the router's.
-            request_queue_size = 256
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
