@@ -4,7 +4,9 @@ Configuration, never code: a YAML file (the shipped ``default_sla_policy.yaml``,
 ``BATON_SLA_POLICY_FILE``) validated into a frozen :class:`SlaPolicy` and versioned
 as ``name@content-hash``. Windows are set per priority (``express_sql``, ``sql``,
 ``mql``), with per-team overrides and optional business-hours calendars; warnings
-fire at fractions of the window. Everything here is pure: callers pass ``now``.
+fire at fractions of the window. A stage may also ask for a minimum number of contact
+attempts within a number of business days (``attempts``). Everything here is pure:
+callers pass ``now``.
 """
 
 from __future__ import annotations
@@ -106,6 +108,11 @@ class CalendarSpec(_Frozen):
             raise ValueError(f"hours {self.hours}: {exc}") from exc
 
 
+def _working_day_seconds(calendar: BusinessCalendar) -> float:
+    """The working time of one working day (its local intervals)."""
+    return 60.0 * sum(end - start for start, end in calendar.hours)
+
+
 def _parse_interval(text: str) -> tuple[int, int]:
     match = _HOURS.match(text.strip())
     if not match:
@@ -117,12 +124,32 @@ def _parse_interval(text: str) -> tuple[int, int]:
     return start, end
 
 
+class AttemptsRule(_Frozen):
+    """At least ``count`` contact attempts within ``within_business_days`` of the
+    assignment."""
+
+    count: int = Field(ge=1)
+    within_business_days: float = Field(gt=0)
+
+
+class AttemptsRules(_Frozen):
+    """Minimum contact attempts per assignment stage (unset: none, or inherit)."""
+
+    sql: AttemptsRule | None = None
+    mql: AttemptsRule | None = None
+
+    def get(self, stage: str) -> AttemptsRule | None:
+        value: AttemptsRule | None = getattr(self, stage, None)
+        return value
+
+
 class TeamPolicy(_Frozen):
     """A team's overrides of the defaults."""
 
     calendar: str | None = Field(default=None, description="a name under 'calendars'")
     assign_seconds: float | None = Field(default=None, gt=0)
     first_touch_seconds: Windows = Windows()
+    attempts: AttemptsRules = AttemptsRules()
 
 
 DEFAULT_WINDOWS = Windows(express_sql=300, sql=3600, mql=86_400)
@@ -139,6 +166,9 @@ class SlaPolicy(_Frozen):
         description="transitions to these stages open an assign clock (sql, mql)",
     )
     first_touch_seconds: Windows = DEFAULT_WINDOWS
+    attempts: AttemptsRules = Field(
+        default=AttemptsRules(), description="minimum contact attempts per stage (sql, mql)"
+    )
     calendar: str | None = Field(default=None, description="default calendar; none: 24/7")
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
@@ -188,6 +218,30 @@ class SlaPolicy(_Frozen):
         if window is None:
             window = self.first_touch_seconds.get(priority)
         assert window is not None  # the validator guarantees defaults
+        return self._business_plan(started_at, priority, window, team_policy)
+
+    def plan_attempts(
+        self, started_at: datetime, stage: str, express: bool, team: str | None = None
+    ) -> tuple[AttemptsRule, ClockPlan] | None:
+        """The attempts clock for an assignment, if its stage asks for attempts: the rule
+        and its plan. A business day is one working day of the team's calendar (24 hours
+        without one), so the deadline is that many working days later, warnings at the
+        same fractions as the first-touch clock's."""
+        team_policy = self.teams.get(team or "", TeamPolicy())
+        rule = team_policy.attempts.get(stage) or self.attempts.get(stage)
+        if rule is None:
+            return None
+        calendar = self._calendar(team_policy.calendar or self.calendar)
+        day = _working_day_seconds(calendar) if calendar else 86_400.0
+        window = rule.within_business_days * day
+        return rule, self._business_plan(
+            started_at, Priority.of(stage, express), window, team_policy
+        )
+
+    def _business_plan(
+        self, started_at: datetime, priority: Priority, window: float, team_policy: TeamPolicy
+    ) -> ClockPlan:
+        """A window counted in the team's calendar (round the clock without one)."""
         calendar_name = team_policy.calendar or self.calendar
         calendar = self._calendar(calendar_name)
         add = calendar.add if calendar else wall_clock_add

@@ -26,7 +26,7 @@ from baton_shared.sla_policy import SlaPolicy
 from baton_sla_monitor import planning, sweep
 from baton_sla_monitor.cancelling import cancel_clocks, cancel_late_clocks
 from baton_sla_monitor.merging import apply_merges, follow_aliases
-from baton_sla_monitor.planning import ASSIGN, FIRST_TOUCH
+from baton_sla_monitor.planning import ASSIGN, ATTEMPTS, FIRST_TOUCH
 from baton_sla_monitor.sweep import Fired
 from baton_sla_monitor.tables import Clock
 from baton_sla_monitor.writes import Applied, BatchWrite, lock_leads
@@ -126,7 +126,7 @@ class ClockStore:
                     .group_by(Clock.measure)
                 )
             ).all()
-        counts = dict.fromkeys((FIRST_TOUCH, ASSIGN), 0)
+        counts = dict.fromkeys((FIRST_TOUCH, ASSIGN, ATTEMPTS), 0)
         counts.update({measure: int(n) for measure, n in rows})
         return counts
 

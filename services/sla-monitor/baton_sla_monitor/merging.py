@@ -9,8 +9,9 @@ survivor and moves the merged lead's clocks and touches to it:
   transitions open its clocks);
 * of the two leads' open first-touch clocks one goes on, as the survivor's: an SQL
   one before an MQL one, the survivor's before the merged lead's — the assignment the
-  router keeps; the others are cancelled (a ``cancelled`` event each). Closed clocks
-  move too, with their outcome (the survivor's history).
+  router keeps; the others are cancelled (a ``cancelled`` event each). An open
+  attempts clock goes on with the first-touch clock of its assignment, else it is
+  cancelled too. Closed clocks move too, with their outcome (the survivor's history).
 
 :func:`follow_aliases` re-keys what comes later for a merged-away id: its assignments
 and touches count for the survivor (so ``contacted`` on the old id stops the clock the
@@ -36,7 +37,7 @@ from baton_shared.schemas import (
     SlaStatus,
     Transition,
 )
-from baton_sla_monitor.planning import ASSIGN, close, sla_event
+from baton_sla_monitor.planning import ASSIGN, ATTEMPTS, FIRST_TOUCH, close, sla_event
 from baton_sla_monitor.tables import Clock, LeadAlias, Touch
 from baton_sla_monitor.writes import lock_leads
 
@@ -102,12 +103,16 @@ async def _move_clocks(
             .with_for_update()
         )
     ).all()
-    touch_clocks = [c for c in opened if c.measure != ASSIGN]
+    touch_clocks = [c for c in opened if c.measure == FIRST_TOUCH]
     kept = lead_aliases.goes_on(touch_clocks, survivor, lambda c: c.started_at)
+    kept_assignment = kept.assignment_id if kept is not None else None
     events = []
     for clock in opened:
         if clock is kept or (clock.measure == ASSIGN and clock.lead_id == survivor):
             continue
+        if clock.measure == ATTEMPTS and kept_assignment is not None:
+            if clock.assignment_id == kept_assignment:
+                continue
         close(clock, CANCELLED, now)
         events.append(sla_event(clock, SlaStatus.CANCELLED, now))
     await session.flush()

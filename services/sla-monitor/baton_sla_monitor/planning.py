@@ -2,16 +2,17 @@
 
 The SLA policy turns an assignment or a qualifying transition into the clock rows it
 opens; a first touch (or the assignment an assign clock waits for) is applied to a
-clock loaded by the caller; every change becomes the ``SlaEvent`` to publish. The
-shell (:mod:`baton_sla_monitor.writes`, :mod:`baton_sla_monitor.sweep`) loads and
-stores the rows.
+clock loaded by the caller, and an attempts clock is given the contact attempts that
+count for it; every change becomes the ``SlaEvent`` to publish. The shell
+(:mod:`baton_sla_monitor.writes`, :mod:`baton_sla_monitor.attempts`,
+:mod:`baton_sla_monitor.sweep`) loads and stores the rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from baton_shared.ids import stable_id
 from baton_shared.schemas import (
@@ -28,6 +29,7 @@ from baton_sla_monitor import lifecycle
 from baton_sla_monitor.tables import Clock
 
 FIRST_TOUCH, ASSIGN = SlaMeasure.FIRST_TOUCH.value, SlaMeasure.ASSIGN.value
+ATTEMPTS = SlaMeasure.ATTEMPTS.value
 OPEN_OR_BREACHED = ("open", "breached")
 
 # The columns an event carries from its clock unchanged.
@@ -45,6 +47,8 @@ _EVENT_COLUMNS = (
     "window_seconds",
     "system_delay_seconds",
     "assign_target_seconds",
+    "attempts_required",
+    "attempts_made",
 )
 
 
@@ -98,18 +102,46 @@ def assignment_clock(policy: SlaPolicy, assignment: Assignment) -> Clock:
     (an SDR task for an MQL: the MQL window)."""
     stage = assignment.stage.value
     plan = policy.plan(assignment.assigned_at, stage, assignment.express, assignment.pool)
+    return _assignment_clock(
+        policy, plan, assignment, id=stable_id("clock", assignment.assignment_id)
+    )
+
+
+def attempts_clock(policy: SlaPolicy, assignment: Assignment) -> Clock | None:
+    """The attempts clock an assignment opens when the policy asks its stage (and team)
+    for a minimum number of contact attempts; None when it does not."""
+    planned = policy.plan_attempts(
+        assignment.assigned_at, assignment.stage.value, assignment.express, assignment.pool
+    )
+    if planned is None:
+        return None
+    rule, plan = planned
+    return _assignment_clock(
+        policy,
+        plan,
+        assignment,
+        id=stable_id("clock", ATTEMPTS, assignment.assignment_id),
+        measure=ATTEMPTS,
+        attempts_required=rule.count,
+        attempts_made=0,
+    )
+
+
+def _assignment_clock(
+    policy: SlaPolicy, plan: ClockPlan, assignment: Assignment, **columns: Any
+) -> Clock:
+    """A clock an assignment opens at ``assigned_at``, for its rep and team."""
     delay = (assignment.assigned_at - assignment.qualified_at).total_seconds()
     return _planned_clock(
         policy,
         plan,
-        id=stable_id("clock", assignment.assignment_id),
-        measure=FIRST_TOUCH,
+        **{"measure": FIRST_TOUCH, **columns},
         transition_id=assignment.transition_id,
         assignment_id=assignment.assignment_id,
         lead_id=assignment.lead_id,
         rep_id=assignment.rep_id,
         team=assignment.pool,
-        stage=stage,
+        stage=assignment.stage.value,
         express=assignment.express,
         qualified_at=assignment.qualified_at,
         started_at=assignment.assigned_at,
@@ -200,7 +232,7 @@ def close(clock: Clock, status: str, at: datetime) -> None:
     clock.status, clock.closed_at, clock.next_fire_at = status, at, None
 
 
-def clock_touched_by(activity: Activity, clocks: Sequence[Clock]) -> Clock | None:
+def clock_touched_by(activity: Activity | Attempt, clocks: Sequence[Clock]) -> Clock | None:
     """The clock a touch is for: its assignment's, else the newest started by then
     (``clocks`` are in start order)."""
     if activity.assignment_id is not None:
@@ -208,3 +240,45 @@ def clock_touched_by(activity: Activity, clocks: Sequence[Clock]) -> Clock | Non
     else:
         matching = [c for c in clocks if c.started_at <= activity.occurred_at]
     return matching[-1] if matching else None
+
+
+class Attempt(Protocol):
+    """A stored ``contacted`` activity, as far as attempts care."""
+
+    @property
+    def assignment_id(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+def attempts_by_clock(
+    clocks: Sequence[Clock], attempts: Sequence[Attempt]
+) -> dict[str, list[datetime]]:
+    """When each of a lead's attempts clocks (in start order) was contacted: an attempt
+    counts for its assignment's clock, else for the newest clock started by then."""
+    times: dict[str, list[datetime]] = {c.id: [] for c in clocks}
+    for attempt in attempts:
+        clock = clock_touched_by(attempt, clocks)
+        if clock is not None and attempt.occurred_at >= clock.started_at:
+            times[clock.id].append(attempt.occurred_at)
+    return times
+
+
+def count_attempts(policy: SlaPolicy, clock: Clock, times: Sequence[datetime]) -> SlaEvent | None:
+    """Set an open or breached attempts clock's count from the times of its attempts
+    (every one seen, any order; those by the deadline count). Reaching the required
+    count makes it ``met`` at the attempt that reached it (on a breached clock: the
+    correction, attempts made in time but consumed late); the event to publish, if any."""
+    if clock.status not in OPEN_OR_BREACHED:
+        return None
+    counted = sorted(t for t in times if clock.started_at <= t <= clock.deadline_at)
+    clock.attempts_made = len(counted)
+    clock.first_touch_at = counted[0] if counted else None
+    required = max(1, clock.attempts_required or 1)
+    if len(counted) < required:
+        return None
+    reached = counted[required - 1]
+    clock.elapsed_seconds = (reached - clock.started_at).total_seconds()
+    clock.counted_seconds = policy.counted_seconds(clock.calendar, clock.started_at, reached)
+    close(clock, SlaStatus.MET.value, reached)
+    return sla_event(clock, SlaStatus.MET, reached)

@@ -17,7 +17,7 @@ from baton_shared.pagination import SortKey
 from baton_sla_monitor.tables import Clock
 
 GroupBy = Literal["rep", "team"]
-Measure = Literal["first_touch", "assign"]
+Measure = Literal["first_touch", "assign", "attempts"]
 QUANTILES = (0.5, 0.9, 0.99)
 LEAD_CLOCKS = SortKey(Clock.started_at, Clock.id)
 AT_RISK = SortKey(Clock.deadline_at, Clock.id)

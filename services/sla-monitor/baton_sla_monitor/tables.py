@@ -22,6 +22,9 @@ class Clock(Base):
     * ``first_touch`` (rep delay): assignment → first touch, with the qualifying action
       → assignment delay (system delay) measured beside it; or, for an MQL no SDR task
       has followed yet, MQL transition → first touch (no rep, no assignment).
+    * ``attempts`` (rep effort): assignment → the policy's minimum number of contact
+      attempts (``attempts_required``; ``attempts_made`` counts the ``contacted``
+      activities by the deadline). An assignment opens it beside its first-touch clock.
     * ``assign`` (system delay, in real time): qualifying transition → assignment; no
       rep or assignment (it is waiting for one). ``first_touch_at`` is when the
       assignment came.
@@ -38,7 +41,7 @@ class Clock(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     measure: Mapped[str] = mapped_column(String(16), default="first_touch")
     transition_id: Mapped[str | None] = mapped_column(String(128), index=True)
-    assignment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    assignment_id: Mapped[str | None] = mapped_column(String(64))  # unique per measure
     lead_id: Mapped[str] = mapped_column(String(256), index=True)
     rep_id: Mapped[str | None] = mapped_column(String(64))
     team: Mapped[str | None] = mapped_column(String(64))
@@ -61,6 +64,8 @@ class Clock(Base):
     counted_seconds: Mapped[float | None] = mapped_column(Float)
     system_delay_seconds: Mapped[float | None] = mapped_column(Float)
     assign_target_seconds: Mapped[float | None] = mapped_column(Float)
+    attempts_required: Mapped[int | None] = mapped_column(Integer)
+    attempts_made: Mapped[int | None] = mapped_column(Integer)
 
 
 class Touch(Base):

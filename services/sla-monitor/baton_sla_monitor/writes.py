@@ -2,12 +2,13 @@
 
 In causal order: transitions open ``assign`` and MQL clocks and supersede the leads'
 older transition-opened ones; assignments open first-touch clocks (closing the lead's
-older one as ``reassigned``) and stop their transitions' assign clocks; ``contacted``
-touches are stored and stop first-touch clocks. Each step is a handful of multi-row
-statements whatever the batch size, and works in any arrival order (an assignment
-before its transition, a touch before its clock). The rows are filled in by
-:mod:`baton_sla_monitor.planning`; the events each step decides are appended to
-``events`` for the caller to publish before it commits.
+older one as ``reassigned``) and stop their transitions' assign clocks, and the
+attempts clocks the policy asks for (:mod:`baton_sla_monitor.attempts`);
+``contacted`` touches are stored, stop first-touch clocks and count as attempts. Each
+step is a handful of multi-row statements whatever the batch size, and works in any
+arrival order (an assignment before its transition, a touch before its clock). The
+rows are filled in by :mod:`baton_sla_monitor.planning`; the events each step decides
+are appended to ``events`` for the caller to publish before it commits.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_shared.schemas import Activity, Assignment, SlaEvent, SlaStatus, Transition
 from baton_shared.sla_policy import SlaPolicy
+from baton_sla_monitor import attempts
 from baton_sla_monitor.planning import (
     ASSIGN,
+    ATTEMPTS,
     FIRST_TOUCH,
     OPEN_OR_BREACHED,
     apply_touch,
     assignment_clock,
+    attempts_clock,
     clock_touched_by,
     close,
     sla_event,
@@ -131,24 +135,49 @@ class BatchWrite:
                 seen is not None and seen > clock.started_at
             ):
                 close(clock, "reassigned", clock.started_at)
-        created = await self._insert_new(planned)
+        counting = self._attempts_clocks(assignments, planned)
+        created = await self._insert_new([*planned, *counting])
+        counting = [c for c in created if c.measure == ATTEMPTS]
+        created = [c for c in created if c.measure == FIRST_TOUCH]
         opened = [c for c in created if c.status == "open"]
         if opened:
-            await self.session.execute(
-                update(Clock)
-                .where(
-                    Clock.lead_id.in_([c.lead_id for c in opened]),
-                    Clock.measure == FIRST_TOUCH,
-                    Clock.status == "open",
-                    Clock.id.not_in([c.id for c in opened]),
-                )
-                .values(status="reassigned", closed_at=func.now(), next_fire_at=None)
-            )
+            await self._reassign_older(FIRST_TOUCH, opened)
             self.events.extend(sla_event(c, SlaStatus.STARTED, c.started_at) for c in opened)
             touched = await self._touched_before_opening(opened)
             created = [touched.get(c.id, c) for c in created]
         self.applied.opened.extend(created)
         await self._stop_assign_clocks(assignments)
+        if started := [c for c in counting if c.status == "open"]:
+            await self._reassign_older(ATTEMPTS, started)
+            self.events.extend(await attempts.started(self.session, self.policy, started))
+
+    async def _reassign_older(self, measure: str, opened: Sequence[Clock]) -> None:
+        """Close the leads' other open ``measure`` clocks as ``reassigned``: ``opened``
+        are their new ones."""
+        await self.session.execute(
+            update(Clock)
+            .where(
+                Clock.lead_id.in_([c.lead_id for c in opened]),
+                Clock.measure == measure,
+                Clock.status == "open",
+                Clock.id.not_in([c.id for c in opened]),
+            )
+            .values(status="reassigned", closed_at=func.now(), next_fire_at=None)
+        )
+
+    def _attempts_clocks(
+        self, assignments: Sequence[Assignment], first_touch: Sequence[Clock]
+    ) -> list[Clock]:
+        """The attempts clocks of the assignments whose stage asks for attempts, closed
+        as ``reassigned`` when their first-touch clock is."""
+        by_id = {a.assignment_id: a for a in assignments}
+        planned = []
+        for paired in first_touch:
+            clock = attempts_clock(self.policy, by_id[paired.assignment_id or ""])
+            if clock is not None and paired.status != "open":
+                close(clock, paired.status, paired.started_at)
+            planned.extend([clock] if clock is not None else [])
+        return planned
 
     async def record_touches(self, activities: Sequence[Activity]) -> None:
         """Store the touches (once per activity id) and stop the first-touch clock each
@@ -179,6 +208,8 @@ class BatchWrite:
                 continue
             self.applied.touched.append(clock)
             self._emit(apply_touch(self.policy, clock, activity.occurred_at))
+        leads = {a.lead_id for a in new}
+        self.events.extend(await attempts.recount(self.session, self.policy, leads))
 
     async def _store_touches(self, activities: Sequence[Activity]) -> list[Activity]:
         """Insert the touches not seen before; those, in event-time order."""
