@@ -102,6 +102,24 @@ def host_speed() -> float:
     return round(2.0 / best, 2)
 
 
+def stage_breakdown(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+) -> dict[str, dict[str, float | None]]:
+    """Per stage (cumulative histogram buckets by upper bound, scraped twice), the bucket
+    bounds (ms) that hold the p50 and p99 of the observations made between the scrapes:
+    "p99 ≤ 20 ms" means the 99th percentile fell in a bucket ending at 20 ms."""
+    figures: dict[str, dict[str, float | None]] = {}
+    for stage, buckets in after.items():
+        delta = sorted((le, n - before.get(stage, {}).get(le, 0)) for le, n in buckets.items())
+        total = delta[-1][1] if delta else 0
+        row: dict[str, float | None] = {"count": total}
+        for label, q in (("p50_le_ms", 0.5), ("p99_le_ms", 0.99)):
+            bound = next((le for le, n in delta if total and n >= q * total), None)
+            row[label] = None if bound is None else round(bound * 1000, 1)
+        figures[stage] = row
+    return figures
+
+
 def print_figures(figures: dict[str, Any]) -> None:
     """The last line a bench prints: its figures as one JSON object (with ``host_mips``,
     :func:`host_speed` measured now)."""

@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import QuietServer, print_figures
+from _harness import QuietServer, print_figures, stage_breakdown
 
 from baton_devstack.infra import default_state_dir, start_infra
 from baton_devstack.ports import free_port
@@ -152,33 +152,15 @@ STAGES = {
 
 
 async def histograms(http: httpx.AsyncClient, url: str) -> dict[str, dict[float, float]]:
-    """The router's stage histograms: cumulative bucket counts by upper bound."""
+    """The router's stage histograms: cumulative bucket counts by upper bound, by stage."""
     text = (await http.get(f"{url}/metrics")).text
-    out: dict[str, dict[float, float]] = {name: {} for name in STAGES.values()}
+    out: dict[str, dict[float, float]] = {stage: {} for stage in STAGES}
     for line in text.splitlines():
-        for name in STAGES.values():
+        for stage, name in STAGES.items():
             if line.startswith(f"{name}_bucket{{"):
                 le = line.split('le="', 1)[1].split('"', 1)[0]
-                out[name][float(le)] = float(line.rsplit(" ", 1)[1])
+                out[stage][float(le)] = float(line.rsplit(" ", 1)[1])
     return out
-
-
-def stage_breakdown(
-    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
-) -> dict[str, dict[str, float | None]]:
-    """Per stage, the bucket bounds (ms) that hold the p50 and p99 of the observations made
-    between the two scrapes: "p99 ≤ 20 ms" means the 99th percentile fell in a bucket
-    ending at 20 ms."""
-    figures: dict[str, dict[str, float | None]] = {}
-    for stage, name in STAGES.items():
-        delta = sorted((le, after[name].get(le, 0) - before[name].get(le, 0)) for le in after[name])
-        total = delta[-1][1] if delta else 0
-        row: dict[str, float | None] = {"count": total}
-        for label, q in (("p50_le_ms", 0.5), ("p99_le_ms", 0.99)):
-            bound = next((le for le, n in delta if total and n >= q * total), None)
-            row[label] = None if bound is None else round(bound * 1000, 1)
-        figures[stage] = row
-    return figures
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -40,7 +40,7 @@ import httpx
 from standardwebhooks import Webhook
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import QuietServer, percentile, print_figures
+from _harness import QuietServer, percentile, print_figures, stage_breakdown
 
 from baton_devstack import infra
 from baton_devstack.ports import free_port
@@ -176,22 +176,6 @@ async def scrape(http: httpx.AsyncClient, urls: dict[str, str]) -> dict[str, dic
     return out
 
 
-def breakdown(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
-              ) -> dict[str, dict[str, float | None]]:
-    """Per stage, the bucket bounds (ms) that hold the p50 and p99 of what was observed
-    between the two scrapes."""
-    figures: dict[str, dict[str, float | None]] = {}
-    for stage in STAGES:
-        delta = sorted((le, n - before[stage].get(le, 0)) for le, n in after[stage].items())
-        total = delta[-1][1] if delta else 0
-        row: dict[str, float | None] = {"count": total}
-        for label, q in (("p50_le_ms", 0.5), ("p99_le_ms", 0.99)):
-            bound = next((le for le, n in delta if total and n >= q * total), None)
-            row[label] = None if bound is None else round(bound * 1000, 1)
-        figures[stage] = row
-    return figures
-
-
 async def measure(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
     receiver = VerifyingReceiver()
     run = uuid.uuid4().hex[:6]
@@ -222,7 +206,7 @@ async def measure(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, A
         "background_rate_achieved": round(sent / args.seconds),
         "ingest_batch_p99_ms": round(percentile(ingest_latencies, 0.99) * 1000, 1),
         "bad_signatures": receiver.bad_signatures,
-        "stages": breakdown(before, after),
+        "stages": stage_breakdown(before, after),
     }
 
 
