@@ -94,9 +94,10 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 async def add_rep(router: RouterService, receiver: WebhookReceiver) -> Rep:
     assert router.actions is not None
-    return await router.actions.create_rep(
-        "Ada", "ada@example.com", receiver.url + "/hook", new_secret()
-    )
+    secret = new_secret()
+    rep = await router.actions.create_rep("Ada", "ada@example.com", receiver.url + "/hook", secret)
+    rep.webhook_secret = secret  # stored sealed; the tests verify with the secret in clear
+    return rep
 
 
 async def send(producer, router: RouterService, transition: Transition, key: str):  # type: ignore[no-untyped-def]
