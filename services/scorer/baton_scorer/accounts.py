@@ -10,9 +10,11 @@ a lead that moves to another account or is merged away sends ``left``.
 :func:`apply_updates` keeps each member's latest update in the :class:`AccountState` (the
 ``accounts`` table's value) and decides the account's stage at its event time (the
 latest watermark of its leads): score = fit + engagement, where engagement is the exact
-sum of its leads' decayed engagement (:func:`engagement_at`, the same formula as a
-lead's own) and fit comes from the account's traits (``accounts.fit`` in the rules).
-Crossing ``accounts.thresholds`` either way emits an :class:`AccountTransition`.
+sum of its leads' decayed engagement (:meth:`AccountState.points_at`, the same formula as
+a lead's own) and fit comes from the account's traits (``accounts.fit`` in the rules).
+Crossing ``accounts.thresholds`` either way emits an :class:`AccountTransition`; a
+running estimate (:mod:`baton_scorer.accounts_totals`) spares summing every lead when
+no threshold is near.
 :func:`account_view` is what ``GET /v1/accounts/{account_id}`` answers.
 """
 
