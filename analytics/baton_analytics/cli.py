@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from baton_analytics import commands
+from baton_analytics import commands, conversion
 from baton_analytics.export import ExportError
 from baton_analytics.ranges import RangeError, build_range
 from baton_analytics.sink import SinkError
@@ -29,6 +29,7 @@ from baton_analytics.source import SourceError
 from baton_router.config_file import cli as routing
 from baton_scorer.rules import RulesError
 from baton_shared.clock import utcnow
+from baton_shared.conversion import DIMENSIONS
 from baton_shared.gc_tuning import batch_gc
 from baton_shared.settings import ServiceSettings
 
@@ -87,6 +88,15 @@ followed to its outcome.
 examples:
   baton funnel --since 30d
   baton funnel --since 2026-10-01 --until 2026-11-01 --json > october.json
+
+With --by (or --csv) it prints the conversion report instead: the leads that entered
+the funnel in the window (default the last 30 days), followed to now, grouped by a
+dimension, with MQL -> SQL -> accepted -> won conversion and cycle times; the same
+figures as the SLA monitor's GET /v1/reports/conversion. It reads the topics' whole
+retained history.
+
+  baton funnel --by speed_to_lead --since 2026-10-01 --until 2026-11-01
+  baton funnel --by campaign --since 30d --csv > campaigns.csv
 """
 )
 
@@ -158,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FUNNEL_EPILOG,
     )
     funnel.add_argument("--json", action="store_true", help="machine-readable output")
+    funnel.add_argument(
+        "--by", choices=DIMENSIONS, help="conversion report grouped by this dimension"
+    )
+    funnel.add_argument("--csv", action="store_true", help="conversion report as CSV")
+    funnel.add_argument(
+        "--mql-target-per-day", type=float, help="conversion report: MQL volume target per day"
+    )
     funnel.add_argument(
         "--min-leads", type=int, default=2, help="signals seen on fewer leads are left out"
     )
@@ -232,6 +249,13 @@ async def _run(args: argparse.Namespace, now: datetime) -> int:
     span = build_range(args.since, args.until, args.from_offset, args.to_offset, now)
     if args.command == "export":
         return await commands.export(target, args.topic, span, args.output, args.format)
+    if args.command == "funnel" and (args.by or args.csv):
+        by, fmt = args.by or "all", "csv" if args.csv else "json" if args.json else "text"
+        got = await conversion.read_report(
+            target.bootstrap, target.topics, span, by, now, args.mql_target_per_day
+        )
+        conversion.write(got, fmt)
+        return 0
     if args.command == "funnel":
         return await commands.funnel(target, span, args.json, args.min_leads)
     if args.command == "replay":

@@ -9,32 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from baton_shared.conversion import DIMENSIONS, ConversionReport, Journey, Ledger, conversion_report
-from baton_shared.conversion.figures import GroupFigures
-from tests.support.conversion_history import COUNTS, SINCE, UNTIL, history
-
-
-def rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-def assert_true_figures(report: ConversionReport, truth: dict) -> None:
-    """Each group of the report against the plan's counts (:mod:`conversion_history`)."""
-    groups: dict[str | None, GroupFigures] = {g.key: g for g in report.groups}
-    assert set(groups) == set(truth), report.by
-    for key, want in truth.items():
-        got = groups[key]
-        assert {c: getattr(got, c) for c in COUNTS} == {c: want[c] for c in COUNTS}, (
-            report.by,
-            key,
-        )
-        assert got.mql_to_sql_rate == rate(want["mql_then_sql"], want["mql"])
-        assert got.sql_to_accepted_rate == rate(want["accepted"], want["sql"])
-        assert got.accepted_to_won_rate == rate(want["won"], want["accepted"])
-        assert got.sql_to_won_rate == rate(want["won"], want["sql"])
-        assert got.sql_acceptance_rate == rate(
-            want["accepted"], want["accepted"] + want["rejected"]
-        )
+from baton_shared.conversion import DIMENSIONS, Journey, Ledger, conversion_report
+from tests.support.conversion_history import SINCE, UNTIL, assert_true_figures, history
 
 
 def fold_in_batches(records: list, seed: int, batch: int) -> list[Journey]:

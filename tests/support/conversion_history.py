@@ -16,7 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from baton_shared.conversion import Fact
+from baton_shared.conversion import ConversionReport, Fact
+from baton_shared.conversion.figures import GroupFigures
 from baton_shared.schemas import (
     Activity,
     ActivityKind,
@@ -30,7 +31,8 @@ from baton_shared.schemas import (
     Transition,
 )
 
-SINCE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+#: A week that ended three weeks ago: every outcome (at most 19 days after) is past.
+SINCE = (datetime.now(UTC) - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
 UNTIL = SINCE + timedelta(days=7)
 #: Contact delays after the SQL, by SQL index, and the bucket each lands in (None: never).
 DELAYS = ((60, "under_5m"), (600, "5m_to_1h"), (7200, "1h_to_24h"), (200_000, "over_24h"))
@@ -231,3 +233,26 @@ def _sla(lead: str, sql_at: datetime, breached: bool) -> SlaEvent:
         deadline_at=sql_at + timedelta(hours=1),
         at=sql_at + timedelta(hours=1),
     )
+
+
+def rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def assert_true_figures(report: ConversionReport, truth: dict) -> None:
+    """Each group of the report against the plan's counts (:mod:`conversion_history`)."""
+    groups: dict[str | None, GroupFigures] = {g.key: g for g in report.groups}
+    assert set(groups) == set(truth), report.by
+    for key, want in truth.items():
+        got = groups[key]
+        assert {c: getattr(got, c) for c in COUNTS} == {c: want[c] for c in COUNTS}, (
+            report.by,
+            key,
+        )
+        assert got.mql_to_sql_rate == rate(want["mql_then_sql"], want["mql"])
+        assert got.sql_to_accepted_rate == rate(want["accepted"], want["sql"])
+        assert got.accepted_to_won_rate == rate(want["won"], want["accepted"])
+        assert got.sql_to_won_rate == rate(want["won"], want["sql"])
+        assert got.sql_acceptance_rate == rate(
+            want["accepted"], want["accepted"] + want["rejected"]
+        )

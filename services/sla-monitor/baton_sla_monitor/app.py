@@ -30,6 +30,7 @@ from baton_shared.problems import (
     problem_responses,
 )
 from baton_sla_monitor.config import SlaSettings
+from baton_sla_monitor.reporting.api import reporting_routes
 from baton_sla_monitor.reports import (
     AT_RISK,
     BREACHED,
@@ -170,6 +171,8 @@ def create_app(settings: SlaSettings) -> FastAPI:
         start, end = window(since, until)
         rows = await service.reports.compliance(start, end, by)
         return ComplianceOut(since=start, until=end, by=by, rows=rows)
+
+    api.include_router(reporting_routes(service.reporting.store, settings.mql_target_per_day))
 
     app = FastAPI(title="Baton SLA monitor", version="0.2.0", lifespan=lifespan)
     app.state.service = service

@@ -13,9 +13,10 @@ from baton_shared.pipeline.settings import (
 )
 from baton_shared.settings import DatabaseSettings
 from baton_shared.sla_policy import SlaPolicySettings
+from baton_sla_monitor.reporting.settings import ReportingSettings
 
 
-class SlaSettings(DatabaseSettings, SlaPolicySettings):
+class SlaSettings(DatabaseSettings, SlaPolicySettings, ReportingSettings):
     """The policy settings (``BATON_SLA_POLICY_FILE``, ``BATON_SLA_*_SECONDS``) come from
     :class:`SlaPolicySettings`, shared with the router."""
 

@@ -53,6 +53,7 @@ from baton_sla_monitor.metrics import (
     team_label,
 )
 from baton_sla_monitor.records import Batch, Item, decode_record
+from baton_sla_monitor.reporting import migrate_reporting, reporting_feed
 from baton_sla_monitor.reports import Reports
 from baton_sla_monitor.tables import Clock
 
@@ -74,6 +75,7 @@ class SlaService:
         sessions = make_sessionmaker(self.engine)
         self.clocks = ClockStore(sessions, self.policy, self._publish)
         self.reports = Reports(sessions)
+        self.reporting = reporting_feed(settings, self.engine)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.supervisor = Supervisor()
@@ -81,6 +83,7 @@ class SlaService:
     async def start(self) -> None:
         topics = self.settings.topics
         await migrate(self.engine, MIGRATIONS, VERSION_TABLE)
+        await migrate_reporting(self.engine)
         settings = self.settings
         await ensure_topics(
             settings.kafka, topics.all(), settings.topic_partitions, settings.topic_durability
@@ -108,12 +111,16 @@ class SlaService:
         self.supervisor.start("consumer", pipeline.run)
         self.supervisor.start("sweep", self._sweep_forever)
         self.supervisor.start("stats", self._stats_forever)
+        if self.settings.reporting:
+            for name, loop in await self.reporting.start(self._producer):
+                self.supervisor.start(name, loop)
         log.info("sla_monitor_started", policy=self.policy.version)
 
     async def stop(self) -> None:
         await self.supervisor.stop(STOP_SECONDS)
         if self._consumer is not None:
             await self._consumer.stop()
+        await self.reporting.stop()
         if self._producer is not None:
             await self._producer.stop()
         await self.engine.dispose()

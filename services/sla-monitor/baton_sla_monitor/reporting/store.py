@@ -1,0 +1,102 @@
+"""The reporting store: journeys in PostgreSQL, folded batch by batch.
+
+:meth:`JourneyStore.apply` loads the journeys a batch touches (and the survivors they
+were merged into), folds the batch into them with the pure
+:class:`baton_shared.conversion.Ledger` and writes back the ones that changed, in one
+transaction under one advisory lock (reporting writes take turns: the live feed of
+every monitor and a rebuild). Because the fold is idempotent and commutative, a batch
+applied twice, or out of order with another, leaves the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from baton_shared.conversion import Fact, Journey, Ledger, lead_ids_of
+from baton_sla_monitor.reporting.tables import JourneyRow
+
+LOCK_KEY = 0x42_52_45_50  # "BREP": one writer at a time
+MERGE_HOPS = 8  # survivors of survivors followed when loading
+WRITE_CHUNK = 500  # rows per INSERT (asyncpg takes at most 32,767 parameters)
+_COLUMNS = JourneyRow.__table__.columns
+_WIDTHS = {c.name: c.type.length for c in _COLUMNS if getattr(c.type, "length", None)}
+
+
+def _row(journey: Journey) -> dict[str, Any]:
+    """The journey as a row; free-text labels (a UTM campaign is whatever a link said)
+    cut to their column's width."""
+    row = journey.as_row()
+    for name, width in _WIDTHS.items():
+        if isinstance(row.get(name), str):
+            row[name] = row[name][:width]
+    for name in ("contacted_ats", "met_clocks", "breached_clocks"):
+        row[name] = list(row[name])
+    return row
+
+
+def _journey(row: JourneyRow) -> Journey:
+    return Journey.from_row({c.name: getattr(row, c.name) for c in _COLUMNS})
+
+
+class JourneyStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+
+    async def apply(self, facts: Sequence[Fact]) -> int:
+        """Fold a batch in, in one transaction; how many journeys changed."""
+        if not facts:
+            return 0
+        ids: set[str] = set()
+        for fact in facts:
+            ids |= lead_ids_of(fact)
+        async with self._sessions.begin() as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+            ledger = Ledger()
+            await _load(session, ledger, ids)
+            ledger.fold(facts)
+            rows = [_row(ledger.journeys[lead]) for lead in sorted(ledger.changed)]
+            for start in range(0, len(rows), WRITE_CHUNK):
+                statement = insert(JourneyRow).values(rows[start : start + WRITE_CHUNK])
+                updates = {
+                    c.name: statement.excluded[c.name] for c in _COLUMNS if c.name != "lead_id"
+                }
+                await session.execute(
+                    statement.on_conflict_do_update(index_elements=["lead_id"], set_=updates)
+                )
+        return len(rows)
+
+    async def window(self, since: datetime, until: datetime) -> list[Journey]:
+        """Journeys that entered the funnel, or first became MQL, in ``[since, until)``."""
+        query = select(JourneyRow).where(
+            JourneyRow.merged_into.is_(None),
+            or_(
+                (JourneyRow.entered_at >= since) & (JourneyRow.entered_at < until),
+                (JourneyRow.mql_at >= since) & (JourneyRow.mql_at < until),
+            ),
+        )
+        async with self._sessions() as session:
+            return [_journey(r) for r in (await session.scalars(query)).all()]
+
+    async def clear(self) -> None:
+        """Empty the store (a rebuild starts from fresh tables)."""
+        async with self._sessions.begin() as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+            await session.execute(text("TRUNCATE reporting.journeys"))
+
+
+async def _load(session: AsyncSession, ledger: Ledger, ids: set[str]) -> None:
+    pending = set(ids)
+    for _ in range(MERGE_HOPS):
+        if not pending:
+            return
+        query = select(JourneyRow).where(JourneyRow.lead_id.in_(sorted(pending)))
+        found = [_journey(r) for r in (await session.scalars(query)).all()]
+        for journey in found:
+            ledger.journeys[journey.lead_id] = journey
+        pending = {j.merged_into for j in found if j.merged_into} - ledger.journeys.keys()
