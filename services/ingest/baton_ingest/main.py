@@ -1,6 +1,12 @@
-"""``baton-ingest``: run the ingest API with uvicorn."""
+"""``baton-ingest``: run the ingest API with uvicorn. With several workers, their
+metrics go through prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``,
+a fresh temporary directory unless set), so every worker's ``/metrics`` counts all."""
 
 from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -10,6 +16,7 @@ from baton_ingest.config import IngestSettings
 from baton_shared.access_log import AccessLog
 from baton_shared.gc_tuning import tune_for_throughput
 from baton_shared.logs import configure_logging
+from baton_shared.metrics import MULTIPROC_DIR
 
 
 def build_app() -> ASGIApp:
@@ -24,9 +31,20 @@ def build_app() -> ASGIApp:
     return AccessLog(app) if settings.access_log else app
 
 
+def share_metrics_between_workers() -> None:
+    """Point the workers (spawned after this, they inherit the environment) at one
+    directory for their metric files, emptied of a previous run's."""
+    directory = os.environ.get(MULTIPROC_DIR) or tempfile.mkdtemp(prefix="baton-ingest-")
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_DIR] = directory
+
+
 def main() -> None:
     settings = IngestSettings()
     configure_logging(settings.log_level, settings.log_format, settings.log_hash_key)
+    if settings.workers > 1:
+        share_metrics_between_workers()
     uvicorn.run(
         "baton_ingest.main:build_app",
         factory=True,
@@ -36,6 +54,10 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
+        # A worker must answer the supervisor's ping within this; a new one first boots an
+        # interpreter and imports the app, which on a busy or CPU-throttled host takes
+        # longer than uvicorn's 5 s (it would be killed and restarted over and over).
+        timeout_worker_healthcheck=60,
     )
 
 

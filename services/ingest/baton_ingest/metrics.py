@@ -17,7 +17,11 @@ REQUEST_SECONDS = Histogram(
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
-IN_FLIGHT = Gauge("baton_ingest_in_flight_requests", "Requests being handled now")
+IN_FLIGHT = Gauge(
+    "baton_ingest_in_flight_requests",
+    "Requests being handled now",
+    multiprocess_mode="livesum",  # summed over live workers (main.py)
+)
 BATCH_SIZE = Histogram(
     "baton_ingest_batch_size",
     "Events per request",

@@ -1,0 +1,167 @@
+"""The Helm chart (deploy/helm/baton): ``helm lint``, and every manifest it renders with
+the default and the production values validated against the Kubernetes JSON schemas
+(kubeconform, offline), then read for what a cluster operator relies on: probes,
+non-root read-only containers, a PDB per service, the ingest autoscaler, migrations as a
+release hook, the Prometheus Operator's objects carrying the same rules as compose."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+
+from baton_ingest.config import IngestSettings
+from baton_router.config import RouterSettings
+from baton_scorer.config import ScorerSettings
+from baton_sla_monitor.config import SlaSettings
+from tests.deploy.tools import ROOT, TOOLS, missing, run, tool
+
+CHART = ROOT / "deploy" / "helm" / "baton"
+KUBERNETES_VERSION = "1.33.0"
+VALUES = {"default": [], "production": ["-f", str(CHART / "values-production.yaml")]}
+# Custom resources of the Prometheus Operator: no schema ships in the Kubernetes set;
+# their content is checked below instead.
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+SERVICES = {
+    "ingest": IngestSettings,
+    "scorer": ScorerSettings,
+    "router": RouterSettings,
+    "sla-monitor": SlaSettings,
+}
+# Read by the Kafka connection settings every service shares.
+KAFKA_SECURITY = {
+    "BATON_KAFKA_SECURITY_PROTOCOL",
+    "BATON_KAFKA_SASL_MECHANISM",
+    "BATON_KAFKA_SASL_USERNAME",
+    "BATON_KAFKA_SASL_PASSWORD",
+    "BATON_KAFKA_SSL_CAFILE",
+    "BATON_KAFKA_SSL_CERTFILE",
+    "BATON_KAFKA_SSL_KEYFILE",
+}
+
+
+@cache
+def rendered(values: str) -> str:
+    return run(tool("helm"), "template", "baton", str(CHART), *VALUES[values]).stdout
+
+
+def documents(values: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(rendered(values)) if doc]
+
+
+def of_kind(values: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in documents(values) if d["kind"] == kind}
+
+
+def test_helm_lint_passes_with_default_and_production_values() -> None:
+    helm = tool("helm")
+    run(helm, "lint", "--strict", str(CHART))
+    run(helm, "lint", "--strict", str(CHART), *VALUES["production"])
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_every_rendered_manifest_is_valid_against_the_kubernetes_schemas(values: str) -> None:
+    schemas = TOOLS / "schemas" / f"v{KUBERNETES_VERSION}-local-strict"
+    if not (schemas / "deployment-apps-v1.json").is_file():
+        missing("the Kubernetes JSON schemas")
+    location = str(
+        TOOLS
+        / "schemas"
+        / "{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}"
+        / "{{ .ResourceKind }}{{ .KindSuffix }}.json"
+    )
+    result = run(
+        tool("kubeconform"),
+        "-strict",
+        "-summary",
+        "-kubernetes-version",
+        KUBERNETES_VERSION,
+        "-schema-location",
+        location,
+        "-skip",
+        ",".join(sorted(OPERATOR_KINDS)),
+        "-",
+        stdin=rendered(values),
+    )
+    kinds = {d["kind"] for d in documents(values)} - OPERATOR_KINDS
+    valid = int(re.search(r"Valid: (\d+)", result.stdout)[1])
+    assert valid == sum(1 for d in documents(values) if d["kind"] in kinds), result.stdout
+    assert {"Deployment", "Service", "PodDisruptionBudget", "Job"} <= kinds
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_each_service_runs_non_root_read_only_with_probes_resources_and_a_pdb(
+    values: str,
+) -> None:
+    deployments = of_kind(values, "Deployment")
+    budgets = of_kind(values, "PodDisruptionBudget")
+    assert {name.removeprefix("baton-") for name in deployments} == set(SERVICES)
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["command"] == [f"baton-{name.removeprefix('baton-')}"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert budgets[name]["spec"]["selector"]["matchLabels"] == selector
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_containers_set_only_variables_the_services_read(values: str) -> None:
+    config = next(iter(of_kind(values, "ConfigMap").values()))["data"]
+    for name, deployment in of_kind(values, "Deployment").items():
+        settings = SERVICES[name.removeprefix("baton-")]
+        read = {f.alias for f in settings.model_fields.values() if f.alias} | KAFKA_SECURITY
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"] for e in container["env"]}
+        env |= set(config)
+        # Secret keys are optional: a service ignores the ones of others.
+        secret_only = {
+            e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        unknown = env - read - secret_only
+        assert not unknown, f"{name} is given {sorted(unknown)}, which it does not read"
+        port = settings.model_fields["port"].default
+        assert container["ports"][0]["containerPort"] == port
+
+
+def test_ingest_is_autoscaled_and_migrations_run_once_per_release() -> None:
+    (hpa,) = of_kind("default", "HorizontalPodAutoscaler").values()
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "baton-ingest"
+    assert "replicas" not in of_kind("default", "Deployment")["baton-ingest"]["spec"]
+    (job,) = of_kind("default", "Job").values()
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    pod = job["spec"]["template"]["spec"]
+    commands = [c["command"] for c in pod["initContainers"] + pod["containers"]]
+    assert commands == [["baton-router", "migrate"], ["baton-sla-monitor", "migrate"]]
+
+
+def test_production_values_add_the_operator_objects_with_the_compose_rules() -> None:
+    assert not of_kind("default", "PrometheusRule")
+    (rule,) = of_kind("production", "PrometheusRule").values()
+    compose_rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert rule["spec"] == compose_rules
+    (monitor,) = of_kind("production", "ServiceMonitor").values()
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    # Production takes its secrets from a Secret the operator manages, never from values.
+    assert not of_kind("production", "Secret")
+
+
+def test_production_without_an_existing_secret_refuses_to_render() -> None:
+    result = subprocess.run(
+        [tool("helm"), "template", "baton", str(CHART), "--set", "env=production"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "existingSecret" in result.stderr
