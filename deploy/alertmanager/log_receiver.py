@@ -26,4 +26,6 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    HTTPServer(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 9095), Receiver).serve_forever()
+    HTTPServer(
+        ("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 9095), Receiver
+    ).serve_forever()
