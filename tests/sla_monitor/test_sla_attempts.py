@@ -17,6 +17,7 @@ from baton_shared.database import make_engine, make_sessionmaker, migrate
 from baton_shared.ids import stable_id
 from baton_shared.schemas import Activity, ActivityKind, Assignment, Stage
 from baton_shared.sla_policy import parse_policy
+from baton_sla_monitor.app import clock_out
 from baton_sla_monitor.clocks import ClockStore
 from baton_sla_monitor.service import MIGRATIONS, VERSION_TABLE
 from tests.sla_monitor.test_clock_store import (
@@ -60,11 +61,9 @@ def attempts_events(events: Captured, a: Assignment) -> list[tuple[str, int | No
 
 
 async def attempts_clocks(clocks: ClockStore, lead_id: str) -> dict[str | None, tuple]:
-    return {
-        c.assignment_id: (c.status, c.attempts_made)
-        for c in await clocks_of(clocks, lead_id)
-        if c.measure == "attempts"
-    }
+    """The lead's attempts clocks as the API shows them: status and attempts made."""
+    shown = [clock_out(c) for c in await clocks_of(clocks, lead_id)]
+    return {c.assignment_id: (c.status, c.attempts_made) for c in shown if c.measure == "attempts"}
 
 
 async def test_reassignment_restarts_the_count_and_a_recycle_cancels_it(store) -> None:

@@ -72,6 +72,8 @@ class ClockOut(BaseModel):
     counted_seconds: float | None
     system_delay_seconds: float | None
     assign_target_seconds: float | None
+    attempts_required: int | None = None
+    attempts_made: int | None = None
 
 
 class ComplianceOut(BaseModel):
@@ -83,7 +85,9 @@ class ComplianceOut(BaseModel):
 
 Since = Annotated[Instant | None, Query(description="window start; default: until - 24 h")]
 Until = Annotated[Instant | None, Query(description="window end; default: now")]
-MeasureQuery = Annotated[Measure | None, Query(description="first_touch or assign; default: both")]
+MeasureQuery = Annotated[
+    Measure | None, Query(description="first_touch, assign or attempts; default: all")
+]
 
 
 def clock_out(clock: Clock) -> ClockOut:
