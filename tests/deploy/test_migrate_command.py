@@ -1,5 +1,6 @@
-"""``baton-router migrate``: the release step the Helm chart's hook Job runs. It brings
-an empty database to the schema head and exits, without Kafka, and again is a no-op."""
+"""``baton-router migrate`` and ``baton-sla-monitor migrate``: the release step the Helm
+chart's hook Job runs. Each brings an empty database to its schema head and exits,
+without Kafka; run again, it has nothing to do."""
 
 from __future__ import annotations
 
@@ -36,10 +37,18 @@ async def tables(database_url: str) -> set[str]:
     return {row["table_name"] for row in rows}
 
 
-def test_router_migrate_creates_the_schema_and_exits(pg_cluster, unique_name: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("baton-router", {"alembic_version_router", "reps", "assignments"}),
+        ("baton-sla-monitor", {"alembic_version_sla", "alembic_version_sla_reporting"}),
+    ],
+)
+def test_migrate_creates_the_schema_and_exits(
+    pg_cluster, unique_name: str, command: str, expected: set[str]
+) -> None:
     url = pg_cluster.create_database(unique_name)
-    assert "alembic_version_router" not in asyncio.run(tables(url))
-    migrate("baton-router", url)
-    created = asyncio.run(tables(url))
-    assert {"alembic_version_router", "reps", "assignments"} <= created
-    migrate("baton-router", url)  # at head: nothing to do, still exit 0
+    assert not expected & asyncio.run(tables(url))
+    migrate(command, url)
+    assert expected <= asyncio.run(tables(url))
+    migrate(command, url)  # at head: nothing to do, still exit 0
