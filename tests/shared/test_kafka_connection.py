@@ -11,6 +11,8 @@ from pathlib import Path
 
 import faust
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import ValidationError
 
 from baton_shared.kafka import ensure_topics
@@ -121,11 +123,28 @@ def test_a_cluster_that_cannot_hold_the_topics_is_described() -> None:
     assert "BATON_TOPIC_MIN_INSYNC_REPLICAS=3 is above" in impossible
 
 
+async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, None)]
+        )
+        [(_, _, _, _, entries)] = response.resources
+        return {entry[0]: entry[1] for entry in entries}
+    finally:
+        await admin.close()
+
+
 def test_three_replicas_on_the_one_broker_test_cluster_is_refused(kafka_bootstrap: str) -> None:
     name = f"t-{uuid.uuid4().hex[:8]}.leads.events"
     production = ServiceSettings(BATON_ENV="production").topic_durability
     with pytest.raises(TopicDurabilityError, match="has 1 broker"):
         asyncio.run(ensure_topics(kafka_bootstrap, [name], 1, production))
-    asyncio.run(ensure_topics(kafka_bootstrap, [name], 1, Durability()))  # local: created
+    local = ServiceSettings(BATON_EVENTS_RETENTION_HOURS=48).topic_durability
+    asyncio.run(ensure_topics(kafka_bootstrap, [name], 1, local))  # local: created
+    config = asyncio.run(topic_config(kafka_bootstrap, name))
+    assert config["min.insync.replicas"] == "1"
+    assert config["retention.ms"] == str(48 * 3_600_000)
     thin = Durability(replication_factor=1, strict=True)
     asyncio.run(ensure_topics(kafka_bootstrap, [name], 1, thin))  # exists as wanted: fine
