@@ -98,6 +98,12 @@ def faust_app(settings: ScorerSettings) -> faust.App:
     return app
 
 
+def replica_config(settings: ScorerSettings) -> dict[str, str]:
+    """Topic config of what faust creates (changelogs, account updates): faust sets
+    their replication factor, this their ``min.insync.replicas``."""
+    return {"min.insync.replicas": str(settings.topic_durability.min_insync_replicas)}
+
+
 def accounts_topic(settings: ScorerSettings) -> str:
     """The internal topic of account updates, keyed by account id."""
     return f"{settings.topics.group('baton-scorer')}-accounts"
@@ -118,6 +124,7 @@ def tables(app: faust.App, settings: ScorerSettings) -> tuple[Any, Any, Any]:
         # Writes land in the changelog partition of the key, so a batch may write
         # many leads after its last event.
         "use_partitioner": True,
+        "extra_topic_configs": replica_config(settings),
     }
     return (
         app.Table("leads", **options),
@@ -140,7 +147,13 @@ def create_app(
     shell = ScorerShell(app, topics, internal, source, leads, aliases, accounts_name)
     rollup = AccountRollup(app, accounts, topics.accounts_transitions)
     # Declared by the worker (internal), with the partitions of its table.
-    updates = app.topic(accounts_name, internal=True, partitions=settings.topic_partitions, **RAW)
+    updates = app.topic(
+        accounts_name,
+        internal=True,
+        partitions=settings.topic_partitions,
+        config=replica_config(settings),
+        **RAW,
+    )
     batch_max, within = settings.batch_max, settings.batch_within_seconds
 
     @app.agent(inputs)
