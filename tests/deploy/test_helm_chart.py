@@ -122,13 +122,9 @@ def test_containers_set_only_variables_the_services_read(values: str) -> None:
         settings = SERVICES[name.removeprefix("baton-")]
         read = {f.alias for f in settings.model_fields.values() if f.alias} | KAFKA_SECURITY
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        env = {e["name"] for e in container["env"]}
-        env |= set(config)
-        # Secret keys are optional: a service ignores the ones of others.
-        secret_only = {
-            e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
-        }
-        unknown = env - read - secret_only
+        # Secrets included: a container is given only the keys its service reads.
+        env = {e["name"] for e in container["env"]} | set(config)
+        unknown = env - read
         assert not unknown, f"{name} is given {sorted(unknown)}, which it does not read"
         port = settings.model_fields["port"].default
         assert container["ports"][0]["containerPort"] == port

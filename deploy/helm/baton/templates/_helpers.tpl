@@ -38,11 +38,23 @@ sla-monitor: {values: slaMonitor, command: baton-sla-monitor, hostVar: BATON_SLA
 {{ printf "%s:%s" .Values.image.repository (.Values.image.tag | toString) }}
 {{- end -}}
 
-{{/* Environment of every Baton container: the ConfigMap, then the Secret's keys. */}}
-{{- define "baton.env" -}}
-{{- $secret := include "baton.secretName" . -}}
-{{- range $var, $key := dict "BATON_ADMIN_TOKEN" "BATON_ADMIN_TOKEN" "BATON_INGEST_WRITE_KEYS" "BATON_INGEST_WRITE_KEYS" "DATABASE_URL" "DATABASE_URL" "BATON_ROUTER_SECRET_KEY" "BATON_ROUTER_SECRET_KEY" "BATON_ROUTER_LINK_SECRET" "BATON_ROUTER_LINK_SECRET" "BATON_LOG_HASH_KEY" "BATON_LOG_HASH_KEY" "BATON_KAFKA_SASL_USERNAME" "BATON_KAFKA_SASL_USERNAME" "BATON_KAFKA_SASL_PASSWORD" "BATON_KAFKA_SASL_PASSWORD" }}
-- name: {{ $var }}
+{{/* The Secret's keys each service reads (the variables of the same names); every
+container gets only its own. The migrations Job runs the router's and the SLA
+monitor's settings. */}}
+{{- define "baton.secretKeys" -}}
+common: [BATON_LOG_HASH_KEY, BATON_KAFKA_SASL_USERNAME, BATON_KAFKA_SASL_PASSWORD]
+ingest: [BATON_INGEST_WRITE_KEYS]
+scorer: [BATON_ADMIN_TOKEN]
+router: [BATON_ADMIN_TOKEN, DATABASE_URL, BATON_ROUTER_SECRET_KEY, BATON_ROUTER_LINK_SECRET]
+sla-monitor: [BATON_ADMIN_TOKEN, DATABASE_URL]
+{{- end -}}
+
+{{/* env entries from the Secret for one service: (dict "root" $ "name" <service>). */}}
+{{- define "baton.secretEnv" -}}
+{{- $keys := include "baton.secretKeys" .root | fromYaml -}}
+{{- $secret := include "baton.secretName" .root -}}
+{{- range $key := concat (index $keys .name) $keys.common }}
+- name: {{ $key }}
   valueFrom:
     secretKeyRef:
       name: {{ $secret }}
