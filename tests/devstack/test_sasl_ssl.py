@@ -24,7 +24,7 @@ from baton_shared.kafka_connection import KafkaConnection
 from tests.support.kafka import wait_for_record
 from tests.support.tls import make_server_tls
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 USER, PASSWORD = "baton", "scram-test-password"
 WRITE_KEY = "sasl-write-key"
