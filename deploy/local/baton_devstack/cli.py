@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from baton_devstack import infra, stack
 from baton_devstack.kafka import KafkaStartError
+from baton_devstack.kafka_cluster import KafkaCluster
 from baton_devstack.kafka_fetch import KafkaFetchError, ensure_kafka, kafka_version
 from baton_devstack.postgres import PostgresError
 
@@ -39,6 +41,19 @@ def _infra_status(args: argparse.Namespace) -> int:
         print(f"{name}: {'running' if running else 'stopped'}")
     _print_env(infra.read_env(args.state_dir))
     return 0 if all(status.values()) else 3
+
+
+def _kafka_cluster(args: argparse.Namespace) -> int:
+    with KafkaCluster(args.state_dir / "kafka-cluster") as cluster:
+        _print_env({"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers})
+        for node in cluster.nodes:
+            print(f"node {node.node_id}: pid {node.pid}, log {node.log_path}")
+        print("Ctrl-C stops the cluster (data kept)")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def _print_env(env: dict[str, str]) -> None:
@@ -71,6 +86,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "infra-up": (_infra_up, "start Kafka and PostgreSQL in the background"),
     "infra-down": (_infra_down, "stop the Kafka and PostgreSQL started by infra-up"),
     "infra-status": (_infra_status, "show whether the local infra is running"),
+    "kafka-cluster": (_kafka_cluster, "run a three-broker KRaft cluster in the foreground"),
 }
 
 

@@ -116,6 +116,9 @@ class LocalKafka:
     started by another process is found through ``kafka.pid`` and can be stopped.
     """
 
+    node_id = NODE_ID
+    cluster_id: str | None = None  # None: a random one when the storage is formatted
+
     def __init__(
         self,
         workdir: Path,
@@ -194,7 +197,7 @@ class LocalKafka:
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until ApiVersions succeeds and Metadata lists this broker."""
         deadline = time.monotonic() + timeout
-        while not kafka_probe.broker_ready(LOCALHOST, self.port, NODE_ID, timeout=2.0):
+        while not kafka_probe.broker_ready(LOCALHOST, self.port, self.node_id, timeout=2.0):
             if not self.is_running:
                 raise KafkaStartError(f"Kafka exited during startup\n{self.log_tail()}")
             if time.monotonic() >= deadline:
@@ -248,17 +251,21 @@ class LocalKafka:
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        properties = _SERVER_PROPERTIES.format(
-            node_id=NODE_ID,
+        properties = self._server_properties()
+        if self.sasl_ssl is not None:
+            properties = self.sasl_ssl.server_properties(properties, LOCALHOST)
+        self.config_path.write_text(properties)
+        (self.workdir / "log4j2.yaml").write_text(_LOG4J2_YAML)
+
+    def _server_properties(self) -> str:
+        """server.properties of a single-node cluster (a kafka_cluster node adds its peers)."""
+        return _SERVER_PROPERTIES.format(
+            node_id=self.node_id,
             host=LOCALHOST,
             port=self.port,
             controller_port=self.controller_port,
             data_dir=self.data_dir,
         )
-        if self.sasl_ssl is not None:
-            properties = self.sasl_ssl.server_properties(properties, LOCALHOST)
-        self.config_path.write_text(properties)
-        (self.workdir / "log4j2.yaml").write_text(_LOG4J2_YAML)
 
     def _java_cmd(self, libs: Path, main_class: str, *args: str) -> list[str]:
         return [
@@ -276,7 +283,7 @@ class LocalKafka:
         # "--cluster-id=ID": a random id may start with "-", which "-t ID" would misparse.
         cmd = self._java_cmd(
             libs, "kafka.tools.StorageTool", "format",
-            f"--cluster-id={_cluster_id()}", f"--config={self.config_path}",
+            f"--cluster-id={self.cluster_id or _cluster_id()}", f"--config={self.config_path}",
             *(self.sasl_ssl.format_args() if self.sasl_ssl else []),
         )  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
