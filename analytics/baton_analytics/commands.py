@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -43,7 +43,7 @@ class Target:
     bootstrap: KafkaConnection | str
     prefix: str
     partitions: int = 3  # of a sandbox topic replay creates
-    durability: Durability = Durability()  # of a sandbox topic replay creates
+    durability: Durability = field(default_factory=Durability)  # of that sandbox topic
 
     @property
     def topics(self) -> Topics:
