@@ -3,10 +3,10 @@
 #   helm and kubeconform   built with `go install` (Go module proxy)
 #   Kubernetes JSON schemas from the kubernetes-validate wheel (PyPI)
 #   promtool               Debian's prometheus package (apt, as root)
-# Everything lands in .devstack/tools (bin/ and schemas/); quick when already there.
+# Everything lands in $BATON_CACHE_DIR/tools (default ~/.cache/baton/tools: bin/ and
+# schemas/), kept across clones like the fetched Kafka broker; quick when already there.
 # The schemas' references become absolute file URLs (kubeconform resolves no other kind
-# of local reference), so a moved checkout extracts them again.
-# tests/deploy reads the same paths.
+# of local reference). tests/deploy/tools.py reads the same paths.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,9 +15,10 @@ KUBECONFORM_VERSION=v0.7.0
 SCHEMAS_PACKAGE=kubernetes-validate==1.37.0
 KUBERNETES_VERSION=1.33.0
 
-tools=.devstack/tools
+tools="${BATON_CACHE_DIR:-$HOME/.cache/baton}/tools"
 mkdir -p "$tools/bin"
-bin=$(cd "$tools/bin" && pwd)
+tools=$(cd "$tools" && pwd)
+bin="$tools/bin"
 
 installed() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1-version" 2>/dev/null)" = "$2" ]; }
 
@@ -31,7 +32,7 @@ for spec in "helm helm.sh/helm/v4/cmd/helm $HELM_VERSION" \
   fi
 done
 
-schemas="$(pwd)/$tools/schemas/v$KUBERNETES_VERSION-local-strict"
+schemas="$tools/schemas/v$KUBERNETES_VERSION-local-strict"
 if [ "$(cat "$schemas/.from" 2>/dev/null)" != "$SCHEMAS_PACKAGE $schemas" ]; then
   wheel_dir=$(mktemp -d)
   trap 'rm -rf "$wheel_dir"' EXIT

@@ -1,6 +1,7 @@
 """Where the deployment checks find their tools: deploy/helm/install-tools.sh puts them
-under .devstack/tools (bin/ and schemas/), else PATH. A missing tool skips the test on a
-developer's machine and fails it under CI=true, where the install script has run."""
+under $BATON_CACHE_DIR/tools (default ~/.cache/baton/tools: bin/ and schemas/), else
+PATH. A missing tool skips the test on a developer's machine and fails it under
+CI=true, where .ci/run has run the install script."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / ".devstack" / "tools"
+TOOLS = Path(os.environ.get("BATON_CACHE_DIR") or Path.home() / ".cache" / "baton") / "tools"
 INSTALL = "deploy/helm/install-tools.sh"
 
 
 def missing(what: str) -> None:
-    message = f"{what} is not installed: run {INSTALL}"
+    message = f"missing {what}: run {INSTALL}"
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"{message} (CI runs it from .ci/run)")
     pytest.skip(message)
