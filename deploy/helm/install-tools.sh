@@ -20,6 +20,11 @@ mkdir -p "$tools/bin"
 tools=$(cd "$tools" && pwd)
 bin="$tools/bin"
 
+# The Go toolchain's usual place, when the shell's PATH lacks it.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+
 installed() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1-version" 2>/dev/null)" = "$2" ]; }
 
 for spec in "helm helm.sh/helm/v4/cmd/helm $HELM_VERSION" \
