@@ -39,14 +39,23 @@ LIMITS = {**MAX_LENGTHS, "anonymous_id": 256, "clock_id": 64, "event_id": 256}
 
 def decode_fact(record: ConsumerRecord) -> Fact | None:
     """The record as a fact for the journeys (:func:`baton_shared.conversion.fact_from`);
-    ``ValueError`` (to the DLQ) for a record that does not decode or will not fit."""
+    None when it says nothing the report uses, or does not decode or fit: such a record
+    is counted and passed over, never dead-lettered — each of these topics has a consumer
+    that owns its DLQ (the clocks' consumer, the router's escalation, the scorer), and a
+    second letter for the same record would only be noise."""
     if record.value is None:
         return None
-    fact = fact_from(record.topic, record.value)
-    for name, limit in LIMITS.items():
-        value = getattr(fact, name, None)
-        if isinstance(value, str) and len(value) > limit:
-            raise ValueError(f"{name} is over {limit} characters")
+    try:
+        fact = fact_from(record.topic, record.value)
+        for name, limit in LIMITS.items():
+            value = getattr(fact, name, None)
+            if isinstance(value, str) and len(value) > limit:
+                raise ValueError(f"{name} is over {limit} characters")
+    except ValueError as exc:
+        topic = ".".join(record.topic.rsplit(".", 2)[-2:])
+        gauges.SKIPPED.labels(topic).inc()
+        log.warning("reporting_record_skipped", topic=topic, error=str(exc)[:200])
+        return None
     return fact
 
 

@@ -1,11 +1,12 @@
 """The conversion figures as Prometheus gauges, for the shipped Grafana dashboard:
 the cohort of the last ``BATON_SLA_REPORTING_GAUGE_DAYS`` days, refreshed every
 ``BATON_SLA_REPORTING_REFRESH_SECONDS``. Labels are bounded (steps, speed-to-lead
-buckets, stages), never a lead, rep or campaign."""
+buckets, stages), never a lead, rep or campaign; and the count of records the feed
+passed over."""
 
 from __future__ import annotations
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from baton_shared.conversion import ConversionReport
 from baton_shared.conversion.figures import GroupFigures
@@ -29,6 +30,12 @@ CYCLE = Gauge(
 MQL_TARGET = Gauge(
     "baton_sla_reporting_mql_target_ratio",
     "MQLs in the gauge window divided by the target (BATON_SLA_MQL_TARGET_PER_DAY)",
+)
+SKIPPED = Counter(
+    "baton_sla_reporting_skipped_total",
+    "Records the reporting feed passed over because they do not decode or fit "
+    "(their topic's own consumer dead-letters them)",
+    ["topic"],
 )
 STEPS = ("mql_to_sql", "sql_to_accepted", "accepted_to_won", "sql_to_won", "sql_acceptance")
 CYCLES = ("mql_to_sql", "sql_to_accepted", "accepted_to_won", "sql_to_won", "speed_to_lead")

@@ -75,7 +75,7 @@ async def _read_all(
         for tp, records in got.items():
             for record in records:
                 if record.offset < ends[tp]:
-                    fact = _decoded(record)
+                    fact = decode_fact(record)
                     if fact is not None:
                         facts.append(fact)
         await store.apply(facts)
@@ -90,13 +90,6 @@ async def _read_all(
             raise RuntimeError(f"no records for {STALL_SECONDS:.0f} s before the end of {pending}")
     log.info("reporting_rebuilt", records=folded)
     return folded
-
-
-def _decoded(record) -> Fact | None:  # type: ignore[no-untyped-def]
-    try:
-        return decode_fact(record)
-    except ValueError:
-        return None  # the live feed sent it to the DLQ
 
 
 def main(settings: SlaSettings) -> int:
