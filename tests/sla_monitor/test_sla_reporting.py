@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
 from baton_analytics import conversion
 from baton_analytics.ranges import ReadRange
 from baton_shared.clock import utcnow
-from baton_shared.conversion import ConversionReport
+from baton_shared.conversion import DIMENSIONS, ConversionReport
 from baton_shared.schemas import Activity, Assignment, LeadEvent, LeadMerged, SlaEvent, Transition
 from baton_shared.topics import Topics
 from baton_sla_monitor.app import create_app
+from baton_sla_monitor.reporting.rebuild import rebuild
 from tests.support.conversion_history import SINCE, UNTIL, History, assert_true_figures, history
 from tests.support.waiting import wait_until
 
@@ -73,19 +75,21 @@ async def report(client: httpx.AsyncClient, by: str) -> ConversionReport:
 
 
 async def holds_history(client: httpx.AsyncClient, h: History) -> bool:
-    got = await report(client, "source")
-    return {g.key: g.won for g in got.groups} == {k: c["won"] for k, c in h.truth["source"].items()}
+    """Every dimension's figures are the truth (each topic's partitions are consumed at
+    their own pace, so one dimension being right says nothing of the others)."""
+    for by in DIMENSIONS:
+        try:
+            assert_true_figures(await report(client, by), h.truth[by])
+        except AssertionError:
+            return False
+    return True
 
 
 async def test_the_api_the_cli_and_the_gauges_report_the_true_conversion_and_a_rebuild_too(
     reporting, kafka_bootstrap, topics, settings_for
 ) -> None:
     client, service, h = reporting
-    await wait_until(lambda: holds_history(client, h), "the history in the store", 30)
-    for by in ("source", "campaign", "industry", "segment", "pool", "rep", "rules_version"):
-        assert_true_figures(await report(client, by), h.truth[by])
-    by_speed = await report(client, "speed_to_lead")
-    assert_true_figures(by_speed, h.truth["speed_to_lead"])
+    await wait_until(lambda: holds_history(client, h), "the true figures from the API", 30)
 
     async def cli_agrees() -> bool:
         span = ReadRange(since=SINCE, until=UNTIL)
@@ -104,6 +108,15 @@ async def test_the_api_the_cli_and_the_gauges_report_the_true_conversion_and_a_r
     assert REGISTRY.get_sample_value("baton_sla_reporting_conversion_ratio", fast) == pytest.approx(
         truth["won"] / truth["sql"]
     )
+
+    # A damaged store is rebuilt from the topics while the monitor runs.
+    async with service.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM reporting.journeys WHERE lead_id LIKE 'google-%'"))
+    assert "google" not in {g.key for g in (await report(client, "source")).groups}
+    folded = await rebuild(settings_for(BATON_ADMIN_TOKEN=ADMIN))
+    assert folded >= len(h.records)
+    for by in DIMENSIONS:
+        assert_true_figures(await report(client, by), h.truth[by])
 
 
 async def test_bad_parameters_are_problems_and_a_token_is_required(settings_for) -> None:
