@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,13 @@ def scored(url: str) -> int:
     return int(sum(float(v) for _, v in SCORED.findall(text)))
 
 
-def bench_worker(bootstrap: str, events: list[LeadEvent], batch_max: int, timeout: float) -> float:
+def bench_worker(
+    bootstrap: str,
+    events: list[LeadEvent],
+    batch_max: int,
+    timeout: float,
+    rules_text: str | None = None,
+) -> float:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     workdir = Path(tempfile.mkdtemp(prefix="baton-bench-scorer-"))
     env = {
@@ -126,6 +133,9 @@ def bench_worker(bootstrap: str, events: list[LeadEvent], batch_max: int, timeou
         "BATON_SCORER_BATCH_MAX": str(batch_max),
         "BATON_LOG_LEVEL": "WARNING",
     }
+    if rules_text is not None:
+        (workdir / "rules.yaml").write_text(rules_text)
+        env["BATON_SCORER_RULES_FILE"] = str(workdir / "rules.yaml")
     settings = ScorerSettings.model_validate(env)
     names = [*settings.topics.all(), *internal_topics(settings)]
     asyncio.run(ensure_topics(bootstrap, names, settings.topic_partitions))
@@ -165,6 +175,13 @@ def main() -> None:
     parser.add_argument("--per-event", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        help="also run the worker with every lead at one of this many companies "
+        "(a work email) and the rules' accounts section on",
+    )
     args = parser.parse_args()
 
     core_events = make_events(args.core_events, args.leads, seed=7, spacing_s=10, id_prefix="b")
@@ -197,8 +214,36 @@ def main() -> None:
                 f"worker: {per_event:,.0f} events/s with one event per batch ({len(slow):,} events)"
             )
             figures["worker_per_event_events_per_s"] = round(per_event)
+        if args.accounts:
+            at_companies = [
+                e.model_copy(
+                    update={"email": f"{e.lead_id}@co{hash_of(e.lead_id, args.accounts)}.example"}
+                )
+                for e in events
+            ]
+            rules = DEFAULT_RULES_TEXT + ACCOUNTS_SECTION
+            with_accounts = bench_worker(
+                bootstrap, at_companies, args.batch_max, args.timeout, rules
+            )
+            print(
+                f"worker: {with_accounts:,.0f} events/s with every lead at one of "
+                f"{args.accounts:,} companies, accounts on"
+            )
+            figures["worker_accounts_events_per_s"] = round(with_accounts)
     figures["events"] = args.events
     print_figures(figures)
+
+
+ACCOUNTS_SECTION = """
+accounts:
+  thresholds: {engaged: 80, sales_ready: 200}
+"""
+DEFAULT_RULES_TEXT = files("baton_scorer").joinpath("default_rules.yaml").read_text()
+
+
+def hash_of(lead_id: str, companies: int) -> int:
+    """The company of a bench lead (``lead-<n>``): spread evenly."""
+    return int(lead_id.rsplit("-", 1)[1]) % companies
 
 
 if __name__ == "__main__":
