@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from baton_devstack.webhook_sink import WebhookReceiver
-from baton_shared.schemas import ReasonKind, SlaEvent, SlaStatus, Stage
+from baton_shared.schemas import ReasonKind, SlaEvent, SlaMeasure, SlaStatus, Stage
 from baton_sla_monitor.config import SlaSettings
 from baton_sla_monitor.service import SlaService
 from tests.router import test_router_api as base
@@ -201,3 +201,40 @@ async def test_at_risk_nudges_the_rep_and_a_breach_reaches_the_pool_manager_on_s
         body = orjson.dumps(message).decode()
         assert "SLA breached" in message["text"] and "Ada" in body and "yours to act on" in body
         assert slack.deliveries.empty() and receiver.deliveries.empty()  # one nudge only
+
+
+async def test_too_few_contact_attempts_nudge_the_rep_then_tell_the_manager_and_keep_the_lead(
+    api: Api, producer, receiver
+) -> None:
+    with WebhookReceiver() as slack:
+        ada = await api.rep(receiver, "Ada")
+        boss = await api.rep(
+            receiver, "Boss", status="offline", slack_webhook_url=f"{slack.url}/boss"
+        )
+        await pool_for_everyone(api, [ada["id"]], escalation="manager", manager_rep_id=boss["id"])
+        sql = transition()
+        await feed(api, producer, sql)
+        assigned = orjson_data(await next_delivery(receiver))
+        await api.call(  # the first touch closes the assignment; the attempts go on
+            "POST", f"/v1/leads/{sql.lead_id}/activity", json={"kind": "contacted"}, expect=202
+        )
+        counts = {"measure": SlaMeasure.ATTEMPTS, "attempts_made": 2, "attempts_required": 6}
+
+        at_risk = sla_event(assigned, SlaStatus.AT_RISK, warning_fraction=0.8, **counts)
+        await producer.send_and_wait(api.topics.sla, at_risk.to_bytes(), key=sql.lead_id.encode())
+        nudge = verified(await next_delivery(receiver), ada["webhook_secret"])
+        assert nudge["type"] == "lead.sla_at_risk"
+        assert (nudge["data"]["measure"], nudge["data"]["attempts_made"]) == ("attempts", 2)
+
+        breached = sla_event(assigned, SlaStatus.BREACHED, **counts)
+        await producer.send_and_wait(api.topics.sla, breached.to_bytes(), key=sql.lead_id.encode())
+        sent = await next_delivery(slack)
+        message, problems = checked(sent)
+        assert (sent.path, problems) == ("/boss", [])
+        assert "Ada" in orjson.dumps(message).decode()
+        [(status,)] = await api.query(
+            "SELECT status FROM router.assignments WHERE id = CAST(:a AS uuid)",
+            a=assigned["assignment_id"],
+        )
+        assert status == "contacted"  # kept by the rep: no take-back for a rep at work
+        assert receiver.deliveries.empty()  # no lead.escalated, no re-assignment

@@ -31,12 +31,20 @@ from baton_router.store.routing_writes import Routed
 from baton_shared.clock import utcnow
 from baton_shared.consumer import refuse_nul
 from baton_shared.logs import get_logger
-from baton_shared.schemas import LeadMerged, SlaEvent, SlaStatus, Transition, decode
+from baton_shared.schemas import (
+    LeadMerged,
+    SlaEvent,
+    SlaMeasure,
+    SlaStatus,
+    Transition,
+    decode,
+)
 
 log = get_logger(__name__)
 
 #: The SLA events a rep's assignment reacts to.
 ALERTS = (SlaStatus.AT_RISK, SlaStatus.BREACHED)
+REP_CLOCKS = (SlaMeasure.FIRST_TOUCH, SlaMeasure.ATTEMPTS)
 
 
 class Intake:
@@ -89,6 +97,10 @@ class Intake:
         if event.status == SlaStatus.AT_RISK:
             await self._stores.nudges.at_risk(event, utcnow())
             return
+        if event.measure == SlaMeasure.ATTEMPTS:
+            # The rep works the lead, too little: their manager hears of it; the lead stays.
+            await self._stores.nudges.breached(event, utcnow())
+            return
         outcome = await self._stores.escalation.escalate(
             uuid.UUID(event.assignment_id), utcnow(), self._max_reassignments
         )
@@ -135,12 +147,13 @@ def decode_merge(record: ConsumerRecord) -> LeadMerged:
 
 def decode_breach(record: ConsumerRecord) -> SlaEvent | None:
     """Only a rep's ``at_risk`` and ``breached`` clocks matter here (``measure``
-    first_touch, with an assignment); others decode to None and are skipped. The
-    pipeline's own clocks (``measure`` assign) name no rep: nobody to take the lead from."""
+    first_touch or attempts, with an assignment); others decode to None and are skipped.
+    The pipeline's own clocks (``measure`` assign) name no rep: nobody to take the lead
+    from."""
     event = decode(SlaEvent, record.value)
     if event.status not in ALERTS or event.assignment_id is None:
         return None
-    if str(getattr(event, "measure", "first_touch")) != "first_touch":
+    if event.measure not in REP_CLOCKS:
         return None
     uuid.UUID(event.assignment_id)  # ValueError → DLQ: not an assignment of this router
     return event

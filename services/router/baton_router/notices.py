@@ -75,7 +75,16 @@ def sla_payload(
             "warning_fraction": event.warning_fraction,
             "stage": event.stage,
             "express": event.express,
+            "measure": event.measure.value,
+            **_attempts(event),
             "lead": lead_context(qualified) if qualified else {"lead_id": event.lead_id},
             **extra,
         },
     }
+
+
+def _attempts(event: SlaEvent) -> dict[str, Any]:
+    """A minimum-contact-attempts clock's counts (nothing for a first-touch clock)."""
+    if event.attempts_required is None:
+        return {}
+    return {"attempts_made": event.attempts_made, "attempts_required": event.attempts_required}

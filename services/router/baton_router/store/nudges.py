@@ -28,10 +28,13 @@ from baton_router.store.assigning import OPEN
 from baton_router.store.outbox import outbox_values
 from baton_router.tables import AssignmentRow, OutboxRow, Pool, Rep, RoutedTransition
 from baton_shared.ids import stable_id
-from baton_shared.schemas import SlaEvent, Transition
+from baton_shared.schemas import SlaEvent, SlaMeasure, Transition
 
 #: An assignment's status after a breach was escalated, as the manager is told it.
 BREACH_OUTCOMES = {"taken_back": "reassigned", "escalated": "manager_notified", OPEN: "kept"}
+#: The statuses of an assignment a minimum-contact-attempts clock still concerns: the
+#: rep's first ``contacted`` closes the assignment, the attempts go on.
+WORKED = (OPEN, "contacted")
 
 
 class NudgeStore:
@@ -39,11 +42,12 @@ class NudgeStore:
         self._sessions, self._context = sessions, context
 
     async def at_risk(self, event: SlaEvent, now: datetime) -> bool:
-        """Nudge the rep whose open assignment ``event`` warns about; False when the
-        assignment is closed (or unknown) or the nudge was sent already."""
+        """Nudge the rep whose assignment ``event`` warns about (open; or contacted, for
+        too few contact attempts); False when it is closed otherwise (or unknown) or the
+        nudge was sent already."""
         async with self._sessions.begin() as session:
             row = await session.get(AssignmentRow, uuid.UUID(event.assignment_id or ""))
-            if row is None or row.status != OPEN:
+            if row is None or row.status not in _concerned(event):
                 return False
             extra: dict[str, Any] = {}
             if self._context.links is not None:
@@ -72,6 +76,8 @@ class NudgeStore:
         async with self._sessions.begin() as session:
             row = await session.get(AssignmentRow, uuid.UUID(event.assignment_id or ""))
             outcome = BREACH_OUTCOMES.get(row.status) if row is not None else None
+            if row is not None and event.measure == SlaMeasure.ATTEMPTS:
+                outcome = "kept" if row.status in WORKED else None
             if row is None or outcome is None:
                 return False
             rep, pool = await _rep_and_pool(session, row)
@@ -92,9 +98,14 @@ class NudgeStore:
                 rep_name=rep.name if rep else None,
             )
             url = manager.slack_webhook_url
+            key = stable_id("breach", str(row.id), event.clock_id)  # once per clock
             return await _insert_new(
-                session, [slack_notice(f"slack_breach_{row.id}", manager.id, url, payload)]
+                session, [slack_notice(f"slack_breach_{key}", manager.id, url, payload)]
             )
+
+
+def _concerned(event: SlaEvent) -> tuple[str, ...]:
+    return WORKED if event.measure == SlaMeasure.ATTEMPTS else (OPEN,)
 
 
 async def _qualified(session: AsyncSession, row: AssignmentRow) -> Transition | None:
