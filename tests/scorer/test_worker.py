@@ -147,9 +147,7 @@ async def test_worker_stitches_dedups_dead_letters_and_recycles(
             reason="no budget this year",
             occurred_at=datetime.now(UTC),
         )
-        await produce(
-            kafka_bootstrap, f"{prefix}leads.activity", [("lead-10", rejection.to_bytes())]
-        )
+        await produce(kafka_bootstrap, activity, [("lead-10", rejection.to_bytes())])
         rejected = await wait_for_record(
             kafka_bootstrap,
             transitions_topic,
@@ -158,6 +156,24 @@ async def test_worker_stitches_dedups_dead_letters_and_recycles(
         )
         assert rejected[-1]["reason_kind"] == "rejection"
         assert "no budget this year" in rejected[-1]["reason"]
+
+        # A lost deal with a disposition code: the default rules disqualify on bad data.
+        lost = Activity(
+            activity_id="act-2",
+            lead_id="lead-10",
+            kind=ActivityKind.LOST,
+            disposition="bad_data",
+            reason="the number was wrong",
+            occurred_at=datetime.now(UTC),
+        )
+        await produce(kafka_bootstrap, activity, [("lead-10", lost.to_bytes())])
+        disqualified = await wait_for_record(
+            kafka_bootstrap,
+            transitions_topic,
+            lambda t: t["lead_id"] == "lead-10" and t["to_stage"] == "disqualified",
+            60,
+        )
+        assert disqualified[-1]["reason"] == "lost (bad data): the number was wrong"
     finally:
         worker.stop()
 
