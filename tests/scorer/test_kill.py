@@ -57,6 +57,19 @@ class Collector:
     def distinct(self) -> int:
         return len({r["transition_id"] for r in self.records})
 
+    def assert_exactly(self, expected: set[tuple[str, str, str]]) -> int:
+        """The transitions seen are the ``expected`` (lead, stage, trigger event) triples,
+        each under its one deterministic ``transition_id``; returns the re-emitted copies."""
+        by_id: dict[str, set[tuple[str, str, str]]] = {}
+        for r in self.records:
+            triple = (r["lead_id"], r["to_stage"], r["trigger_event_id"])
+            assert r["transition_id"] == stable_id(*triple)
+            by_id.setdefault(r["transition_id"], set()).add(triple)
+        assert set().union(*by_id.values()) == expected
+        assert len(by_id) == len(expected)
+        assert all(len(triples) == 1 for triples in by_id.values())
+        return len(self.records) - len(expected)
+
 
 async def test_sigkill_mid_stream_loses_nothing_and_ids_are_deterministic(
     kafka_bootstrap: str, tmp_path: Path
@@ -104,14 +117,5 @@ async def test_sigkill_mid_stream_loses_nothing_and_ids_are_deterministic(
         finally:
             worker.stop()
 
-    got = {(r["lead_id"], r["to_stage"], r["trigger_event_id"]) for r in seen.records}
-    assert got == expected
-    by_id: dict[str, set[tuple[str, str, str]]] = {}
-    for r in seen.records:
-        triple = (r["lead_id"], r["to_stage"], r["trigger_event_id"])
-        assert r["transition_id"] == stable_id(*triple)
-        by_id.setdefault(r["transition_id"], set()).add(triple)
-    assert len(by_id) == len(expected)
-    assert all(len(triples) == 1 for triples in by_id.values())
-    copies = len(seen.records) - len(expected)
+    copies = seen.assert_exactly(expected)
     print(f"{len(expected)} transitions, {copies} re-emitted copies after {KILLS} SIGKILLs")
