@@ -28,7 +28,7 @@ from baton_scorer.rules import Rules
 from baton_shared.accounts import account_of
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
-from baton_shared.producer import send_batched
+from baton_shared.producer import partition_for, send_batched
 from baton_shared.schemas import AccountTransition
 
 log = get_logger(__name__)
@@ -86,13 +86,7 @@ class AccountFeed:
         id (the roll-up's table partition); the futures resolve once Kafka has them."""
         if not updates:
             return []
-        topic = self.topic
-        await producer.client._wait_on_metadata(topic)
-        partition = producer._partition
-        records = [
-            (partition(topic, None, None, None, key, None), key, value) for key, value in updates
-        ]
-        return await send_batched(producer, topic, records)
+        return await send_keyed(producer, self.topic, updates)
 
 
 class AccountRollup:
@@ -165,12 +159,21 @@ class AccountRollup:
         table = self.table
         changelog = table.changelog_topic.get_topic_name()
         producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
-        await producer.client._wait_on_metadata(changelog)
         records = []
         for account_id, state in changed.items():
             key, value = account_id.encode(), state.to_bytes()
             table.data[key] = value
-            records.append(
-                (producer._partition(changelog, None, None, None, key, None), key, value)
-            )
-        await asyncio.gather(*await send_batched(producer, changelog, records))
+            records.append((key, value))
+        await asyncio.gather(*await send_keyed(producer, changelog, records))
+
+
+async def send_keyed(
+    producer: Any, topic: str, records: list[tuple[bytes, bytes]]
+) -> list[asyncio.Future[Any]]:
+    """Queue (key, value) records on ``producer`` (faust's aiokafka producer) as one
+    record batch per partition, each in the partition the default partitioner gives its
+    key (murmur2, cached per key: aiokafka's is pure Python)."""
+    await producer.client._wait_on_metadata(topic)
+    partitions = sorted(producer.client.cluster.partitions_for_topic(topic))
+    batch = [(partition_for(key, partitions), key, value) for key, value in records]
+    return await send_batched(producer, topic, batch)
