@@ -50,11 +50,13 @@ class Load:
 
 @dataclass(frozen=True)
 class Pause:
-    """The longest request, the longest time without a 2xx, and the requests not acked."""
+    """The longest request, the longest time without a 2xx, the requests not acked, and
+    the rate the load reached (requests per second)."""
 
     max_latency_s: float
     max_ack_gap_s: float
     not_acked: int
+    rate: float
 
     def __str__(self) -> str:
         return (
@@ -70,6 +72,7 @@ def pause(sent: list[Sent]) -> Pause:
         max_latency_s=max(s.done_at - s.sent_at for s in sent),
         max_ack_gap_s=max(gaps, default=0.0),
         not_acked=sum(not s.acked for s in sent),
+        rate=len(sent) / (max(s.done_at for s in sent) - min(s.sent_at for s in sent)),
     )
 
 
