@@ -100,9 +100,8 @@ async def steady_load(
         load.sent.append(Sent(payload, sent_at, time.monotonic(), status))
 
     started = time.monotonic()
-    tasks = []
-    for i in range(count):
-        await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))  # the pace
-        await slots.acquire()
-        tasks.append(asyncio.create_task(post(body(i))))
-    await asyncio.gather(*tasks)
+    async with asyncio.TaskGroup() as requests:  # cancelling the load cancels them all
+        for i in range(count):
+            await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))  # the pace
+            await slots.acquire()
+            requests.create_task(post(body(i)))

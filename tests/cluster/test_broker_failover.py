@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,36 @@ async def replicas(bootstrap: str, prefix: str) -> dict[str, list[tuple[int, int
         await admin.close()
 
 
+@dataclass(frozen=True)
+class Failover:
+    """Which broker was killed (leading which partition), when, and its restart time."""
+
+    leader: int
+    partition: int
+    killed_at: float
+    acked_at_kill: int
+    restart_s: float
+
+
+async def kill_busiest_leader_mid_load(cluster: KafkaCluster, stack: Stack, load: Load) -> Failover:
+    """Once the load is under way, SIGKILL the leader of the busiest ``leads.events``
+    partition; once clients got acks without it, restart it and wait until it serves."""
+    await until(lambda: load.acked >= KILL_AT_ACKS or load.refused, "load", 60)
+    assert not load.refused, load.sent[-1]
+    leader, partition = await busiest_leader(cluster.bootstrap_servers, stack.topic("leads.events"))
+    killed_at = time.monotonic()
+    cluster.node(leader).kill()
+    acked_at_kill = load.acked
+    await until(
+        lambda: load.acked >= acked_at_kill + RESTART_AFTER_ACKS,
+        "acks without the killed broker",
+        60,
+    )
+    restart_began = time.monotonic()
+    await asyncio.to_thread(cluster.node(leader).start)
+    return Failover(leader, partition, killed_at, acked_at_kill, time.monotonic() - restart_began)
+
+
 async def test_a_leader_sigkilled_under_load_loses_no_acknowledged_event(
     kafka_cluster: KafkaCluster, stack: Stack, http: httpx.AsyncClient
 ) -> None:
@@ -162,24 +193,13 @@ async def test_a_leader_sigkilled_under_load_loses_no_acknowledged_event(
                     auth=(WRITE_KEY, ""),
                 )
             )
-            await until(lambda: load.acked >= KILL_AT_ACKS or load.refused, "load", 60)
-            assert not load.refused, load.sent[-1]
-            leader, partition = await busiest_leader(bootstrap, stack.topic("leads.events"))
-            killed_at = time.monotonic()
-            kafka_cluster.node(leader).kill()
-            acked_at_kill = load.acked
-            await until(
-                lambda: load.acked >= acked_at_kill + RESTART_AFTER_ACKS,
-                "acks without the killed broker",
-                60,
-            )
-            restart_began = time.monotonic()
-            await asyncio.to_thread(kafka_cluster.node(leader).start)
-            rejoined_s = time.monotonic() - restart_began
-            await sender
-
+            try:
+                failover = await kill_busiest_leader_mid_load(kafka_cluster, stack, load)
+                await sender
+            finally:
+                sender.cancel()  # a failed wait leaves no request behind
             acked = [s for s in load.sent if s.acked]
-            demos = {s.body["userId"] for s in acked if s.sent_at > killed_at}
+            demos = {s.body["userId"] for s in acked if s.sent_at > failover.killed_at}
             demos &= {f"demo-{i}" for i in range(0, EVENTS, DEMO_EVERY)}
             assert demos, "no demo request was acknowledged after the kill"
 
@@ -223,8 +243,9 @@ async def test_a_leader_sigkilled_under_load_loses_no_acknowledged_event(
     await wait_until(all_in_sync, "the restarted broker back in every ISR", 60)
     figures = pause(load.sent)
     print(
-        f"\nbroker {leader} (leader of leads.events[{partition}]) SIGKILLed after "
-        f"{acked_at_kill} acks, restarted and serving in {rejoined_s:.1f} s; "
+        f"\nbroker {failover.leader} (leader of leads.events[{failover.partition}]) "
+        f"SIGKILLed after {failover.acked_at_kill} acks, restarted and serving in "
+        f"{failover.restart_s:.1f} s; "
         f"{len(acked)}/{EVENTS} events acked, {figures.rate:.0f} per second; {figures}; "
         f"{len(sqls())} SQLs assigned once each, {len(demos)} of them after the kill"
     )
