@@ -50,3 +50,10 @@ def test_held_anonymous_events_stay_under_the_byte_cap(make_event: MakeEvent) ->
     stored = alias.to_bytes()
     assert len(stored) < 1024 * 1024
     assert Alias.from_bytes(stored).sizes == alias.sizes
+
+
+def test_traits_with_integers_past_64_bits_are_merged(rules: Rules, make_event: MakeEvent) -> None:
+    state = core.new_state()
+    huge = {"employees": 2**70, "title": "VP Sales"}
+    core.score_event(state, make_event(EventType.IDENTIFY, traits=huge), rules)
+    assert dict(state.traits) == huge

@@ -15,6 +15,7 @@ Ingest bounds each event (32 KiB). What grows over many events is bounded here:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -37,15 +38,24 @@ def merge_traits(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``{**old, **new}``, trimmed to the caps by dropping the oldest keys ``new`` did
     not set. A new dict: the old one is never mutated (transitions share it)."""
     merged = {**old, **new}
-    size = len(orjson.dumps(merged))
+    size = _json_size(merged)
     if len(merged) <= MAX_TRAIT_KEYS and size <= MAX_TRAITS_BYTES:
         return merged
     for key in [k for k in merged if k not in new]:
         if len(merged) <= MAX_TRAIT_KEYS and size <= MAX_TRAITS_BYTES:
             break
-        size -= len(orjson.dumps({key: merged.pop(key)})) - 2
+        size -= _json_size({key: merged.pop(key)}) - 2
         _TRAITS.inc()
     return merged
+
+
+def _json_size(value: dict[str, Any]) -> int:
+    """Its size as JSON: orjson, or the standard library for what orjson refuses
+    (integers past 64 bits, which JSON allows and traits may hold)."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return len(json.dumps(value, default=str, separators=(",", ":")))
 
 
 def event_bytes(event: Any) -> int:
