@@ -49,11 +49,22 @@ def _kafka_cluster(args: argparse.Namespace) -> int:
         for node in cluster.nodes:
             print(f"node {node.node_id}: pid {node.pid}, log {node.log_path}")
         print("Ctrl-C stops the cluster (data kept)")
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        _wait_for_stop()
     return 0
+
+
+def _wait_for_stop() -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM, whatever this process inherited for them."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
 
 
 def _print_env(env: dict[str, str]) -> None:
