@@ -52,3 +52,24 @@ async def test_records_land_in_order_in_their_partitions_across_full_batches(
         await consumer.stop()
     for p in range(3):
         assert got[p] == [value for partition, _, value in records if partition == p]
+
+
+@pytest.mark.integration
+async def test_many_concurrent_senders_on_one_partition_all_get_their_batch_handed_over(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """aiokafka gives up on a partition's slot early when many wait for it (its timeout
+    shrinks by the total time waited on every turn): with a 1 s request timeout, 150
+    concurrent senders on one partition time out without the retry."""
+    topic = f"{unique_name}.crowded"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    producer = durable_producer(kafka_bootstrap, request_timeout_ms=1000)
+    await producer.start()
+    try:
+
+        async def sender(i: int) -> None:
+            await asyncio.gather(*await send_batched(producer, topic, [(0, b"k", b"%d" % i)]))
+
+        await asyncio.gather(*(sender(i) for i in range(150)))
+    finally:
+        await producer.stop()
