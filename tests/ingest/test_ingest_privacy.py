@@ -87,7 +87,13 @@ async def test_in_production_the_published_event_has_no_full_ip_or_user_agent(
     kafka_bootstrap: str, unique_name: str
 ) -> None:
     prefix = f"{unique_name}."
-    settings = settings_for(kafka_bootstrap, prefix, BATON_ENV="production")
+    settings = settings_for(
+        kafka_bootstrap,
+        prefix,
+        BATON_ENV="production",
+        BATON_TOPIC_REPLICATION_FACTOR="1",  # the test broker is one broker
+        BATON_TOPIC_MIN_INSYNC_REPLICAS="1",
+    )
     async for ingest in client_for(settings):
         response = await ingest.post(
             "/v1/track",

@@ -16,7 +16,7 @@ from tests.support.schemathesis import UNLIMITED_FAILED_AUTHS, run_schemathesis
 
 pytestmark = pytest.mark.integration
 
-OPERATIONS = 11
+OPERATIONS = 13
 
 
 @pytest.fixture
