@@ -6,6 +6,8 @@ so services can share one database without stepping on each other.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 import zlib
 from pathlib import Path
 
@@ -53,9 +55,27 @@ async def migrate(
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
-    async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
-        await conn.run_sync(upgrade)
+    # Alembic keeps the running migration in module globals (``op``, ``context``): two
+    # chains migrating at once in one process (the SLA monitor's and its reporting
+    # store's, or two services in one test) would clobber each other. They take turns.
+    async with _in_process_lock():
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+            await conn.run_sync(upgrade)
+
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _in_process_lock() -> asyncio.Lock:
+    """One lock per event loop for every migration this process runs."""
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 async def database_answers(engine: AsyncEngine) -> bool:
