@@ -40,6 +40,15 @@ async def one_less_open(session: AsyncSession, rep_id: uuid.UUID) -> None:
     await session.execute(update(Rep).where(Rep.id == rep_id).values(open_leads=Rep.open_leads - 1))
 
 
+async def set_routed_status(session: AsyncSession, transition_ids: list[str], status: str) -> None:
+    """What happened to these routed transitions (``queued``, ``nurtured``, ...)."""
+    await session.execute(
+        update(RoutedTransition)
+        .where(RoutedTransition.transition_id.in_(transition_ids))
+        .values(status=status)
+    )
+
+
 @dataclass(frozen=True)
 class Assigner:
     """How assignments are written: the topic their records go to, the webhook context,

@@ -30,7 +30,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_router.payloads import taken_back_payload
-from baton_router.store.assigning import OPEN, one_less_open
+from baton_router.store.assigning import OPEN, one_less_open, set_routed_status
 from baton_router.store.outbox import webhook_row
 from baton_router.tables import AssignmentRow, LeadAlias, RoutedTransition
 from baton_shared import lead_aliases
@@ -129,11 +129,7 @@ async def follow_merges(
         )
         skipped |= {t.transition_id for t in kept if t.lead_id in held}
     if skipped:
-        await session.execute(
-            update(RoutedTransition)
-            .where(RoutedTransition.transition_id.in_(skipped))
-            .values(status=MERGED)
-        )
+        await set_routed_status(session, list(skipped), MERGED)
     return skipped
 
 

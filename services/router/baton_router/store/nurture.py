@@ -9,6 +9,7 @@ superseded: the SDR's slot is freed and they are told (``lead.taken_back``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,16 +45,20 @@ async def enrol_in_nurture(
     enrolled transition ids, and those whose track asks for an SDR task."""
     matched = _match(await tracks(session), transitions)
     for transition, track in matched:
-        session.add(
-            OutboxRow(
-                kind="webhook",
-                message_id=f"msg_nurture_{transition.transition_id}"[:80],
-                track_id=track.id,
-                target_url=track.webhook_url,
-                payload=nurture_payload(transition, track.name),
-            )
-        )
+        payload = nurture_payload(transition, track.name)
+        session.add(track_webhook(f"msg_nurture_{transition.transition_id}", track, payload))
     return {t.transition_id for t, _ in matched}, _sdr_tasks(matched)
+
+
+def track_webhook(message_id: str, track: NurtureTrack, payload: dict[str, Any]) -> OutboxRow:
+    """The outbox row of a webhook to a nurture track (signed with the track's secret)."""
+    return OutboxRow(
+        kind="webhook",
+        message_id=message_id[:80],
+        track_id=track.id,
+        target_url=track.webhook_url,
+        payload=payload,
+    )
 
 
 async def sdr_tasks(session: AsyncSession, transitions: list[Transition]) -> SdrTasks:

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_router.store.assigning import OPEN, Assigner, one_less_open
-from baton_router.store.nurture import track_for, tracks
+from baton_router.store.nurture import track_for, track_webhook, tracks
 from baton_router.store.release import close_assignments, withdraw_queued
-from baton_router.tables import AssignmentRow, OutboxRow, RoutedTransition
+from baton_router.tables import AssignmentRow, RoutedTransition
 from baton_shared.schemas import Assignment, Transition
 
 
@@ -57,15 +57,9 @@ async def _stop_nurture(
             continue
         sent.add((row.lead_id, track.name))
         customer = won[row.lead_id]
-        session.add(
-            OutboxRow(
-                kind="webhook",
-                message_id=f"msg_customer_{customer.transition_id}_{track.id}"[:80],
-                track_id=track.id,
-                target_url=track.webhook_url,
-                payload=_customer_payload(customer, track.name, now),
-            )
-        )
+        payload = _customer_payload(customer, track.name, now)
+        message_id = f"msg_customer_{customer.transition_id}_{track.id}"
+        session.add(track_webhook(message_id, track, payload))
     return {lead_id for lead_id, _ in sent}
 
 

@@ -16,11 +16,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_router.notices import RELEASE_TYPES, released_payload
-from baton_router.store.assigning import OPEN, one_less_open
+from baton_router.store.assigning import OPEN, one_less_open, set_routed_status
 from baton_router.store.nudges import slack_notice
 from baton_router.store.nurture import enrol_in_nurture, track_for, tracks
 from baton_router.store.outbox import webhook_row
@@ -75,11 +75,7 @@ async def release_leads(
     for status in ("nurtured", "released"):
         ids = [tid for tid, s in statuses.items() if s == status]
         if ids:
-            await session.execute(
-                update(RoutedTransition)
-                .where(RoutedTransition.transition_id.in_(ids))
-                .values(status=status)
-            )
+            await set_routed_status(session, ids, status)
     return statuses
 
 

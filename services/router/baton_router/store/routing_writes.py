@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from baton_router.store.assigning import Assigner
+from baton_router.store.assigning import Assigner, set_routed_status
 from baton_router.store.merges import MERGED, follow_merges
 from baton_router.store.nurture import enrol_in_nurture, sdr_tasks, supersede_sdr_tasks
 from baton_router.store.outbox import Leased
@@ -86,13 +86,13 @@ class RoutingStore:
             nurtured, sdr = await enrol_in_nurture(session, mqls) if mqls else (set(), {})
             unenrolled = [t.transition_id for t in mqls if t.transition_id not in nurtured]
             if unenrolled:
-                await _set_status(session, unenrolled, "ignored")
+                await set_routed_status(session, unenrolled, "ignored")
             if sdr:
                 tasks = [t for t in mqls if t.transition_id in sdr]
                 assigned |= await assign(session, tasks, now, fresh=fresh, sdr=sdr)
                 waiting = [tid for tid in sdr if tid not in assigned]
                 if waiting:
-                    await _set_status(session, waiting, "sdr_queued")
+                    await set_routed_status(session, waiting, "sdr_queued")
         results = _outcomes(new, assigned, nurtured, fresh)
         results |= {tid: Routed(status) for tid, status in released.items()}
         results |= {tid: Routed(MERGED) for tid in merged}
@@ -143,7 +143,7 @@ class RoutingStore:
                 sdr = await sdr_tasks(session, mqls)
                 # The track lost its SDR pool (or the lead its track) meanwhile: no task.
                 if gone := [t.transition_id for t in mqls if t.transition_id not in sdr]:
-                    await _set_status(session, gone, "nurtured")
+                    await set_routed_status(session, gone, "nurtured")
                 tasks = [t for t in mqls if t.transition_id in sdr]
                 if tasks:
                     done += (await assign(session, tasks, now, sdr=sdr)).values()
@@ -175,14 +175,6 @@ def _outcomes(
         else:
             results[t.transition_id] = Routed("ignored")
     return results
-
-
-async def _set_status(session: AsyncSession, transition_ids: list[str], status: str) -> None:
-    await session.execute(
-        update(RoutedTransition)
-        .where(RoutedTransition.transition_id.in_(transition_ids))
-        .values(status=status)
-    )
 
 
 def _routed_row(t: Transition) -> dict[str, Any]:
