@@ -14,7 +14,7 @@ TRANSITIONS = Counter(
 )
 ACTIVITIES = Counter(
     "baton_scorer_rep_actions_total",
-    "Rep activities applied to a lead's stage (qualified, rejected)",
+    "Rep activities applied to a lead's stage (qualified, rejected, lost, won)",
     ["kind"],
 )
 DEAD_LETTERS = Counter("baton_scorer_dead_letters_total", "Records sent to the DLQ")
