@@ -144,6 +144,14 @@ class LeadEvent(Record):
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
+    sealed: str | None = Field(
+        default=None,
+        description="Privacy mode: the personal fields, encrypted with the lead's data key "
+        "(baton_shared.privacy); on the wire those fields are empty and ids are pseudonyms",
+    )
+    email_id: str | None = Field(
+        default=None, description="Privacy mode: the pseudonym of the email, for merging"
+    )
 
 
 class Stage(StrEnum):
@@ -209,6 +217,10 @@ class Transition(Record):
         default_factory=dict,
         description="The lead's traits as the scorer knows them (title, company, country, "
         "industry, ...): what routing rules and the rep's webhook use",
+    )
+    sealed: str | None = Field(
+        default=None,
+        description="Privacy mode: email and traits, encrypted with the lead's data key",
     )
 
 
@@ -430,6 +442,24 @@ class AccountTransition(Record):
     )
 
 
+class LeadErasure(Record):
+    """A person's erasure on ``leads.erasures``, keyed by each pseudonymous lead id.
+
+    ``requested``: the router destroyed the keys of ``subjects`` and asks the scorer to
+    resolve every subject linked to them. ``resolved``: the scorer did, and names in
+    ``lead_ids`` every lead whose rows the router and SLA monitor must delete. Only
+    pseudonyms travel here, never the erased data.
+    """
+
+    erasure_id: str
+    stage: Literal["requested", "resolved"]
+    subjects: list[str] = Field(description="Pseudonyms of the identities given")
+    lead_ids: list[str] = Field(
+        default_factory=list, description="resolved: every pseudonymous lead id erased"
+    )
+    requested_at: AwareDatetime
+
+
 class DeadLetter(Record):
     """A record a consumer could not process, with the reason, on ``<topic>.dlq``."""
 
@@ -451,6 +481,7 @@ RECORDS: dict[str, type[Record]] = {
     "SlaEvent": SlaEvent,
     "LeadMerged": LeadMerged,
     "AccountTransition": AccountTransition,
+    "LeadErasure": LeadErasure,
     "DeadLetter": DeadLetter,
 }
 

@@ -16,6 +16,7 @@ LEADS_ASSIGNMENTS = "leads.assignments"
 LEADS_ACTIVITY = "leads.activity"
 LEADS_SLA = "leads.sla"
 LEADS_MERGES = "leads.merges"  # keyed by the survivor's id
+LEADS_ERASURES = "leads.erasures"  # keyed by pseudonymous lead id
 ACCOUNTS_TRANSITIONS = "accounts.transitions"  # keyed by account id
 
 # Configuration, not lead data: compacted, one partition, keyed by document kind.
@@ -31,6 +32,7 @@ ALL = (
     LEADS_SLA,
     LEADS_MERGES,
     ACCOUNTS_TRANSITIONS,
+    LEADS_ERASURES,
 )
 DEFAULT_PARTITIONS = 3
 
@@ -70,6 +72,11 @@ class Topics:
     def merges(self) -> str:
         """Leads merged into others (``LeadMerged``), keyed by the survivor."""
         return self.prefix + LEADS_MERGES
+
+    @property
+    def erasures(self) -> str:
+        """Erasure requests and their resolution (``LeadErasure``), keyed by pseudonym."""
+        return self.prefix + LEADS_ERASURES
 
     @property
     def accounts_transitions(self) -> str:

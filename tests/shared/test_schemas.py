@@ -22,6 +22,7 @@ from baton_shared.schemas import (
     Assignment,
     DeadLetter,
     EventType,
+    LeadErasure,
     LeadEvent,
     LeadMerged,
     Record,
@@ -102,6 +103,13 @@ SAMPLES: dict[str, Record] = {
         merged_id="ada@example.com",
         survivor_id="u-1",
         occurred_at=AT,
+    ),
+    "LeadErasure": LeadErasure(
+        erasure_id="e-1",
+        stage="resolved",
+        subjects=["p_0123456789abcdef0123456789abcdef"],
+        lead_ids=["p_0123456789abcdef0123456789abcdef"],
+        requested_at=AT,
     ),
     "AccountTransition": AccountTransition(
         transition_id="at-1",

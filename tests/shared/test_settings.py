@@ -178,7 +178,7 @@ def test_unprefixed_names_are_the_base_names() -> None:
 def test_prefix_applies_to_every_topic_and_group(prefix: str) -> None:
     t = Topics(prefix)
     named = [t.events, t.transitions, t.assignments, t.activity, t.sla, t.merges,
-             t.accounts_transitions]  # fmt: skip
+             t.accounts_transitions, t.erasures]  # fmt: skip
     assert named == [prefix + base for base in topics.ALL]
     assert t.group("baton-scorer") == prefix + "baton-scorer"
 
@@ -192,7 +192,7 @@ def test_all_lists_every_topic_and_its_dlq_once() -> None:
     t = Topics("p.")
     names = t.all()
     main = [t.events, t.transitions, t.assignments, t.activity, t.sla, t.merges,
-            t.accounts_transitions]  # fmt: skip
+            t.accounts_transitions, t.erasures]  # fmt: skip
     assert len(names) == len(set(names)) == 2 * len(main)
     assert set(names) == set(main) | {dlq(n) for n in main}
     assert all(n.startswith("p.") for n in names)

@@ -61,7 +61,7 @@ KIND = _choose()
 _TRANSITION_FIELDS = (
     "schema_", "transition_id", "lead_id", "from_stage", "to_stage", "score", "fit",
     "engagement", "reason", "express", "trigger_event_id", "trigger_event", "occurred_at",
-    "rules_version", "reason_kind", "top_signals", "emitted_at", "email", "traits",
+    "rules_version", "reason_kind", "top_signals", "emitted_at", "email", "traits", "sealed",
 )  # fmt: skip
 if tuple(Transition.model_fields) != _TRANSITION_FIELDS or tuple(Signal.model_fields) != (
     "signal",
@@ -76,7 +76,7 @@ _TRANSITION_MAKER = {
     "stages": {s.value: s for s in Stage},
     "kinds": {k.value: k for k in ReasonKind},
     "schema": Transition.model_fields["schema_"].default,
-    "given": frozenset(_TRANSITION_FIELDS) - {"schema_", "emitted_at"},
+    "given": frozenset(_TRANSITION_FIELDS) - {"schema_", "emitted_at", "sealed"},
     "signal_given": frozenset(("signal", "points")),
     "fromtimestamp": datetime.fromtimestamp,
     "utc": UTC,

@@ -18,7 +18,7 @@ pub(crate) use datetime::{is_utc, utc_datetime};
 
 /// ``Transition``'s fields in declaration order; ``core.py`` checks the model has exactly
 /// these (and ``Signal`` its two), so a schema change stops the import, not the output.
-const TRANSITION_FIELDS: [&str; 19] = [
+const TRANSITION_FIELDS: [&str; 20] = [
     "schema_",
     "transition_id",
     "lead_id",
@@ -38,6 +38,7 @@ const TRANSITION_FIELDS: [&str; 19] = [
     "emitted_at",
     "email",
     "traits",
+    "sealed", // privacy mode: the scorer's shell seals; built as None (the template's)
 ];
 /// Every stage, in ``TransitionMaker::stages`` order.
 const STAGES: [Stage; 6] = [
@@ -88,7 +89,7 @@ pub(crate) struct TransitionMaker {
     signal_direct: Option<DirectModel>,
     keys: Vec<Py<PyString>>,
     // A transition's dict with its keys in field order (values None): copied, then
-    // filled, which does not grow a table the way nineteen inserts into an empty one do.
+    // filled, which does not grow a table the way twenty inserts into an empty one do.
     template: Py<PyDict>,
     signal_keys: [Py<PyString>; 2],
 }
