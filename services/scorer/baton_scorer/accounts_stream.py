@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from baton_scorer import accounts
+from baton_scorer.local_store import changelog_partitions, keyed, write_through
 from baton_scorer.rules import Rules
 from baton_shared.accounts import account_of
 from baton_shared.clock import utcnow
@@ -156,15 +157,10 @@ class AccountRollup:
         """Write the accounts to the table and its changelog, and wait for Kafka."""
         if not changed:
             return
-        table = self.table
-        changelog = table.changelog_topic.get_topic_name()
         producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
-        records = []
-        for account_id, state in changed.items():
-            key, value = account_id.encode(), state.to_bytes()
-            table.data[key] = value
-            records.append((key, value))
-        await asyncio.gather(*await send_keyed(producer, changelog, records))
+        records = [(a.encode(), state.to_bytes()) for a, state in changed.items()]
+        partitions = await changelog_partitions(producer, self.table)
+        await write_through(producer, self.table, keyed(records, partitions))
 
 
 async def send_keyed(

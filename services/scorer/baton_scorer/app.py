@@ -37,6 +37,7 @@ from baton_scorer import core
 from baton_scorer.accounts_stream import AccountRollup
 from baton_scorer.config import ScorerSettings
 from baton_scorer.faust_consumer import BatonConsumer
+from baton_scorer.local_store import CHANGELOG_CONFIG, claim_slot, is_persistent, table_options
 from baton_scorer.openapi import Health
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import RulesFollower
@@ -66,13 +67,14 @@ def internal_topics(settings: ScorerSettings) -> tuple[str, str]:
 
 def faust_app(settings: ScorerSettings) -> faust.App:
     """A faust app configured from ``settings``, with the direct-hand-over consumer."""
+    persistent = is_persistent(settings.store)
     app = faust.App(
         settings.topics.group("baton-scorer"),
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
         broker_credentials=faust_credentials(settings.kafka),
         topic_replication_factor=settings.topic_durability.replication_factor,
-        store="memory://",
-        datadir=str(settings.data_dir),
+        store=settings.store,
+        datadir=str(claim_slot(settings.data_dir) if persistent else settings.data_dir),
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         producer_acks=-1,
@@ -83,7 +85,8 @@ def faust_app(settings: ScorerSettings) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_group_instance_id=settings.instance_id or None,
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,
@@ -124,7 +127,8 @@ def tables(app: faust.App, settings: ScorerSettings) -> tuple[Any, Any, Any]:
         # Writes land in the changelog partition of the key, so a batch may write
         # many leads after its last event.
         "use_partitioner": True,
-        "extra_topic_configs": replica_config(settings),
+        "extra_topic_configs": replica_config(settings) | CHANGELOG_CONFIG,
+        **table_options(settings.store),
     }
     return (
         app.Table("leads", **options),
@@ -144,7 +148,9 @@ def create_app(
     identity_topic = app.topic(identity_name, **RAW)
     leads, aliases, accounts = tables(app, settings)
     accounts_name = accounts_topic(settings)
-    shell = ScorerShell(app, topics, internal, source, leads, aliases, accounts_name)
+    shell = ScorerShell(
+        app, topics, internal, source, leads, aliases, accounts_name, settings.cache_leads
+    )
     rollup = AccountRollup(app, accounts, topics.accounts_transitions)
     # Declared by the worker (internal), with the partitions of its table.
     updates = app.topic(

@@ -25,6 +25,31 @@ class ScorerSettings(AdminSettings):
         alias="BATON_SCORER_DATA_DIR",
         description="faust's local data directory",
     )
+    store: str = Field(
+        default="rocksdb://",
+        pattern=r"^(rocksdb|memory)://",
+        alias="BATON_SCORER_STORE",
+        description="Local table store: rocksdb:// keeps state across restarts, memory:// rereads"
+        " the changelog on every start",
+    )
+    cache_leads: int = Field(
+        default=50_000,
+        ge=1,
+        alias="BATON_SCORER_CACHE_LEADS",
+        description="Lead states kept in memory between batches (least recently used leave first)",
+    )
+    standby_replicas: int = Field(
+        default=1,
+        ge=0,
+        alias="BATON_SCORER_STANDBY_REPLICAS",
+        description="Other workers that keep a warm copy of each table partition",
+    )
+    instance_id: str | None = Field(
+        default=None,
+        alias="BATON_SCORER_INSTANCE_ID",
+        description="Static group membership: a restart under the same id within the session"
+        " timeout gets its partitions back without a rebalance (unset: dynamic membership)",
+    )
     rules_file: Path | None = Field(
         default=None,
         alias="BATON_SCORER_RULES_FILE",
@@ -89,4 +114,9 @@ class ScorerSettings(AdminSettings):
         ge=1024,
         alias="BATON_SCORER_PRODUCER_MAX_BATCH_BYTES",
         description="Largest record batch the producer sends to one partition, in bytes",
+    )
+    database_url: str = Field(
+        default="postgresql://baton@127.0.0.1:5432/baton",
+        alias="DATABASE_URL",
+        description="PostgreSQL holding the privacy data keys (used in privacy mode only)",
     )

@@ -9,8 +9,8 @@ to the step and makes its outputs durable, per batch in this order:
    the changed leads' account updates (:mod:`baton_scorer.accounts_stream`) are
    produced and *acknowledged* by Kafka;
 3. each touched lead's state (with its merge :class:`~baton_scorer.handoff.Link`) is
-   written once to the table and its changelog, as one record batch per partition,
-   and acknowledged;
+   written once to the table's changelog, as one record batch per partition, and
+   acknowledged, then to the local store (:mod:`baton_scorer.local_store`);
 4. the merge records and forwarded events (:mod:`baton_scorer.handoff`) are produced,
    in order, and acknowledged — after the states, so a lead is handed over only once
    its link is durable;
@@ -36,11 +36,17 @@ from baton_scorer import metrics as m
 from baton_scorer.accounts_stream import AccountFeed
 from baton_scorer.handoff import Link, merge_records
 from baton_scorer.identity import Alias
+from baton_scorer.local_store import (
+    approximate_size,
+    changelog_partitions,
+    keyed,
+    scan,
+    write_through,
+)
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.timers import TimerQueue
 from baton_shared.clock import utcnow
 from baton_shared.logs import get_logger
-from baton_shared.producer import send_batched
 from baton_shared.schemas import DeadLetter, Transition
 from baton_shared.topics import Topics, dlq
 
@@ -63,6 +69,7 @@ class ScorerShell:
         leads: Any,
         aliases: Any,
         accounts_topic: str = "",
+        cache_leads: int = 50_000,
     ) -> None:
         self.app = app
         self.topics = topics
@@ -77,7 +84,8 @@ class ScorerShell:
         self.aliases: dict[str, Alias] = {}
         self.timers = TimerQueue()
         self.timers_stale = True
-        self.partitions: dict[str, int] = {}  # lead id -> its changelog partition
+        self.refill: asyncio.Task[None] | None = None  # the timers' refill from the table
+        self.cache_leads = cache_leads  # states (and aliases) kept between batches
         self.feed = AccountFeed(accounts_topic)  # each lead's account (none: no topic)
         # A batch and the timers change the same cached states: a timer saving a lead
         # mid-batch could make durable what the batch has not published yet.
@@ -89,10 +97,12 @@ class ScorerShell:
         self.links.clear()
         self.identity.sent.clear()  # after a restart or a move, absorbs are sent again
         self.aliases.clear()
-        self.partitions.clear()
         self.feed.clear()
         self.timers.clear()
         self.timers_stale = True
+        if self.refill is not None:
+            self.refill.cancel()
+            self.refill = None
 
     def load_state(self, lead_id: str) -> Any:
         state = self.states.get(lead_id)
@@ -163,8 +173,9 @@ class ScorerShell:
         ]
         if sends:
             await asyncio.gather(*sends)
-        for anonymous, alias in stitched.touched.items():
-            self.aliases_table[anonymous.encode()] = alias.to_bytes()
+        records = [(a.encode(), alias.to_bytes()) for a, alias in stitched.touched.items()]
+        await self.write(self.aliases_table, records)
+        evict(self.aliases, self.cache_leads)
 
     async def fire_timers(self) -> None:
         """Recycle the leads whose cold timer is due now, without any new event."""
@@ -172,10 +183,9 @@ class ScorerShell:
         if app.rebalancing or not app.consumer.assignment():
             return
         if self.timers_stale:
-            for key, stored in list(self.leads.items()):
-                due = orjson.loads(stored).get("due") if stored else None
-                self.timers.schedule(key.decode(), due)
             self.timers_stale = False
+            self.timers.clear()
+            self.refill = asyncio.create_task(self.refill_timers())
         async with self.lock:
             now = time.time()
             due = self.timers.pop_due(now)
@@ -186,6 +196,15 @@ class ScorerShell:
             await asyncio.gather(*rollups)
             await self.save_leads(due)
             self.observe()
+
+    async def refill_timers(self, chunk: int = 2_000) -> None:
+        """Schedule every stored lead's timer, a chunk at a time between batches
+        (never one pass over all leads while scoring waits)."""
+        stored = ((key.decode(), stored_due(value)) for key, value in scan(self.leads))
+        more = True
+        while more:
+            more = self.timers.refill(stored, chunk)
+            await asyncio.sleep(0)  # a batch waiting for the loop goes first
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
         """Queue one record on faust's producer; the future resolves when it is acked."""
@@ -251,19 +270,17 @@ class ScorerShell:
         """Write the cached states of ``lead_ids`` to the ``leads`` table and its
         changelog, then schedule their timers.
 
-        faust's ``table[key] = value`` costs a full send path per key; this writes the
-        local store and produces the changelog records as one record batch per
-        partition (the partition the producer's partitioner gives the lead id, as
-        faust's ``use_partitioner`` would), then waits for all of them, so the state
-        is durable before the batch's offsets are acked.
+        faust's ``table[key] = value`` costs a full send path per key; this produces
+        the changelog records as one record batch per partition (the partition the
+        producer's partitioner gives the lead id, as faust's ``use_partitioner``
+        would), waits for all of them, then writes the local store, so the state is
+        durable before the batch's offsets are acked. The cache then keeps the
+        ``cache_leads`` most recently saved leads; the others are read back from the
+        store when next needed.
         """
         states = {lead_id: self.states[lead_id] for lead_id in lead_ids}
         if not states:
             return
-        table = self.leads
-        changelog = table.changelog_topic.get_topic_name()
-        producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
-        await producer.client._wait_on_metadata(changelog)
         records = []
         links = self.links
         for key, state in states.items():
@@ -274,22 +291,29 @@ class ScorerShell:
             account = self.feed.stored(key)
             if account is not None:
                 stored["account"] = account
-            value = orjson.dumps(stored)
-            raw_key = key.encode()
-            table.data[raw_key] = value
-            partition = self.partitions.get(key)
-            if partition is None:
-                partition = producer._partition(changelog, None, None, None, raw_key, None)
-                self.partitions[key] = partition
-            records.append((partition, raw_key, value))
-        await asyncio.gather(*await send_batched(producer, changelog, records))
+            records.append((key.encode(), orjson.dumps(stored)))
+        await self.write(self.leads, records)
+        cached = self.states
         for lead_id, state in states.items():
             self.timers.schedule(lead_id, state.due)
+            cached[lead_id] = cached.pop(lead_id)  # most recently used last
+        for lead_id in evict(cached, self.cache_leads):
+            links.pop(lead_id, None)
+            self.feed.known.pop(lead_id, None)
+
+    async def write(self, table: Any, records: list[tuple[bytes, bytes]]) -> None:
+        """Write (key, value) records to ``table``: its changelog, acknowledged, then
+        its local store (:func:`~baton_scorer.local_store.write_through`)."""
+        if not records:
+            return
+        producer = self.app.producer._ensure_producer()  # the aiokafka producer faust runs
+        partitions = await changelog_partitions(producer, table)
+        await write_through(producer, table, keyed(records, partitions))
 
     def observe(self) -> None:
         """Table sizes and consumer lag, for /metrics."""
-        m.TABLE_SIZE.labels(table="leads").set(len(self.leads))
-        m.TABLE_SIZE.labels(table="aliases").set(len(self.aliases_table))
+        m.TABLE_SIZE.labels(table="leads").set(approximate_size(self.leads))
+        m.TABLE_SIZE.labels(table="aliases").set(approximate_size(self.aliases_table))
         try:
             consumer = self.app.consumer
             # faust keeps the last offset it read per partition (private, no public API).
@@ -298,6 +322,22 @@ class ScorerShell:
             )
         except Exception:  # lag is best effort; never break the timer over it
             pass
+
+
+def evict(cache: dict[str, Any], keep: int) -> list[str]:
+    """Drop the oldest entries of ``cache`` (insertion order) past ``keep``; their keys.
+    Only saved entries are cached between batches: the store has every one dropped."""
+    dropped = []
+    while len(cache) > keep:
+        key = next(iter(cache))
+        del cache[key]
+        dropped.append(key)
+    return dropped
+
+
+def stored_due(value: bytes | None) -> float | None:
+    """The recycle timer saved with a lead's state (None: none)."""
+    return orjson.loads(value).get("due") if value else None
 
 
 def offset_lag(partitions: Any, highwater: Any, read_offsets: Mapping[Any, int | None]) -> int:
