@@ -16,15 +16,16 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from baton_shared.kafka_connection import KafkaConnection, KafkaConnectionSettings
+from baton_shared.privacy.settings import PrivacySettings
 from baton_shared.topic_durability import Durability, TopicDurabilitySettings
 from baton_shared.topics import Topics
 
 LOCAL_ADMIN_TOKEN = "local-admin-token"
 
 
-class ServiceSettings(KafkaConnectionSettings, TopicDurabilitySettings):
+class ServiceSettings(KafkaConnectionSettings, TopicDurabilitySettings, PrivacySettings):
     """What every Baton service needs: where Kafka is and how to connect to it, its
-    namespace and how its topics are replicated, and logging."""
+    namespace and how its topics are replicated, logging, and privacy mode."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 

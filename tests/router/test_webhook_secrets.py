@@ -55,7 +55,7 @@ def test_sealed_secrets_open_only_with_a_listed_key() -> None:
 
 def test_production_refuses_the_local_key() -> None:
     production = {"BATON_ENV": "production", "BATON_ADMIN_TOKEN": "x" * 32,
-                  "BATON_ROUTER_LINK_SECRET": "y" * 32}  # fmt: skip
+                  "BATON_ROUTER_LINK_SECRET": "y" * 32, "BATON_PRIVACY_KEY": "p" * 32}  # fmt: skip
     with pytest.raises(ValidationError, match="BATON_ROUTER_SECRET_KEY"):
         RouterSettings(**production)
     keys = RouterSettings(**production, BATON_ROUTER_SECRET_KEY="k" * 32 + ", " + "j" * 32)

@@ -28,6 +28,9 @@ SASL = {
 }
 
 
+PRODUCTION = {"BATON_ENV": "production", "BATON_PRIVACY_KEY": "p" * 32}
+
+
 def refusal(**env: str) -> str:
     with pytest.raises(ValidationError) as caught:
         ServiceSettings(**env)
@@ -95,7 +98,7 @@ def test_ssl_alone_gives_faust_ssl_credentials() -> None:
 
 
 def test_production_defaults_to_three_replicas_and_two_in_sync() -> None:
-    production = ServiceSettings(BATON_ENV="production").topic_durability
+    production = ServiceSettings(**PRODUCTION).topic_durability
     assert (production.replication_factor, production.min_insync_replicas) == (3, 2)
     assert production.strict
     local = ServiceSettings().topic_durability
@@ -138,7 +141,7 @@ async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
 
 def test_three_replicas_on_the_one_broker_test_cluster_is_refused(kafka_bootstrap: str) -> None:
     name = f"t-{uuid.uuid4().hex[:8]}.leads.events"
-    production = ServiceSettings(BATON_ENV="production").topic_durability
+    production = ServiceSettings(**PRODUCTION).topic_durability
     with pytest.raises(TopicDurabilityError, match="has 1 broker"):
         asyncio.run(ensure_topics(kafka_bootstrap, [name], 1, production))
     local = ServiceSettings(BATON_EVENTS_RETENTION_HOURS=48).topic_durability
