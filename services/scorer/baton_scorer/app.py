@@ -19,6 +19,9 @@
   internal ``baton-scorer-accounts`` topic (keyed by account id) to ``roll_up_accounts``,
   which keeps the ``accounts`` table and emits ``accounts.transitions``
   (:mod:`baton_scorer.accounts_stream`).
+* ``leads.erasures`` requests are resolved on the worker owning their key
+  (:mod:`baton_scorer.erasure`); with ``BATON_PRIVACY_KEY`` set, sealed records are
+  opened and personal data sealed at the shell's boundary (:mod:`baton_scorer.privacy`).
 * The web server answers ``/healthz`` (= ``/readyz``), ``/livez``, ``/metrics``,
   ``/openapi.json``, ``GET /v1/leads/{key}`` and ``GET /v1/accounts/{account_id}``
   (:mod:`baton_scorer.web`, from the tables). Faust supervises the agents and timers
@@ -33,12 +36,13 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from baton_scorer import core
+from baton_scorer import core, erasure
 from baton_scorer.accounts_stream import AccountRollup
 from baton_scorer.config import ScorerSettings
 from baton_scorer.faust_consumer import BatonConsumer
 from baton_scorer.local_store import CHANGELOG_CONFIG, claim_slot, is_persistent, table_options
 from baton_scorer.openapi import Health
+from baton_scorer.privacy import privacy_mode
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import RulesFollower
 from baton_scorer.stream import ScorerShell
@@ -254,5 +258,7 @@ def create_app(
         app, leads, aliases, source, settings.admin_token, failed_auths(settings), accounts
     )
     install(app, lookup)
+    shell.privacy = lookup.privacy = privacy_mode(settings, leads)
+    erasure.install(app, shell, settings, replica_config(settings))
     app.scorer = shell  # type: ignore[attr-defined]
     return app

@@ -103,10 +103,13 @@ class Link:
 
 def merge_target(event: LeadEvent) -> str | None:
     """The id of another lead ``event`` says is this lead, if any: an alias's previous id,
-    or the email (as ingest keys email events) an identify carries."""
+    or the email (as ingest keys email events) an identify carries — its pseudonym
+    ``email_id`` in privacy mode, as leads are keyed by pseudonyms then."""
     lead_id = event.lead_id
     if event.type is EventType.ALIAS:
         other = event.previous_id
+    elif event.type is EventType.IDENTIFY and event.email_id:
+        other = event.email_id
     elif event.type is EventType.IDENTIFY and event.email:
         other = event.email.strip().lower()
     else:

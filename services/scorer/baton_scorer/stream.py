@@ -36,6 +36,7 @@ from baton_scorer import metrics as m
 from baton_scorer.accounts_stream import AccountFeed
 from baton_scorer.handoff import Link, merge_records
 from baton_scorer.identity import Alias
+from baton_scorer.lanes import LaneLock
 from baton_scorer.local_store import (
     approximate_size,
     changelog_partitions,
@@ -77,7 +78,11 @@ class ScorerShell:
         self.source = source
         self.leads = leads  # faust tables: lead id -> LeadState, anonymous id -> Alias
         self.aliases_table = aliases
-        self.sources = {topics.events: step.Source.EVENTS, topics.activity: step.Source.ACTIVITY}
+        self.sources = {
+            topics.events: step.Source.EVENTS,
+            topics.express: step.Source.EVENTS,  # copies of express-lane events (lanes.py)
+            topics.activity: step.Source.ACTIVITY,
+        }
         self.states: dict[str, Any] = {}
         self.links: dict[str, Link] = {}
         self.identity = step.Identity(self.links, self.states.__setitem__)
@@ -87,9 +92,10 @@ class ScorerShell:
         self.refill: asyncio.Task[None] | None = None  # the timers' refill from the table
         self.cache_leads = cache_leads  # states (and aliases) kept between batches
         self.feed = AccountFeed(accounts_topic)  # each lead's account (none: no topic)
+        self.privacy: Any = None  # privacy mode: a baton_scorer.privacy.Privacy
         # A batch and the timers change the same cached states: a timer saving a lead
         # mid-batch could make durable what the batch has not published yet.
-        self.lock = asyncio.Lock()
+        self.lock = LaneLock()  # express-lane batches go first (lanes.py)
 
     def reset_caches(self) -> None:
         """After a rebalance the table is the truth again."""
@@ -100,6 +106,8 @@ class ScorerShell:
         self.feed.clear()
         self.timers.clear()
         self.timers_stale = True
+        if self.privacy is not None:
+            self.privacy.reset()
         if self.refill is not None:
             self.refill.cancel()
             self.refill = None
@@ -110,6 +118,8 @@ class ScorerShell:
             stored = self.leads.get(lead_id.encode())
             if stored:
                 raw = orjson.loads(stored)
+                if self.privacy is not None:
+                    raw = self.privacy.open_stored(lead_id, raw)
                 state = core.state_from_dict(raw, self.source.rules)
                 if "identity" in raw:
                     self.links[lead_id] = Link.from_dict(raw["identity"])
@@ -131,7 +141,10 @@ class ScorerShell:
         started = time.perf_counter()
         sources = self.sources
         records = [(sources.get(ev.message.topic, step.Source.STITCHED), ev.value) for ev in events]
-        scored = step.score_batch(records, self.load_state, self.source.rules, self.identity)
+        if self.privacy is None:
+            scored = step.score_batch(records, self.load_state, self.source.rules, self.identity)
+        else:  # sealed records opened for the step, its merge records sealed
+            scored = await self.privacy.score_batch(self, events, records)
         for index, error in scored.dead_letters:
             await self.dead_letter(events[index], error)
         forwards = [
@@ -189,6 +202,8 @@ class ScorerShell:
         async with self.lock:
             now = time.time()
             due = self.timers.pop_due(now)
+            if self.privacy is not None:
+                await self.privacy.fetch(due)
             transitions = step.fire_timers(due, self.load_state, now, self.source.rules)
             m.TIMERS_FIRED.inc(len(transitions))
             rollups = await self.send_accounts(due)
@@ -234,11 +249,13 @@ class ScorerShell:
             return
         emitted_at = utcnow()
         futures = []
-        for t in transitions:
-            stamped = t.model_copy(update={"emitted_at": emitted_at})
-            futures.append(
-                await self._send(self.topics.transitions, t.lead_id.encode(), stamped.to_bytes())
-            )
+        stamped = [t.model_copy(update={"emitted_at": emitted_at}) for t in transitions]
+        if self.privacy is None:
+            values = [t.to_bytes() for t in stamped]
+        else:  # email and traits sealed with the lead's key
+            values = await self.privacy.seal_transitions(stamped)
+        for t, value in zip(transitions, values, strict=True):
+            futures.append(await self._send(self.topics.transitions, t.lead_id.encode(), value))
             m.TRANSITIONS.labels(
                 to_stage=t.to_stage.value, reason=(t.reason_kind or "").__str__()
             ).inc()
@@ -281,17 +298,19 @@ class ScorerShell:
         states = {lead_id: self.states[lead_id] for lead_id in lead_ids}
         if not states:
             return
-        records = []
+        rows: dict[str, dict[str, Any]] = {}
         links = self.links
         for key, state in states.items():
-            stored = state.to_dict()
+            stored = rows[key] = state.to_dict()
             link = links.get(key)
             if link is not None and not link.is_empty():
                 stored["identity"] = link.to_dict()
             account = self.feed.stored(key)
             if account is not None:
                 stored["account"] = account
-            records.append((key.encode(), orjson.dumps(stored)))
+        if self.privacy is not None:  # traits, email and merge bookkeeping sealed
+            await self.privacy.seal_stored(rows)
+        records = [(key.encode(), orjson.dumps(stored)) for key, stored in rows.items()]
         await self.write(self.leads, records)
         cached = self.states
         for lead_id, state in states.items():

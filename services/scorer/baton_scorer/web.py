@@ -83,6 +83,7 @@ class LeadLookup:
         self.source = source
         self.token = admin_token.encode()
         self.failures = failures
+        self.privacy: Any = None  # privacy mode: keys are pseudonymised, states opened
 
     def authorized(self, request: web.Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -108,8 +109,12 @@ class LeadLookup:
             key = checked_key(raw_key)
         except BadKey as exc:
             return invalid_key(exc, "path.key")
+        tries = lead_ids_for(key)
+        if self.privacy is not None:  # leads are known by the pseudonyms of their ids
+            key = self.privacy.lookup_ids(key)
+            tries = [(key, "email" if "@" in raw_key else "lead_id")]
         try:
-            for lead_id, how in lead_ids_for(key):
+            for lead_id, how in tries:
                 found = await self.survivor(lead_id, request)
                 if found is not None:
                     return view_response({**found, "matched_by": how})
@@ -155,7 +160,7 @@ class LeadLookup:
         """What the owner of ``key`` in ``table`` holds for it (None: nothing)."""
         owner = await self.owner(table, key)
         if owner is None:
-            return self.local(table, key)
+            return await self.local(table, key)
         url = f"{owner.rstrip('/')}/v1/internal/{table}/{quote(key, safe='')}"
         headers = {"Authorization": request.headers.get("Authorization", "")}
         try:
@@ -178,7 +183,7 @@ class LeadLookup:
                 raise Unavailable("the key's partition moved to another worker")
         except Unavailable as exc:
             return retry_later(exc)
-        found = self.local(table, key)
+        found = await self.local(table, key)
         if found is None:
             return problem_response(404, f"not in this worker's {table} table")
         return web.Response(body=orjson.dumps(found), headers=JSON)
@@ -200,7 +205,7 @@ class LeadLookup:
         here = app.conf.canonical_url
         return None if (url.host, url.port) == (here.host, here.port) else str(url)
 
-    def local(self, table: str, key: str) -> dict[str, Any] | None:
+    async def local(self, table: str, key: str) -> dict[str, Any] | None:
         stored = self.tables[table].get(key.encode())
         if not stored:
             return None
@@ -213,6 +218,8 @@ class LeadLookup:
         into = merged_into(raw)
         if into is not None:
             return {"merged_into": into}
+        if self.privacy is not None:
+            raw = await self.privacy.open_for_lookup(key, raw)
         rules = self.source.rules
         view = lead_view(key, raw, rules, time.time(), "lead_id")
         return view.model_dump(mode="json")
