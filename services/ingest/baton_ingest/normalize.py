@@ -200,6 +200,8 @@ def normalize(
         "properties": msg.properties,
         "traits": traits_of(msg),
         "context": msg.context,
+        "sealed": None,  # privacy mode: baton_ingest.sealing seals and pseudonymises
+        "email_id": None,
     }
 
 

@@ -49,6 +49,8 @@ class EventRecord(TypedDict):
     properties: dict[str, Any]
     traits: dict[str, Any]
     context: dict[str, Any]
+    sealed: str | None
+    email_id: str | None
 
 
 def record_of(event: LeadEvent) -> EventRecord:
