@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LEADS_EVENTS = "leads.events"
+# Express-lane events (a demo request, ...): leads.events' records, on a topic of their own
+# that the scorer reads ahead of the bulk. Keyed by lead id, partitioned like leads.events.
+LEADS_EXPRESS = "leads.express"
 LEADS_TRANSITIONS = "leads.transitions"
 LEADS_ASSIGNMENTS = "leads.assignments"
 LEADS_ACTIVITY = "leads.activity"
@@ -26,6 +29,7 @@ SCORER_RULES = "scorer.rules"
 
 ALL = (
     LEADS_EVENTS,
+    LEADS_EXPRESS,
     LEADS_TRANSITIONS,
     LEADS_ASSIGNMENTS,
     LEADS_ACTIVITY,
@@ -51,6 +55,11 @@ class Topics:
     @property
     def events(self) -> str:
         return self.prefix + LEADS_EVENTS
+
+    @property
+    def express(self) -> str:
+        """Express-lane events (``LeadEvent``, as on ``leads.events``), read ahead of bulk."""
+        return self.prefix + LEADS_EXPRESS
 
     @property
     def transitions(self) -> str:

@@ -177,7 +177,7 @@ def test_unprefixed_names_are_the_base_names() -> None:
 @pytest.mark.parametrize("prefix", ["", "t1a2b3c4.", "staging-"])
 def test_prefix_applies_to_every_topic_and_group(prefix: str) -> None:
     t = Topics(prefix)
-    named = [t.events, t.transitions, t.assignments, t.activity, t.sla, t.merges,
+    named = [t.events, t.express, t.transitions, t.assignments, t.activity, t.sla, t.merges,
              t.accounts_transitions, t.erasures]  # fmt: skip
     assert named == [prefix + base for base in topics.ALL]
     assert t.group("baton-scorer") == prefix + "baton-scorer"

@@ -4,7 +4,10 @@
   ``baton-scorer-stitched`` topic in batches (``noack_take``) and hands each batch to
   :meth:`ScorerShell.score_batch <baton_scorer.stream.ScorerShell.score_batch>`: the
   scoring step (:mod:`baton_scorer.step`) against the changelogged ``leads`` table,
-  then transitions, state and acks in that order.
+  then transitions, state and acks in that order, in chunks of bounded time.
+* ``score_express`` reads ``leads.express`` (ingest's copies of express-lane events)
+  record by record, and scores each ahead of the next bulk chunk
+  (:mod:`baton_scorer.lanes`).
 * An anonymous event goes by the internal ``baton-scorer-identity`` topic (keyed by
   anonymous id) to ``stitch_identities``, which keeps the ``aliases`` table and sends
   the events an identify releases back through ``baton-scorer-stitched``.
@@ -40,6 +43,7 @@ from baton_scorer import core, erasure
 from baton_scorer.accounts_stream import AccountRollup
 from baton_scorer.config import ScorerSettings
 from baton_scorer.faust_consumer import BatonConsumer
+from baton_scorer.lanes import Lanes
 from baton_scorer.local_store import CHANGELOG_CONFIG, claim_slot, is_persistent, table_options
 from baton_scorer.openapi import Health
 from baton_scorer.privacy import privacy_mode
@@ -149,6 +153,7 @@ def create_app(
     identity_name, stitched_name = internal = internal_topics(settings)
     app = faust_app(settings)
     inputs = app.topic(topics.events, topics.activity, stitched_name, **RAW)
+    express_topic = app.topic(topics.express, **RAW)
     identity_topic = app.topic(identity_name, **RAW)
     leads, aliases, accounts = tables(app, settings)
     accounts_name = accounts_topic(settings)
@@ -165,6 +170,7 @@ def create_app(
         **RAW,
     )
     batch_max, within = settings.batch_max, settings.batch_within_seconds
+    lanes = Lanes(shell, settings.batch_max_seconds)
 
     @app.agent(inputs)
     async def score(stream: faust.StreamT[bytes]) -> None:
@@ -172,17 +178,16 @@ def create_app(
         # (noack_take stalls delivery while the loop body runs). Batches still run
         # strictly one after another, and each is acked only once it is durable.
         previous: asyncio.Task[None] | None = None
-
-        async def process(events: list[Any]) -> None:
-            async with shell.lock:
-                await shell.score_batch(events)
-            for ev in events:
-                await stream.ack(ev)
-
         async for batch in stream.noack_take(batch_max, within=within):
             if previous is not None:
                 await previous
-            previous = asyncio.create_task(process(list(batch)))
+            previous = asyncio.create_task(lanes.bulk(list(batch), stream.ack))
+
+    @app.agent(express_topic)
+    async def score_express(stream: faust.StreamT[bytes]) -> None:
+        # One record at a time, handed over as it arrives: no wait for a batch to fill.
+        async for batch in stream.noack_take(1, within=1.0):
+            await lanes.express(list(batch), stream.ack)
 
     @app.agent(identity_topic)
     async def stitch_identities(stream: faust.StreamT[bytes]) -> None:

@@ -67,6 +67,13 @@ class ScorerSettings(AdminSettings):
         alias="BATON_SCORER_BATCH_WITHIN_SECONDS",
         description="Longest wait for a batch to fill before it is scored as it is",
     )
+    batch_max_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        alias="BATON_SCORER_BATCH_MAX_SECONDS",
+        description="About how long one chunk of a bulk batch is scored for; an express-lane"
+        " event waits for at most one chunk",
+    )
     timer_tick_seconds: float = Field(
         default=1.0,
         gt=0,

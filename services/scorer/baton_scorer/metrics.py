@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "baton_scorer_events_total",
@@ -40,4 +40,18 @@ TIMERS_FIRED = Counter("baton_scorer_timers_fired_total", "Recycle timers that f
 BATCH_SECONDS = Gauge("baton_scorer_last_batch_seconds", "Processing time of the last batch")
 MERGES = Counter(
     "baton_scorer_merges_total", "Leads merged into another lead (alias, identify with email)"
+)
+_LANE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LANE_PICKUP_SECONDS = Histogram(
+    "baton_scorer_pickup_seconds",
+    "Kafka timestamp of a record to the start of its scoring, by lane (express: every "
+    "record; bulk: the oldest record of each chunk)",
+    ["lane"],
+    buckets=_LANE_BUCKETS,
+)
+LANE_BATCH_SECONDS = Histogram(
+    "baton_scorer_batch_seconds",
+    "Scoring a batch (express) or chunk (bulk) and making it durable, by lane",
+    ["lane"],
+    buckets=_LANE_BUCKETS,
 )
