@@ -175,7 +175,8 @@ class Eraser:
         await asyncio.gather(*sends)
         await self.forget(key)
         if self.keystore is not None:
-            await (await self.keystore.get()).finish_step(request.erasure_id, STEP)
+            erasure_id = request.erasure_id
+            await self.keystore.call(lambda store: store.finish_step(erasure_id, STEP))
         log.info("erasure_resolved", erasure_id=request.erasure_id, leads=len(linked))
 
     def remembered(self, key: str, raw: dict[str, Any] | None) -> list[str]:
@@ -195,7 +196,7 @@ class Eraser:
 
     async def destroy(self, subjects: list[str]) -> None:
         if self.keystore is not None:
-            await (await self.keystore.get()).destroy(subjects)
+            await self.keystore.call(lambda store: store.destroy(subjects))
 
     async def send(self, topic: str, key: str | bytes, value: bytes) -> None:
         raw_key = key.encode() if isinstance(key, str) else key

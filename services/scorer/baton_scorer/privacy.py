@@ -24,18 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from copy import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from baton_scorer import step
 from baton_scorer.handoff import PREFIX
 from baton_scorer.step import Scored, Source
+from baton_shared.logs import get_logger
 from baton_shared.privacy import (
     KeyStore,
+    KeyStoreUnavailable,
+    is_pseudonym,
     open_event,
     pseudonym_of_identity,
     seal,
@@ -45,12 +48,15 @@ from baton_shared.privacy import (
 )
 from baton_shared.schemas import Transition
 
+log = get_logger(__name__)
+T = TypeVar("T")
+
 WRAPPED = b'{"wrapped":'  # a sealed handoff record on the stitched topic starts so
 LINKED = ("user_id", "anonymous_id", "previous_id", "email_id")  # subjects an event links
 SECRET_LINK_PARTS = {"shipped": None, "held": [], "released": []}  # of a stored Link
 MAX_SUBJECTS = 1000  # subjects remembered per lead, the oldest dropped past it
+RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between tries while the key store is down
 MAX_CACHED = 100_000  # leads whose subjects are cached between batches
-PSEUDONYM = re.compile(r"p_[0-9a-f]{32}")
 INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]$)", re.MULTILINE)
 
 
@@ -74,7 +80,8 @@ def privacy_mode(settings: Any, leads: Any) -> Privacy | None:
 
 class Keys:
     """The worker's :class:`~baton_shared.privacy.KeyStore`, opened on first use (faust
-    builds the app before its event loop runs)."""
+    builds the app before its event loop runs). While PostgreSQL is unreachable the
+    stream waits and tries again (as it does for Kafka); a lookup answers 503 instead."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -89,8 +96,20 @@ class Keys:
                     self.store = await KeyStore.open(self.settings)
         return self.store
 
+    async def call(self, what: Callable[[KeyStore], Awaitable[T]]) -> T:
+        """``what(store)``, tried again with backoff while the store is unreachable."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await what(await self.get())
+            except KeyStoreUnavailable:
+                log.warning("privacy_key_store_unavailable", retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RETRY_MAX)
+
     async def keys(self, subjects: Iterable[str], *, create: bool) -> dict[str, bytes]:
-        return await (await self.get()).keys(subjects, create=create)
+        wanted = list(subjects)
+        return await self.call(lambda store: store.keys(wanted, create=create))
 
 
 class Privacy:
@@ -159,12 +178,15 @@ class Privacy:
         for i, (source, value) in enumerate(records):
             if source is Source.ACTIVITY or value.startswith(PREFIX):
                 continue
-            record = orjson.loads(value)
-            if source is Source.EVENTS and record.get("anonymous_id") is not None:
-                continue  # to be stitched as received; opened when it comes back
-            token = record.get("sealed") or record.get("wrapped")
-            if isinstance(token, str):
-                subjects.add(sealed_subject(token))
+            try:
+                record = orjson.loads(value)
+                if source is Source.EVENTS and record.get("anonymous_id") is not None:
+                    continue  # to be stitched as received; opened when it comes back
+                token = record.get("sealed") or record.get("wrapped")
+                if isinstance(token, str):
+                    subjects.add(sealed_subject(token))
+            except (ValueError, AttributeError):
+                continue  # not a record: the step dead-letters it as received
             if isinstance(record.get("lead_id"), str):
                 subjects.add(record["lead_id"])
             parsed[i] = record
@@ -175,7 +197,7 @@ class Privacy:
             if record is not None:
                 try:
                     value = self._open(record, keys[i])
-                except (ValueError, KeyError, TypeError) as exc:
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     out.failed.append((i, f"{type(exc).__name__}: {exc}"))
                     continue
             out.records.append((source, value))
@@ -305,7 +327,7 @@ class Privacy:
 
     def lookup_ids(self, key: str) -> str:
         """The pseudonym the lookup's ``key`` names a lead by (a pseudonym as given)."""
-        if PSEUDONYM.fullmatch(key):
+        if is_pseudonym(key):
             return key
         return pseudonym_of_identity(self.id_key, key)
 
@@ -314,7 +336,7 @@ class Privacy:
         part = raw.pop("privacy", None)
         if part is None:
             return raw
-        keys = await self.keystore.keys([lead_id], create=False)
+        keys = await (await self.keystore.get()).keys([lead_id], create=False)
         return open_parts(raw, part, keys.get(lead_id))
 
 

@@ -42,6 +42,7 @@ from baton_scorer.lookup import (
 from baton_scorer.openapi import openapi_document
 from baton_scorer.rules_source import RulesSource
 from baton_shared.auth_limits import FailedAuths, too_many_failures
+from baton_shared.privacy import KeyStoreUnavailable
 from baton_shared.problems import FieldProblem, problem
 
 HOP_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -219,7 +220,10 @@ class LeadLookup:
         if into is not None:
             return {"merged_into": into}
         if self.privacy is not None:
-            raw = await self.privacy.open_for_lookup(key, raw)
+            try:
+                raw = await self.privacy.open_for_lookup(key, raw)
+            except KeyStoreUnavailable as exc:
+                raise Unavailable("the privacy key store is unreachable") from exc
         rules = self.source.rules
         view = lead_view(key, raw, rules, time.time(), "lead_id")
         return view.model_dump(mode="json")
