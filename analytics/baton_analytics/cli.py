@@ -31,6 +31,7 @@ from baton_scorer.rules import RulesError
 from baton_shared.clock import utcnow
 from baton_shared.conversion import DIMENSIONS
 from baton_shared.gc_tuning import batch_gc
+from baton_shared.privacy import KeyStoreUnavailable
 from baton_shared.settings import ServiceSettings
 
 DESCRIPTION = """\
@@ -38,7 +39,9 @@ Ask Baton's Kafka log what happened, and what would have happened.
 
 Every subcommand reads a range of topics without joining a consumer group, so the
 live services are never disturbed. Kafka and the topic prefix come from
-KAFKA_BOOTSTRAP_SERVERS and BATON_TOPIC_PREFIX (or --bootstrap / --prefix).
+KAFKA_BOOTSTRAP_SERVERS and BATON_TOPIC_PREFIX (or --bootstrap / --prefix). In privacy
+mode (BATON_PRIVACY_KEY) sealed records are opened with the data keys at DATABASE_URL;
+an erased lead's records have no personal data.
 
 A session, from question to report:
 
@@ -241,6 +244,7 @@ def _settings(args: argparse.Namespace) -> commands.Target:
         prefix=settings.topic_prefix if args.prefix is None else args.prefix,
         partitions=settings.topic_partitions,
         durability=settings.topic_durability,
+        privacy=settings,
     )
 
 
@@ -252,7 +256,13 @@ async def _run(args: argparse.Namespace, now: datetime) -> int:
     if args.command == "funnel" and (args.by or args.csv):
         by, fmt = args.by or "all", "csv" if args.csv else "json" if args.json else "text"
         got = await conversion.read_report(
-            target.bootstrap, target.topics, span, by, now, args.mql_target_per_day
+            target.bootstrap,
+            target.topics,
+            span,
+            by,
+            now,
+            args.mql_target_per_day,
+            target.privacy,
         )
         conversion.write(got, fmt)
         return 0
@@ -272,7 +282,15 @@ async def _run(args: argparse.Namespace, now: datetime) -> int:
     raise AssertionError(args.command)
 
 
-USER_ERRORS = (RangeError, SourceError, ExportError, SinkError, RulesError, ValidationError)
+USER_ERRORS = (
+    RangeError,
+    SourceError,
+    ExportError,
+    SinkError,
+    RulesError,
+    ValidationError,
+    KeyStoreUnavailable,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,16 +13,18 @@ import orjson
 from pydantic import ValidationError
 
 from baton_analytics import funnel as funnel_report
-from baton_analytics import report, sink
+from baton_analytics import privacy, report, sink
 from baton_analytics.compare import Outcomes, compare
 from baton_analytics.export import TypedWriter, format_for, model_for, to_row, write_rows
 from baton_analytics.funnel import Window
+from baton_analytics.privacy import Opener
 from baton_analytics.progress import Progress
 from baton_analytics.ranges import RangeError, ReadRange
 from baton_analytics.replay import Replay, ReplayResult, transitions_from
 from baton_analytics.source import Fetched, TopicReader, in_time_order
 from baton_scorer.rules import load_rules
 from baton_shared.kafka_connection import KafkaConnection
+from baton_shared.privacy import PrivacySettings
 from baton_shared.schemas import (
     Activity,
     Assignment,
@@ -44,6 +46,7 @@ class Target:
     prefix: str
     partitions: int = 3  # of a sandbox topic replay creates
     durability: Durability = field(default_factory=Durability)  # of that sandbox topic
+    privacy: PrivacySettings | None = None  # privacy mode: sealed records are opened
 
     @property
     def topics(self) -> Topics:
@@ -55,12 +58,12 @@ def say(message: str) -> None:
 
 
 async def _records(
-    reader: TopicReader, label: str, ordered: bool = False
+    reader: TopicReader, label: str, ordered: bool = False, opener: Opener | None = None
 ) -> AsyncIterator[list[Fetched]]:
     progress = Progress(label, reader.total)
     source = in_time_order(reader) if ordered else reader.batches()
     async for batch in source:
-        yield batch
+        yield batch if opener is None else await opener.open(batch)
         progress.advance(len(batch))
     progress.finish()
 
@@ -69,17 +72,18 @@ async def export(target: Target, topic: str, span: ReadRange, output: Path, fmt:
     fmt = format_for(output, fmt)
     name = target.prefix + topic
     model = model_for(topic)
-    async with TopicReader(target.bootstrap, [name], span) as reader:
+    opening = privacy.opener(target.privacy, target.topics, clear_ids=True)
+    async with opening as opener, TopicReader(target.bootstrap, [name], span) as reader:
         if model is not None:
             writer = TypedWriter(output, fmt, model)
             try:
-                async for batch in _records(reader, f"export {name}"):
+                async for batch in _records(reader, f"export {name}", opener=opener):
                     writer.write(batch)
             finally:
                 written = writer.close()
         else:
             rows = []
-            async for batch in _records(reader, f"export {name}"):
+            async for batch in _records(reader, f"export {name}", opener=opener):
                 rows += [to_row(r) for r in batch]
             written = write_rows(rows, output, fmt)
     say(f"wrote {written:,} records of {name} ({span.describe()}) to {output} ({fmt})")
@@ -149,7 +153,8 @@ async def replay(
             "note: leads start from an empty state at the start of the range; events before "
             "it are not counted"
         )
-    outcomes = await _feed(target, read, replays)
+    async with privacy.opener(target.privacy, target.topics) as opener:
+        outcomes = await _feed(target, read, replays, opener)
     end = span.until or now
     whole = [r.finish(end.timestamp() if fire_timers else None) for r in replays]
     since_at = span.since.timestamp() if read is not span and span.since is not None else None
@@ -167,27 +172,38 @@ async def replay(
         sink.write_jsonl(current.transitions, output)
         say(f"wrote {len(current.transitions):,} transitions to {output}")
     if to_topic is not None:
-        await sink.publish(
-            current.transitions,
-            target.bootstrap,
-            to_topic,
-            partitions=target.partitions,
-            durability=target.durability,
-        )
+        await _publish(target, current.transitions, to_topic)
         say(f"produced {len(current.transitions):,} transitions to topic {to_topic}")
     if candidate_path is not None:
         _compare(whole[0], whole[1], outcomes, since_at, span, report)
     return 0
 
 
-async def _feed(target: Target, span: ReadRange, replays: list[Replay]) -> Outcomes:
-    """Feed every replay in the live scorer's order; return the leads' outcomes."""
+async def _publish(target: Target, transitions: list[Transition], topic: str) -> None:
+    """To a sandbox topic; in privacy mode sealed, as the scorer writes them."""
+    async with privacy.opener(target.privacy, target.topics) as opener:
+        if opener is not None:
+            transitions = await opener.seal(transitions)
+    await sink.publish(
+        transitions,
+        target.bootstrap,
+        topic,
+        partitions=target.partitions,
+        durability=target.durability,
+    )
+
+
+async def _feed(
+    target: Target, span: ReadRange, replays: list[Replay], opener: Opener | None
+) -> Outcomes:
+    """Feed every replay in the live scorer's order (sealed events opened); return the
+    leads' outcomes."""
     t = target.topics
     outcomes = Outcomes()
     async with TopicReader(
         target.bootstrap, [t.events, t.activity], span, optional=(t.activity,)
     ) as reader:
-        async for batch in _records(reader, "replay", ordered=True):
+        async for batch in _records(reader, "replay", ordered=True, opener=opener):
             _score_batch(batch, t.activity, replays, outcomes)
     return outcomes
 

@@ -15,12 +15,14 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from baton_analytics import privacy
 from baton_analytics.ranges import RangeError, ReadRange
 from baton_analytics.source import TopicReader
 from baton_shared.conversion import Dimension, Ledger, conversion_report, csv_rows
 from baton_shared.conversion.facts import fact_from, fact_topics
 from baton_shared.conversion.figures import CSV_COLUMNS, ConversionReport
 from baton_shared.kafka_connection import KafkaConnection
+from baton_shared.privacy import PrivacySettings
 from baton_shared.topics import Topics
 
 DEFAULT_WINDOW = timedelta(days=30)
@@ -33,6 +35,7 @@ async def read_report(
     by: Dimension,
     now: datetime,
     mql_target_per_day: float | None = None,
+    privacy_settings: PrivacySettings | None = None,
 ) -> ConversionReport:
     if span.from_offset is not None or span.to_offset is not None:
         raise RangeError("the conversion report takes a time window (--since/--until)")
@@ -40,8 +43,11 @@ async def read_report(
     since = span.since or until - DEFAULT_WINDOW
     names = fact_topics(topics)
     ledger = Ledger()
-    async with TopicReader(bootstrap, names, ReadRange(), optional=tuple(names)) as reader:
+    reading = TopicReader(bootstrap, names, ReadRange(), optional=tuple(names))
+    async with privacy.opener(privacy_settings, topics) as opener, reading as reader:
         async for batch in reader.batches():
+            if opener is not None:  # traits give segment and industry
+                batch = await opener.open(batch)
             facts = []
             for r in batch:
                 try:
