@@ -59,6 +59,7 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
         settings.produce_timeout_seconds,
         settings.producer_tuning,
         settings.topic_durability,
+        express_topic=settings.topics.express,
     )
     ingestor = Ingestor(settings, publisher)
 

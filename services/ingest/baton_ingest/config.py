@@ -13,6 +13,11 @@ from baton_ingest.publisher import ProducerTuning
 from baton_shared.settings import ServiceSettings
 
 LOCAL_WRITE_KEY = "local-write-key"
+# The shipped scoring rules' express lanes (services/scorer/baton_scorer/default_rules.yaml).
+DEFAULT_EXPRESS_EVENTS = frozenset(
+    {"Demo Requested", "Contact Sales", "Pricing Inquiry", "Trial Started"}
+)
+
 
 
 def _split(raw: object) -> object:
@@ -30,6 +35,25 @@ class IngestSettings(ServiceSettings):
     max_future_skew_seconds: float = Field(default=86_400, alias="BATON_INGEST_MAX_FUTURE_SECONDS")
     produce_timeout_seconds: float = Field(default=10.0, alias="BATON_INGEST_PRODUCE_TIMEOUT")
     retry_after_seconds: int = Field(default=5, alias="BATON_INGEST_RETRY_AFTER")
+    express_events: Annotated[frozenset[str], NoDecode] = Field(
+        default=DEFAULT_EXPRESS_EVENTS,
+        alias="BATON_INGEST_EXPRESS_EVENTS",
+        description="Track event names also published on leads.express, which the scorer"
+        " reads ahead of the bulk (comma-separated; the scoring rules' express lanes)",
+    )
+    max_pending_events: int = Field(
+        default=ProducerTuning.max_pending_events,
+        ge=1,
+        alias="BATON_INGEST_MAX_PENDING_EVENTS",
+        description="Events per process waiting for Kafka before a request without an"
+        " express event is refused with 503",
+    )
+    overload_retry_after_seconds: int = Field(
+        default=1,
+        ge=1,
+        alias="BATON_INGEST_OVERLOAD_RETRY_AFTER",
+        description="Retry-After (seconds) of the 503 ingest answers when over capacity",
+    )
     rate_limit: str = Field(
         default="10000/second",
         alias="BATON_INGEST_RATE_LIMIT",
@@ -95,7 +119,9 @@ class IngestSettings(ServiceSettings):
         description="Longest wait between two attempts to connect to Kafka",
     )
 
-    _split_keys = field_validator("write_keys", "cors_origins", mode="before")(_split)
+    _split_keys = field_validator("write_keys", "cors_origins", "express_events", mode="before")(
+        _split
+    )
 
     @property
     def producer_tuning(self) -> ProducerTuning:
@@ -104,6 +130,7 @@ class IngestSettings(ServiceSettings):
             linger_ms=self.producer_linger_ms,
             connect_retry_first_seconds=self.connect_retry_first_seconds,
             connect_retry_max_seconds=self.connect_retry_max_seconds,
+            max_pending_events=self.max_pending_events,
         )
 
     @property

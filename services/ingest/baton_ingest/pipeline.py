@@ -1,6 +1,8 @@
 """What every ingest route does once it has canonical events: rate-limit, minimise
 (:mod:`baton_ingest.minimise`), mark repeats, serialise, publish, and count. A 2xx is
-only ever answered after ``Publisher.publish`` returned."""
+only ever answered after ``Publisher.publish`` returned. Track events named in
+``BATON_INGEST_EXPRESS_EVENTS`` are published on the express lane too; a request
+without one is refused with 503 and ``Retry-After`` while ingest is overloaded."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from baton_ingest.dedup import RecentIds
 from baton_ingest.errors import RequestError
 from baton_ingest.metrics import DUPLICATES, EVENTS, REJECTED
 from baton_ingest.minimise import minimised
-from baton_ingest.publisher import KafkaUnavailable, Publisher
+from baton_ingest.publisher import KafkaUnavailable, Overloaded, Publisher
 from baton_ingest.ratelimit import RateLimited, WriteKeyLimiter
 from baton_ingest.records import EventRecord, to_bytes
 from baton_shared.logs import get_logger
@@ -27,6 +29,7 @@ class Ingestor:
         self._limiter = WriteKeyLimiter(settings.rate_limit)
         self._recent = RecentIds(settings.dedup_window_size)
         self._minimisation = settings.minimisation
+        self._express = settings.express_events
 
     async def rate_limit(self, write_key: str, events: int, source: str) -> None:
         try:
@@ -43,19 +46,31 @@ class Ingestor:
     async def store(self, records: Sequence[EventRecord]) -> None:
         """Publish and wait for Kafka's acknowledgement of every event, or raise a 503."""
         marked = self._mark_repeats([minimised(r, self._minimisation) for r in records])
+        messages = [(r["lead_id"].encode(), to_bytes(r)) for r in marked]
+        express = [m for m, r in zip(messages, marked, strict=True) if self._is_express(r)]
         try:
-            await self.publisher.publish([(r["lead_id"].encode(), to_bytes(r)) for r in marked])
+            await self.publisher.publish(messages, express)
+        except Overloaded:
+            wait = self.settings.overload_retry_after_seconds
+            raise self._refused(marked, "overloaded", "ingest is over capacity", wait) from None
         except KafkaUnavailable as exc:
             log.warning("publish_failed", error=str(exc), events=len(records))
-            for source, n in Counter(r["source"] for r in marked).items():
-                REJECTED.labels(source=source, reason="kafka_unavailable").inc(n)
-            raise RequestError(
-                503,
-                "kafka_unavailable",
-                "events were not stored; retry later",
-                headers={"Retry-After": str(self.settings.retry_after_seconds)},
-            ) from exc
+            why, wait = "events were not stored", self.settings.retry_after_seconds
+            raise self._refused(marked, "kafka_unavailable", why, wait) from exc
         self._count(marked)
+
+    def _is_express(self, record: EventRecord) -> bool:
+        return record["type"] == "track" and record["name"] in self._express
+
+    @staticmethod
+    def _refused(
+        records: Sequence[EventRecord], code: str, why: str, retry_after: int
+    ) -> RequestError:
+        """The 503 for a request none of whose events were stored, counted as rejected."""
+        for source, n in Counter(r["source"] for r in records).items():
+            REJECTED.labels(source=source, reason=code).inc(n)
+        headers = {"Retry-After": str(retry_after)}
+        return RequestError(503, code, f"{why}; retry later", headers=headers)
 
     def _mark_repeats(self, records: Sequence[EventRecord]) -> list[EventRecord]:
         marked = list(records)

@@ -4,6 +4,12 @@ A request's events go out as one record batch per partition
 (:func:`baton_shared.producer.send_batched`, keyed and partitioned by lead id), and the
 request is answered once every batch is acknowledged. The producer (re)connects in the
 background and is replaced when an error leaves it unusable.
+
+Express-lane events (a demo request) also go, one by one, to ``leads.express``, which
+the scorer reads ahead of the bulk; ``leads.events`` stays the complete log (replay,
+reports) and the scorer absorbs the second copy as a duplicate. Bulk work is bounded:
+when ``max_pending_events`` are already waiting for Kafka, a request without an express
+event is refused at once (:class:`Overloaded`) instead of queueing for seconds.
 """
 
 from __future__ import annotations
@@ -65,10 +71,15 @@ class ProducerTuning:
     linger_ms: int = 2
     connect_retry_first_seconds: float = 0.2
     connect_retry_max_seconds: float = 5.0
+    max_pending_events: int = 20_000
 
 
 class KafkaUnavailable(RuntimeError):
     """Kafka did not acknowledge the write in time; the caller must retry later."""
+
+
+class Overloaded(RuntimeError):
+    """Too many events already wait for Kafka; nothing of the request was sent."""
 
 
 class Publisher:
@@ -83,6 +94,7 @@ class Publisher:
         timeout_s: float,
         tuning: ProducerTuning | None = None,
         durability: Durability | None = None,
+        express_topic: str | None = None,
     ):
         self._bootstrap = kafka
         self._durability = durability
@@ -93,6 +105,8 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self._express_topic = express_topic
+        self._pending = 0  # events handed to the producer and not acknowledged yet
 
     @property
     def topic(self) -> str:
@@ -126,9 +140,8 @@ class Publisher:
                 linger_ms=tuning.linger_ms,
             )
             try:
-                await ensure_topics(
-                    self._bootstrap, [self._topic], self._partitions, self._durability
-                )
+                topics = [self._topic, *([self._express_topic] if self._express_topic else [])]
+                await ensure_topics(self._bootstrap, topics, self._partitions, self._durability)
                 await producer.start()
             except Exception as exc:  # broker not reachable yet, or refusing us
                 await producer.stop()
@@ -161,25 +174,43 @@ class Publisher:
         records = [(partition_for(key, partitions), key, value) for key, value in messages]
         return await send_batched(producer, self._topic, records)
 
-    async def publish(self, messages: Sequence[Message]) -> None:
-        """Send every (lead id, event) message and wait until all are acknowledged."""
+    async def publish(self, messages: Sequence[Message], express: Sequence[Message] = ()) -> None:
+        """Send every (lead id, event) message, and each of ``express`` to the express
+        topic too, and wait until all are acknowledged. Without express messages, raise
+        :class:`Overloaded` when events are pending and these would pass the bound."""
         producer = self._producer
         if producer is None:
             raise KafkaUnavailable("not connected to Kafka")
+        pending = self._pending
+        if pending and not express and pending + len(messages) > self._tuning.max_pending_events:
+            raise Overloaded(f"{pending} events wait for Kafka")
         started = time.perf_counter()
+        self._pending += len(messages)
         try:
             async with asyncio.timeout(self._timeout_s):
+                futures = await self._send_express(producer, express)
                 if len(messages) == 1:
                     # A lone event joins the partition's open batch, so concurrent
                     # single-event requests share produce requests.
                     key, value = messages[0]
-                    futures = [await producer.send(self._topic, value, key=key)]
+                    futures.append(await producer.send(self._topic, value, key=key))
                 else:
-                    futures = await self._send_batches(producer, messages)
+                    futures += await self._send_batches(producer, messages)
                 await asyncio.gather(*futures)
         except FATAL_FOR_PRODUCER as exc:
             self._reset(producer, type(exc).__name__)
             raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._pending -= len(messages)
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _send_express(
+        self, producer: AIOKafkaProducer, express: Sequence[Message]
+    ) -> list[asyncio.Future[object]]:
+        """The express copies, first, on a topic without bulk: they do not queue behind
+        bulk record batches of their partition."""
+        if self._express_topic is None:
+            return []
+        return [await producer.send(self._express_topic, value, key=key) for key, value in express]
