@@ -17,6 +17,7 @@ from baton_shared.settings import (
 from baton_shared.topics import Topics, dlq
 
 STRONG_TOKEN = "s3cr3t-admin-token-0123456789"
+PRIVACY_KEY = "a-privacy-master-key-for-tests"  # required in production
 
 
 # --- database URLs -------------------------------------------------------------------------
@@ -80,11 +81,13 @@ def test_unknown_env_value_is_refused(clean_env: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("env", "local"), [("local", True), ("test", True), ("production", False)])
 def test_is_local_only_for_local_and_test(clean_env: pytest.MonkeyPatch, env: str, local: bool):
     clean_env.setenv("BATON_ENV", env)
+    clean_env.setenv("BATON_PRIVACY_KEY", PRIVACY_KEY)
     assert ServiceSettings().is_local is local
 
 
 def test_production_refuses_the_local_admin_token(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("BATON_ENV", "production")
+    clean_env.setenv("BATON_PRIVACY_KEY", PRIVACY_KEY)
     with pytest.raises(ValidationError, match="BATON_ADMIN_TOKEN"):
         DatabaseSettings()
     clean_env.setenv("BATON_ADMIN_TOKEN", LOCAL_ADMIN_TOKEN)
@@ -99,6 +102,7 @@ def test_production_refusal_applies_to_every_database_service(
     from baton_sla_monitor.config import SlaSettings
 
     clean_env.setenv("BATON_ENV", "production")
+    clean_env.setenv("BATON_PRIVACY_KEY", PRIVACY_KEY)
     for cls in (RouterSettings, SlaSettings):
         with pytest.raises(ValidationError, match="BATON_ADMIN_TOKEN"):
             cls()
@@ -106,6 +110,7 @@ def test_production_refusal_applies_to_every_database_service(
 
 def test_production_accepts_a_real_admin_token(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("BATON_ENV", "production")
+    clean_env.setenv("BATON_PRIVACY_KEY", PRIVACY_KEY)
     clean_env.setenv("BATON_ADMIN_TOKEN", STRONG_TOKEN)
     clean_env.setenv("DATABASE_URL", "postgres://baton:pw@db:5432/baton")
     s = DatabaseSettings()
@@ -151,6 +156,7 @@ def test_local_write_key_is_the_local_default(clean_env: pytest.MonkeyPatch) -> 
 
 def test_production_refuses_the_local_write_key(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("BATON_ENV", "production")
+    clean_env.setenv("BATON_PRIVACY_KEY", PRIVACY_KEY)
     with pytest.raises(ValidationError, match="BATON_INGEST_WRITE_KEYS"):
         IngestSettings()
     clean_env.setenv("BATON_INGEST_WRITE_KEYS", f"real-key,{LOCAL_WRITE_KEY}")

@@ -117,7 +117,7 @@ class KeyStore:
             raise ValueError("KeyStore needs BATON_PRIVACY_KEY (privacy mode is off)")
         dsn = asyncpg_dsn(database_url or settings.database_url)
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, timeout=10)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, timeout=5)
         except UNAVAILABLE as exc:
             raise KeyStoreUnavailable(f"privacy key store: {type(exc).__name__}") from None
         try:
