@@ -197,7 +197,7 @@ def test_dlq_name_is_the_topic_plus_dlq() -> None:
 def test_all_lists_every_topic_and_its_dlq_once() -> None:
     t = Topics("p.")
     names = t.all()
-    main = [t.events, t.transitions, t.assignments, t.activity, t.sla, t.merges,
+    main = [t.events, t.express, t.transitions, t.assignments, t.activity, t.sla, t.merges,
             t.accounts_transitions, t.erasures]  # fmt: skip
     assert len(names) == len(set(names)) == 2 * len(main)
     assert set(names) == set(main) | {dlq(n) for n in main}
