@@ -27,6 +27,7 @@ from baton_router.routing import (
     decide,
     lead_facts,
     normalise_domain,
+    pools_considered,
 )
 from baton_router.strategies import Strategy
 from baton_shared.schemas import Stage, Transition
@@ -166,6 +167,25 @@ def test_first_matching_rule_picks_the_pool_and_its_strategy() -> None:
     )
     assert (big_emea.pool_name, big_emea.rep_id) == ("emea", rid(1))  # case-insensitive
     assert small.pool_name == "default"
+
+
+def test_the_pools_a_lead_may_go_to_are_its_express_pools_and_first_matching_rules() -> None:
+    closers = Pool(rid(100), "closers", Strategy.ROUND_ROBIN, (rid(3),), express=True)
+    emea = Pool(rid(101), "emea", Strategy.ROUND_ROBIN, (rid(1),))
+    na = Pool(rid(102), "na", Strategy.ROUND_ROBIN, (rid(2),))
+    rules = [
+        Rule(rid(200), emea.pool_id, (Condition("region", "eq", "emea"),)),
+        Rule(rid(201), na.pool_id, (Condition("region", "in", ["na", "emea"]),)),
+    ]
+    pools = [closers, emea, na]
+    assert pools_considered(lead(region="emea"), pools, rules) == ({emea.pool_id}, False)
+    assert pools_considered(lead(region="na", express=True), pools, rules) == (
+        {closers.pool_id, na.pool_id},
+        False,
+    )
+    # No rule matches: the default pool, every rep (and the closers first when express).
+    assert pools_considered(lead(region="apac"), pools, rules) == (set(), True)
+    assert pools_considered(lead(express=True), pools, rules) == ({closers.pool_id}, True)
 
 
 def test_a_matched_pool_with_nobody_available_queues_the_lead() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import uuid
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -307,15 +308,16 @@ def eligible(rep: RepState, lead: LeadFacts, now: datetime, exclude: frozenset[u
 
 def decide(
     lead: LeadFacts,
-    reps: list[RepState],
+    reps: Sequence[RepState] | Mapping[uuid.UUID, RepState],
     pools: list[Pool],
     rules: list[Rule],
     accounts: dict[str, uuid.UUID],
     now: datetime,
     exclude: frozenset[uuid.UUID] = frozenset(),
 ) -> Decision | None:
-    """The routing decision for ``lead`` at ``now``, or None when nobody can take it."""
-    by_id = {r.rep_id: r for r in reps}
+    """The routing decision for ``lead`` at ``now``, or None when nobody can take it
+    (``reps``: a list, or a mapping by rep id)."""
+    by_id = reps if isinstance(reps, Mapping) else {r.rep_id: r for r in reps}
     owner = accounts.get(lead.domain or "") if lead.domain else None
     if owner is not None and owner in by_id:
         rep = by_id[owner]
@@ -330,18 +332,35 @@ def decide(
         for pool in pools:
             if pool.express and (d := _in_pool(pool, by_id, lead, now, exclude, "express lead")):
                 return d
-    for rule in rules:
-        if rule.matches(lead) and rule.pool_id in pools_by_id:
-            return _in_pool(
-                pools_by_id[rule.pool_id], by_id, lead, now, exclude, f"rule {rule.rule_id}"
-            )
+    if (rule := first_rule(lead, rules, pools_by_id)) is not None:
+        return _in_pool(
+            pools_by_id[rule.pool_id], by_id, lead, now, exclude, f"rule {rule.rule_id}"
+        )
     default = Pool(uuid.UUID(int=0), DEFAULT_POOL, Strategy.ROUND_ROBIN, tuple(by_id))
     return _in_pool(default, by_id, lead, now, exclude, "no rule matched")
 
 
+def first_rule(lead: LeadFacts, rules: list[Rule], pools: Container[uuid.UUID]) -> Rule | None:
+    """The first rule whose conditions all match ``lead`` and whose pool exists."""
+    return next((r for r in rules if r.matches(lead) and r.pool_id in pools), None)
+
+
+def pools_considered(
+    lead: LeadFacts, pools: list[Pool], rules: list[Rule]
+) -> tuple[set[uuid.UUID], bool]:
+    """The pools :func:`decide` may choose ``lead``'s rep from (its account's owner
+    aside): the express pools for an express lead, and the first matching rule's pool;
+    and whether it may go to the default pool, every rep (no rule matches)."""
+    considered = {p.pool_id for p in pools if p.express and lead.express}
+    rule = first_rule(lead, rules, {p.pool_id for p in pools})
+    if rule is None:
+        return considered, True
+    return considered | {rule.pool_id}, False
+
+
 def decide_in_pool(
     lead: LeadFacts,
-    reps: dict[uuid.UUID, RepState],
+    reps: Mapping[uuid.UUID, RepState],
     pool: Pool,
     now: datetime,
     exclude: frozenset[uuid.UUID] = frozenset(),
@@ -354,7 +373,7 @@ def decide_in_pool(
 
 def _in_pool(
     pool: Pool,
-    reps: dict[uuid.UUID, RepState],
+    reps: Mapping[uuid.UUID, RepState],
     lead: LeadFacts,
     now: datetime,
     exclude: frozenset[uuid.UUID],

@@ -1,6 +1,6 @@
 """Deciding and writing assignments inside the caller's routing transaction.
 
-:meth:`Assigner.assign` loads the team under the routing lock (``team.load_team``),
+:meth:`Assigner.assign` loads the team under the routing lock (``team.TeamCache``),
 decides each lead in order with the pure ``routing.decide`` (each decision sees the ones
 before it), then writes the assignments, their outbox rows (the rep's webhook, a Slack
 message when the rep or else its pool has a Slack webhook, and the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from baton_router.payloads import PayloadContext, assignment_payload
 from baton_router.routing import Decision, decide, decide_in_pool, lead_facts
 from baton_router.slack import assignment_message
 from baton_router.store.outbox import Leased, insert_rows, outbox_values
-from baton_router.store.team import Team, load_team
+from baton_router.store.team import Team, TeamCache
 from baton_router.tables import AssignmentRow, PoolMember, Rep, RoutedTransition
 from baton_shared.schemas import Assignment, Stage, Transition
 
@@ -59,6 +59,7 @@ class Assigner:
     context: PayloadContext
     fast_lease: timedelta | None = None
     per_endpoint: int | None = None
+    team: TeamCache = field(default_factory=TeamCache, compare=False, repr=False)
 
     async def assign(
         self,
@@ -74,11 +75,12 @@ class Assigner:
         take are left as they are. With ``sdr`` they are MQLs and each becomes an SDR
         task in its pool. ``fresh`` collects the outbox rows leased to this router."""
         facts = [lead_facts(t) for t in transitions]
-        team = await load_team(
+        team = await self.team.load(
             session,
+            facts,
+            None if sdr is None else {sdr[t.transition_id][0] for t in transitions},
             outbox_lock=self._leases(fresh),
             turns=len(transitions),
-            domains={f.domain for f in facts if f.domain},
         )
         decided: list[tuple[Transition, Decision, int]] = []
         for transition, lead, turn in zip(transitions, facts, team.turns, strict=True):
@@ -93,7 +95,7 @@ class Assigner:
             else:
                 decision = decide(
                     lead,
-                    list(team.reps.values()),
+                    team.reps,
                     team.pools,
                     team.rules,
                     team.accounts,

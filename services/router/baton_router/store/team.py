@@ -1,14 +1,23 @@
-"""The team as routing sees it, read under the routing lock in one statement.
+"""The team as routing sees it, read under the routing lock.
 
-``load_team`` takes ``ROUTING_LOCK`` (and ``OUTBOX_LOCK`` with it when the transaction
-will lease outbox rows), then reads reps, pools, members, enabled rules, the owners of
-the leads' domains and fresh round-robin turn numbers in one round trip. The result is a
+:class:`TeamCache` keeps the team's configuration in memory (reps' calendars, skills,
+webhooks; pools and their members; rules), tagged with ``router.team_version``, which
+the tables' triggers bump with every change of it (migration 0009). Per batch,
+:meth:`TeamCache.load` takes ``ROUTING_LOCK`` (and ``OUTBOX_LOCK`` with it when the
+transaction will lease outbox rows) and reads in one statement: the version, the owners
+of the leads' domains, the counters (open leads, last turn, weighted-round-robin state)
+of the members of the pools the batch's leads can go to (:func:`pools_considered`:
+express pools, the first matching rule's) and fresh turn numbers. So a batch reads rows
+in proportion to its leads and their pools' sizes, not to the number of reps, pools or
+accounts; only a lead no rule matches (the default pool: every rep) reads every rep's
+counters. A changed version reloads the configuration first. The result is a
 :class:`Team` of plain routing inputs that a batch updates in memory as it decides.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -18,13 +27,22 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_router.availability import Calendar, parse_working_hours
-from baton_router.routing import Condition, Decision, Pool, RepState, Rule
+from baton_router.routing import (
+    Condition,
+    Decision,
+    LeadFacts,
+    Pool,
+    RepState,
+    Rule,
+    pools_considered,
+)
 from baton_router.store.locks import OUTBOX_LOCK, ROUTING_LOCK
 from baton_router.strategies import Strategy
 
-TEAM_QUERY = text(
+CONFIG_QUERY = text(
     """
     SELECT
+      (SELECT version FROM router.team_version),
       (SELECT coalesce(json_agg(json_build_object(
          'id', id, 'status', status, 'timezone', timezone, 'working_hours', working_hours,
          'out_of_office', out_of_office, 'capacity', capacity, 'weight', weight,
@@ -42,12 +60,30 @@ TEAM_QUERY = text(
       (SELECT coalesce(json_agg(json_build_object(
          'id', id, 'pool_id', pool_id, 'conditions', conditions)
          ORDER BY position, created_at), '[]')
-       FROM router.routing_rules WHERE enabled),
-      (SELECT json_object_agg(domain, rep_id) FROM router.accounts
-       WHERE domain = ANY(CAST(:domains AS text[]))),
-      (SELECT array_agg(nextval('router.assignment_turn')) FROM generate_series(1, :n))
+       FROM router.routing_rules WHERE enabled)
     """
 )
+
+# The counters of every rep: only for a batch with a lead that no rule matches.
+_EVERY_REP = (
+    "SELECT json_agg(json_build_array(id, open_leads, last_turn)) "
+    "FROM router.reps WHERE archived_at IS NULL"
+)
+_BATCH_QUERY = """
+    SELECT
+      (SELECT version FROM router.team_version),
+      (SELECT json_agg(json_build_array(a.domain, a.rep_id, r.open_leads, r.last_turn))
+       FROM router.accounts AS a JOIN router.reps AS r ON r.id = a.rep_id
+       WHERE a.domain = ANY(CAST(:domains AS text[]))),
+      (SELECT json_agg(json_build_array(m.pool_id, m.rep_id, m.wrr_current, r.open_leads,
+         r.last_turn))
+       FROM router.pool_members AS m JOIN router.reps AS r ON r.id = m.rep_id
+       WHERE m.pool_id = ANY(CAST(:pools AS uuid[]))),
+      ({every}),
+      (SELECT array_agg(nextval('router.assignment_turn')) FROM generate_series(1, :n))
+    """
+BATCH_QUERY = text(_BATCH_QUERY.format(every="SELECT NULL"))
+BATCH_QUERY_EVERY_REP = text(_BATCH_QUERY.format(every=_EVERY_REP))
 
 
 @dataclass
@@ -75,40 +111,131 @@ class Team:
             ]
 
 
-async def load_team(
-    session: AsyncSession,
-    outbox_lock: bool = False,
-    turns: int = 0,
-    domains: set[str] | None = None,
-) -> Team:
-    """Lock, then read the team and draw ``turns`` turn numbers, in one statement."""
-    if outbox_lock:
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:k), pg_advisory_xact_lock(:o)"),
-            {"k": ROUTING_LOCK, "o": OUTBOX_LOCK},
-        )
-    else:
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
-    row = (await session.execute(TEAM_QUERY, {"n": turns, "domains": sorted(domains or ())})).one()
-    reps, pools, members, rules, accounts, drawn = (
-        orjson.loads(v) if isinstance(v, str | bytes) else v for v in row
-    )
-    return Team(
-        reps={uuid.UUID(r["id"]): rep_state_of(r) for r in reps},
-        targets={
-            uuid.UUID(r["id"]): None if r["disabled"] else (r["url"], r["secret"]) for r in reps
-        },
-        pools=[pool_of(p, members) for p in pools],
-        rules=[
-            Rule(
-                uuid.UUID(r["id"]),
-                uuid.UUID(r["pool_id"]),
-                tuple(Condition(**c) for c in r["conditions"]),
+@dataclass(frozen=True)
+class TeamConfig:
+    """The team's configuration at one ``version``, with the counters as they were then
+    (the counters a batch uses are read afresh)."""
+
+    version: int
+    reps: dict[uuid.UUID, RepState]
+    pools: list[Pool]
+    rules: list[Rule]
+    targets: dict[uuid.UUID, tuple[str, str] | None]
+    slack_urls: dict[uuid.UUID, str]
+
+    def needs(
+        self, leads: Iterable[LeadFacts], pool_ids: set[uuid.UUID] | None
+    ) -> tuple[set[uuid.UUID], bool]:
+        """The pools whose members' counters a batch needs, and whether it needs every
+        rep's: ``pool_ids`` when given (SDR tasks), else what each lead's routing may
+        consider."""
+        if pool_ids is not None:
+            return pool_ids, False
+        pools: set[uuid.UUID] = set()
+        every = False
+        for lead in leads:
+            considered, default = pools_considered(lead, self.pools, self.rules)
+            pools |= considered
+            every = every or default
+        return pools, every
+
+
+class TeamCache:
+    """The team's configuration of one database, kept between batches while its version
+    holds."""
+
+    def __init__(self) -> None:
+        self._config: TeamConfig | None = None
+
+    async def load(
+        self,
+        session: AsyncSession,
+        leads: list[LeadFacts],
+        pool_ids: set[uuid.UUID] | None = None,
+        outbox_lock: bool = False,
+        turns: int = 0,
+    ) -> Team:
+        """Lock, then the team for deciding ``leads`` (in ``pool_ids`` when given) with
+        ``turns`` fresh turn numbers: one statement while the configuration holds."""
+        if outbox_lock:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:k), pg_advisory_xact_lock(:o)"),
+                {"k": ROUTING_LOCK, "o": OUTBOX_LOCK},
             )
-            for r in rules
+        else:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
+        domains = sorted({lead.domain for lead in leads if lead.domain})
+        config = self._config or await self._reload(session)
+        row = await _batch_row(session, config, leads, pool_ids, domains, turns)
+        if row[0] != config.version:
+            config = await self._reload(session)
+            row = await _batch_row(session, config, leads, pool_ids, domains, turns)
+        return _team_of(config, row)
+
+    async def _reload(self, session: AsyncSession) -> TeamConfig:
+        row = (await session.execute(CONFIG_QUERY)).one()
+        version, reps, pools, members, rules = (
+            orjson.loads(v) if isinstance(v, str | bytes) else v for v in row
+        )
+        self._config = TeamConfig(
+            version=version,
+            reps={uuid.UUID(r["id"]): rep_state_of(r) for r in reps},
+            targets={
+                uuid.UUID(r["id"]): None if r["disabled"] else (r["url"], r["secret"]) for r in reps
+            },
+            pools=pools_of(pools, members),
+            rules=[
+                Rule(
+                    uuid.UUID(r["id"]),
+                    uuid.UUID(r["pool_id"]),
+                    tuple(Condition(**c) for c in r["conditions"]),
+                )
+                for r in rules
+            ],
+            slack_urls={uuid.UUID(r["id"]): r["slack"] for r in (*reps, *pools) if r["slack"]},
+        )
+        return self._config
+
+
+async def _batch_row(
+    session: AsyncSession,
+    config: TeamConfig,
+    leads: list[LeadFacts],
+    pool_ids: set[uuid.UUID] | None,
+    domains: list[str],
+    turns: int,
+) -> tuple[Any, ...]:
+    pools, every = config.needs(leads, pool_ids)
+    query = BATCH_QUERY_EVERY_REP if every else BATCH_QUERY
+    row = (
+        await session.execute(query, {"domains": domains, "pools": sorted(pools), "n": turns})
+    ).one()
+    return tuple(orjson.loads(v) if isinstance(v, str | bytes) else v for v in row)
+
+
+def _team_of(config: TeamConfig, row: tuple[Any, ...]) -> Team:
+    """The configuration with the counters and owners the batch read."""
+    _, owners, members, every, drawn = row
+    reps = dict(config.reps)
+    counters = [(rep, n, turn) for _, rep, n, turn in owners or ()]
+    counters += [(rep, n, turn) for _, rep, _, n, turn in members or ()]
+    for rep_id, open_leads, last_turn in [*counters, *(every or ())]:
+        key = uuid.UUID(rep_id)
+        if (rep := reps.get(key)) is not None:
+            reps[key] = replace(rep, open_leads=open_leads, last_turn=last_turn)
+    current: dict[uuid.UUID, dict[uuid.UUID, float]] = {}
+    for pool_id, rep_id, wrr, _, _ in members or ():
+        current.setdefault(uuid.UUID(pool_id), {})[uuid.UUID(rep_id)] = float(wrr)
+    return Team(
+        reps=reps,
+        pools=[
+            replace(p, current=current[p.pool_id]) if p.pool_id in current else p
+            for p in config.pools
         ],
-        accounts={domain: uuid.UUID(rep_id) for domain, rep_id in (accounts or {}).items()},
-        slack_urls={uuid.UUID(r["id"]): r["slack"] for r in (*reps, *pools) if r["slack"]},
+        rules=config.rules,
+        targets=config.targets,
+        accounts={domain: uuid.UUID(rep_id) for domain, rep_id, _, _ in owners or ()},
+        slack_urls=config.slack_urls,
         turns=sorted(drawn or []),
     )
 
@@ -135,14 +262,22 @@ def rep_state_of(row: dict[str, Any]) -> RepState:
     )
 
 
-def pool_of(row: dict[str, Any], members: list[dict[str, Any]]) -> Pool:
-    """A pool as the team query returns it, with its members' weighted-round-robin state."""
-    mine = [m for m in members if m["pool_id"] == row["id"]]
-    return Pool(
-        pool_id=uuid.UUID(row["id"]),
-        name=row["name"],
-        strategy=Strategy(row["strategy"]),
-        express=row["express"],
-        members=tuple(uuid.UUID(m["rep_id"]) for m in mine),
-        current={uuid.UUID(m["rep_id"]): float(m["wrr_current"]) for m in mine},
-    )
+def pools_of(rows: list[dict[str, Any]], members: list[dict[str, Any]]) -> list[Pool]:
+    """Pools as the configuration query returns them, with their members' weighted-
+    round-robin state."""
+    by_pool: dict[str, list[dict[str, Any]]] = {}
+    for member in members:
+        by_pool.setdefault(member["pool_id"], []).append(member)
+    return [
+        Pool(
+            pool_id=uuid.UUID(row["id"]),
+            name=row["name"],
+            strategy=Strategy(row["strategy"]),
+            express=row["express"],
+            members=tuple(uuid.UUID(m["rep_id"]) for m in by_pool.get(row["id"], ())),
+            current={
+                uuid.UUID(m["rep_id"]): float(m["wrr_current"]) for m in by_pool.get(row["id"], ())
+            },
+        )
+        for row in rows
+    ]
