@@ -24,7 +24,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from baton_scorer import step
+from baton_scorer import core, step
 from baton_scorer.config import ScorerSettings
 from baton_scorer.rules import parse_rules
 from baton_shared.privacy import KeyStore, open_transition, pseudonym, seal_event
@@ -95,7 +95,7 @@ def sealed(
 
 
 def reference(events: list[LeadEvent], id_key: bytes) -> dict[str, dict[str, Any]]:
-    """The transitions the reference core gives the clear events of one lead each
+    """The transitions the scoring core gives the clear events of one lead each
     (ids as pseudonyms, as the worker keys them), by transition id."""
     rules = parse_rules(RULES)
     states: dict[str, Any] = {}
@@ -106,7 +106,7 @@ def reference(events: list[LeadEvent], id_key: bytes) -> dict[str, dict[str, Any
         )
         for e in events
     ]
-    scored = step.score_batch(renamed, lambda k: states.setdefault(k, step.core.new_state()), rules)
+    scored = step.score_batch(renamed, lambda k: states.setdefault(k, core.new_state()), rules)
     return {t.transition_id: t.model_dump(mode="json") for t in scored.transitions}
 
 
@@ -225,6 +225,18 @@ async def test_sealed_scoring_and_erasure_of_a_merged_lead(
                 return codes == [404] * 5
 
             await wait_until(all_gone, 30, "every id of Ada to answer 404")
+            # Delivered again: nothing left to destroy or delete, resolved again.
+            await produce(
+                kafka_bootstrap, f"{prefix}leads.erasures", [(p[ADA_EMAIL], request.to_bytes())]
+            )
+            resolutions: list[dict[str, Any]] = []
+
+            def second_resolution(r: dict[str, Any]) -> bool:
+                resolutions.extend([r] if r["stage"] == "resolved" else [])
+                return len(resolutions) == 2
+
+            await wait_for_record(kafka_bootstrap, f"{prefix}leads.erasures", second_resolution, 60)
+            assert p[ADA_EMAIL] in resolutions[1]["lead_ids"]
             bob = (await http.get(f"/v1/leads/{BOB}")).json()
             assert bob["stage"] == "sql" and bob["email"] == BOB_EMAIL
         conn = await asyncpg.connect(database_url)
