@@ -47,7 +47,8 @@ class Service:
 
     @property
     def needs_database(self) -> bool:
-        return issubclass(self.settings, DatabaseSettings)
+        """Keeps state in PostgreSQL, or its data keys in privacy mode (ingest, scorer)."""
+        return "database_url" in self.settings.model_fields
 
     @property
     def default_port(self) -> int:
@@ -228,7 +229,7 @@ def test_compose_environment_is_accepted_by_settings(
     assert settings.host == "0.0.0.0"
     assert settings.port == service.default_port
     assert settings.kafka_bootstrap_servers == "kafka:9092"
-    if service.needs_database:
+    if issubclass(service.settings, DatabaseSettings):
         assert settings.sqlalchemy_url.startswith("postgresql+asyncpg://")
 
 

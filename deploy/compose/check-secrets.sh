@@ -9,6 +9,7 @@ demo=""
 [ "$BATON_ROUTER_LINK_SECRET" = "local-link-secret-not-for-production" ] && demo="$demo BATON_ROUTER_LINK_SECRET"
 [ "$BATON_POSTGRES_PASSWORD" = "baton" ] && demo="$demo BATON_POSTGRES_PASSWORD"
 [ "$BATON_GRAFANA_ADMIN_PASSWORD" = "admin" ] && demo="$demo BATON_GRAFANA_ADMIN_PASSWORD"
+[ -z "$BATON_PRIVACY_KEY" ] && demo="$demo BATON_PRIVACY_KEY"
 if [ -n "$demo" ]; then
   echo "BATON_ENV=production: set real values for:$demo (shell or .env file)" >&2
   exit 1

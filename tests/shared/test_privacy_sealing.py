@@ -200,6 +200,8 @@ def test_a_transition_seals_email_and_traits_under_its_lead() -> None:
 def test_privacy_mode_is_off_without_a_key(clean_env: pytest.MonkeyPatch) -> None:
     settings = ServiceSettings()
     assert not settings.privacy_enabled and settings.privacy_keys is None
+    clean_env.setenv("BATON_PRIVACY_KEY", "")  # as compose passes an unset one
+    assert not ServiceSettings().privacy_enabled
     assert settings.privacy_key_cache_seconds == 60
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 PRIVACY_KEY = "BATON_PRIVACY_KEY"
@@ -56,6 +56,11 @@ class PrivacySettings(BaseSettings):
         description="How long a process keeps using a data key it fetched: the bound on "
         "how long an erased lead stays readable",
     )
+
+    @field_validator("privacy_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, raw: object) -> object:
+        return None if raw == "" else raw  # compose passes ${BATON_PRIVACY_KEY:-}
 
     @model_validator(mode="after")
     def _privacy_key_in_production(self) -> PrivacySettings:

@@ -42,9 +42,9 @@ sla-monitor: {values: slaMonitor, command: baton-sla-monitor, hostVar: BATON_SLA
 container gets only its own. The migrations Job runs the router's and the SLA
 monitor's settings. */}}
 {{- define "baton.secretKeys" -}}
-common: [BATON_LOG_HASH_KEY, BATON_KAFKA_SASL_USERNAME, BATON_KAFKA_SASL_PASSWORD]
-ingest: [BATON_INGEST_WRITE_KEYS]
-scorer: [BATON_ADMIN_TOKEN]
+common: [BATON_LOG_HASH_KEY, BATON_KAFKA_SASL_USERNAME, BATON_KAFKA_SASL_PASSWORD, BATON_PRIVACY_KEY]
+ingest: [BATON_INGEST_WRITE_KEYS, DATABASE_URL]
+scorer: [BATON_ADMIN_TOKEN, DATABASE_URL]
 router: [BATON_ADMIN_TOKEN, DATABASE_URL, BATON_ROUTER_SECRET_KEY, BATON_ROUTER_LINK_SECRET]
 sla-monitor: [BATON_ADMIN_TOKEN, DATABASE_URL]
 {{- end -}}
