@@ -51,7 +51,6 @@ from baton_shared.schemas import Transition
 log = get_logger(__name__)
 T = TypeVar("T")
 
-WRAPPED = b'{"wrapped":'  # a sealed handoff record on the stitched topic starts so
 LINKED = ("user_id", "anonymous_id", "previous_id", "email_id")  # subjects an event links
 SECRET_LINK_PARTS = {"shipped": None, "held": [], "released": []}  # of a stored Link
 MAX_SUBJECTS = 1000  # subjects remembered per lead, the oldest dropped past it
