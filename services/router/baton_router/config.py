@@ -131,6 +131,13 @@ class RouterSettings(DatabaseSettings, SlaPolicySettings):
     )
 
     consume_batch: ConsumeBatch = Field(default=500, alias="BATON_ROUTER_CONSUME_BATCH")
+    lookahead: int = Field(
+        default=5000,
+        ge=1,
+        alias="BATON_ROUTER_LOOKAHEAD",
+        description="Transitions read ahead of routing, among which an express-lane SQL is"
+        " decided before the bulk queued ahead of it",
+    )
     consume_max_attempts: MaxAttempts = Field(
         default=RetryPolicy.max_attempts, alias="BATON_ROUTER_CONSUME_MAX_ATTEMPTS"
     )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from baton_router.actions import RouterActions
 from baton_router.config import RouterSettings
 from baton_router.dispatcher import Dispatcher
+from baton_router.express import LanePipeline
 from baton_router.intake import Intake, decode_breach, decode_merge, decode_transition
 from baton_router.payloads import PayloadContext
 from baton_router.queue_drain import QueueDrainer
@@ -116,7 +117,7 @@ class RouterService:
         for consumer in self._consumers:
             await consumer.start()
         retry, max_records = self.settings.consume_retry, self.settings.consume_batch
-        routing = ConsumePipeline(
+        routing = LanePipeline(  # express-lane SQLs decided ahead of the bulk
             transitions,
             self._producer,
             "baton-router",
@@ -124,6 +125,7 @@ class RouterService:
             intake.route,
             retry=retry,
             max_records=max_records,
+            lookahead=self.settings.lookahead,
         )
         escalation = ConsumePipeline(
             breaches,
