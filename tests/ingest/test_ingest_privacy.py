@@ -11,10 +11,12 @@ import pytest
 from baton_ingest.config import IngestSettings
 from baton_ingest.minimise import Minimisation, minimised, truncated_ip
 from baton_ingest.records import EventRecord
+from baton_shared.privacy import KeyStore, open_event
 from tests.ingest.test_ingest_api import KEY, client_for, settings_for
 from tests.support.kafka import wait_for_record
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) Grace/1.0"
+PRIVACY = {"BATON_PRIVACY_KEY": "minimisation-privacy-key-for-tests"}  # required in production
 
 
 @pytest.mark.parametrize(
@@ -77,14 +79,14 @@ def test_minimisation_is_on_by_default_in_production_only(
     env: str, overrides: dict[str, str], expected: Minimisation
 ) -> None:
     settings = IngestSettings(
-        **{"BATON_ENV": env, "BATON_INGEST_WRITE_KEYS": "site-key", **overrides}  # type: ignore[arg-type]
+        **{"BATON_ENV": env, "BATON_INGEST_WRITE_KEYS": "site-key", **PRIVACY, **overrides}  # type: ignore[arg-type]
     )
     assert settings.minimisation == expected
 
 
 @pytest.mark.integration
 async def test_in_production_the_published_event_has_no_full_ip_or_user_agent(
-    kafka_bootstrap: str, unique_name: str
+    kafka_bootstrap: str, unique_name: str, database_url: str
 ) -> None:
     prefix = f"{unique_name}."
     settings = settings_for(
@@ -93,6 +95,8 @@ async def test_in_production_the_published_event_has_no_full_ip_or_user_agent(
         BATON_ENV="production",
         BATON_TOPIC_REPLICATION_FACTOR="1",  # the test broker is one broker
         BATON_TOPIC_MIN_INSYNC_REPLICAS="1",
+        DATABASE_URL=database_url,  # production is privacy mode: the data keys
+        **PRIVACY,
     )
     async for ingest in client_for(settings):
         response = await ingest.post(
@@ -110,7 +114,14 @@ async def test_in_production_the_published_event_has_no_full_ip_or_user_agent(
     records = await wait_for_record(
         kafka_bootstrap, f"{prefix}leads.events", lambda r: r["event_id"] == "m-privacy-1"
     )
-    event = records[-1]
+    sealed = records[-1]
+    assert "203.0.113.77" not in str(sealed) and "Grace" not in str(sealed)
+    store = await KeyStore.open(settings)
+    try:
+        keys = await store.keys([sealed["lead_id"]], create=False)
+    finally:
+        await store.close()
+    event = open_event(sealed, keys[sealed["lead_id"]])  # what the scorer reads
     assert event["ip"] == "203.0.113.0" and event["context"]["ip"] == "203.0.113.0"
     assert event["user_agent"] is None and "userAgent" not in event["context"]
     assert "203.0.113.77" not in str(event) and "Grace" not in str(event)

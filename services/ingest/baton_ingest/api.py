@@ -66,9 +66,11 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
+        await ingestor.sealer.start()
         yield
         # uvicorn has drained in-flight requests by now; flush what they produced.
         await publisher.stop()
+        await ingestor.sealer.stop()
 
     app = FastAPI(title="Baton ingest", version="0.1.0", lifespan=lifespan)
     # Inside CORS, so a browser reads the 413; the limit is Segment's request limit.
@@ -87,7 +89,10 @@ def create_app(settings: IngestSettings, publisher: Publisher | None = None) -> 
     probe = ReadinessProbe(settings.kafka)
 
     async def readiness() -> dict[str, bool]:
-        return {"kafka": publisher.connected and await probe.kafka_answers()}
+        checks = {"kafka": publisher.connected and await probe.kafka_answers()}
+        if ingestor.sealer.enabled:
+            checks["privacy_keys"] = ingestor.sealer.ready
+        return checks
 
     app.include_router(ops_router(readiness))
     app.include_router(segment_routes(ingestor))

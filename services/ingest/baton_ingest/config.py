@@ -19,7 +19,6 @@ DEFAULT_EXPRESS_EVENTS = frozenset(
 )
 
 
-
 def _split(raw: object) -> object:
     if isinstance(raw, str):
         return frozenset(k.strip() for k in raw.split(",") if k.strip())
@@ -35,6 +34,11 @@ class IngestSettings(ServiceSettings):
     max_future_skew_seconds: float = Field(default=86_400, alias="BATON_INGEST_MAX_FUTURE_SECONDS")
     produce_timeout_seconds: float = Field(default=10.0, alias="BATON_INGEST_PRODUCE_TIMEOUT")
     retry_after_seconds: int = Field(default=5, alias="BATON_INGEST_RETRY_AFTER")
+    database_url: str = Field(
+        default="postgresql://baton@127.0.0.1:5432/baton",
+        alias="DATABASE_URL",
+        description="Privacy mode only: the PostgreSQL holding the data keys",
+    )
     express_events: Annotated[frozenset[str], NoDecode] = Field(
         default=DEFAULT_EXPRESS_EVENTS,
         alias="BATON_INGEST_EXPRESS_EVENTS",

@@ -1,5 +1,6 @@
 """What every ingest route does once it has canonical events: rate-limit, minimise
-(:mod:`baton_ingest.minimise`), mark repeats, serialise, publish, and count. A 2xx is
+(:mod:`baton_ingest.minimise`), mark repeats, seal in privacy mode
+(:mod:`baton_ingest.sealing`), serialise, publish, and count. A 2xx is
 only ever answered after ``Publisher.publish`` returned. Track events named in
 ``BATON_INGEST_EXPRESS_EVENTS`` are published on the express lane too; a request
 without one is refused with 503 and ``Retry-After`` while ingest is overloaded."""
@@ -17,6 +18,7 @@ from baton_ingest.minimise import minimised
 from baton_ingest.publisher import KafkaUnavailable, Overloaded, Publisher
 from baton_ingest.ratelimit import RateLimited, WriteKeyLimiter
 from baton_ingest.records import EventRecord, to_bytes
+from baton_ingest.sealing import Sealer
 from baton_shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -29,6 +31,7 @@ class Ingestor:
         self._limiter = WriteKeyLimiter(settings.rate_limit)
         self._recent = RecentIds(settings.dedup_window_size)
         self._minimisation = settings.minimisation
+        self.sealer = Sealer(settings)
         self._express = settings.express_events
 
     async def rate_limit(self, write_key: str, events: int, source: str) -> None:
@@ -46,6 +49,7 @@ class Ingestor:
     async def store(self, records: Sequence[EventRecord]) -> None:
         """Publish and wait for Kafka's acknowledgement of every event, or raise a 503."""
         marked = self._mark_repeats([minimised(r, self._minimisation) for r in records])
+        marked = await self.sealer.seal(marked)  # privacy mode: nothing personal in clear
         messages = [(r["lead_id"].encode(), to_bytes(r)) for r in marked]
         express = [m for m, r in zip(messages, marked, strict=True) if self._is_express(r)]
         try:
