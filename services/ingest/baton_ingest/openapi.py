@@ -40,7 +40,8 @@ _ERRORS = {
     "Content-Encoding (gzip or none)",
     429: "Rate limit for this writeKey, or too many failed authentications from this "
     "address; retry after Retry-After seconds",
-    503: "Kafka did not acknowledge; nothing was stored; retry after Retry-After seconds",
+    503: "Kafka did not acknowledge (or, in privacy mode, the data keys were unavailable); "
+    "nothing was stored; retry after Retry-After seconds",
 }
 _RETRY_AFTER = {
     "Retry-After": {
