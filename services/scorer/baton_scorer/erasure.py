@@ -78,7 +78,9 @@ def request_of(topic: str, erasures_topic: str, value: bytes) -> Request | None:
         at = erasure.requested_at.isoformat()
         return Request(erasure.erasure_id, "find", list(erasure.subjects), at)
     raw = orjson.loads(value)
-    if raw.get("kind") not in ("find", "member") or not isinstance(raw.get("path"), list):
+    if not isinstance(raw, dict) or raw.get("kind") not in ("find", "member"):
+        raise ValueError("not an erasure record")
+    if not isinstance(raw.get("path"), list):
         raise ValueError("not an erasure record")
     return Request(
         str(raw["erasure_id"]),
