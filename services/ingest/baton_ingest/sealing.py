@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
+from baton_ingest.config import IngestSettings
 from baton_ingest.errors import RequestError
 from baton_ingest.metrics import REJECTED
 from baton_ingest.records import EventRecord
@@ -30,7 +30,7 @@ REOPEN_MAX_SECONDS = 10.0
 
 
 class Sealer:
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: IngestSettings) -> None:
         keys = settings.privacy_keys
         self.enabled = keys is not None
         self._id_key: bytes = keys.id_key if keys is not None else b""

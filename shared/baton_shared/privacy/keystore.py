@@ -35,6 +35,7 @@ UNAVAILABLE = (
 )
 SCHEMA_LOCK = 0x6261746F6E707276  # "batonprv": one creator of the schema at a time
 DEFAULT_MAX_KEYS = 100_000
+COMMAND_TIMEOUT_SECONDS = 10  # a database that stopped answering fails the batch, not hangs it
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS privacy;
@@ -117,7 +118,9 @@ class KeyStore:
             raise ValueError("KeyStore needs BATON_PRIVACY_KEY (privacy mode is off)")
         dsn = asyncpg_dsn(database_url or settings.database_url)
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, timeout=5)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=4, timeout=5, command_timeout=COMMAND_TIMEOUT_SECONDS
+            )
         except UNAVAILABLE as exc:
             raise KeyStoreUnavailable(f"privacy key store: {type(exc).__name__}") from None
         try:
