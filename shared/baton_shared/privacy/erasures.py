@@ -66,6 +66,8 @@ RETURNING {_COLUMNS}
 SELECT = f"SELECT {_COLUMNS} FROM privacy.erasures WHERE erasure_id = $1"
 
 
-def erasure_uuid(erasure_id: str | None) -> uuid.UUID:
+def erasure_uuid(erasure_id: str | uuid.UUID | None) -> uuid.UUID:
     """A new id, or ``erasure_id`` as a UUID (ValueError when it is not one)."""
-    return uuid.uuid4() if erasure_id is None else uuid.UUID(erasure_id)
+    if erasure_id is None:
+        return uuid.uuid4()
+    return erasure_id if isinstance(erasure_id, uuid.UUID) else uuid.UUID(str(erasure_id))
