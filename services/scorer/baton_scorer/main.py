@@ -36,11 +36,14 @@ def run_worker() -> None:
     topics = settings.topics
     # Faust tables must be co-partitioned with their sources: create the topics
     # (and the two repartition topics) with the configured partition count before
-    # the worker declares anything.
+    # the worker declares anything. The internal erasures topic too: a topic the
+    # consumer subscribes to before its metadata shows it is ignored until the next
+    # rebalance, and an erasure's linked ids would wait for that.
+    erasures = f"{topics.group('baton-scorer')}-erasures"
     asyncio.run(
         ensure_topics(
             settings.kafka,
-            [*topics.all(), *internal_topics(settings)],
+            [*topics.all(), *internal_topics(settings), erasures],
             settings.topic_partitions,
             settings.topic_durability,
         )
