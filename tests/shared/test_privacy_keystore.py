@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from baton_shared.privacy import ERASURE_STEPS, KeyStore, seal, unseal
+from baton_shared.privacy import ERASURE_STEPS, KeyStore, KeyStoreUnavailable, seal, unseal
 from baton_shared.settings import DatabaseSettings
 from tests.conftest import DatabaseFactory
 
@@ -73,6 +73,16 @@ async def test_a_destroyed_key_makes_its_records_unreadable_everywhere(
         assert unseal(renewed[erased], tokens[erased]) is None
     finally:
         await late.close()
+
+
+async def test_a_batch_of_cached_keys_needs_no_database(fresh_url: str) -> None:
+    store = await KeyStore.open(settings(fresh_url))
+    wanted = subjects(20)
+    keys = await store.keys(wanted)
+    await store.close()  # any query now fails
+    assert await store.keys(wanted) == keys
+    with pytest.raises(KeyStoreUnavailable):
+        await store.keys(subjects(1))
 
 
 async def test_a_cached_key_is_used_no_longer_than_the_cache_bound(fresh_url: str) -> None:

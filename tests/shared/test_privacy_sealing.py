@@ -24,6 +24,7 @@ from baton_shared.privacy import (
     sealed_subject,
     unseal,
 )
+from baton_shared.privacy.cache import KeyCache
 from baton_shared.privacy.sealing import new_data_key
 from baton_shared.schemas import LeadEvent, Transition
 from baton_shared.settings import ServiceSettings
@@ -223,3 +224,30 @@ def test_production_requires_a_privacy_key(clean_env: pytest.MonkeyPatch) -> Non
         ServiceSettings()
     clean_env.setenv("BATON_PRIVACY_KEY", "a-master-key-for-tests-only")
     assert ServiceSettings().privacy_enabled
+
+
+# --- the key cache -------------------------------------------------------------------------
+
+
+def test_a_cached_key_expires_after_its_ttl() -> None:
+    cache = KeyCache(ttl_seconds=60, max_keys=10)
+    cache.put("p_a", b"k", now=0)
+    assert cache.get("p_a", now=59.9) == b"k"
+    assert cache.get("p_a", now=60) is None and len(cache) == 0
+
+
+def test_the_cache_keeps_at_most_its_bound_dropping_the_least_recently_used() -> None:
+    cache = KeyCache(ttl_seconds=60, max_keys=2)
+    cache.put("p_a", b"a", now=0)
+    cache.put("p_b", b"b", now=0)
+    assert cache.get("p_a", now=1) == b"a"  # p_b is now the least recently used
+    cache.put("p_c", b"c", now=1)
+    assert len(cache) == 2 and cache.get("p_b", now=1) is None
+    cache.drop(["p_a"])
+    assert cache.get("p_a", now=1) is None and cache.get("p_c", now=1) == b"c"
+
+
+def test_a_zero_ttl_caches_nothing() -> None:
+    cache = KeyCache(ttl_seconds=0, max_keys=10)
+    cache.put("p_a", b"k", now=0)
+    assert cache.get("p_a", now=0) is None
