@@ -1,5 +1,9 @@
 """SIGKILL the scorer mid-stream several times: no transition is lost, none is ambiguous.
 
+The second restart finds the worker's local store deleted (a new disk): it recovers the
+tables from the changelog alone; the others recover from the store kept and the changelog
+records written after it.
+
 The guarantee under test is at-least-once delivery with a deterministic id: after
 the crashes every expected transition is on ``leads.transitions`` and every copy of
 it carries the same ``transition_id`` = stable_id(lead, stage, trigger event). The
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,6 +102,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_ids_are_deterministic(
 
     async with Collector(kafka_bootstrap, f"{prefix}leads.transitions") as seen:
         for k in range(1, KILLS + 1):
+            if k == 2:
+                shutil.rmtree(env["BATON_SCORER_DATA_DIR"])
             worker = start_worker(env, tmp_path / f"scorer-{k}.log")
 
             async def progressed(k: int = k) -> bool:
