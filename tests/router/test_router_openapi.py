@@ -16,7 +16,7 @@ from tests.support.schemathesis import live_service, run_schemathesis
 pytestmark = pytest.mark.integration
 
 ADMIN = "admin-token-for-openapi-tests"
-OPERATIONS = 35
+OPERATIONS = 37
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiokafka.structs import ConsumerRecord
 
@@ -47,14 +48,26 @@ ALERTS = (SlaStatus.AT_RISK, SlaStatus.BREACHED)
 REP_CLOCKS = (SlaMeasure.FIRST_TOUCH, SlaMeasure.ATTEMPTS)
 
 
+Opener = Callable[[list[Transition]], Awaitable[list[Transition]]]
+
+
 class Intake:
-    def __init__(self, stores: Stores, dispatcher: Dispatcher, max_reassignments: int):
+    def __init__(
+        self,
+        stores: Stores,
+        dispatcher: Dispatcher,
+        max_reassignments: int,
+        opener: Opener | None = None,
+    ):
         self._stores, self._dispatcher = stores, dispatcher
         self._max_reassignments = max_reassignments
+        self._open = opener  # privacy mode: opens the sealed email and traits
 
     async def route(self, transitions: list[Transition]) -> None:
         """Route one consumed batch; its rows leased in the transaction go to the
         dispatcher at once, the others through its claim loop."""
+        if self._open is not None:
+            transitions = await self._open(transitions)
         now = utcnow()
         for transition in transitions:
             if transition.emitted_at is not None:

@@ -5,8 +5,10 @@
 assignments or queue entries or nurture enrolments + outbox rows) → offsets committed →
 ``Dispatcher`` delivers the outbox (signed webhooks, records to ``leads.assignments``).
 ``leads.sla`` → ``Intake.escalate`` on a breach. ``leads.merges`` → ``Intake.merge``.
-``QueueDrainer`` assigns queued leads when reps become available. The HTTP API acts
-through ``RouterActions`` and the stores.
+``QueueDrainer`` assigns queued leads when reps become available. ``leads.erasures``
+(``resolved``) → ``Erasures.apply`` erases a person's rows; ``Erasures`` also opens the
+sealed fields of transitions in privacy mode and serves ``/v1/privacy``. The HTTP API
+acts through ``RouterActions`` and the stores.
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from baton_router.actions import RouterActions
 from baton_router.config import RouterSettings
 from baton_router.dispatcher import Dispatcher
+from baton_router.erasure import Erasures
 from baton_router.express import LanePipeline
 from baton_router.intake import Intake, decode_breach, decode_merge, decode_transition
 from baton_router.payloads import PayloadContext
 from baton_router.queue_drain import QueueDrainer
 from baton_router.store import open_stores
+from baton_router.store.erasure import ErasureStore
 from baton_router.webhook_targets import CheckedResolver
 from baton_shared.consumer import make_consumer
 from baton_shared.database import database_answers, make_sessionmaker, migrate
+from baton_shared.erasure_steps import decode_resolved, open_keys
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.pipeline import ConsumePipeline, each
+from baton_shared.privacy.keystore import KeyStore
 from baton_shared.settings import to_asyncpg_url
 from baton_shared.supervision import Supervisor
 
@@ -56,8 +62,10 @@ class RouterService:
             max_overflow=5,
             hide_parameters=True,  # an error's bound values are personal data
         )
+        sessions = make_sessionmaker(self.engine)
+        self.erasure_store = ErasureStore(sessions)
         self.stores = open_stores(
-            make_sessionmaker(self.engine),
+            sessions,
             settings.topics.assignments,
             PayloadContext(
                 public_url=settings.base_url,
@@ -72,6 +80,8 @@ class RouterService:
         self.targets = CheckedResolver(settings.target_policy)
         # Made in ``start``: aiokafka and aiohttp clients bind to the running loop.
         self.actions: RouterActions | None = None
+        self.erasures: Erasures | None = None
+        self._keys: KeyStore | None = None
         self.http: aiohttp.ClientSession | None = None
         self._producer: AIOKafkaProducer | None = None
         self._dispatcher: Dispatcher | None = None
@@ -101,8 +111,22 @@ class RouterService:
             targets=settings.target_policy,
             box=settings.secret_box,
         )
+        self._keys = await open_keys(settings)
+        privacy = settings.privacy_keys
+        self.erasures = Erasures(
+            self._keys,
+            self.erasure_store,
+            lambda: self._producer,
+            topics.erasures,
+            privacy.id_key if privacy is not None else None,
+        )
         drainer = QueueDrainer(self.stores, self._dispatcher, settings.drain_seconds)
-        intake = Intake(self.stores, self._dispatcher, settings.max_reassignments)
+        intake = Intake(
+            self.stores,
+            self._dispatcher,
+            settings.max_reassignments,
+            opener=self.erasures.open_transitions,
+        )
         self.actions = RouterActions(
             self.stores, drainer, self._dispatcher, self._producer, topics.activity
         )
@@ -113,7 +137,10 @@ class RouterService:
             settings.kafka, topics.group("baton-router-escalation"), topics.sla
         )
         merges = make_consumer(settings.kafka, topics.group("baton-router-merges"), topics.merges)
-        self._consumers = [transitions, breaches, merges]
+        erasures = make_consumer(
+            settings.kafka, topics.group("baton-router-erasures"), topics.erasures
+        )
+        self._consumers = [transitions, breaches, merges, erasures]
         for consumer in self._consumers:
             await consumer.start()
         retry, max_records = self.settings.consume_retry, self.settings.consume_batch
@@ -147,7 +174,18 @@ class RouterService:
             max_records=max_records,
             after_batch=self._dispatcher.wake,  # a rep told a merge closed their lead
         )
+        erasing = ConsumePipeline(
+            erasures,
+            self._producer,
+            "baton-router-erasures",
+            decode_resolved,
+            self.erasures.apply,
+            retry=retry,
+            max_records=max_records,
+            after_batch=self._dispatcher.wake,  # a rep told an erased lead left them
+        )
         self.supervisor.start("merges", merging.run)
+        self.supervisor.start("erasures", erasing.run)
         self.supervisor.start("dispatcher", self._dispatcher.run)
         self.supervisor.start("consumer", routing.run)
         self.supervisor.start("escalation", escalation.run)
@@ -166,6 +204,8 @@ class RouterService:
             closers.append(self._producer.stop())
         if self.http is not None:
             closers.append(self.http.close())
+        if self._keys is not None:
+            closers.append(self._keys.close())
         for closer in closers:
             try:
                 await asyncio.wait_for(closer, STOP_SECONDS)

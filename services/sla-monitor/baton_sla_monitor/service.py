@@ -22,6 +22,9 @@ Flow, in order:
 4. Every event goes to ``leads.sla`` before its transaction commits; offsets are
    committed after, so a crash re-delivers and re-publishes with the same
    ``event_id`` rather than losing anything.
+5. ``leads.erasures`` (``resolved``: every lead id of an erased person), on its own
+   pipeline, erases those leads' clocks, touches and reporting rows
+   (:mod:`baton_sla_monitor.erasure`), then finishes the monitor's step.
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from baton_shared.clock import utcnow
 from baton_shared.consumer import make_consumer
 from baton_shared.database import database_answers, make_engine, make_sessionmaker, migrate
+from baton_shared.erasure_steps import carry_out, decode_resolved, open_keys
 from baton_shared.kafka import durable_producer, ensure_topics, kafka_answers
 from baton_shared.logs import get_logger
 from baton_shared.pipeline import ConsumePipeline
-from baton_shared.schemas import SlaEvent
+from baton_shared.privacy.keystore import KeyStore
+from baton_shared.schemas import LeadErasure, SlaEvent
 from baton_shared.supervision import Supervisor
 from baton_sla_monitor.clocks import Applied, ClockStore
 from baton_sla_monitor.config import SlaSettings
+from baton_sla_monitor.erasure import erase_leads
 from baton_sla_monitor.metrics import (
     COMPLIANCE,
     FIRE_LATENESS,
@@ -65,6 +71,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_sla"
 COMPLIANCE_WINDOW = timedelta(hours=24)
 CONSUMER = "baton-sla-monitor"
+ERASURES = "baton-sla-monitor-erasures"
+STEP = "sla-monitor"  # this service's step of an erasure
 
 
 class SlaService:
@@ -72,12 +80,14 @@ class SlaService:
         self.settings = settings
         self.policy = settings.sla_policy()
         self.engine = make_engine(settings.database_url)
-        sessions = make_sessionmaker(self.engine)
+        sessions = self._sessions = make_sessionmaker(self.engine)
         self.clocks = ClockStore(sessions, self.policy, self._publish)
         self.reports = Reports(sessions)
         self.reporting = reporting_feed(settings, self.engine)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._erasures: AIOKafkaConsumer | None = None
+        self._keys: KeyStore | None = None
         self.supervisor = Supervisor()
 
     async def start(self) -> None:
@@ -85,6 +95,7 @@ class SlaService:
         await migrate(self.engine, MIGRATIONS, VERSION_TABLE)
         await migrate_reporting(self.engine)
         settings = self.settings
+        self._keys = await open_keys(settings)
         await ensure_topics(
             settings.kafka, topics.all(), settings.topic_partitions, settings.topic_durability
         )
@@ -109,6 +120,18 @@ class SlaService:
             max_records=self.settings.consume_batch,
         )
         self.supervisor.start("consumer", pipeline.run)
+        self._erasures = make_consumer(settings.kafka, topics.group(ERASURES), topics.erasures)
+        await self._erasures.start()
+        erasing = ConsumePipeline(
+            self._erasures,
+            self._producer,
+            ERASURES,
+            decode_resolved,
+            self.erase,
+            retry=settings.consume_retry,
+            max_records=settings.consume_batch,
+        )
+        self.supervisor.start("erasures", erasing.run)
         self.supervisor.start("sweep", self._sweep_forever)
         self.supervisor.start("stats", self._stats_forever)
         if self.settings.reporting:
@@ -118,9 +141,12 @@ class SlaService:
 
     async def stop(self) -> None:
         await self.supervisor.stop(STOP_SECONDS)
-        if self._consumer is not None:
-            await self._consumer.stop()
+        for consumer in (self._consumer, self._erasures):
+            if consumer is not None:
+                await consumer.stop()
         await self.reporting.stop()
+        if self._keys is not None:
+            await self._keys.close()
         if self._producer is not None:
             await self._producer.stop()
         await self.engine.dispose()
@@ -148,6 +174,13 @@ class SlaService:
                 )
         else:
             log.info("sla_events", count=len(events))
+
+    async def erase(self, erasures: list[LeadErasure]) -> None:
+        """Erase the leads of resolved erasures, then finish this service's step."""
+        assert self._keys is not None
+        await carry_out(
+            erasures, self._keys, STEP, lambda erased: erase_leads(self._sessions, erased, utcnow())
+        )
 
     async def _handle_items(self, items: list[Item]) -> Applied:
         return await self.handle(Batch.of(items))

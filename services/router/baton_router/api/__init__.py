@@ -12,6 +12,7 @@ from baton_router.api.routes import (
     links,
     nurture_tracks,
     pools,
+    privacy,
     reps,
     rules,
     webhook_secrets,
@@ -22,7 +23,10 @@ from baton_router.api.routes import (
 def api_router() -> APIRouter:
     """Every ``/v1`` route and the one-click link pages, in one router for the app."""
     router = APIRouter()
-    modules = (reps, pools, rules, accounts, nurture_tracks, webhooks, webhook_secrets, leads)
+    modules = (
+        *(reps, pools, rules, accounts, nurture_tracks, webhooks, webhook_secrets, leads),
+        privacy,
+    )
     for module in (*modules, links):
         router.include_router(module.router)
     return router
