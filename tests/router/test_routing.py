@@ -178,14 +178,14 @@ def test_the_pools_a_lead_may_go_to_are_its_express_pools_and_first_matching_rul
         Rule(rid(201), na.pool_id, (Condition("region", "in", ["na", "emea"]),)),
     ]
     pools = [closers, emea, na]
-    assert pools_considered(lead(region="emea"), pools, rules) == ({emea.pool_id}, False)
+    assert pools_considered(lead(region="emea"), pools, rules) == ({emea.pool_id}, rules[0])
     assert pools_considered(lead(region="na", express=True), pools, rules) == (
         {closers.pool_id, na.pool_id},
-        False,
+        rules[1],
     )
     # No rule matches: the default pool, every rep (and the closers first when express).
-    assert pools_considered(lead(region="apac"), pools, rules) == (set(), True)
-    assert pools_considered(lead(express=True), pools, rules) == ({closers.pool_id}, True)
+    assert pools_considered(lead(region="apac"), pools, rules) == (set(), None)
+    assert pools_considered(lead(express=True), pools, rules) == ({closers.pool_id}, None)
 
 
 def test_a_matched_pool_with_nobody_available_queues_the_lead() -> None:

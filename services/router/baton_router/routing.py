@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from baton_router.availability import Calendar, is_available
@@ -181,6 +182,11 @@ class Condition:
     op: str
     value: Any = None
 
+    @cached_property
+    def canonical_value(self) -> Any:
+        """The value as leads' attributes spell it, worked out once per condition."""
+        return _canonical(self.field, self.value)
+
     def matches(self, lead: LeadFacts) -> bool:
         actual = lead.get(self.field)
         if self.op == "exists":
@@ -189,7 +195,7 @@ class Condition:
             return self.op in ("ne", "not_in")
         if isinstance(actual, str):
             actual = actual.lower()
-        value = _canonical(self.field, self.value)
+        value = self.canonical_value
         try:
             match self.op:
                 case "eq":
@@ -347,15 +353,14 @@ def first_rule(lead: LeadFacts, rules: list[Rule], pools: Container[uuid.UUID]) 
 
 def pools_considered(
     lead: LeadFacts, pools: list[Pool], rules: list[Rule]
-) -> tuple[set[uuid.UUID], bool]:
+) -> tuple[set[uuid.UUID], Rule | None]:
     """The pools :func:`decide` may choose ``lead``'s rep from (its account's owner
     aside): the express pools for an express lead, and the first matching rule's pool;
-    and whether it may go to the default pool, every rep (no rule matches)."""
+    and that rule (None: no rule matches, so the default pool, every rep). Deciding with
+    ``rules=[that rule]`` (or none) decides as with every rule."""
     considered = {p.pool_id for p in pools if p.express and lead.express}
     rule = first_rule(lead, rules, {p.pool_id for p in pools})
-    if rule is None:
-        return considered, True
-    return considered | {rule.pool_id}, False
+    return considered | ({rule.pool_id} if rule else set()), rule
 
 
 def decide_in_pool(

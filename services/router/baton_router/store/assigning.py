@@ -83,7 +83,8 @@ class Assigner:
             turns=len(transitions),
         )
         decided: list[tuple[Transition, Decision, int]] = []
-        for transition, lead, turn in zip(transitions, facts, team.turns, strict=True):
+        rules = team.first_rules or [None] * len(transitions)
+        for transition, lead, turn, rule in zip(transitions, facts, team.turns, rules, strict=True):
             if sdr is not None:
                 pool_id = sdr[transition.transition_id][0]
                 pool = next((p for p in team.pools if p.pool_id == pool_id), None)
@@ -93,11 +94,13 @@ class Assigner:
                     else decide_in_pool(lead, team.reps, pool, now, exclude, "sdr task")
                 )
             else:
+                # The lead's first matching rule was found when the team was loaded:
+                # deciding with that one rule decides as with all of them.
                 decision = decide(
                     lead,
                     team.reps,
                     team.pools,
-                    team.rules,
+                    [rule] if rule else [],
                     team.accounts,
                     now,
                     exclude,

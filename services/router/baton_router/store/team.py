@@ -75,10 +75,10 @@ _BATCH_QUERY = """
       (SELECT json_agg(json_build_array(a.domain, a.rep_id, r.open_leads, r.last_turn))
        FROM router.accounts AS a JOIN router.reps AS r ON r.id = a.rep_id
        WHERE a.domain = ANY(CAST(:domains AS text[]))),
-      (SELECT json_agg(json_build_array(m.pool_id, m.rep_id, m.wrr_current, r.open_leads,
-         r.last_turn))
-       FROM router.pool_members AS m JOIN router.reps AS r ON r.id = m.rep_id
-       WHERE m.pool_id = ANY(CAST(:pools AS uuid[]))),
+      (SELECT json_agg(json_build_array(m.pool_id, m.rep_id, m.wrr_current,
+         -- a subquery per member: one index lookup each, never a scan of every rep
+         (SELECT json_build_array(open_leads, last_turn) FROM router.reps WHERE id = m.rep_id)))
+       FROM router.pool_members AS m WHERE m.pool_id = ANY(CAST(:pools AS uuid[]))),
       ({every}),
       (SELECT array_agg(nextval('router.assignment_turn')) FROM generate_series(1, :n))
     """
@@ -98,6 +98,8 @@ class Team:
     # rep or pool id → its Slack incoming webhook (those that have one)
     slack_urls: dict[uuid.UUID, str] = field(default_factory=dict)
     turns: list[int] = field(default_factory=list)  # fresh round-robin turn numbers
+    # Per lead of the batch, its first matching rule (None: none matches), found once.
+    first_rules: list[Rule | None] = field(default_factory=list)
 
     def record(self, decision: Decision, turn: int) -> None:
         rep = self.reps[decision.rep_id]
@@ -122,22 +124,23 @@ class TeamConfig:
     rules: list[Rule]
     targets: dict[uuid.UUID, tuple[str, str] | None]
     slack_urls: dict[uuid.UUID, str]
+    ids: dict[str, uuid.UUID] = field(default_factory=dict)  # reps' and pools' ids, parsed
 
     def needs(
         self, leads: Iterable[LeadFacts], pool_ids: set[uuid.UUID] | None
-    ) -> tuple[set[uuid.UUID], bool]:
-        """The pools whose members' counters a batch needs, and whether it needs every
-        rep's: ``pool_ids`` when given (SDR tasks), else what each lead's routing may
-        consider."""
+    ) -> tuple[set[uuid.UUID], bool, list[Rule | None]]:
+        """The pools whose members' counters a batch needs, whether it needs every rep's,
+        and each lead's first matching rule: ``pool_ids`` when given (SDR tasks), else
+        what each lead's routing may consider (:func:`pools_considered`)."""
         if pool_ids is not None:
-            return pool_ids, False
+            return pool_ids, False, []
         pools: set[uuid.UUID] = set()
-        every = False
+        matched: list[Rule | None] = []
         for lead in leads:
-            considered, default = pools_considered(lead, self.pools, self.rules)
+            considered, rule = pools_considered(lead, self.pools, self.rules)
             pools |= considered
-            every = every or default
-        return pools, every
+            matched.append(rule)
+        return pools, None in matched, matched
 
 
 class TeamCache:
@@ -193,6 +196,7 @@ class TeamCache:
                 for r in rules
             ],
             slack_urls={uuid.UUID(r["id"]): r["slack"] for r in (*reps, *pools) if r["slack"]},
+            ids={r["id"]: uuid.UUID(r["id"]) for r in (*reps, *pools)},
         )
         return self._config
 
@@ -205,38 +209,43 @@ async def _batch_row(
     domains: list[str],
     turns: int,
 ) -> tuple[Any, ...]:
-    pools, every = config.needs(leads, pool_ids)
+    """The batch's statement: version, owners, members' counters, maybe every rep's,
+    turns; and each lead's first matching rule."""
+    pools, every, matched = config.needs(leads, pool_ids)
     query = BATCH_QUERY_EVERY_REP if every else BATCH_QUERY
     row = (
         await session.execute(query, {"domains": domains, "pools": sorted(pools), "n": turns})
     ).one()
-    return tuple(orjson.loads(v) if isinstance(v, str | bytes) else v for v in row)
+    return (*(orjson.loads(v) if isinstance(v, str | bytes) else v for v in row), matched)
 
 
 def _team_of(config: TeamConfig, row: tuple[Any, ...]) -> Team:
-    """The configuration with the counters and owners the batch read."""
-    _, owners, members, every, drawn = row
-    reps = dict(config.reps)
+    """The configuration with the counters and owners the batch read. Fresh counters are
+    kept in the configuration too, so the next batch finds most of them unchanged."""
+    _, owners, members, every, drawn, matched = row
+    ids = config.ids
     counters = [(rep, n, turn) for _, rep, n, turn in owners or ()]
-    counters += [(rep, n, turn) for _, rep, _, n, turn in members or ()]
+    counters += [(rep, *state) for _, rep, _, state in members or () if state]
     for rep_id, open_leads, last_turn in [*counters, *(every or ())]:
-        key = uuid.UUID(rep_id)
-        if (rep := reps.get(key)) is not None:
-            reps[key] = replace(rep, open_leads=open_leads, last_turn=last_turn)
+        rep = config.reps.get(key := ids.get(rep_id) or uuid.UUID(rep_id))
+        if rep is not None and (rep.open_leads, rep.last_turn) != (open_leads, last_turn):
+            config.reps[key] = replace(rep, open_leads=open_leads, last_turn=last_turn)
     current: dict[uuid.UUID, dict[uuid.UUID, float]] = {}
-    for pool_id, rep_id, wrr, _, _ in members or ():
-        current.setdefault(uuid.UUID(pool_id), {})[uuid.UUID(rep_id)] = float(wrr)
+    for pool_id, rep_id, wrr, _ in members or ():
+        pool = current.setdefault(ids.get(pool_id) or uuid.UUID(pool_id), {})
+        pool[ids.get(rep_id) or uuid.UUID(rep_id)] = float(wrr)
     return Team(
-        reps=reps,
+        reps=dict(config.reps),
         pools=[
             replace(p, current=current[p.pool_id]) if p.pool_id in current else p
             for p in config.pools
         ],
         rules=config.rules,
         targets=config.targets,
-        accounts={domain: uuid.UUID(rep_id) for domain, rep_id, _, _ in owners or ()},
+        accounts={domain: ids.get(rep) or uuid.UUID(rep) for domain, rep, _, _ in owners or ()},
         slack_urls=config.slack_urls,
         turns=sorted(drawn or []),
+        first_rules=matched,
     )
 
 
