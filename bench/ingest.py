@@ -13,9 +13,14 @@ Scenarios, each for a fixed time after a warm-up:
 For each: events/s, requests/s, p50/p99 of the latency of every request (send to
 answer), the service's CPU time per event (utime+stime of its processes from /proc:
 a figure that holds on a shared machine, where wall-clock rates do not), how that CPU
-was split between the server workers, and unless ``--no-profile`` where the time goes
-(py-spy samples of the workers: self time by layer and the hottest functions). The last
-line is one JSON object with every figure.
+was split between the server workers, and with ``--profile`` where the time goes
+(py-spy samples of the workers: self time by layer and the hottest functions; off by
+default, as it takes CPU from the service on two cores). Then ``bare_producer``: a bare
+aiokafka producer (``acks=all``, idempotent, as ingest's) storing the same batches (each
+event's JSON as a record, keyed by user id, one record batch per partition) on the same
+broker, closed loop over ``--batch-concurrency`` senders; ``batch100_vs_bare`` is the
+ratio of ``batch100``'s events/s to it. The last line is one JSON object with every
+figure.
 
 Connections: uvicorn's workers share one listening socket and the kernel hands each new
 connection to whichever worker accepts first. With 4 keep-alive connections over 2
@@ -27,7 +32,7 @@ worker always has work queued.
 generator: the ASGI app driven directly against the real broker, CPU µs per event.
 
     uv run python bench/ingest.py [--seconds 10] [--concurrency 64] [--batch-concurrency 16]
-        [--batch-rate 20000] [--open-connections 32] [--workers 2] [--no-profile]
+        [--batch-rate 20000] [--open-connections 32] [--workers 2] [--profile]
         [--scenarios batch100 batch100_open single gzip_batch100]
     uv run python bench/ingest.py --handler-cpu
 
@@ -60,6 +65,8 @@ from _harness import kafka_broker, percentile, print_figures
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
 from baton_shared.gc_tuning import tune_for_throughput
+from baton_shared.kafka import durable_producer, ensure_topics
+from baton_shared.producer import partition_for, send_batched
 
 WRITE_KEY = "bench-write-key"
 AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
@@ -307,6 +314,38 @@ def run_scenarios(args: argparse.Namespace, proc: ServiceProcess, tmp: Path) -> 
     return results
 
 
+async def bare_producer(bootstrap: str, seconds: float, concurrency: int) -> dict:
+    """What the broker takes from a bare producer: the scenario's batches of 100 (each
+    event's JSON a record keyed by user id), closed loop, every batch acknowledged."""
+    topic = f"bench-bare-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, [topic], 3)
+    producer = durable_producer(bootstrap, client_id="bench-bare", max_batch_size=512 * 1024)
+    await producer.start()
+    batches = [
+        [(e["userId"].encode(), orjson.dumps(e)) for e in orjson.loads(body)["batch"]]
+        for body in make_bodies(int(seconds * 400), 100, gz=False)
+    ]
+    next_batch = iter(batches)
+    events = 0
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        deadline = time.perf_counter() + seconds
+
+        async def sender() -> None:
+            nonlocal events
+            while time.perf_counter() < deadline and (batch := next(next_batch, None)):
+                records = [(partition_for(key, partitions), key, value) for key, value in batch]
+                await asyncio.gather(*await send_batched(producer, topic, records))
+                events += len(batch)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    finally:
+        await producer.stop()
+    return {"events_per_s": round(events / elapsed)}
+
+
 # --- in-process: the request path without HTTP or a load generator ------------------------
 
 
@@ -419,9 +458,8 @@ def main() -> None:
         choices=("batch100", "batch100_open", "single", "gzip_batch100"),
         help="run only these (default: all)",
     )
-    parser.add_argument(
-        "--no-profile", dest="profile", action="store_false", help="skip the py-spy samples"
-    )
+    parser.add_argument("--profile", action="store_true", help="py-spy samples of the service")
+    parser.add_argument("--no-profile", dest="profile", action="store_false", help="the default")
     parser.add_argument(
         "--handler-cpu",
         action="store_true",
@@ -455,6 +493,13 @@ def main() -> None:
             results = run_scenarios(args, proc, Path(tmp))
         finally:
             proc.stop()
+        bare = asyncio.run(bare_producer(bootstrap, args.seconds, args.batch_concurrency))
+        print(f"  bare_producer: {bare['events_per_s']:>7} events/s (same batches, same broker)")
+        results["bare_producer"] = bare
+        if "batch100" in results:
+            ratio = results["batch100"]["events_per_s"] / max(1, bare["events_per_s"])
+            results["batch100"]["vs_bare"] = round(ratio, 2)
+            print(f"  batch100 / bare producer: {ratio:.2f}")
     print_figures({f"{name}_{k}": v for name, r in results.items() for k, v in r.items()})
 
 

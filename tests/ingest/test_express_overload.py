@@ -5,6 +5,7 @@ stored, on leads.express as well as leads.events; nothing acknowledged is lost."
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -58,3 +59,21 @@ async def test_over_capacity_bulk_gets_503_with_retry_after_and_a_demo_request_i
     stored = {r["event_id"] for r in await read_all(kafka_bootstrap, f"{prefix}leads.events")}
     acknowledged = {call["messageId"] for batch in accepted for call in batch}
     assert stored == acknowledged | {"demo-1"}  # every acknowledged event, nothing refused
+
+
+async def test_while_the_event_loop_lags_bulk_gets_503_and_a_demo_request_is_stored(
+    kafka_bootstrap: str, prefix: str
+) -> None:
+    settings = settings_for(kafka_bootstrap, prefix, BATON_INGEST_MAX_LOOP_LAG_SECONDS="0.01")
+    demo = {"userId": "demo-lead", "event": "Demo Requested", "messageId": "demo-2"}
+    async for client in client_for(settings):
+        # The process cannot keep up: a callback holds its event loop for half a second,
+        # and the loop's timers (ingest's lag watch among them) fire that much late.
+        asyncio.get_running_loop().call_soon(time.sleep, 0.5)
+        await asyncio.sleep(0.1)
+        bulk = await client.post("/v1/batch", auth=(KEY, ""), json={"batch": page_views(5)})
+        express = await client.post("/v1/track", auth=(KEY, ""), json=demo)
+        assert bulk.status_code == 503, bulk.text
+        assert bulk.json()["code"] == "overloaded"
+        assert bulk.headers["Retry-After"] == "1"
+        assert express.status_code == 200, express.text

@@ -52,6 +52,13 @@ class IngestSettings(ServiceSettings):
         description="Events per process waiting for Kafka before a request without an"
         " express event is refused with 503",
     )
+    max_loop_lag_seconds: float = Field(
+        default=ProducerTuning.max_loop_lag_seconds,
+        gt=0,
+        alias="BATON_INGEST_MAX_LOOP_LAG_SECONDS",
+        description="How far behind (smoothed) a process's event loop may run before a"
+        " request without an express event is refused with 503",
+    )
     overload_retry_after_seconds: int = Field(
         default=1,
         ge=1,
@@ -135,6 +142,7 @@ class IngestSettings(ServiceSettings):
             connect_retry_first_seconds=self.connect_retry_first_seconds,
             connect_retry_max_seconds=self.connect_retry_max_seconds,
             max_pending_events=self.max_pending_events,
+            max_loop_lag_seconds=self.max_loop_lag_seconds,
         )
 
     @property

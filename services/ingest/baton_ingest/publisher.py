@@ -9,7 +9,9 @@ Express-lane events (a demo request) also go, one by one, to ``leads.express``, 
 the scorer reads ahead of the bulk; ``leads.events`` stays the complete log (replay,
 reports) and the scorer absorbs the second copy as a duplicate. Bulk work is bounded:
 when ``max_pending_events`` are already waiting for Kafka, a request without an express
-event is refused at once (:class:`Overloaded`) instead of queueing for seconds.
+event is refused at once (:class:`Overloaded`) instead of queueing for seconds, and so
+is it while the process's event loop runs ``max_loop_lag_seconds`` behind (the box
+cannot keep up: :class:`LoopLag`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,32 @@ class ProducerTuning:
     connect_retry_first_seconds: float = 0.2
     connect_retry_max_seconds: float = 5.0
     max_pending_events: int = 20_000
+    max_loop_lag_seconds: float = 0.5
+
+
+class LoopLag:
+    """How far behind the event loop runs: a timer that should fire every
+    ``interval_s`` is late by the lag; smoothed, so one slow callback does not count."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.seconds = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.interval_s)
+            late = max(0.0, loop.time() - started - self.interval_s)
+            self.seconds = 0.8 * self.seconds + 0.2 * late
 
 
 class KafkaUnavailable(RuntimeError):
@@ -107,6 +135,7 @@ class Publisher:
         self._retired: set[asyncio.Task[None]] = set()
         self._express_topic = express_topic
         self._pending = 0  # events handed to the producer and not acknowledged yet
+        self._lag = LoopLag()
 
     @property
     def topic(self) -> str:
@@ -118,6 +147,7 @@ class Publisher:
 
     def start(self) -> None:
         self._connect_task = asyncio.create_task(self._connect_forever())
+        self._lag.start()
 
     def _reset(self, producer: AIOKafkaProducer, reason: str) -> None:
         """Replace a producer that can no longer write (only once per broken producer)."""
@@ -158,6 +188,7 @@ class Publisher:
 
     async def stop(self) -> None:
         """Flush what is in flight, then close."""
+        self._lag.stop()
         if self._connect_task is not None:
             self._connect_task.cancel()
         if self._producer is not None:
@@ -181,9 +212,8 @@ class Publisher:
         producer = self._producer
         if producer is None:
             raise KafkaUnavailable("not connected to Kafka")
-        pending = self._pending
-        if pending and not express and pending + len(messages) > self._tuning.max_pending_events:
-            raise Overloaded(f"{pending} events wait for Kafka")
+        if not express:
+            self._admit(len(messages))
         started = time.perf_counter()
         self._pending += len(messages)
         try:
@@ -205,6 +235,15 @@ class Publisher:
         finally:
             self._pending -= len(messages)
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    def _admit(self, events: int) -> None:
+        """Raise :class:`Overloaded` when ``events`` more bulk events would pass the
+        bound of events waiting for Kafka, or the event loop runs too far behind."""
+        pending, tuning = self._pending, self._tuning
+        if pending and pending + events > tuning.max_pending_events:
+            raise Overloaded(f"{pending} events wait for Kafka")
+        if self._lag.seconds > tuning.max_loop_lag_seconds:
+            raise Overloaded(f"the event loop runs {self._lag.seconds:.2f} s behind")
 
     async def _send_express(
         self, producer: AIOKafkaProducer, express: Sequence[Message]
