@@ -5,7 +5,8 @@ the reference core; no topic the worker reads or writes, its changelogs included
 holds an email, name or id in clear; and an erasure asked by the email of a lead that
 merged an email lead and stitched an anonymous id destroys every linked key, removes
 every state (the lookup answers 404 by each id), is resolved with all the ids, while
-another lead keeps its state and key.
+another lead keeps its state and key. Without privacy mode an erasure still deletes
+the states of a merged lead and records the scorer's step.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from baton_scorer import core, step
 from baton_scorer.config import ScorerSettings
 from baton_scorer.rules import parse_rules
+from baton_shared.erasure_steps import open_keys
 from baton_shared.privacy import KeyStore, open_transition, pseudonym, seal_event
 from baton_shared.schemas import LeadErasure, LeadEvent
 from tests.scorer.worker import event, produce, rules_worker_env, start_worker, wait_until
@@ -256,6 +258,63 @@ async def test_sealed_scoring_and_erasure_of_a_merged_lead(
         last = {k: v for k, v in changelog}
         assert last[p[ADA].encode()] is None and last[p[ADA_EMAIL].encode()] is None
         assert last[p[BOB].encode()] is not None
+    finally:
+        worker.kill()
+        await keystore.close()
+
+
+async def test_without_privacy_mode_an_erasure_deletes_every_state_of_a_merged_lead(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    env, _ = await rules_worker_env(kafka_bootstrap, tmp_path, RULES)
+    env |= {"BATON_ADMIN_TOKEN": TOKEN, "DATABASE_URL": database_url}
+    prefix = env["BATON_TOPIC_PREFIX"]
+    keystore = await open_keys(ScorerSettings.model_validate(env))  # erasure records only
+    worker = start_worker(env, tmp_path / "scorer.log")
+    try:
+        now = datetime.now(UTC)
+        pricing = {"page_category": "pricing"}
+        await produce(
+            kafka_bootstrap,
+            f"{prefix}leads.events",
+            [
+                event("e1", ADA_EMAIL, "page", now, email=ADA_EMAIL, **pricing),
+                event("i1", ADA, "identify", now, user_id=ADA, email=ADA_EMAIL),
+                event("b1", BOB, "page", now, user_id=BOB, **pricing),
+            ],
+        )
+        async with httpx.AsyncClient(base_url=worker.url, headers=AUTH) as http:
+
+            async def merged() -> bool:
+                r = await http.get(f"/v1/leads/{quote(ADA_EMAIL)}")
+                return r.status_code == 200 and r.json()["lead_id"] == ADA
+
+            await wait_until(merged, 60, "the email lead merged into Ada's")
+            erasure = await keystore.record_erasure([ADA_EMAIL], "privacy-test")
+            request = LeadErasure(
+                erasure_id=erasure.erasure_id,
+                stage="requested",
+                subjects=[ADA_EMAIL],
+                requested_at=datetime.now(UTC),
+            )
+            await produce(
+                kafka_bootstrap, f"{prefix}leads.erasures", [(ADA_EMAIL, request.to_bytes())]
+            )
+            resolved = await wait_for_record(
+                kafka_bootstrap, f"{prefix}leads.erasures", lambda r: r["stage"] == "resolved", 60
+            )
+            assert set(resolved[-1]["lead_ids"]) == {ADA, ADA_EMAIL}
+
+            async def gone() -> bool:
+                codes = [
+                    (await http.get(f"/v1/leads/{quote(k)}")).status_code for k in (ADA, ADA_EMAIL)
+                ]
+                return codes == [404, 404]
+
+            await wait_until(gone, 30, "both of Ada's ids to answer 404")
+            assert (await http.get(f"/v1/leads/{BOB}")).json()["lead_id"] == BOB
+        done = await keystore.erasure(erasure.erasure_id)
+        assert done is not None and "scorer" in done.steps
     finally:
         worker.kill()
         await keystore.close()

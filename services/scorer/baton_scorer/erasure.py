@@ -18,13 +18,14 @@ keyed by a pseudonym the router was given; the worker owning that key takes it:
 
 Redelivery is harmless: destroying and deleting twice changes nothing, and a lead no
 longer known resolves to the ids the request came with. With privacy mode off there
-are no keys: states are deleted all the same (stitched anonymous ids are not known then,
-their aliases stay until the anonymous id is erased itself).
+are no keys: states are deleted all the same and the step recorded (stitched anonymous
+ids are not known then: their aliases stay until the anonymous id is erased itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,9 @@ from baton_scorer.lookup import merged_into
 from baton_scorer.privacy import Keys
 from baton_scorer.step import RECORD_ERRORS, error_text
 from baton_scorer.stream import dead_letter_of
+from baton_shared.erasure_steps import open_keys
 from baton_shared.logs import get_logger
+from baton_shared.privacy import KeyStore
 from baton_shared.schemas import LeadErasure, decode
 from baton_shared.topics import dlq
 
@@ -75,6 +78,7 @@ def request_of(topic: str, erasures_topic: str, value: bytes) -> Request | None:
         erasure = decode(LeadErasure, value)
         if erasure.stage != "requested":
             return None
+        uuid.UUID(erasure.erasure_id)  # the erasure record's id: ValueError otherwise
         at = erasure.requested_at.isoformat()
         return Request(erasure.erasure_id, "find", list(erasure.subjects), at)
     raw = orjson.loads(value)
@@ -100,7 +104,7 @@ def install(app: faust.App, shell: Any, settings: Any, config: dict[str, str]) -
     internal = app.topic(
         name, internal=True, partitions=settings.topic_partitions, config=config, **raw
     )
-    eraser = Eraser(shell, name)
+    eraser = Eraser(shell, name, settings)
     batch_max, within = settings.batch_max, settings.batch_within_seconds
 
     async def take(stream: faust.StreamT[bytes]) -> None:
@@ -117,10 +121,12 @@ def install(app: faust.App, shell: Any, settings: Any, config: dict[str, str]) -
 class Eraser:
     """Takes erasure records on the worker owning their key (module doc)."""
 
-    def __init__(self, shell: Any, internal_topic: str) -> None:
+    def __init__(self, shell: Any, internal_topic: str, settings: Any) -> None:
         self.shell = shell
         self.internal = internal_topic
         self.erasures = shell.topics.erasures
+        self.settings = settings
+        self.recorder: KeyStore | None = None  # without privacy mode: erasure records only
 
     @property
     def keystore(self) -> Keys | None:
@@ -176,10 +182,25 @@ class Eraser:
         sends.append(await self.shell._send(self.erasures, key.encode(), resolved.to_bytes()))
         await asyncio.gather(*sends)
         await self.forget(key)
-        if self.keystore is not None:
-            erasure_id = request.erasure_id
-            await self.keystore.call(lambda store: store.finish_step(erasure_id, STEP))
+        await self.finish(request.erasure_id)
         log.info("erasure_resolved", erasure_id=request.erasure_id, leads=len(linked))
+
+    async def finish(self, erasure_id: str) -> None:
+        """Record the scorer's step of the erasure: in privacy mode through the key store
+        (tried until it answers); without it through a store of erasure records only,
+        once (a scorer that cannot reach PostgreSQL then says so and scores on)."""
+        keys = self.keystore
+        if keys is not None:
+            await keys.call(lambda store: store.finish_step(erasure_id, STEP))
+            return
+        try:
+            if self.recorder is None:
+                self.recorder = await open_keys(self.settings)
+            await self.recorder.finish_step(erasure_id, STEP)
+        except Exception as exc:  # best effort: scoring must go on
+            log.warning(
+                "erasure_step_not_recorded", erasure_id=erasure_id, error=type(exc).__name__
+            )
 
     def remembered(self, key: str, raw: dict[str, Any] | None) -> list[str]:
         """The ids a stored lead links: the leads merged into it, and in privacy mode
