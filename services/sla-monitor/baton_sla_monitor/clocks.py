@@ -116,6 +116,11 @@ class ClockStore:
             events.extend(due_events)
         return fired
 
+    async def next_due(self) -> datetime | None:
+        """When the earliest open clock is next due; None when no clock is open."""
+        async with self._sessions() as session:
+            return await sweep.next_due(session)
+
     async def open_count(self) -> dict[str, int]:
         """Open clocks per measure."""
         async with self._sessions() as session:

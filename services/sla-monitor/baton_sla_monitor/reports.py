@@ -91,15 +91,23 @@ class Reports:
         return await BREACHED.read(self._sessions, query, after, limit)
 
     async def compliance(
-        self, since: datetime, until: datetime, by: GroupBy
+        self, since: datetime, until: datetime, by: GroupBy, percentiles: bool = True
     ) -> list[ComplianceRow]:
         """Per rep or team, over the first-touch clocks started in ``[since, until)`` (an
-        MQL clock no SDR task took has no rep: its row's key is null)."""
+        MQL clock no SDR task took has no rep: its row's key is null). Without
+        ``percentiles`` only the counts (and the ratio) are computed: no sort of the
+        window's delays, which costs most at a million clocks."""
         key = Clock.rep_id if by == "rep" else Clock.team
         quantiles = cast(literal(list(QUANTILES), ARRAY(Float)), ARRAY(Float))
 
         def count(status: str):  # type: ignore[no-untyped-def]
             return func.count().filter(Clock.status == status)
+
+        def spread(of: Any, *where: Any) -> Any:
+            if not percentiles:
+                return literal(None, ARRAY(Float))
+            ordered = func.percentile_cont(quantiles).within_group(of)
+            return ordered.filter(*where) if where else ordered
 
         query = (
             select(
@@ -110,13 +118,8 @@ class Reports:
                 count("open").label("open"),
                 count("reassigned").label("reassigned"),
                 func.count(Clock.first_touch_at).label("touched"),
-                func.percentile_cont(quantiles)
-                .within_group(Clock.elapsed_seconds)
-                .filter(Clock.first_touch_at.is_not(None))
-                .label("speed"),
-                func.percentile_cont(quantiles)
-                .within_group(Clock.system_delay_seconds)
-                .label("assign"),
+                spread(Clock.elapsed_seconds, Clock.first_touch_at.is_not(None)).label("speed"),
+                spread(Clock.system_delay_seconds).label("assign"),
             )
             .where(
                 Clock.started_at >= since,

@@ -15,10 +15,11 @@ Flow, in order:
    ``reassigned``) and stops its transition's assign clock (``met``/``breached``); the
    first ``contacted`` activity stops the first-touch clock; ``leads.merges`` moves a
    merged lead's clocks to its survivor.
-3. The sweep, every ``BATON_SLA_TICK_SECONDS``, takes due clocks of both measures in
-   batches (``FOR UPDATE SKIP LOCKED`` on the partial index of open clocks) and
-   publishes ``at_risk`` warnings and ``breached`` deadlines — including those that
-   passed while the monitor was down, and assign clocks of leads nobody could take.
+3. The sweep, when the next clock is due (at most ``BATON_SLA_TICK_SECONDS`` apart),
+   takes due clocks of every measure in batches (``FOR UPDATE SKIP LOCKED`` on the
+   partial index of open clocks) and publishes ``at_risk`` warnings and ``breached``
+   deadlines — including those that passed while the monitor was down, and assign
+   clocks of leads nobody could take.
 4. Every event goes to ``leads.sla`` before its transaction commits; offsets are
    committed after, so a crash re-delivers and re-publishes with the same
    ``event_id`` rather than losing anything.
@@ -61,6 +62,7 @@ from baton_sla_monitor.metrics import (
 from baton_sla_monitor.records import Batch, Item, decode_record
 from baton_sla_monitor.reporting import migrate_reporting, reporting_feed
 from baton_sla_monitor.reports import Reports
+from baton_sla_monitor.sweep import pause_seconds
 from baton_sla_monitor.tables import Clock
 
 log = get_logger(__name__)
@@ -214,14 +216,17 @@ class SlaService:
                 return total
 
     async def _sweep_forever(self) -> None:
+        tick = self.settings.tick_seconds
         while True:
+            pause = tick
             try:
                 await self.sweep_once()
+                pause = pause_seconds(await self.clocks.next_due(), utcnow(), tick)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.error("sla_sweep_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(self.settings.tick_seconds)
+            await asyncio.sleep(pause)
 
     async def _stats_forever(self) -> None:
         while True:
@@ -229,7 +234,8 @@ class SlaService:
                 for measure, count in (await self.clocks.open_count()).items():
                     OPEN_CLOCKS.labels(measure).set(count)
                 now = utcnow()
-                for row in await self.reports.compliance(now - COMPLIANCE_WINDOW, now, "team"):
+                window = now - COMPLIANCE_WINDOW
+                for row in await self.reports.compliance(window, now, "team", percentiles=False):
                     if row.compliance_ratio is not None:
                         COMPLIANCE.labels(team_label(row.key)).set(row.compliance_ratio)
             except asyncio.CancelledError:

@@ -5,7 +5,9 @@ SKIP LOCKED`` (each due clock goes to exactly one of several monitors); the pure
 :func:`baton_sla_monitor.lifecycle.due` decides what each fires (an ``at_risk``
 warning or ``breached``); every clock's new schedule is written in one statement. One
 select and one update per call, whatever the number of clocks; the caller publishes
-the events before it commits.
+the events before it commits. Between sweeps the monitor sleeps until the next due
+time (:func:`next_due`, :func:`pause_seconds`), so a warning is not held back by a
+fixed tick.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from baton_shared.schemas import SlaEvent, SlaStatus
@@ -29,6 +31,10 @@ _SWEEP_UPDATE = text(
     "CAST(:s AS text[]), CAST(:c AS timestamptz[])) AS u(id, w, n, s, c) "
     "WHERE c.id = u.id"
 )
+
+#: The shortest pause between sweeps, so clocks due a few milliseconds apart are fired
+#: together rather than one transaction each.
+MIN_PAUSE_SECONDS = 0.05
 
 # A due clock's new state: warnings sent, next fire time, status, closed at.
 Row = tuple[int, datetime | None, str, datetime | None]
@@ -66,6 +72,22 @@ def decide(clock: Any, now: datetime) -> tuple[Row, SlaEvent | None, Fired | Non
     )
 
 
+def due_clocks(now: datetime, limit: int) -> Select[Any]:
+    """Up to ``limit`` open clocks due at ``now``, earliest first, locked (skipping those
+    another sweeper holds): a range of the partial index of open clocks."""
+    return (
+        select(*Clock.__table__.columns)
+        .where(Clock.status == "open", Clock.next_fire_at <= now)
+        .order_by(Clock.next_fire_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+#: When the earliest open clock is next due: the first entry of the same index.
+NEXT_DUE = select(func.min(Clock.next_fire_at)).where(Clock.status == "open")
+
+
 async def fire_due(
     session: AsyncSession, now: datetime, limit: int
 ) -> tuple[list[Fired], list[SlaEvent]]:
@@ -73,15 +95,7 @@ async def fire_due(
     fired: list[Fired] = []
     events: list[SlaEvent] = []
     changes: dict[str, list[Any]] = {k: [] for k in ("id", "w", "n", "s", "c")}
-    due = (
-        await session.execute(
-            select(*Clock.__table__.columns)
-            .where(Clock.status == "open", Clock.next_fire_at <= now)
-            .order_by(Clock.next_fire_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    due = (await session.execute(due_clocks(now, limit))).all()
     for clock in due:
         row, event, fire = decide(clock, now)
         if event is not None and fire is not None:
@@ -92,3 +106,17 @@ async def fire_due(
     if due:
         await session.execute(_SWEEP_UPDATE, changes)
     return fired, events
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the earliest open clock is next due (:data:`NEXT_DUE`)."""
+    return await session.scalar(NEXT_DUE)
+
+
+def pause_seconds(due: datetime | None, now: datetime, tick_seconds: float) -> float:
+    """How long to sleep before the next sweep: until ``due``, but at least
+    :data:`MIN_PAUSE_SECONDS` and at most ``tick_seconds`` (clocks opened meanwhile may
+    be due sooner)."""
+    if due is None:
+        return tick_seconds
+    return min(tick_seconds, max(MIN_PAUSE_SECONDS, (due - now).total_seconds()))
