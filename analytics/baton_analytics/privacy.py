@@ -1,12 +1,13 @@
 """Opening sealed records for ``baton`` in privacy mode.
 
-With ``BATON_PRIVACY_KEY`` set, the personal fields of ``leads.events`` and
-``leads.transitions`` (and of their records in the DLQs) travel sealed with their lead's
-data key (:mod:`baton_shared.privacy`). ``baton`` fetches a batch's keys from the
-database (``DATABASE_URL``) in one round trip, never creating one, and opens the records
-before anything reads them. An erased lead has no key any more: its records keep their
-pseudonymous ids and carry no personal data (those fields empty; null in an export).
-Without the key setting, records are read as they are.
+With ``BATON_PRIVACY_KEY`` set, the personal fields of ``leads.events`` (and of its
+express-lane copies on ``leads.express``), of ``leads.transitions`` and of their records
+in the DLQs travel sealed with their lead's data key (:mod:`baton_shared.privacy`).
+``baton`` fetches a batch's keys from the database (``DATABASE_URL``) in one round trip,
+never creating one, and opens the records before anything reads them. An erased lead
+has no key any more: its records keep their pseudonymous ids and carry no personal data
+(those fields empty; null in an export). Without the key setting, records are read as
+they are.
 
 An export puts the clear user, anonymous and previous ids back too; a replay keeps them
 pseudonymous, as the live scorer links and merges leads by them, and opens only what it
@@ -47,7 +48,11 @@ class Opener:
     def __init__(self, keys: KeyStore, topics: Topics, *, clear_ids: bool) -> None:
         self.keys = keys
         event: Open = partial(open_event, clear_ids=clear_ids)
-        self.openers: dict[str, Open] = {topics.events: event, topics.transitions: open_transition}
+        self.openers: dict[str, Open] = {
+            topics.events: event,
+            topics.express: event,  # copies of express-lane events
+            topics.transitions: open_transition,
+        }
         self.in_dead_letters = {dlq(name): how for name, how in self.openers.items()}
 
     async def open(self, batch: list[Fetched]) -> list[Fetched]:
