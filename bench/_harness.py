@@ -72,6 +72,18 @@ def kafka_broker() -> Iterator[str]:
             kafka.stop()
 
 
+def infra_env() -> dict[str, str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` from the environment when both are
+    set, else those of the local dev stack (``.devstack``, started if it is not running)."""
+    names = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+    if all(os.environ.get(name) for name in names):
+        return {name: os.environ[name] for name in names}
+    from baton_devstack.infra import default_state_dir, start_infra
+
+    print("starting the local Kafka and PostgreSQL (.devstack) ...", flush=True)
+    return start_infra(default_state_dir())
+
+
 class QuietServer(ThreadingHTTPServer):
     """A local receiver for the services' webhooks. The default listen backlog (5) drops
     SYNs when a router opens its connections at once; a dropped SYN is retried after 1 s

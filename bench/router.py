@@ -39,9 +39,8 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import QuietServer, print_figures, stage_breakdown
+from _harness import QuietServer, infra_env, print_figures, stage_breakdown
 
-from baton_devstack.infra import default_state_dir, start_infra
 from baton_devstack.ports import free_port
 from baton_devstack.services import SERVICES, ServiceProcess
 from baton_shared.schemas import Stage, Transition
@@ -178,6 +177,24 @@ async def create_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
+async def router_process(infra: dict[str, str], run: str) -> tuple[ServiceProcess, str]:
+    """A router process (not started yet) on a new database and topic prefix named
+    ``run``, and that database's URL."""
+    dsn = await create_database(infra["DATABASE_URL"], run)
+    env = {
+        **infra,
+        "DATABASE_URL": dsn,
+        "BATON_ENV": "test",
+        "BATON_TOPIC_PREFIX": f"{run}.",
+        "BATON_ADMIN_TOKEN": ADMIN,
+        "BATON_LOG_LEVEL": "WARNING",
+        "BATON_DISPATCH_POLL_SECONDS": "0.2",
+    }
+    spec = next(s for s in SERVICES if s.name == "router")
+    logs = Path(tempfile.mkdtemp(prefix="baton-bench-"))
+    return ServiceProcess(spec, env, logs / "router.log", free_port()), dsn
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0)
@@ -188,24 +205,9 @@ async def main() -> None:
     if not 0 < args.rate <= 5000 or not 0 < args.seconds <= 300 or not 0 < args.burst <= 50_000:
         sys.exit("--rate ≤ 5000, --seconds ≤ 300, --burst ≤ 50000")
 
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL"):
-        infra = {k: os.environ[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
-    else:
-        print("starting the local Kafka and PostgreSQL (.devstack) ...", flush=True)
-        infra = start_infra(default_state_dir())
+    infra = infra_env()
     run = f"bench{uuid.uuid4().hex[:6]}"
-    env = {
-        **infra,
-        "DATABASE_URL": await create_database(infra["DATABASE_URL"], run),
-        "BATON_ENV": "test",
-        "BATON_TOPIC_PREFIX": f"{run}.",
-        "BATON_ADMIN_TOKEN": ADMIN,
-        "BATON_LOG_LEVEL": "WARNING",
-        "BATON_DISPATCH_POLL_SECONDS": "0.2",
-    }
-    spec = next(s for s in SERVICES if s.name == "router")
-    logs = Path(tempfile.mkdtemp(prefix="baton-bench-"))
-    router = ServiceProcess(spec, env, logs / "router.log", free_port())
+    router, _ = await router_process(infra, run)
     receiver = Receiver()
     router.start()
     try:
