@@ -136,7 +136,7 @@ async def send_sealed(
 ) -> str:
     """An SQL transition of ``user_id``'s lead, sealed as the scorer seals it; its lead id."""
     lead_id = pseudonym(api.service.settings.privacy_keys.id_key, user_id)
-    record = transition(lead_id, email=email, traits={"name": f"Name of {user_id}"})
+    record = transition(lead_id, email=email, traits={"name": user_id, "industry": "Software"})
     found = await keys.keys([lead_id], create=True)
     sealed = seal_transition(record.model_dump(mode="json", by_alias=True), found[lead_id])
     assert email not in orjson.dumps(sealed).decode()
@@ -160,12 +160,13 @@ async def test_sealed_transitions_reach_the_rep_and_erasure_scrubs_one_lead(
     second = verify(*_delivery(await next_delivery(receiver)))
     leads = {p["data"]["lead"]["lead_id"]: p["data"]["lead"] for p in (first, second)}
     assert leads[erased]["email"] == erased_email  # opened from the sealed field
-    assert leads[kept]["traits"] == {"name": "Name of usr-grace"}
+    assert leads[kept]["traits"] == {"name": "usr-grace", "industry": "Software"}
 
     async def clocks_and_journeys() -> bool:
         clocks = await api.query("SELECT DISTINCT lead_id FROM sla.clocks")
-        journeys = await api.query(
-            "SELECT lead_id FROM reporting.journeys WHERE assigned_at IS NOT NULL"
+        journeys = await api.query(  # industry: the reporting feed opened the traits
+            "SELECT lead_id FROM reporting.journeys "
+            "WHERE assigned_at IS NOT NULL AND industry = 'software'"
         )
         both = {erased, kept}
         return {c for (c,) in clocks} >= both and {j for (j,) in journeys} >= both

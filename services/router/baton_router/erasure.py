@@ -29,8 +29,8 @@ from baton_shared.logs import get_logger
 from baton_shared.privacy.erasures import ERASURE_STEPS, Erasure
 from baton_shared.privacy.keystore import KeyStore
 from baton_shared.privacy.pseudonyms import is_pseudonym, pseudonym, pseudonym_of_identity
-from baton_shared.privacy.sealing import sealed_subject, unseal
 from baton_shared.schemas import LeadErasure, Transition
+from baton_shared.sealed_transitions import open_transitions
 
 log = get_logger(__name__)
 
@@ -122,20 +122,4 @@ class Erasures:
     async def open_transitions(self, transitions: list[Transition]) -> list[Transition]:
         """The batch with every sealed transition's email and traits opened (one key
         lookup for the batch; an erased lead's key is gone and they stay empty)."""
-        sealed = [t for t in transitions if t.sealed]
-        if not sealed:
-            return transitions
-        keys = await self._keys.keys({sealed_subject(t.sealed) for t in sealed}, create=False)
-        return [_opened(t, keys) if t.sealed else t for t in transitions]
-
-
-def _opened(transition: Transition, keys: Mapping[str, bytes]) -> Transition:
-    assert transition.sealed is not None
-    fields = unseal(keys.get(sealed_subject(transition.sealed)), transition.sealed) or {}
-    return transition.model_copy(
-        update={
-            "email": fields.get("email"),
-            "traits": fields.get("traits") or {},
-            "sealed": None,
-        }
-    )
+        return await open_transitions(self._keys, transitions)

@@ -98,6 +98,8 @@ class SlaService:
         await migrate_reporting(self.engine)
         settings = self.settings
         self._keys = await open_keys(settings)
+        if settings.privacy_keys is not None:
+            self.reporting.store.keys = self._keys
         await ensure_topics(
             settings.kafka, topics.all(), settings.topic_partitions, settings.topic_durability
         )

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from baton_shared.conversion import Fact
 from baton_shared.conversion.facts import fact_topics
 from baton_shared.database import make_engine, make_sessionmaker
+from baton_shared.erasure_steps import open_keys
 from baton_shared.kafka_connection import client_options
 from baton_shared.logs import get_logger
 from baton_sla_monitor.config import SlaSettings
@@ -35,7 +36,8 @@ async def rebuild(settings: SlaSettings) -> int:
     engine = make_engine(settings.database_url)
     try:
         await migrate_reporting(engine)
-        store = JourneyStore(make_sessionmaker(engine))
+        keys = await open_keys(settings) if settings.privacy_keys is not None else None
+        store = JourneyStore(make_sessionmaker(engine), keys)
         await store.clear()
         consumer = AIOKafkaConsumer(
             **client_options(settings.kafka),
@@ -50,6 +52,8 @@ async def rebuild(settings: SlaSettings) -> int:
             )
         finally:
             await consumer.stop()
+            if keys is not None:
+                await keys.close()
     finally:
         await engine.dispose()
 

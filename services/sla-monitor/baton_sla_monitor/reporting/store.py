@@ -5,7 +5,9 @@ were merged into), folds the batch into them with the pure
 :class:`baton_shared.conversion.Ledger` and writes back the ones that changed, in one
 transaction under one advisory lock (reporting writes take turns: the live feed of
 every monitor and a rebuild). Because the fold is idempotent and commutative, a batch
-applied twice, or out of order with another, leaves the same rows.
+applied twice, or out of order with another, leaves the same rows. In privacy mode
+(``keys`` set) the batch's sealed transitions are opened first, so a journey's industry
+and segment come from the lead's traits as without it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_shared.conversion import Fact, Journey, Ledger, lead_ids_of
+from baton_shared.privacy import KeyStore
+from baton_shared.sealed_transitions import open_transitions
 from baton_sla_monitor.reporting.tables import JourneyRow
 
 LOCK_KEY = 0x42_52_45_50  # "BREP": one writer at a time
@@ -45,13 +49,16 @@ def _journey(row: JourneyRow) -> Journey:
 
 
 class JourneyStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], keys: KeyStore | None = None):
         self._sessions = sessions
+        self.keys = keys  # privacy mode: opens sealed transitions (set once it is open)
 
     async def apply(self, facts: Sequence[Fact]) -> int:
         """Fold a batch in, in one transaction; how many journeys changed."""
         if not facts:
             return 0
+        if self.keys is not None:
+            facts = await open_transitions(self.keys, list(facts))
         ids: set[str] = set()
         for fact in facts:
             ids |= lead_ids_of(fact)
