@@ -33,6 +33,16 @@ def events_of(user: str, email: str, name: str, ip: str) -> list[LeadEvent]:
     at = NOW - timedelta(hours=1)
     common = {"lead_id": user, "user_id": user, "received_at": at, "source": "segment"}
     return [
+        LeadEvent(  # SendGrid's, filed under the email: merged into the user by the identify
+            event_id=f"{name[0]}-click",
+            lead_id=email,
+            email=email,
+            type=EventType.TRACK,
+            name="Email Clicked",
+            occurred_at=at - timedelta(minutes=1),
+            received_at=at,
+            source="sendgrid",
+        ),
         LeadEvent(
             event_id=f"{name[0]}-identify",
             type=EventType.IDENTIFY,
@@ -95,14 +105,17 @@ async def sealed_topics(
     try:
         for person in (KEPT, ERASED):
             lead = pseudonym(id_key, person[0])
-            key = (await keys.keys([lead]))[lead]
-            for e in events_of(*person):
+            events = events_of(*person)
+            data_keys = await keys.keys({pseudonym(id_key, e.lead_id) for e in events})
+            key = data_keys[lead]
+            for e in events:
                 clear = e.model_dump(mode="json", by_alias=True)
-                sealed = seal_event(clear, id_key, lambda _, k=key: k)
-                records.append((topics.events, lead, orjson.dumps(sealed)))
+                sealed = seal_event(clear, id_key, data_keys.__getitem__)
+                records.append((topics.events, sealed["lead_id"], orjson.dumps(sealed)))
             t = transition_of(lead, *person[1:]).model_dump(mode="json", by_alias=True)
             records.append((topics.transitions, lead, orjson.dumps(seal_transition(t, key))))
-        for topic, lead, value in [r for r in records if r[0] == topics.events][::2]:
+        identifies = [r for r in records if r[0] == topics.events and b'-identify"' in r[2]]
+        for topic, lead, value in identifies:
             dead = DeadLetter(
                 source_topic=topic,
                 partition=0,
@@ -114,7 +127,8 @@ async def sealed_topics(
                 failed_at=NOW,
             )
             records.append((dlq(topic), lead, dead.to_bytes()))
-        await keys.destroy([pseudonym(id_key, ERASED[0])])
+        # What an erasure destroys: the keys of the person's lead and of their email's.
+        await keys.destroy([pseudonym(id_key, ERASED[0]), pseudonym(id_key, ERASED[1])])
     finally:
         await keys.close()
     await ensure_topics(kafka_bootstrap, topics.all(), partitions=3)
@@ -149,15 +163,15 @@ async def test_export_opens_sealed_records_and_leaves_an_erased_lead_empty(
     assert await baton("export", "leads.events.dlq", "-o", str(out["dlq"])) == 0
 
     events = rows(out["events"])
-    kept = [r for r in events if r["email"] == KEPT[1]]
+    kept = [r for r in events if r["event_id"] == "A-identify" and r["email"] == KEPT[1]]
     assert len(kept) == 1 and orjson.loads(kept[0]["traits"])["name"] == KEPT[2]
     assert kept[0]["user_id"] == KEPT[0] and kept[0]["ip"] == KEPT[3]
     demo = [r for r in events if r["event_id"] == "A-demo"]
     assert orjson.loads(demo[0]["properties"]) == {"note": f"call {KEPT[2]}"}
     erased = [r for r in events if r["event_id"].startswith("H-")]
-    assert len(erased) == 2 and all(r["lead_id"].startswith("p_") for r in erased)
+    assert len(erased) == 3 and all(r["lead_id"].startswith("p_") for r in erased)
     assert all(not r["email"] and not r["ip"] and r["traits"] == "{}" for r in erased)
-    assert all(r["user_id"] == r["lead_id"] for r in erased)  # the pseudonym, as it travels
+    assert all(r["user_id"] in ("", r["lead_id"]) for r in erased)  # the pseudonym, as sent
     assert not any(r["sealed"] for r in events)  # opened, or dropped with the key gone
 
     transitions = {r["transition_id"]: r for r in rows(out["transitions"])}
@@ -171,10 +185,12 @@ async def test_export_opens_sealed_records_and_leaves_an_erased_lead_empty(
 
 
 async def test_replay_scores_opened_events_and_an_erased_lead_without_personal_data(
-    sealed_topics: Topics, tmp_path: Path
+    sealed_topics: Topics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "replayed.jsonl"
     assert await baton("replay", "-o", str(output)) == 0
+    # Each email lead merged into its user by pseudonyms (email_id), as the scorer does.
+    assert "2 ids merged into other leads" in capsys.readouterr().err
     replayed = [orjson.loads(line) for line in output.read_text().splitlines()]
     sql = {t["email"]: t for t in replayed if t["to_stage"] == "sql"}
     assert set(sql) == {KEPT[1], None}  # both requested a demo; one is erased
