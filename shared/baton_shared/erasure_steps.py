@@ -19,7 +19,7 @@ from aiokafka.structs import ConsumerRecord
 
 from baton_shared.ids import stable_id
 from baton_shared.logs import get_logger
-from baton_shared.privacy.keystore import KeyStore
+from baton_shared.privacy.keystore import KeyStore, KeyStoreUnavailable
 from baton_shared.privacy.settings import PrivacyKeys, derive_keys
 from baton_shared.schemas import LeadErasure, decode
 
@@ -60,7 +60,10 @@ async def carry_out(
     it returns a dataclass of counts), then finish the service's ``step`` of it."""
     for erasure in erasures:
         done = await erase(erased_ids(erasure))
-        await keys.finish_step(erasure.erasure_id, step)
+        try:
+            await keys.finish_step(erasure.erasure_id, step)
+        except KeyStoreUnavailable as exc:  # an outage: retried until it ends, never parked
+            raise ConnectionError(str(exc)) from exc
         log.info(
             "erasure_applied",
             step=step,
