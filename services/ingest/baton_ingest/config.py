@@ -52,6 +52,13 @@ class IngestSettings(ServiceSettings):
         description="Events per process waiting for Kafka before a request without an"
         " express event is refused with 503",
     )
+    max_pending_seconds: float = Field(
+        default=ProducerTuning.max_pending_seconds,
+        gt=0,
+        alias="BATON_INGEST_MAX_PENDING_SECONDS",
+        description="How long the oldest event waiting for Kafka may have waited before a"
+        " request without an express event is refused with 503",
+    )
     max_loop_lag_seconds: float = Field(
         default=ProducerTuning.max_loop_lag_seconds,
         gt=0,
@@ -143,6 +150,7 @@ class IngestSettings(ServiceSettings):
             connect_retry_max_seconds=self.connect_retry_max_seconds,
             max_pending_events=self.max_pending_events,
             max_loop_lag_seconds=self.max_loop_lag_seconds,
+            max_pending_seconds=self.max_pending_seconds,
         )
 
     @property

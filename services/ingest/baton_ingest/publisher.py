@@ -8,15 +8,17 @@ background and is replaced when an error leaves it unusable.
 Express-lane events (a demo request) also go, one by one, to ``leads.express``, which
 the scorer reads ahead of the bulk; ``leads.events`` stays the complete log (replay,
 reports) and the scorer absorbs the second copy as a duplicate. Bulk work is bounded:
-when ``max_pending_events`` are already waiting for Kafka, a request without an express
-event is refused at once (:class:`Overloaded`) instead of queueing for seconds, and so
-is it while the process's event loop runs ``max_loop_lag_seconds`` behind (the box
-cannot keep up: :class:`LoopLag`).
+when ``max_pending_events`` are already waiting for Kafka, or the oldest of them has
+waited ``max_pending_seconds``, a request without an express event is refused at once
+(:class:`Overloaded`) instead of queueing for seconds, and so is it while the process's
+event loop runs ``max_loop_lag_seconds`` behind (the box cannot keep up:
+:class:`LoopLag`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,6 +76,7 @@ class ProducerTuning:
     connect_retry_first_seconds: float = 0.2
     connect_retry_max_seconds: float = 5.0
     max_pending_events: int = 20_000
+    max_pending_seconds: float = 0.5
     max_loop_lag_seconds: float = 0.5
 
 
@@ -135,6 +138,8 @@ class Publisher:
         self._retired: set[asyncio.Task[None]] = set()
         self._express_topic = express_topic
         self._pending = 0  # events handed to the producer and not acknowledged yet
+        self._waiting_since: dict[int, float] = {}  # each publish in flight: when it began
+        self._tokens = itertools.count()
         self._lag = LoopLag()
 
     @property
@@ -216,6 +221,8 @@ class Publisher:
             self._admit(len(messages))
         started = time.perf_counter()
         self._pending += len(messages)
+        token = next(self._tokens)
+        self._waiting_since[token] = started
         try:
             async with asyncio.timeout(self._timeout_s):
                 futures = await self._send_express(producer, express)
@@ -234,14 +241,20 @@ class Publisher:
             raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._pending -= len(messages)
+            del self._waiting_since[token]
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
 
     def _admit(self, events: int) -> None:
         """Raise :class:`Overloaded` when ``events`` more bulk events would pass the
-        bound of events waiting for Kafka, or the event loop runs too far behind."""
+        bound of events waiting for Kafka, the oldest waits too long, or the event loop
+        runs too far behind."""
         pending, tuning = self._pending, self._tuning
         if pending and pending + events > tuning.max_pending_events:
             raise Overloaded(f"{pending} events wait for Kafka")
+        if pending and time.perf_counter() - min(self._waiting_since.values()) > (
+            tuning.max_pending_seconds
+        ):
+            raise Overloaded("events wait for Kafka too long")
         if self._lag.seconds > tuning.max_loop_lag_seconds:
             raise Overloaded(f"the event loop runs {self._lag.seconds:.2f} s behind")
 
