@@ -94,7 +94,6 @@ def faust_app(settings: ScorerSettings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         table_standby_replicas=settings.standby_replicas,
-        consumer_group_instance_id=settings.instance_id or None,
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,

@@ -44,12 +44,6 @@ class ScorerSettings(AdminSettings):
         alias="BATON_SCORER_STANDBY_REPLICAS",
         description="Other workers that keep a warm copy of each table partition",
     )
-    instance_id: str | None = Field(
-        default=None,
-        alias="BATON_SCORER_INSTANCE_ID",
-        description="Static group membership: a restart under the same id within the session"
-        " timeout gets its partitions back without a rebalance (unset: dynamic membership)",
-    )
     rules_file: Path | None = Field(
         default=None,
         alias="BATON_SCORER_RULES_FILE",
