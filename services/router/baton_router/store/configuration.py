@@ -107,10 +107,14 @@ class ConfigStore:
             select(Rep).where(Rep.archived_at.is_(None)).order_by(Rep.created_at)
         )
 
-    async def rep_loads(self) -> dict[uuid.UUID, int]:
-        """Each rep's open leads (what capacity is checked against)."""
+    async def rep_loads(self, live_only: bool = False) -> dict[uuid.UUID, int]:
+        """Each rep's open leads (what capacity is checked against); ``live_only``: reps
+        not archived."""
+        query = select(Rep.id, Rep.open_leads)
+        if live_only:
+            query = query.where(Rep.archived_at.is_(None))
         async with self._sessions() as session:
-            return dict((await session.execute(select(Rep.id, Rep.open_leads))).all())
+            return dict((await session.execute(query)).all())
 
     async def get_rep(self, rep_id: uuid.UUID) -> Rep:
         async with self._sessions() as session:
