@@ -95,6 +95,9 @@ impl<'a> Layout<'a> {
         let traits = r.object()?;
         r.expect(b",\"context\":")?;
         let context = r.object()?;
+        // Privacy mode: a sealed event is left to Python (its fields are empty here).
+        r.expect(b",\"sealed\":null,\"email_id\":")?;
+        let email_id = r.opt_string()?;
         r.expect(b"}")?;
         if r.at != text.len() {
             return None;
@@ -123,6 +126,8 @@ impl<'a> Layout<'a> {
             properties,
             traits,
             context,
+            sealed: None,
+            email_id: email_id.map(text),
         })
     }
 

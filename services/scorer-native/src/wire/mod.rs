@@ -79,6 +79,12 @@ pub(crate) struct Wire<'a> {
     pub(crate) traits: &'a str,
     #[serde(borrow, deserialize_with = "raw_text")]
     pub(crate) context: &'a str,
+    /// Privacy mode's sealed personal fields: a record that has them is left to Python.
+    #[serde(borrow)]
+    pub(crate) sealed: Option<Cow<'a, str>>,
+    /// Privacy mode's pseudonym of the email: for merges, which Python makes.
+    #[serde(borrow)]
+    pub(crate) email_id: Option<Cow<'a, str>>,
 }
 
 /// A free-form value's JSON text, syntax checked by serde.
@@ -157,6 +163,7 @@ impl<'a> Wire<'a> {
             None => serde_json::from_str::<Wire<'a>>(text).ok()?,
         };
         if wire.schema != 1
+            || wire.sealed.is_some()
             || !is_plain_object(wire.properties)
             || !is_plain_object(wire.traits)
             || !is_plain_object(wire.context)
@@ -224,13 +231,24 @@ pub(crate) mod tests {
         r#""user_agent":null,"ip":null,"group_id":null,"previous_id":null,"#,
         r#""possible_duplicate":false,"#,
         r#""properties":{"url":"https://x.test/pricing","n":[1,2.5,{"a":null}]},"#,
-        r#""traits":{"company":"Acme"},"context":{"page":{"path":"/pricing"}}}"#,
+        r#""traits":{"company":"Acme"},"context":{"page":{"path":"/pricing"}},"#,
+        r#""sealed":null,"email_id":null}"#,
     );
 
     fn types() -> Vec<String> {
         ["track", "identify", "page", "screen", "group", "alias"]
             .map(str::to_owned)
             .to_vec()
+    }
+
+    #[test]
+    fn a_sealed_record_is_left_to_python_an_older_one_is_read() {
+        let sealed = RECORD.replacen("\"sealed\":null", "\"sealed\":\"v1:p_1:x\"", 1);
+        assert!(Wire::parse(sealed.as_bytes(), &types()).is_none());
+        let pseudonymous = RECORD.replacen("\"email_id\":null", "\"email_id\":\"p_1\"", 1);
+        assert!(Layout::read(&pseudonymous).is_some());
+        let older = RECORD.replacen(",\"sealed\":null,\"email_id\":null", "", 1);
+        assert!(Wire::parse(older.as_bytes(), &types()).is_some());
     }
 
     #[test]
