@@ -63,6 +63,7 @@ EMAILS = ["Email Opened", "Email Clicked"]
 STAGES = {
     "ingest_request": ("ingest", "baton_ingest_request_seconds"),
     "scorer_pickup_express": ("scorer", 'baton_scorer_pickup_seconds_bucket{lane="express"'),
+    "scorer_wait_express": ("scorer", 'baton_scorer_lane_wait_seconds_bucket{lane="express"'),
     "scorer_batch_express": ("scorer", 'baton_scorer_batch_seconds_bucket{lane="express"'),
     "scorer_pickup_bulk": ("scorer", 'baton_scorer_pickup_seconds_bucket{lane="bulk"'),
     "scorer_batch_bulk": ("scorer", 'baton_scorer_batch_seconds_bucket{lane="bulk"'),

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from baton_scorer.metrics import LANE_BATCH_SECONDS as BATCH
 from baton_scorer.metrics import LANE_PICKUP_SECONDS as PICKUP
+from baton_scorer.metrics import LANE_WAIT_SECONDS as WAIT
 
 T = TypeVar("T")
 Ack = Callable[[Any], Awaitable[Any]]
@@ -111,14 +112,18 @@ class Lanes:
         self.sizer = ChunkSizer(chunk_seconds)
 
     async def express(self, events: list[Any], ack: Ack) -> None:
+        arrived = picked_up(events, "express")
         async with self.shell.lock.express():
+            WAIT.labels(lane="express").observe(time.time() - arrived)
             await self._score(events, "express")
         for ev in events:
             await ack(ev)
 
     async def bulk(self, events: list[Any], ack: Ack) -> None:
         for chunk in self.sizer.chunks(events):
+            arrived = picked_up(chunk[:1], "bulk")
             async with self.shell.lock.bulk():
+                WAIT.labels(lane="bulk").observe(time.time() - arrived)
                 elapsed = await self._score(list(chunk), "bulk")
             self.sizer.observe(len(chunk), elapsed)
             for ev in chunk:
@@ -126,10 +131,16 @@ class Lanes:
 
     async def _score(self, events: list[Any], lane: str) -> float:
         started = time.time()
-        # Express: every record's wait; bulk: the oldest record of the chunk.
-        for ev in events if lane == "express" else events[:1]:
-            PICKUP.labels(lane=lane).observe(max(0.0, started - ev.message.timestamp))
         await self.shell.score_batch(events)
         elapsed = time.time() - started
         BATCH.labels(lane=lane).observe(elapsed)
         return elapsed
+
+
+def picked_up(events: Sequence[Any], lane: str) -> float:
+    """Now, having observed how long each of ``events`` took from its Kafka timestamp
+    to its lane (express: every record; bulk: the oldest of a chunk)."""
+    now = time.time()
+    for ev in events:
+        PICKUP.labels(lane=lane).observe(max(0.0, now - ev.message.timestamp))
+    return now

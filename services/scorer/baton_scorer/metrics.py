@@ -44,8 +44,15 @@ MERGES = Counter(
 _LANE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LANE_PICKUP_SECONDS = Histogram(
     "baton_scorer_pickup_seconds",
-    "Kafka timestamp of a record to the start of its scoring, by lane (express: every "
-    "record; bulk: the oldest record of each chunk)",
+    "Kafka timestamp of a record to its lane taking it, by lane (express: every record;"
+    " bulk: the oldest record of each chunk)",
+    ["lane"],
+    buckets=_LANE_BUCKETS,
+)
+LANE_WAIT_SECONDS = Histogram(
+    "baton_scorer_lane_wait_seconds",
+    "Wait for the worker's state before scoring, by lane (express: behind the bulk chunk"
+    " in progress)",
     ["lane"],
     buckets=_LANE_BUCKETS,
 )
