@@ -26,6 +26,11 @@ CONSUMER_LAG = Gauge(
     "baton_scorer_consumer_lag_messages", "High water minus read offset, summed over partitions"
 )
 TABLE_SIZE = Gauge("baton_scorer_table_entries", "Entries in the scorer's tables", ["table"])
+STANDBY_LAG = Gauge(
+    "baton_scorer_standby_lag_records",
+    "Changelog records the worker's standby copies still have to read (to the end they had"
+    " when assigned)",
+)
 RULES_VERSION = Gauge(
     "baton_scorer_rules_version_info", "The rules version in use (value 1)", ["version"]
 )

@@ -334,6 +334,10 @@ class ScorerShell:
         m.TABLE_SIZE.labels(table="leads").set(approximate_size(self.leads))
         m.TABLE_SIZE.labels(table="aliases").set(approximate_size(self.aliases_table))
         try:
+            m.STANDBY_LAG.set(self.app.tables.recovery.standby_remaining_total())
+        except TypeError:  # a standby partition not read yet has no offset
+            pass
+        try:
             consumer = self.app.consumer
             # faust keeps the last offset it read per partition (private, no public API).
             m.CONSUMER_LAG.set(
