@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -38,7 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import router as router_bench
 from _harness import infra_env, print_figures, stage_breakdown
-from router import ADMIN, Receiver, histograms, percentile, produce, router_process, wait_all
+from router import (
+    ADMIN,
+    Receiver,
+    cpu_seconds,
+    histograms,
+    percentile,
+    produce,
+    router_process,
+    wait_all,
+)
 from sla import drop_database
 
 from baton_shared.schemas import Transition
@@ -183,8 +193,10 @@ async def measure_router(
                 print(f"steady: {len(steady)} SQLs at {rate:.0f}/s ...", flush=True)
                 stages_before = await histograms(http, router.url)
                 read_before = await rows_read(dsn)
+                cpu_before = cpu_seconds(router.pid)
                 sent = await produce(producer, topic, steady, rate)
                 await wait_all(receiver, set(sent), 120)
+                cpu_ms_per_sql = (cpu_seconds(router.pid) - cpu_before) / len(steady) * 1000
                 stages = stage_breakdown(stages_before, await histograms(http, router.url))
                 await asyncio.sleep(1.5)  # table statistics are flushed about once a second
                 read = await rows_read(dsn) - read_before
@@ -215,6 +227,8 @@ async def measure_router(
         "router_route_tx_p99_le_ms": stages["route_tx"]["p99_le_ms"],
         "router_batches": batches,
         "router_team_rows_read_per_batch": round(read / batches),
+        "router_cpu_ms_per_sql": round(cpu_ms_per_sql, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "router_seed_seconds": round(seed_seconds, 1),
     }
     print(
@@ -223,7 +237,7 @@ async def measure_router(
         f"{figures['router_decision_p50_ms']} ms, p99 {figures['router_decision_p99_ms']} ms; "
         f"routing transaction p99 ≤ {figures['router_route_tx_p99_le_ms']} ms; "
         f"{figures['router_team_rows_read_per_batch']:,} team rows read per batch "
-        f"({batches:.0f} batches)",
+        f"({batches:.0f} batches); router CPU {figures['router_cpu_ms_per_sql']} ms per SQL",
         flush=True,
     )
     return figures
