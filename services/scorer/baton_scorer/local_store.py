@@ -118,9 +118,9 @@ def keyed(
     return [(partition_for(key, partitions), key, value) for key, value in records]
 
 
-def approximate_size(table: Any) -> int:
-    """How many keys ``table`` holds locally: exact in memory, RocksDB's estimate
-    otherwise (counting a RocksDB table means reading all of it)."""
+def approximate_size(table: Any, exact_below: int = 20_000) -> int:
+    """How many keys ``table`` holds locally: exact in memory and for small RocksDB
+    tables, RocksDB's estimate past ``exact_below`` (counting means reading them all)."""
     store = table.data
     dbs = getattr(store, "_dbs", None)
     if dbs is None:
@@ -129,7 +129,7 @@ def approximate_size(table: Any) -> int:
     for db in list(dbs.values()):
         estimate = db.property_int_value("rocksdb.estimate-num-keys")
         total += int(estimate or 0)
-    return total
+    return len(table) if total < exact_below else total
 
 
 def scan(table: Any) -> Iterator[tuple[bytes, bytes]]:
