@@ -80,7 +80,7 @@ class ChunkSizer:
     """Splits a bulk batch into chunks of about ``seconds`` of work each (at least
     ``least`` events), from an average of the cost per event seen so far."""
 
-    def __init__(self, seconds: float, least: int = 50) -> None:
+    def __init__(self, seconds: float, least: int = 250) -> None:
         self.seconds = seconds
         self.least = least
         self.per_event: float | None = None
