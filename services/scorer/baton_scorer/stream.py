@@ -333,10 +333,8 @@ class ScorerShell:
         """Table sizes and consumer lag, for /metrics."""
         m.TABLE_SIZE.labels(table="leads").set(approximate_size(self.leads))
         m.TABLE_SIZE.labels(table="aliases").set(approximate_size(self.aliases_table))
-        try:
-            m.STANDBY_LAG.set(self.app.tables.recovery.standby_remaining_total())
-        except TypeError:  # a standby partition not read yet has no offset
-            pass
+        recovery = self.app.tables.recovery
+        m.STANDBY_LAG.set(standby_lag(recovery.standby_highwaters, recovery.standby_offsets))
         try:
             consumer = self.app.consumer
             # faust keeps the last offset it read per partition (private, no public API).
@@ -345,6 +343,16 @@ class ScorerShell:
             )
         except Exception:  # lag is best effort; never break the timer over it
             pass
+
+
+def standby_lag(highwaters: Mapping[Any, int], offsets: Mapping[Any, int | None]) -> int:
+    """Records of the standby partitions not read yet: ``highwaters[tp]`` is the last
+    offset when assigned, ``offsets[tp]`` the last read (None: none yet)."""
+    lag = 0
+    for tp, high in highwaters.items():
+        read = offsets.get(tp)
+        lag += max(0, high - (-1 if read is None else read))
+    return lag
 
 
 def evict(cache: dict[str, Any], keep: int) -> list[str]:
