@@ -372,10 +372,11 @@ def main() -> None:
     pids = {proc.spec.name: proc.pid for proc in services if proc.pid}
     try:
         kafka, prefix = env["KAFKA_BOOTSTRAP_SERVERS"], env["BATON_TOPIC_PREFIX"]
-        report(asyncio.run(measure(args, urls, kafka, prefix, pids)))
+        figures = asyncio.run(measure(args, urls, kafka, prefix, pids))
     finally:
         stop_services(services)
         infra.stop_infra(state)
+    report(figures)  # host_mips measured with the stack stopped
 
 
 if __name__ == "__main__":
