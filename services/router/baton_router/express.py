@@ -129,8 +129,7 @@ class LanePipeline:
             self._window.extend(entries)
             if self._waiting >= self._lookahead:
                 self._room.clear()
-            self._more.set()
-            await self._commit_routed()
+            self._more.set()  # the bulk loop routes the rest and commits
 
     def _express(self, entries: list[Entry]) -> list[Entry]:
         """The express SQLs among ``entries`` whose lead has nothing earlier waiting."""
@@ -150,6 +149,7 @@ class LanePipeline:
             chunk = [e for e in self._window if not e.done][: self._max_records]
             if not chunk:
                 self._more.clear()
+                await self._commit_routed()  # what the reader routed or had nothing for
                 await self._more.wait()
                 continue
             await self._route(chunk)
