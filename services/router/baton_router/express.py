@@ -5,8 +5,10 @@
 bounded retries, commit last), with two loops over one look-ahead window of records:
 
 * the **reader** fetches and decodes records into the window (at most ``lookahead`` not
-  yet routed) and routes each express-lane SQL (a demo request) at once, in a
-  transaction of its own whose webhooks go to the dispatcher straight away;
+  yet routed) and hands each express-lane SQL (a demo request) to the **express** loop,
+  which routes it at once, in a transaction of its own whose webhooks go to the
+  dispatcher straight away (when fewer than ``QUEUED_AHEAD`` records wait for the bulk
+  loop, the express SQL simply goes with its next transaction: one instead of two);
 * the **bulk** loop routes the rest of the window in order, up to ``max_records`` per
   transaction (MQL nurture, releases, ordinary SQLs).
 
@@ -15,7 +17,8 @@ transition still waiting in the window stays in the bulk's order. Offsets are co
 only up to the first record not yet routed, so a crash re-delivers whatever was not
 routed, and routing is keyed by transition id (a repeat is a duplicate). Decisions still
 take the routing lock one transaction at a time: an express SQL waits for at most the
-bulk transaction in progress, never for the records queued ahead of it.
+bulk transaction in progress (and, with less than ``QUEUED_AHEAD`` queued, shares the
+next one), never for the records queued ahead of it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from baton_shared.pipeline.handle import Handler, HandleStep
 from baton_shared.schemas import Stage, Transition
 
 POLL_TIMEOUT_MS = 500
+# Records waiting for the bulk loop (beyond its transaction in progress) from which an
+# express SQL is worth a transaction of its own rather than a place in the next one.
+QUEUED_AHEAD = 50
 
 
 @dataclass(eq=False)
@@ -46,6 +52,7 @@ class Entry:
     record: ConsumerRecord
     item: Transition | None
     done: bool = False
+    claimed: bool = False  # handed to the express loop
 
 
 def is_express_sql(t: Transition) -> bool:
@@ -76,6 +83,8 @@ class LanePipeline:
         self._window: deque[Entry] = deque()
         self._waiting = 0  # entries in the window not routed yet
         self._more = asyncio.Event()  # the bulk loop has work
+        self._express_queue: asyncio.Queue[list[Entry]] = asyncio.Queue()
+        self._in_flight = 0  # entries in the bulk loop's transaction in progress
         self._room = asyncio.Event()  # the window has room
         self._room.set()
         self._committed: dict[TopicPartition, int] = {}
@@ -84,7 +93,7 @@ class LanePipeline:
         """Consume until cancelled (or until either loop fails: the supervisor's restart
         reads again from the first record not routed)."""
         self._rewind()
-        loops = [asyncio.create_task(self._read()), asyncio.create_task(self._bulk())]
+        loops = [asyncio.create_task(loop()) for loop in (self._read, self._bulk, self._fast)]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
             for loop in done:
@@ -106,6 +115,7 @@ class LanePipeline:
             if tp in self._consumer.assignment():
                 self._consumer.seek(tp, offset)
         self._window.clear()
+        self._express_queue = asyncio.Queue()
         self._waiting = 0
         self._room.set()
 
@@ -119,14 +129,15 @@ class LanePipeline:
             if not records:
                 continue
             items = {id(record): item for record, item in await self._decode(records)}
-            entries = [Entry(r, items.get(id(r))) for r in records]
-            express = self._express(entries)
-            if express:
-                await self._route(express)
-            for entry in entries:
-                entry.done = entry.done or entry.item is None
-                self._waiting += not entry.done
+            entries = [Entry(r, items.get(id(r)), done=id(r) not in items) for r in records]
+            if self._waiting - self._in_flight >= QUEUED_AHEAD:  # else: the next transaction
+                express = self._express(entries)
+                for entry in express:
+                    entry.claimed = True
+                if express:
+                    self._express_queue.put_nowait(express)
             self._window.extend(entries)
+            self._waiting += sum(not e.done for e in entries)
             if self._waiting >= self._lookahead:
                 self._room.clear()
             self._more.set()  # the bulk loop routes the rest and commits
@@ -144,24 +155,54 @@ class LanePipeline:
             waiting.add(lead)
         return express
 
+    async def _fast(self) -> None:
+        """The express loop: routes what the reader claimed, as soon as it can."""
+        while True:
+            entries = await self._express_queue.get()
+            while not self._express_queue.empty():
+                entries += self._express_queue.get_nowait()
+            await self._route(entries)
+            self._more.set()  # the bulk loop commits them and routes what waited behind
+
     async def _bulk(self) -> None:
         while True:
-            chunk = [e for e in self._window if not e.done][: self._max_records]
+            chunk = self._next_chunk()
             if not chunk:
                 self._more.clear()
-                await self._commit_routed()  # what the reader routed or had nothing for
+                await self._commit_routed()  # what the express loop routed, or no work
                 await self._more.wait()
                 continue
-            await self._route(chunk)
-            self._waiting -= len(chunk)
-            if self._waiting < self._lookahead:
-                self._room.set()
+            self._in_flight = len(chunk)
+            try:
+                await self._route(chunk)
+            finally:
+                self._in_flight = 0
             await self._commit_routed()
+
+    def _next_chunk(self) -> list[Entry]:
+        """Up to ``max_records`` entries not routed yet, in order, leaving out the
+        express loop's and whatever of their leads comes after them."""
+        chunk: list[Entry] = []
+        held: set[str] = set()
+        for entry in self._window:
+            if entry.done or entry.item is None:
+                continue
+            lead = entry.item.lead_id
+            if entry.claimed or lead in held:
+                held.add(lead)
+                continue
+            chunk.append(entry)
+            if len(chunk) >= self._max_records:
+                break
+        return chunk
 
     async def _route(self, entries: list[Entry]) -> None:
         await self._handle([(e.record, e.item) for e in entries if e.item is not None])
         for entry in entries:
             entry.done = True
+        self._waiting -= len(entries)
+        if self._waiting < self._lookahead:
+            self._room.set()
 
     async def _commit_routed(self) -> None:
         """Commit, per partition, up to the first record of the window not routed yet."""
