@@ -1,8 +1,8 @@
 """SIGKILL the scorer mid-stream several times: no transition is lost, none is ambiguous.
 
-The second restart finds the worker's local store deleted (a new disk): it recovers the
-tables from the changelog alone; the others recover from the store kept and the changelog
-records written after it.
+The second restart finds the worker's data directory deleted (a new disk): it recovers
+the tables from the changelog alone, as every restart does with the default
+``memory://`` store.
 
 The guarantee under test is at-least-once delivery with a deterministic id: after
 the crashes every expected transition is on ``leads.transitions`` and every copy of

@@ -26,7 +26,7 @@ class ScorerSettings(AdminSettings):
         description="faust's local data directory",
     )
     store: str = Field(
-        default="rocksdb://",
+        default="memory://",
         pattern=r"^(rocksdb|memory)://",
         alias="BATON_SCORER_STORE",
         description="Local table store: rocksdb:// keeps state across restarts, memory:// rereads"
