@@ -113,7 +113,7 @@ async def bench_read(bootstrap: str, topic: str, decode_too: bool) -> tuple[Time
 async def bench_replay(bootstrap: str, prefix: str) -> tuple[Timer, int]:
     replay = Replay(load_rules())
     with Timer() as timer:
-        await _feed(Target(bootstrap, prefix), ReadRange(), [replay])
+        await _feed(Target(bootstrap, prefix), ReadRange(), [replay], None)
     return timer, replay.events
 
 
