@@ -16,6 +16,16 @@ The override is upstream's method (faust-streaming 0.15.3) with that one change.
 :data:`UPSTREAM_SHA256` pins the upstream source it was taken from;
 ``tests/scorer/test_faust_consumer.py`` fails when an upgrade changes it, so the
 override is re-ported rather than silently diverging.
+
+:meth:`BatonConsumer.ack` closes a loss in faust's rebalance. A stream that takes a
+record off its queue while the flow is suspended (partitions being revoked, the worker
+stopping) or after the group's generation moved on *skips* it and acks it unprocessed;
+the revocation's commit then moves the group's offset past a record nobody scored, and
+its transition is never emitted. An ack in that window is not counted: the record stays
+uncommitted and whoever owns its partition next reads it again (a batch that finished
+in the window is scored twice; the scorer's event-id dedup and deterministic
+transition ids make that invisible downstream). :data:`UPSTREAM_ACK_SHA256` pins the
+upstream ``ack`` whose bookkeeping this relies on.
 """
 
 from __future__ import annotations
@@ -25,15 +35,33 @@ from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import Message
 from mode import Service, ServiceT
+
+from baton_scorer.metrics import REBALANCE_REREADS as REREAD
 
 #: sha256 (first 16 hex) of ``inspect.getsource(faust.transport.consumer.Consumer.
 #: _drain_messages)`` in the version this override was ported from.
 UPSTREAM_SHA256 = "44a2500309e83c63"
+#: The same of ``faust.transport.consumer.Consumer.ack``.
+UPSTREAM_ACK_SHA256 = "5fcf41cf45153475"
 
 
 class BatonConsumer(AIOKafkaConsumer):
-    """faust's aiokafka consumer with records handed to the streams without a race."""
+    """faust's aiokafka consumer with records handed to the streams without a race,
+    and never a record committed that a rebalance skipped."""
+
+    def ack(self, message: Message) -> bool:
+        """Count ``message`` as done, unless acked mid-rebalance (see the module)."""
+        app = self.app
+        if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
+            return bool(super().ack(message))
+        # Done with for faust's wait for in-flight records, but its offset not recorded:
+        # it is read again from the committed offset.
+        message.acked = True
+        self._unacked_messages.discard(message)
+        REREAD.inc()
+        return False
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
         callback = self.callback

@@ -18,6 +18,10 @@ ACTIVITIES = Counter(
     ["kind"],
 )
 DEAD_LETTERS = Counter("baton_scorer_dead_letters_total", "Records sent to the DLQ")
+REBALANCE_REREADS = Counter(
+    "baton_scorer_rebalance_rereads_total",
+    "Records acked during a rebalance or stop, left uncommitted to be read again",
+)
 EVENT_TIME_LAG = Gauge(
     "baton_scorer_event_time_lag_seconds",
     "Wall clock when the last batch was durable minus the newest event time in it",
