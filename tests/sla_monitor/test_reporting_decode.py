@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
-from baton_shared.schemas import Activity, ActivityKind, EventType, LeadEvent
+from baton_shared.schemas import (
+    Activity,
+    ActivityKind,
+    EventType,
+    LeadEvent,
+    SlaEvent,
+    SlaMeasure,
+    SlaStatus,
+)
 from baton_sla_monitor.reporting.feed import decode_fact
 
 AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -48,3 +56,28 @@ def test_events_count_only_with_a_utm_touch_or_an_anonymous_id_joined_to_a_lead(
     assert got == [None, utm, joined, None]
     qualified = Activity(activity_id="q", lead_id="l", kind=ActivityKind.QUALIFIED, occurred_at=AT)
     assert decode_fact(record("leads.activity", qualified.to_bytes())) is None
+
+
+def test_of_the_sla_events_only_a_reps_met_or_breached_clock_counts() -> None:
+    def sla(status: SlaStatus, measure: SlaMeasure = SlaMeasure.FIRST_TOUCH) -> SlaEvent:
+        return SlaEvent(
+            event_id=f"{status}-{measure}",
+            clock_id="c-1",
+            lead_id="lead-1",
+            assignment_id="a-1" if measure == SlaMeasure.FIRST_TOUCH else None,
+            status=status,
+            measure=measure,
+            started_at=AT,
+            deadline_at=AT,
+            at=AT,
+        )
+
+    counted = [sla(SlaStatus.MET), sla(SlaStatus.BREACHED)]
+    passed_over = [
+        sla(SlaStatus.STARTED),
+        sla(SlaStatus.AT_RISK),
+        sla(SlaStatus.CANCELLED),
+        sla(SlaStatus.BREACHED, SlaMeasure.ASSIGN),
+    ]
+    got = [decode_fact(record("p.leads.sla", e.to_bytes())) for e in counted + passed_over]
+    assert got == [*counted, None, None, None, None]

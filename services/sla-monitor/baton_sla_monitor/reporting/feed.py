@@ -4,7 +4,10 @@
 :class:`~baton_sla_monitor.reporting.store.JourneyStore`, and refreshes the gauges.
 
 A group of its own keeps the clocks' consumer free of the event stream's volume and
-lets the store be rebuilt without touching the clocks. Which records count, and how
+lets the store be rebuilt without touching the clocks. The feed shares the monitor's
+event loop with the sweep, so it folds at most :data:`MAX_BATCH` records per batch:
+each batch's work between two waits stays short, and a clock falling due is not kept
+waiting behind the reporting of the ones before it. Which records count, and how
 they decode, is :mod:`baton_shared.conversion.facts`, as for ``baton funnel``.
 """
 
@@ -21,6 +24,7 @@ from baton_shared.clock import utcnow
 from baton_shared.consumer import make_consumer
 from baton_shared.conversion import Fact, conversion_report
 from baton_shared.conversion.facts import fact_from, fact_topics
+from baton_shared.conversion.journeys import aliases_of, journey_of
 from baton_shared.kafka_connection import KafkaConnection
 from baton_shared.logs import get_logger
 from baton_shared.pipeline import ConsumePipeline, RetryPolicy
@@ -32,6 +36,7 @@ from baton_sla_monitor.reporting.store import JourneyStore
 log = get_logger(__name__)
 
 CONSUMER = "baton-sla-reporting"
+MAX_BATCH = 250  # records per batch (fewer when BATON_SLA_CONSUME_BATCH is smaller)
 Loop = Callable[[], Awaitable[None]]
 #: Column widths of ``reporting.journeys``: a longer id is poison, for the DLQ.
 LIMITS = {**MAX_LENGTHS, "anonymous_id": 256, "clock_id": 64, "event_id": 256}
@@ -39,22 +44,26 @@ LIMITS = {**MAX_LENGTHS, "anonymous_id": 256, "clock_id": 64, "event_id": 256}
 
 def decode_fact(record: ConsumerRecord) -> Fact | None:
     """The record as a fact for the journeys (:func:`baton_shared.conversion.fact_from`);
-    None when it says nothing the report uses, or does not decode or fit: such a record
-    is counted and passed over, never dead-lettered — each of these topics has a consumer
-    that owns its DLQ (the clocks' consumer, the router's escalation, the scorer), and a
-    second letter for the same record would only be noise."""
+    None when it says nothing the report uses (nor would the fold: an SLA warning, a
+    clock started), or does not decode or fit: such a record is counted and passed over,
+    never dead-lettered — each of these topics has a consumer that owns its DLQ (the
+    clocks' consumer, the router's escalation, the scorer), and a second letter for the
+    same record would only be noise."""
     if record.value is None:
         return None
     try:
         fact = fact_from(record.topic, record.value)
+        fields = type(fact).model_fields if fact is not None else {}
         for name, limit in LIMITS.items():
-            value = getattr(fact, name, None)
+            value = getattr(fact, name) if name in fields else None
             if isinstance(value, str) and len(value) > limit:
                 raise ValueError(f"{name} is over {limit} characters")
     except ValueError as exc:
         topic = ".".join(record.topic.rsplit(".", 2)[-2:])
         gauges.SKIPPED.labels(topic).inc()
         log.warning("reporting_record_skipped", topic=topic, error=str(exc)[:200])
+        return None
+    if fact is None or (journey_of(fact) is None and aliases_of(fact) is None):
         return None
     return fact
 
@@ -78,7 +87,7 @@ class ReportingFeed:
         self._bootstrap = kafka
         self._topics = topics
         self._retry = retry
-        self._batch = batch
+        self._batch = min(batch, MAX_BATCH)
         self._refresh_seconds = refresh_seconds
         self._gauge_window = timedelta(days=gauge_days)
         self._target = mql_target_per_day
