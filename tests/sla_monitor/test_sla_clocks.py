@@ -16,6 +16,7 @@ from baton_shared.ids import stable_id
 from baton_shared.schemas import Activity, ActivityKind, Assignment
 from baton_shared.topics import Topics
 from tests.support.kafka import read_all, wait_for_record
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -118,11 +119,13 @@ async def test_reassignment_closes_the_old_clock_and_restarts_for_the_new_rep(
     met = (await events_until(kafka_bootstrap, topics, second, "met"))[-1]
     assert met["rep_id"] == second.rep_id
     assert met["elapsed_seconds"] == pytest.approx(0.5)
-    clocks = await service.reports.lead_clocks(first.lead_id, None, 100)
-    assert [(c.assignment_id, c.status) for c in clocks] == [
-        (first.assignment_id, "reassigned"),
-        (second.assignment_id, "met"),
-    ]
+    expected = [(first.assignment_id, "reassigned"), (second.assignment_id, "met")]
+
+    async def stored() -> bool:  # the event goes out just before its transaction commits
+        clocks = await service.reports.lead_clocks(first.lead_id, None, 100)
+        return [(c.assignment_id, c.status) for c in clocks] == expected
+
+    await wait_until(stored, "the reassigned and the met clock in the database", 10)
     # Once a control clock with the same deadline has breached, the sweep has passed the
     # first clock's deadline too: a closed clock never fires.
     control = assignment(first.assigned_at)
