@@ -1,4 +1,4 @@
-"""The scorer's consumer override stays a faithful port of faust's, with one change."""
+"""The scorer's consumer overrides stay faithful ports of faust's, with the changes named."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ import inspect
 
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import TP
 from faust.types.tuples import Message
 
+from baton_scorer import faust_consumer
 from baton_scorer.app import create_app
 from baton_scorer.config import ScorerSettings
-from baton_scorer.faust_consumer import UPSTREAM_ACK_SHA256, UPSTREAM_SHA256, BatonConsumer
+from baton_scorer.faust_consumer import (
+    UPSTREAM_ACK_SHA256,
+    UPSTREAM_NEW_OFFSET_SHA256,
+    UPSTREAM_SHA256,
+    BatonConsumer,
+)
 from baton_scorer.rules_source import RulesSource
 
 
@@ -22,11 +29,15 @@ def test_upstream_drain_loop_is_the_one_the_override_was_ported_from() -> None:
     assert hashlib.sha256(source.encode()).hexdigest()[:16] == UPSTREAM_SHA256
 
 
-def test_upstream_ack_is_the_one_the_override_relies_on() -> None:
-    """``BatonConsumer.ack`` marks a message done the way upstream's does; an upgrade
-    that changes upstream's bookkeeping fails here."""
-    source = inspect.getsource(Consumer.ack)
-    assert hashlib.sha256(source.encode()).hexdigest()[:16] == UPSTREAM_ACK_SHA256
+def test_upstream_ack_and_commit_offset_are_the_ones_the_overrides_rely_on() -> None:
+    """``BatonConsumer.ack`` and ``_new_offset`` keep upstream's bookkeeping; an upgrade
+    that changes it fails here."""
+    for method, digest in (
+        (Consumer.ack, UPSTREAM_ACK_SHA256),
+        (Consumer._new_offset, UPSTREAM_NEW_OFFSET_SHA256),
+    ):
+        source = inspect.getsource(method)
+        assert hashlib.sha256(source.encode()).hexdigest()[:16] == digest
 
 
 def test_override_hands_over_directly_and_keeps_the_race_for_rebalances() -> None:
@@ -34,6 +45,8 @@ def test_override_hands_over_directly_and_keeps_the_race_for_rebalances() -> Non
     upstream = inspect.getsource(Consumer._drain_messages)
     assert "await callback(message)" in ours and "await callback(message)" not in upstream
     assert "self.wait_first(callback(message), self.suspend_flow.wait())" in ours
+    # ... and drops what was fetched before a rebalance instead of handing it over
+    assert "message.generation_id != app.consumer_generation_id" in ours
 
 
 def test_the_worker_uses_the_override(tmp_path) -> None:
@@ -53,13 +66,7 @@ def test_a_record_acked_mid_rebalance_is_not_committed(tmp_path, monkeypatch) ->
     acks it unprocessed; counted, the revocation's commit would move the group past a
     record nobody scored. Such an ack (or one from an older generation) is not passed
     to faust's commit bookkeeping, but the record no longer holds up the rebalance."""
-    settings = ScorerSettings.model_validate(
-        {
-            "BATON_ENV": "test",
-            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
-            "BATON_SCORER_DATA_DIR": str(tmp_path),
-        }
-    )
+    settings = _settings(tmp_path)
     app = create_app(settings, RulesSource(None))
     counted: list[int] = []
     monkeypatch.setattr(
@@ -84,3 +91,32 @@ def test_a_record_acked_mid_rebalance_is_not_committed(tmp_path, monkeypatch) ->
     assert consumer.ack(record(2, generation - 1)) is False  # read before a rebalance
     assert consumer.ack(record(3)) is True
     assert counted == [0, 3]
+
+
+def test_no_commit_past_a_record_not_processed_and_the_partition_is_read_again(
+    tmp_path, monkeypatch
+) -> None:
+    """Upstream would commit 13 over offsets 11 and 12 with 10 committed, passing over
+    record 10. Here nothing is committed until 10 is done; if it stays undone while
+    later records are, the partition is read again from 10."""
+    monkeypatch.setattr(faust_consumer, "HOLE_SECONDS", 0.0)
+    consumer = create_app(_settings(tmp_path), RulesSource(None)).consumer
+    tp = TP("events", 0)
+    consumer._committed_offset[tp] = 10
+    consumer._acked[tp].extend([11, 12])
+    assert consumer._new_offset(tp) is None
+    assert not consumer._rereads  # first seen: it may just be in flight
+    assert consumer._new_offset(tp) is None
+    assert consumer._rereads == {tp: 10}
+    consumer._acked[tp].append(10)
+    assert consumer._new_offset(tp) == 13
+
+
+def _settings(tmp_path) -> ScorerSettings:
+    return ScorerSettings.model_validate(
+        {
+            "BATON_ENV": "test",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "BATON_SCORER_DATA_DIR": str(tmp_path),
+        }
+    )

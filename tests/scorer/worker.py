@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ def scorer_env(bootstrap: str, workdir: Path, rules_file: Path | None = None) ->
         "BATON_TOPIC_PARTITIONS": "3",
         "BATON_SCORER_DATA_DIR": str(workdir / "scorer"),
         "BATON_LOG_FORMAT": "console",
-        "BATON_LOG_LEVEL": "WARNING",
+        "BATON_LOG_LEVEL": os.environ.get("BATON_TEST_WORKER_LOG_LEVEL", "WARNING"),
     }
     if rules_file is not None:
         env["BATON_SCORER_RULES_FILE"] = str(rules_file)

@@ -38,6 +38,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from faust.exceptions import ConsumerNotStarted
 
 from baton_scorer import core, erasure
 from baton_scorer.accounts_stream import AccountRollup
@@ -204,7 +205,10 @@ def create_app(
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        shell.reset_caches()
+        # faust has waited for the batches in flight; a timer still saving leads
+        # finishes before the partitions (and their local stores) move.
+        async with shell.lock:
+            shell.reset_caches()
         rollup.reset()
 
     @app.on_partitions_assigned.connect
@@ -230,8 +234,14 @@ def create_app(
         async def follow_rules() -> None:
             await follower.follow(rules_changed)
 
+    def assigned() -> bool:
+        try:
+            return bool(app.consumer.assignment())
+        except ConsumerNotStarted:  # asked before faust has started its consumer
+            return False
+
     def health(view: Any) -> web.Response:
-        ready = app.rebalancing is False and bool(app.consumer.assignment())
+        ready = app.rebalancing is False and assigned()
         body = Health(
             status="ready" if ready else "unavailable",
             checks={"kafka": ready},

@@ -1,58 +1,84 @@
-"""faust-streaming's Kafka consumer, with records handed to the streams without a race.
+"""faust-streaming's Kafka consumer, with the hand-over of records made cheaper and its
+offset commits made safe around rebalances.
 
-faust's ``Consumer._drain_messages`` hands every fetched record to the streams with
-``await self.wait_first(callback(message), self.suspend_flow.wait())``. ``wait_first``
-wraps each awaitable — plus the service's ``stopped`` and ``crashed`` events — in a
-task, runs ``asyncio.wait`` over the four, and cancels the three losers: per record.
-That costs more than scoring the record (``bench/scorer.py`` measures a worker).
+**Hand-over.** faust's ``Consumer._drain_messages`` hands every fetched record to the
+streams with ``await self.wait_first(callback(message), self.suspend_flow.wait())``.
+``wait_first`` wraps each awaitable — plus the service's ``stopped`` and ``crashed``
+events — in a task, runs ``asyncio.wait`` over the four, and cancels the three losers:
+per record. That costs more than scoring the record (``bench/scorer.py`` measures a
+worker). The race exists for rebalances: when faust suspends the flow, a hand-over
+blocked in flow control must give up so the consumer can move on. So the override
+keeps it exactly then — whenever ``suspend_flow`` is set — and hands over directly
+otherwise; on the direct path the hand-over can only wait on a full stream buffer,
+which the agent drains.
 
-The race exists for rebalances: when faust suspends the flow, a hand-over blocked in
-flow control must give up so the consumer can move on. So the override keeps it
-exactly then — whenever ``suspend_flow`` is set — and hands over directly otherwise.
-On the direct path the hand-over checks flow control at its start (it is active),
-so it can only wait on a full stream buffer, which the agent drains.
+**Commits.** faust commits a partition up to the last of a run of acked offsets, and
+around a rebalance a record can be acked unprocessed, or never handed over, while
+later ones are scored; a commit past it loses its transition for good (the kill,
+rolling-restart and scale-out tests caught all three):
 
-The override is upstream's method (faust-streaming 0.15.3) with that one change.
-:data:`UPSTREAM_SHA256` pins the upstream source it was taken from;
-``tests/scorer/test_faust_consumer.py`` fails when an upgrade changes it, so the
-override is re-ported rather than silently diverging.
+- a stream that takes a record off its queue while the flow is suspended (partitions
+  being revoked, the worker stopping) or after the group's generation moved on skips
+  it *and acks it*. :meth:`BatonConsumer.ack` does not count an ack made in that
+  window: the record stays uncommitted and its partition's next owner reads it again
+  (a batch that finished in the window is scored twice, which the scorer's event-id
+  dedup and deterministic transition ids make invisible downstream);
+- a record fetched before the latest rebalance would be skipped the same way, and its
+  offset kept as read, so the copies the rebalance's seek fetches again look old and
+  are dropped. The drain loop drops it instead, unread;
+- upstream commits past a single missing offset at the head of the acked ones.
+  :meth:`BatonConsumer._new_offset` commits only a run that starts at the committed
+  offset, and when the record there stays unprocessed for :data:`HOLE_SECONDS` while
+  later ones are done, the drain loop seeks the partition back to it
+  (``baton_scorer_partition_rereads_total``).
 
-:meth:`BatonConsumer.ack` closes a loss in faust's rebalance. A stream that takes a
-record off its queue while the flow is suspended (partitions being revoked, the worker
-stopping) or after the group's generation moved on *skips* it and acks it unprocessed;
-the revocation's commit then moves the group's offset past a record nobody scored, and
-its transition is never emitted. An ack in that window is not counted: the record stays
-uncommitted and whoever owns its partition next reads it again (a batch that finished
-in the window is scored twice; the scorer's event-id dedup and deterministic
-transition ids make that invisible downstream). :data:`UPSTREAM_ACK_SHA256` pins the
-upstream ``ack`` whose bookkeeping this relies on.
+The overrides are upstream's (faust-streaming 0.15.3) with those changes; the
+``UPSTREAM_*`` digests pin the sources they were taken from, and
+``tests/scorer/test_faust_consumer.py`` fails when an upgrade changes one, so the
+override is re-ported rather than silently diverging. Baton's input topics carry no
+transaction markers (no producer writes them in a transaction), so the offsets of a
+partition's records are consecutive and a missing one is a record not processed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.types import Message
+from faust.types import TP, Message
 from mode import Service, ServiceT
 
-from baton_scorer.metrics import REBALANCE_REREADS as REREAD
+from baton_scorer.metrics import PARTITION_REREADS, REBALANCE_REREADS
+from baton_shared.logs import get_logger
+
+log = get_logger(__name__)
 
 #: sha256 (first 16 hex) of ``inspect.getsource(faust.transport.consumer.Consumer.
 #: _drain_messages)`` in the version this override was ported from.
 UPSTREAM_SHA256 = "44a2500309e83c63"
-#: The same of ``faust.transport.consumer.Consumer.ack``.
+#: The same of ``Consumer.ack`` and ``Consumer._new_offset``.
 UPSTREAM_ACK_SHA256 = "5fcf41cf45153475"
+UPSTREAM_NEW_OFFSET_SHA256 = "1d2c7ea89a7ad4f1"
+
+#: How long the record at a partition's committed offset may stay unprocessed while
+#: later ones are done before the partition is read again from it.
+HOLE_SECONDS = 5.0
 
 
 class BatonConsumer(AIOKafkaConsumer):
-    """faust's aiokafka consumer with records handed to the streams without a race,
-    and never a record committed that a rebalance skipped."""
+    """faust's aiokafka consumer: records handed to the streams without a race, and
+    never an offset committed past a record not processed (see the module)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._holes: dict[TP, tuple[int, float]] = {}  # committed offset, since when
+        self._rereads: dict[TP, int] = {}  # partitions for the drain loop to seek back
 
     def ack(self, message: Message) -> bool:
-        """Count ``message`` as done, unless acked mid-rebalance (see the module)."""
+        """Count ``message`` as done, unless acked mid-rebalance."""
         app = self.app
         if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
             return bool(super().ack(message))
@@ -60,8 +86,46 @@ class BatonConsumer(AIOKafkaConsumer):
         # it is read again from the committed offset.
         message.acked = True
         self._unacked_messages.discard(message)
-        REREAD.inc()
+        REBALANCE_REREADS.inc()
         return False
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``: upstream's, from a run of acked offsets that
+        starts at the committed one (a known gap there aside), else none."""
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if (
+            committed is not None
+            and acked
+            and min(acked) > committed
+            and not self._gap[tp].overlaps(committed)
+        ):
+            self._hole_at(tp, committed)
+            return None
+        self._holes.pop(tp, None)
+        return cast(int | None, super()._new_offset(tp))
+
+    def _hole_at(self, tp: TP, offset: int) -> None:
+        now = time.monotonic()
+        held = self._holes.get(tp)
+        if held is None or held[0] != offset:
+            self._holes[tp] = (offset, now)
+        elif now - held[1] >= HOLE_SECONDS:
+            self._holes[tp] = (offset, now)
+            self._rereads[tp] = offset
+
+    async def _seek_back(self) -> None:
+        """Read again, from their committed offset, the partitions with a record there
+        that was never processed (still ours, nothing committed since)."""
+        rereads, self._rereads = self._rereads, {}
+        assigned = self.assignment()
+        for tp, offset in rereads.items():
+            if tp in assigned and self._committed_offset[tp] == offset:
+                log.warning(
+                    "partition_read_again", topic=tp.topic, partition=tp.partition, offset=offset
+                )
+                PARTITION_REREADS.inc()
+                await self.seek(tp, offset)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
         callback = self.callback
@@ -75,6 +139,7 @@ class BatonConsumer(AIOKafkaConsumer):
         unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+        app = self.app
 
         yield_every = 100
         num_since_yield = 0
@@ -82,6 +147,8 @@ class BatonConsumer(AIOKafkaConsumer):
 
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
+                if self._rereads:  # between fetches: no record of the old position in hand
+                    await self._seek_back()
                 set_flag(CONSUMER_FETCHING)
                 ait = cast(Any, getmany(timeout=1.0))
                 await self.sleep(0)
@@ -92,6 +159,11 @@ class BatonConsumer(AIOKafkaConsumer):
                             await sleep(0)
                             num_since_yield = 0
 
+                        if message.generation_id != app.consumer_generation_id:
+                            # Fetched before a rebalance: the seek that ends it reads the
+                            # record again; handed over, it would only be skipped, and
+                            # its offset would make the re-read copies look old.
+                            continue
                         offset = message.offset
                         r_offset = get_read_offset(tp)
                         if r_offset is None or offset >= r_offset:

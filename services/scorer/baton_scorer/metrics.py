@@ -22,6 +22,10 @@ REBALANCE_REREADS = Counter(
     "baton_scorer_rebalance_rereads_total",
     "Records acked during a rebalance or stop, left uncommitted to be read again",
 )
+PARTITION_REREADS = Counter(
+    "baton_scorer_partition_rereads_total",
+    "Partitions read again from their committed offset, whose record was never processed",
+)
 EVENT_TIME_LAG = Gauge(
     "baton_scorer_event_time_lag_seconds",
     "Wall clock when the last batch was durable minus the newest event time in it",

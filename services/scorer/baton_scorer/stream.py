@@ -200,6 +200,8 @@ class ScorerShell:
             self.timers.clear()
             self.refill = asyncio.create_task(self.refill_timers())
         async with self.lock:
+            if app.rebalancing:  # began while this waited for the lock
+                return
             now = time.time()
             due = self.timers.pop_due(now)
             if self.privacy is not None:
