@@ -1,6 +1,7 @@
 """The SLA monitor holding a million open clocks: how late do the due ones fire?
 
     uv run python bench/_scale_sla.py [--clocks 1000000] [--firing 20000] [--spread-seconds 120]
+        [--journeys 0]
 
 :func:`measure_sla` opens ``clocks`` clocks in a fresh database (``bench/sla.py``'s
 ``fresh_run``, removed at the end) with one monitor running: ``clocks - firing`` of
@@ -11,6 +12,9 @@ opened through ``ClockStore.open_many`` (the consumer's path) with deadlines spr
 consumer process minus due (``bench/sla.py``'s collector), over the firing clocks'
 warnings and breaches. Also reports the sweep query's plan (index or not), the size of
 the clocks table per clock, and how long the stats loop's open-clock count takes.
+``journeys`` puts that many leads in the reporting store, entered over the last four
+weeks (in the gauges' window: each refresh of the reporting gauges, once a minute,
+reads and reports them all while the clocks fire), and reports one refresh's time.
 
 Needs ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``; run alone, it starts the local
 dev stack (``.devstack``) when they are not set. ``bench/scale.py`` calls
@@ -70,6 +74,39 @@ _COPY = text(
     WHERE t.id = :tid
     """
 )
+
+# Journeys ``:first`` to ``:last`` of the bulk-loaded leads, entered over four weeks: a
+# third SQL and contacted, a sixth accepted, a twelfth won.
+_JOURNEYS = text(
+    """
+    INSERT INTO reporting.journeys (lead_id, entered_at, mql_at, sql_at, accepted_at, won_at,
+      source, campaign, pool, rep_id, assigned_at, assignment_id, contacted_ats)
+    SELECT 'idle-lead-' || g, x.at, x.at,
+      CASE WHEN g % 3 = 0 THEN x.at + interval '1 hour' END,
+      CASE WHEN g % 6 = 0 THEN x.at + interval '1 day' END,
+      CASE WHEN g % 12 = 0 THEN x.at + interval '2 days' END,
+      'source-' || (g % 5), 'campaign-' || (g % 50), 'team-' || (g % 4), 'rep-' || (g % 5000),
+      x.at + interval '1 hour', 'idle-a-' || g,
+      CASE WHEN g % 3 = 0 THEN ARRAY[x.at + interval '2 hours'] ELSE '{}' END
+    FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS g,
+      LATERAL (SELECT now() - make_interval(secs => g * :step)) AS x(at)
+    """
+)
+
+
+async def load_journeys(service: SlaService, count: int) -> float:
+    """``count`` journeys in the reporting store; how long one gauge refresh then takes."""
+    step = timedelta(days=28).total_seconds() / max(count, 1)
+    for first in range(1, count + 1, LOAD_CHUNK):
+        last = min(count, first + LOAD_CHUNK - 1)
+        async with service.engine.begin() as conn:
+            await conn.execute(_JOURNEYS, {"first": first, "last": last, "step": step})
+    async with service.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE reporting.journeys"))
+    started = time.monotonic()
+    await service.reporting.refresh_gauges()
+    return time.monotonic() - started
 
 
 async def bulk_load(service: SlaService, count: int) -> float:
@@ -134,6 +171,7 @@ async def measure_sla(
     firing: int = 20_000,
     spread_seconds: float = 120,
     window_seconds: float = 60,
+    journeys: int = 0,
 ) -> dict:
     """Lateness of ``firing`` clocks' warnings and breaches while ``clocks`` are open."""
     if not 0 < firing <= clocks:
@@ -146,6 +184,7 @@ async def measure_sla(
             idle = clocks - firing
             print(f"loading {idle:,} open clocks due from {IDLE_AFTER} on ...", flush=True)
             load_seconds = await bulk_load(monitor, idle) if idle else 0.0
+            refresh_seconds = await load_journeys(monitor, journeys) if journeys else None
             collecting = CollectorProcess(bootstrap, settings.topics.sla, firing)
             seed_budget = 20 + firing / 300  # open_many runs at a few hundred/s on a busy host
             t0 = datetime.now(UTC) + timedelta(seconds=seed_budget)
@@ -188,6 +227,8 @@ async def measure_sla(
         "sla_stats_compliance_ms": tables["compliance_ms"],
         "sla_day_report_ms": tables["report_ms"],
         "sla_sweep_uses_index": "ix_clocks_open_next_fire" in plan and "Seq Scan" not in plan,
+        "sla_reporting_journeys": journeys,
+        "sla_gauge_refresh_s": None if refresh_seconds is None else round(refresh_seconds, 2),
     }
     print(
         f"{clocks:,} open clocks, {firing:,} firing over {spread_seconds:.0f} s: "
@@ -205,10 +246,13 @@ def main() -> None:
     parser.add_argument("--firing", type=int, default=20_000)
     parser.add_argument("--spread-seconds", type=float, default=120)
     parser.add_argument("--window-seconds", type=float, default=60)
+    parser.add_argument("--journeys", type=int, default=0, help="leads in the reporting store")
     args = parser.parse_args()
     os.environ.update(infra_env())
     figures = asyncio.run(
-        measure_sla(args.clocks, args.firing, args.spread_seconds, args.window_seconds)
+        measure_sla(
+            args.clocks, args.firing, args.spread_seconds, args.window_seconds, args.journeys
+        )
     )
     print_figures(figures)
 

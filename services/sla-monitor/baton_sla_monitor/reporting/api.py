@@ -4,6 +4,7 @@ admin bearer token and answers errors as problem details."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -49,6 +50,7 @@ def reporting_routes(store: JourneyStore, default_target_per_day: float) -> APIR
         start, end = conversion_window(since, until)
         target = default_target_per_day if mql_target_per_day is None else mql_target_per_day
         journeys = await store.window(start, end)
-        return conversion_report(journeys, start, end, by, target)
+        # A month of leads: computed off the event loop, which the sweep shares.
+        return await asyncio.to_thread(conversion_report, journeys, start, end, by, target)
 
     return routes

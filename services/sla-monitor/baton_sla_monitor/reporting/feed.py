@@ -121,7 +121,10 @@ class ReportingFeed:
         until = utcnow()
         since = until - self._gauge_window
         journeys = await self.store.window(since, until)
-        gauges.publish(conversion_report(journeys, since, until, "speed_to_lead", self._target))
+        report = await asyncio.to_thread(
+            conversion_report, journeys, since, until, "speed_to_lead", self._target
+        )
+        gauges.publish(report)
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -8,9 +8,10 @@ every monitor and a rebuild). Because the fold is idempotent and commutative, a 
 applied twice, or out of order with another, leaves the same rows. Reads and writes
 go through statements compiled once (the write is one upsert executed with every
 changed row), so a batch costs the event loop it shares with the sweep little more
-than the fold. In privacy mode (``keys`` set) the batch's sealed transitions are
-opened first, so a journey's industry and segment come from the lead's traits as
-without it.
+than the fold. :meth:`JourneyStore.window` reads its journeys :data:`READ_CHUNK` at a
+time: a month of leads is many rows, and the loop has its turns between chunks. In
+privacy mode (``keys`` set) the batch's sealed transitions are opened first, so a
+journey's industry and segment come from the lead's traits as without it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from baton_sla_monitor.reporting.tables import JourneyRow
 
 LOCK_KEY = 0x42_52_45_50  # "BREP": one writer at a time
 MERGE_HOPS = 8  # survivors of survivors followed when loading
+READ_CHUNK = 500  # journeys of a window read (and built) per round trip
 _TABLE = JourneyRow.__table__
 _COLUMNS = _TABLE.columns
 _WIDTHS = {c.name: c.type.length for c in _COLUMNS if getattr(c.type, "length", None)}
@@ -92,8 +94,12 @@ class JourneyStore:
                 (c.mql_at >= since) & (c.mql_at < until),
             ),
         )
+        journeys: list[Journey] = []
         async with self._sessions() as session:
-            return [_journey(r) for r in (await session.execute(query)).mappings()]
+            result = await session.stream(query.execution_options(yield_per=READ_CHUNK))
+            async for rows in result.partitions():
+                journeys.extend(_journey(r._mapping) for r in rows)
+        return journeys
 
     async def clear(self) -> None:
         """Empty the store (a rebuild starts from fresh tables)."""
