@@ -8,21 +8,23 @@ every monitor and a rebuild). Because the fold is idempotent and commutative, a 
 applied twice, or out of order with another, leaves the same rows. Reads and writes
 go through statements compiled once (the write is one upsert executed with every
 changed row), so a batch costs the event loop it shares with the sweep little more
-than the fold. :meth:`JourneyStore.window` reads its journeys :data:`READ_CHUNK` at a
-time: a month of leads is many rows, and the loop has its turns between chunks. In
-privacy mode (``keys`` set) the batch's sealed transitions are opened first, so a
-journey's industry and segment come from the lead's traits as without it.
+than the fold. :meth:`JourneyStore.window` reads its rows :data:`READ_CHUNK` at a time
+and builds the journeys in a worker thread: a month of leads is many rows, and the
+loop keeps its turns meanwhile. In privacy mode (``keys`` set) the batch's sealed
+transitions are opened first, so a journey's industry and segment come from the lead's
+traits as without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton_shared.conversion import Fact, Journey, Ledger, lead_ids_of
@@ -32,7 +34,7 @@ from baton_sla_monitor.reporting.tables import JourneyRow
 
 LOCK_KEY = 0x42_52_45_50  # "BREP": one writer at a time
 MERGE_HOPS = 8  # survivors of survivors followed when loading
-READ_CHUNK = 500  # journeys of a window read (and built) per round trip
+READ_CHUNK = 500  # rows of a window read per round trip
 _TABLE = JourneyRow.__table__
 _COLUMNS = _TABLE.columns
 _WIDTHS = {c.name: c.type.length for c in _COLUMNS if getattr(c.type, "length", None)}
@@ -58,6 +60,10 @@ def _row(journey: Journey) -> dict[str, Any]:
 
 def _journey(row: RowMapping) -> Journey:
     return Journey.from_row(dict(row))
+
+
+def _journeys(rows: Sequence[Row[Any]]) -> list[Journey]:
+    return [_journey(r._mapping) for r in rows]
 
 
 class JourneyStore:
@@ -94,12 +100,12 @@ class JourneyStore:
                 (c.mql_at >= since) & (c.mql_at < until),
             ),
         )
-        journeys: list[Journey] = []
+        rows: list[Row[Any]] = []
         async with self._sessions() as session:
             result = await session.stream(query.execution_options(yield_per=READ_CHUNK))
-            async for rows in result.partitions():
-                journeys.extend(_journey(r._mapping) for r in rows)
-        return journeys
+            async for chunk in result.partitions():
+                rows.extend(chunk)
+        return await asyncio.to_thread(_journeys, rows)
 
     async def clear(self) -> None:
         """Empty the store (a rebuild starts from fresh tables)."""
