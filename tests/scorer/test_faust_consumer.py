@@ -47,6 +47,8 @@ def test_override_hands_over_directly_and_keeps_the_race_for_rebalances() -> Non
     assert "self.wait_first(callback(message), self.suspend_flow.wait())" in ours
     # ... and drops what was fetched before a rebalance instead of handing it over
     assert "message.generation_id != app.consumer_generation_id" in ours
+    # ... and hands a stream's records below the read offset over (a seek re-read them)
+    assert "offset >= r_offset or acked_topic" in ours
 
 
 def test_the_worker_uses_the_override(tmp_path) -> None:

@@ -29,8 +29,8 @@ class ScorerSettings(AdminSettings):
         default="memory://",
         pattern=r"^(rocksdb|memory)://",
         alias="BATON_SCORER_STORE",
-        description="Local table store: rocksdb:// keeps state across restarts, memory:// rereads"
-        " the changelog on every start",
+        description="Local table store: rocksdb:// keeps state across restarts (reading only"
+        " newer changelog records), memory:// rereads the whole changelog on every start",
     )
     cache_leads: int = Field(
         default=50_000,

@@ -25,12 +25,17 @@ rolling-restart and scale-out tests caught all three):
   dedup and deterministic transition ids make invisible downstream);
 - a record fetched before the latest rebalance would be skipped the same way, and its
   offset kept as read, so the copies the rebalance's seek fetches again look old and
-  are dropped. The drain loop drops it instead, unread;
+  are dropped. The drain loop drops it instead, unread, and hands over a stream's
+  records below the read offset rather than dropping them as already read;
 - upstream commits past a single missing offset at the head of the acked ones.
   :meth:`BatonConsumer._new_offset` commits only a run that starts at the committed
   offset, and when the record there stays unprocessed for :data:`HOLE_SECONDS` while
-  later ones are done, the drain loop seeks the partition back to it
-  (``baton_scorer_partition_rereads_total``).
+  later ones are done, the drain loop seeks the partition back to it;
+- a partition can also be left with records to read and none handed over (faust
+  parks a partition whose stream buffer filled, and a rebalance's seek can make the
+  records fetched again look old): one that makes no progress for
+  :data:`HOLE_SECONDS` while Kafka holds more is fetched again from its committed
+  offset (both counted in ``baton_scorer_partition_rereads_total``).
 
 The overrides are upstream's (faust-streaming 0.15.3) with those changes; the
 ``UPSTREAM_*`` digests pin the sources they were taken from, and
@@ -76,11 +81,14 @@ class BatonConsumer(AIOKafkaConsumer):
         super().__init__(*args, **kwargs)
         self._holes: dict[TP, tuple[int, float]] = {}  # committed offset, since when
         self._rereads: dict[TP, int] = {}  # partitions for the drain loop to seek back
+        self._progress: dict[TP, float] = {}  # when a record was last handed over or done
+        self._progress_generation = -1
 
     def ack(self, message: Message) -> bool:
         """Count ``message`` as done, unless acked mid-rebalance."""
         app = self.app
         if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
+            self._progress[message.tp] = time.monotonic()
             return bool(super().ack(message))
         # Done with for faust's wait for in-flight records, but its offset not recorded:
         # it is read again from the committed offset.
@@ -114,13 +122,33 @@ class BatonConsumer(AIOKafkaConsumer):
             self._holes[tp] = (offset, now)
             self._rereads[tp] = offset
 
+    def _watch_idle(self, now: float) -> None:
+        """Mark for reading again the partitions that have records to read and made no
+        progress for :data:`HOLE_SECONDS` (the clock starts at each assignment)."""
+        app = self.app
+        if self._progress_generation != app.consumer_generation_id:
+            self._progress_generation = app.consumer_generation_id
+            self._progress.clear()
+        if app.rebalancing or not app.flow_control.is_active():
+            return
+        for tp in self.assignment():
+            if not app.topics.acks_enabled_for(tp.topic):  # changelogs: recovery reads them
+                continue
+            since = self._progress.setdefault(tp, now)
+            committed = self._committed_offset[tp] or 0
+            highwater = self.highwater(tp)
+            if now - since >= HOLE_SECONDS and highwater is not None and highwater > committed:
+                self._progress[tp] = now
+                self.on_buffer_drop(tp)  # fetched again if faust had parked it
+                self._rereads[tp] = committed
+
     async def _seek_back(self) -> None:
         """Read again, from their committed offset, the partitions with a record there
         that was never processed (still ours, nothing committed since)."""
         rereads, self._rereads = self._rereads, {}
         assigned = self.assignment()
         for tp, offset in rereads.items():
-            if tp in assigned and self._committed_offset[tp] == offset:
+            if tp in assigned and (self._committed_offset[tp] or 0) == offset:
                 log.warning(
                     "partition_read_again", topic=tp.topic, partition=tp.partition, offset=offset
                 )
@@ -140,13 +168,19 @@ class BatonConsumer(AIOKafkaConsumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         app = self.app
+        progress = self._progress
 
         yield_every = 100
         num_since_yield = 0
         sleep = asyncio.sleep
 
         try:
+            watched = time.monotonic()
             while not (consumer_should_stop() or fetcher_should_stop()):
+                now = time.monotonic()
+                if now - watched >= 1.0:
+                    watched = now
+                    self._watch_idle(now)
                 if self._rereads:  # between fetches: no record of the old position in hand
                     await self._seek_back()
                 set_flag(CONSUMER_FETCHING)
@@ -166,10 +200,15 @@ class BatonConsumer(AIOKafkaConsumer):
                             continue
                         offset = message.offset
                         r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
+                        # A stream's record below the read offset is handed over too:
+                        # after a seek, records fetched before it have moved the read
+                        # offset past copies that were never scored (a repeat is
+                        # absorbed by the scorer's event-id dedup).
+                        acked_topic = acks_enabled_for(message.topic)
+                        if r_offset is None or offset >= r_offset or acked_topic:
                             gap = offset - (r_offset or 0)
                             if gap > 1 and r_offset:
-                                if acks_enabled_for(message.topic):
+                                if acked_topic:
                                     await self._add_gap(tp, r_offset + 1, offset)
                             if commit_every is not None:
                                 if self._n_acked >= commit_every:
@@ -180,6 +219,7 @@ class BatonConsumer(AIOKafkaConsumer):
                             else:  # the flow is active: hand the record over directly
                                 await callback(message)
                             set_read_offset(tp, offset)
+                            progress[tp] = now
                         else:
                             self.log.dev(
                                 "DROPPED MESSAGE ROFF %r: k=%r v=%r",
