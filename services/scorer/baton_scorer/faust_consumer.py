@@ -31,11 +31,10 @@ rolling-restart and scale-out tests caught all three):
   :meth:`BatonConsumer._new_offset` commits only a run that starts at the committed
   offset, and when the record there stays unprocessed for :data:`HOLE_SECONDS` while
   later ones are done, the drain loop seeks the partition back to it;
-- a partition can also be left with records to read and none handed over (faust
-  parks a partition whose stream buffer filled, and a rebalance's seek can make the
-  records fetched again look old): one that makes no progress for
-  :data:`HOLE_SECONDS` while Kafka holds more is fetched again from its committed
-  offset (both counted in ``baton_scorer_partition_rereads_total``).
+- a partition left with records to read and none handed over or done for
+  :data:`HOLE_SECONDS` (and not paused by faust because its stream buffer is full,
+  which is back-pressure, not a stall) is fetched again from its committed offset
+  (both counted in ``baton_scorer_partition_rereads_total``).
 
 The overrides are upstream's (faust-streaming 0.15.3) with those changes; the
 ``UPSTREAM_*`` digests pin the sources they were taken from, and
@@ -131,15 +130,15 @@ class BatonConsumer(AIOKafkaConsumer):
             self._progress.clear()
         if app.rebalancing or not app.flow_control.is_active():
             return
+        parked = self._buffered_partitions  # paused while their stream buffer is full
         for tp in self.assignment():
-            if not app.topics.acks_enabled_for(tp.topic):  # changelogs: recovery reads them
-                continue
+            if tp in parked or not app.topics.acks_enabled_for(tp.topic):
+                continue  # back-pressure; changelogs are recovery's to read
             since = self._progress.setdefault(tp, now)
             committed = self._committed_offset[tp] or 0
             highwater = self.highwater(tp)
             if now - since >= HOLE_SECONDS and highwater is not None and highwater > committed:
                 self._progress[tp] = now
-                self.on_buffer_drop(tp)  # fetched again if faust had parked it
                 self._rereads[tp] = committed
 
     async def _seek_back(self) -> None:
