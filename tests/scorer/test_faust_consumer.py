@@ -112,6 +112,13 @@ def test_no_commit_past_a_record_not_processed_and_the_partition_is_read_again(
     assert consumer._rereads == {tp: 10}
     consumer._acked[tp].append(10)
     assert consumer._new_offset(tp) == 13
+    # nothing committed yet: the run must start at the first offset handed over
+    fresh = TP("events", 1)
+    consumer._first[fresh] = (consumer.app.consumer_generation_id, 0)
+    consumer._acked[fresh].extend([1, 2])
+    assert consumer._new_offset(fresh) is None
+    consumer._acked[fresh].append(0)
+    assert consumer._new_offset(fresh) == 3
 
 
 def _settings(tmp_path) -> ScorerSettings:

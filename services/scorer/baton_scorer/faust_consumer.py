@@ -27,10 +27,12 @@ rolling-restart and scale-out tests caught all three):
   offset kept as read, so the copies the rebalance's seek fetches again look old and
   are dropped. The drain loop drops it instead, unread, and hands over a stream's
   records below the read offset rather than dropping them as already read;
-- upstream commits past a single missing offset at the head of the acked ones.
+- upstream commits past a single missing offset at the head of the acked ones, and
+  past any number when the partition has no committed offset yet.
   :meth:`BatonConsumer._new_offset` commits only a run that starts at the committed
-  offset, and when the record there stays unprocessed for :data:`HOLE_SECONDS` while
-  later ones are done, the drain loop seeks the partition back to it;
+  offset (with none, at the first offset handed over since the rebalance), and when
+  the record there stays unprocessed for :data:`HOLE_SECONDS` while later ones are
+  done, the drain loop seeks the partition back to it;
 - a partition left with records to read and none handed over or done for
   :data:`HOLE_SECONDS` (and not paused by faust because its stream buffer is full,
   which is back-pressure, not a stall) is fetched again from its committed offset
@@ -82,6 +84,7 @@ class BatonConsumer(AIOKafkaConsumer):
         self._rereads: dict[TP, int] = {}  # partitions for the drain loop to seek back
         self._progress: dict[TP, float] = {}  # when a record was last handed over or done
         self._progress_generation = -1
+        self._first: dict[TP, tuple[int, int]] = {}  # generation, first offset handed over
 
     def ack(self, message: Message) -> bool:
         """Count ``message`` as done, unless acked mid-rebalance."""
@@ -99,18 +102,24 @@ class BatonConsumer(AIOKafkaConsumer):
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: upstream's, from a run of acked offsets that
         starts at the committed one (a known gap there aside), else none."""
-        committed = self._committed_offset[tp]
+        start = self._start(tp)
         acked = self._acked[tp]
-        if (
-            committed is not None
-            and acked
-            and min(acked) > committed
-            and not self._gap[tp].overlaps(committed)
-        ):
-            self._hole_at(tp, committed)
+        if start is not None and acked and min(acked) > start and not self._gap[tp].overlaps(start):
+            self._hole_at(tp, start)
             return None
         self._holes.pop(tp, None)
         return cast(int | None, super()._new_offset(tp))
+
+    def _start(self, tp: TP) -> int | None:
+        """Where ``tp``'s next commit must start: the committed offset, or with none
+        yet, the first offset handed over since the latest rebalance."""
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            return int(committed)
+        first = self._first.get(tp)
+        if first is not None and first[0] == self.app.consumer_generation_id:
+            return first[1]
+        return None
 
     def _hole_at(self, tp: TP, offset: int) -> None:
         now = time.monotonic()
@@ -135,11 +144,16 @@ class BatonConsumer(AIOKafkaConsumer):
             if tp in parked or not app.topics.acks_enabled_for(tp.topic):
                 continue  # back-pressure; changelogs are recovery's to read
             since = self._progress.setdefault(tp, now)
-            committed = self._committed_offset[tp] or 0
+            start = self._start(tp)
             highwater = self.highwater(tp)
-            if now - since >= HOLE_SECONDS and highwater is not None and highwater > committed:
+            if (
+                now - since >= HOLE_SECONDS
+                and start is not None
+                and highwater is not None
+                and highwater > start
+            ):
                 self._progress[tp] = now
-                self._rereads[tp] = committed
+                self._rereads[tp] = start
 
     async def _seek_back(self) -> None:
         """Read again, from their committed offset, the partitions with a record there
@@ -147,7 +161,7 @@ class BatonConsumer(AIOKafkaConsumer):
         rereads, self._rereads = self._rereads, {}
         assigned = self.assignment()
         for tp, offset in rereads.items():
-            if tp in assigned and (self._committed_offset[tp] or 0) == offset:
+            if tp in assigned and self._start(tp) == offset:
                 log.warning(
                     "partition_read_again", topic=tp.topic, partition=tp.partition, offset=offset
                 )
@@ -168,6 +182,7 @@ class BatonConsumer(AIOKafkaConsumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         app = self.app
         progress = self._progress
+        firsts = self._first
 
         yield_every = 100
         num_since_yield = 0
@@ -219,6 +234,10 @@ class BatonConsumer(AIOKafkaConsumer):
                                 await callback(message)
                             set_read_offset(tp, offset)
                             progress[tp] = now
+                            first = firsts.get(tp)
+                            generation = message.generation_id
+                            if first is None or first[0] != generation or offset < first[1]:
+                                firsts[tp] = (generation, offset)
                         else:
                             self.log.dev(
                                 "DROPPED MESSAGE ROFF %r: k=%r v=%r",
