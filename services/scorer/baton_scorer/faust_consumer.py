@@ -33,6 +33,9 @@ rolling-restart and scale-out tests caught all three):
   offset (with none, at the first offset handed over since the rebalance), and when
   the record there stays unprocessed for :data:`HOLE_SECONDS` while later ones are
   done, the drain loop seeks the partition back to it;
+- a rebalance's seek to the committed offsets leaves a partition with none where it
+  is, past records that were fetched but not scored: those are sought to their
+  beginning (:meth:`BatonConsumer.seek_to_committed`);
 - a partition left with records to read and none handed over or done for
   :data:`HOLE_SECONDS` (and not paused by faust because its stream buffer is full,
   which is back-pressure, not a stall) is fetched again from its committed offset
@@ -154,6 +157,18 @@ class BatonConsumer(AIOKafkaConsumer):
             ):
                 self._progress[tp] = now
                 self._rereads[tp] = start
+
+    async def seek_to_committed(self) -> Any:
+        """Seek every partition to its committed offset, and the ones with none (or 0)
+        to their beginning: aiokafka leaves those where they are, so records fetched
+        before a rebalance and not scored would never be read again."""
+        committed = await super().seek_to_committed()
+        fresh = [tp for tp, offset in committed.items() if not offset]
+        if fresh:
+            earliest = await self.earliest_offsets(*fresh)
+            for tp in fresh:
+                await self.seek(tp, earliest.get(tp) or 0)
+        return committed
 
     async def _seek_back(self) -> None:
         """Read again, from their committed offset, the partitions with a record there
