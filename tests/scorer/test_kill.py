@@ -1,8 +1,8 @@
 """SIGKILL the scorer mid-stream several times: no transition is lost, none is ambiguous.
 
-The second restart finds the worker's data directory deleted (a new disk): it recovers
-the tables from the changelog alone, as every restart does with the default
-``memory://`` store.
+The first and third restarts find the worker's RocksDB store as the killed worker left
+it and read only the changelog records it lacks; the second finds the data directory
+deleted (a new disk) and recovers the tables from the changelog alone.
 
 The guarantee under test is at-least-once delivery with a deterministic id: after
 the crashes every expected transition is on ``leads.transitions`` and every copy of

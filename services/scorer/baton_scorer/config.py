@@ -26,11 +26,12 @@ class ScorerSettings(AdminSettings):
         description="faust's local data directory",
     )
     store: str = Field(
-        default="memory://",
+        default="rocksdb://",
         pattern=r"^(rocksdb|memory)://",
         alias="BATON_SCORER_STORE",
-        description="Local table store: rocksdb:// keeps state across restarts (reading only"
-        " newer changelog records), memory:// rereads the whole changelog on every start",
+        description="Local table store: rocksdb:// keeps state on disk across restarts (a"
+        " restart reads only newer changelog records), memory:// rereads the whole changelog"
+        " on every start",
     )
     cache_leads: int = Field(
         default=50_000,

@@ -14,6 +14,11 @@ reading the changelog from the offset last stored.
 Each worker process claims a numbered slot directory under the data directory
 (:func:`claim_slot`): a restarted worker takes the slot (and state) its predecessor
 left; two workers sharing a data directory never open the same databases.
+
+A database that claims a changelog offset its topic has not reached (the topic was
+deleted and created again, or the disk came from another cluster) holds states Kafka
+no longer has: it is deleted before the worker starts (:func:`discard_stores_ahead`),
+and the partition is read from the changelog instead.
 """
 
 from __future__ import annotations
@@ -21,13 +26,21 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
+from baton_shared.kafka import admin_client, start_client
+from baton_shared.kafka_connection import KafkaConnection, client_options
+from baton_shared.logs import get_logger
 from baton_shared.producer import partition_for, send_batched
+
+log = get_logger(__name__)
 
 ROCKSDB_OPTIONS: dict[str, int] = {
     # Per table partition. Small memtables and block cache: reads mostly hit the
@@ -69,6 +82,75 @@ def claim_slot(data_dir: Path, slots: int = 64) -> Path:
         slot.mkdir(exist_ok=True)
         return slot
     raise RuntimeError(f"all {slots} worker slots under {data_dir} are in use")
+
+
+def stored_offset(db_path: Path) -> int | None:
+    """The changelog offset a table partition's database says it holds (None: none)."""
+    import rocksdict  # only with rocksdb://
+
+    db = rocksdict.Rdict(
+        str(db_path),
+        options=rocksdict.Options(raw_mode=True),
+        access_type=rocksdict.AccessType.read_only(),
+    )
+    try:
+        offset = db.get(RocksDBStore.offset_key)
+    finally:
+        db.close()
+    return None if offset is None else int(offset)
+
+
+def discard_stores_ahead(
+    kafka: KafkaConnection | str, tabledir: Path, changelogs: dict[str, str]
+) -> list[Path]:
+    """Delete the databases under ``tabledir`` (``<table>-<partition>.db``, ``changelogs``
+    naming each table's changelog topic) whose stored offset is at or past the end of
+    their changelog partition, or whose changelog is gone; returns the paths deleted.
+    Runs before the worker starts (it runs its own event loop)."""
+    stored = {}
+    for path in sorted(tabledir.glob("*.db")):
+        table, _, partition = path.name.removesuffix(".db").rpartition("-")
+        if table in changelogs and partition.isdigit():
+            stored[path] = (TP(changelogs[table], int(partition)), stored_offset(path))
+    if not stored:
+        return []
+    ends = asyncio.run(changelog_ends(kafka, {tp for tp, _ in stored.values()}))
+    discarded = []
+    for path, (tp, offset) in stored.items():
+        end = ends.get(tp)
+        if offset is not None and (end is None or offset >= end):
+            log.warning(
+                "local_store_discarded", table_db=path.name, stored_offset=offset, changelog_end=end
+            )
+            shutil.rmtree(path)
+            discarded.append(path)
+    return discarded
+
+
+async def changelog_ends(kafka: KafkaConnection | str, tps: set[TP]) -> dict[TP, int]:
+    """The end offsets of those of ``tps`` that exist."""
+    admin = admin_client(kafka)
+    await start_client(admin, kafka)
+    try:
+        # All topics: naming absent ones could auto-create them with broker defaults.
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    partitions = {
+        (t["topic"], p["partition"])
+        for t in described
+        if not t["error_code"]
+        for p in t["partitions"]
+    }
+    present = [tp for tp in tps if (tp.topic, tp.partition) in partitions]
+    if not present:
+        return {}
+    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
+    await start_client(consumer, kafka)
+    try:
+        return await consumer.end_offsets(present)
+    finally:
+        await consumer.stop()
 
 
 def table_options(store_url: str) -> dict[str, Any]:

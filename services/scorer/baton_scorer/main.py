@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from baton_scorer.config import ScorerSettings
+from baton_scorer.local_store import discard_stores_ahead, is_persistent
 from baton_scorer.rules import RulesError, load_rules
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import publish_rules, read_rules_topic
@@ -54,6 +55,11 @@ def run_worker() -> None:
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, source, follower)
+    if is_persistent(settings.store):
+        changelogs = {
+            name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()
+        }
+        discard_stores_ahead(settings.kafka, Path(app.conf.tabledir), changelogs)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     tune_for_throughput()  # cached lead states are long-lived: keep the GC off them
     worker.execute_from_commandline()
