@@ -2,7 +2,8 @@
 the default and the production values validated against the Kubernetes JSON schemas
 (kubeconform, offline), then read for what a cluster operator relies on: probes,
 non-root read-only containers, a PDB per service, the ingest autoscaler, migrations as a
-release hook, the Prometheus Operator's objects carrying the same rules as compose."""
+release hook, the scorer's store on a claim of its own when persistence is on, the
+Prometheus Operator's objects carrying the same rules as compose."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from tests.deploy.tools import ROOT, TOOLS, missing, run, tool
 CHART = ROOT / "deploy" / "helm" / "baton"
 KUBERNETES_VERSION = "1.33.0"
 VALUES = {"default": [], "production": ["-f", str(CHART / "values-production.yaml")]}
+# The kinds a service runs as: the scorer is a StatefulSet with scorer.persistence.enabled.
+WORKLOADS = ("Deployment", "StatefulSet")
 # Custom resources of the Prometheus Operator: no schema ships in the Kubernetes set;
 # their content is checked below instead.
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -57,6 +60,14 @@ def of_kind(values: str, kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in documents(values) if d["kind"] == kind}
 
 
+def workloads(values: str) -> dict[str, dict[str, Any]]:
+    """Each service's Deployment or StatefulSet by name; a name is never both."""
+    found = [d for d in documents(values) if d["kind"] in WORKLOADS]
+    names = [d["metadata"]["name"] for d in found]
+    assert len(set(names)) == len(names), names
+    return dict(zip(names, found, strict=True))
+
+
 def test_helm_lint_passes_with_default_and_production_values() -> None:
     helm = tool("helm")
     run(helm, "lint", "--strict", str(CHART))
@@ -66,7 +77,7 @@ def test_helm_lint_passes_with_default_and_production_values() -> None:
 @pytest.mark.parametrize("values", sorted(VALUES))
 def test_every_rendered_manifest_is_valid_against_the_kubernetes_schemas(values: str) -> None:
     schemas = TOOLS / "schemas" / f"v{KUBERNETES_VERSION}-local-strict"
-    if not (schemas / "deployment-apps-v1.json").is_file():
+    if not all((schemas / f"{kind.lower()}-apps-v1.json").is_file() for kind in WORKLOADS):
         missing("the Kubernetes JSON schemas")
     location = str(
         TOOLS
@@ -91,17 +102,18 @@ def test_every_rendered_manifest_is_valid_against_the_kubernetes_schemas(values:
     valid = int(re.search(r"Valid: (\d+)", result.stdout)[1])
     assert valid == sum(1 for d in documents(values) if d["kind"] in kinds), result.stdout
     assert {"Deployment", "Service", "PodDisruptionBudget", "Job"} <= kinds
+    assert ("StatefulSet" in kinds) == (values == "production")
 
 
 @pytest.mark.parametrize("values", sorted(VALUES))
 def test_each_service_runs_non_root_read_only_with_probes_resources_and_a_pdb(
     values: str,
 ) -> None:
-    deployments = of_kind(values, "Deployment")
+    services = workloads(values)
     budgets = of_kind(values, "PodDisruptionBudget")
-    assert {name.removeprefix("baton-") for name in deployments} == set(SERVICES)
-    for name, deployment in deployments.items():
-        pod = deployment["spec"]["template"]["spec"]
+    assert {name.removeprefix("baton-") for name in services} == set(SERVICES)
+    for name, workload in services.items():
+        pod = workload["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["command"] == [f"baton-{name.removeprefix('baton-')}"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -111,17 +123,17 @@ def test_each_service_runs_non_root_read_only_with_probes_resources_and_a_pdb(
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["resources"]["requests"] and container["resources"]["limits"]
-        selector = deployment["spec"]["selector"]["matchLabels"]
+        selector = workload["spec"]["selector"]["matchLabels"]
         assert budgets[name]["spec"]["selector"]["matchLabels"] == selector
 
 
 @pytest.mark.parametrize("values", sorted(VALUES))
 def test_containers_set_only_variables_the_services_read(values: str) -> None:
     config = next(iter(of_kind(values, "ConfigMap").values()))["data"]
-    for name, deployment in of_kind(values, "Deployment").items():
+    for name, workload in workloads(values).items():
         settings = SERVICES[name.removeprefix("baton-")]
         read = {f.alias for f in settings.model_fields.values() if f.alias} | KAFKA_SECURITY
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
         # Secrets included: a container is given only the keys its service reads.
         env = {e["name"] for e in container["env"]} | set(config)
         unknown = env - read
@@ -139,6 +151,56 @@ def test_ingest_is_autoscaled_and_migrations_run_once_per_release() -> None:
     pod = job["spec"]["template"]["spec"]
     commands = [c["command"] for c in pod["initContainers"] + pod["containers"]]
     assert commands == [["baton-router", "migrate"], ["baton-sla-monitor", "migrate"]]
+
+
+def test_scorer_keeps_its_store_on_a_claim_of_its_own_with_persistence_enabled() -> None:
+    data_dir = ScorerSettings.model_fields["data_dir"].alias
+    scorer = of_kind("production", "StatefulSet")["baton-scorer"]["spec"]
+    assert "baton-scorer" not in of_kind("production", "Deployment")
+    assert scorer["serviceName"] in of_kind("production", "Service")
+    assert scorer["podManagementPolicy"] == "Parallel"
+    assert scorer["updateStrategy"]["type"] == "RollingUpdate"
+    persistence = {
+        **yaml.safe_load((CHART / "values.yaml").read_text())["scorer"]["persistence"],
+        **yaml.safe_load((CHART / "values-production.yaml").read_text())["scorer"]["persistence"],
+    }
+    (claim,) = scorer["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "scorer-data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == persistence["size"]
+    assert claim["spec"]["accessModes"] == persistence["accessModes"]
+    pod = scorer["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert {"name": "scorer-data", "mountPath": env[data_dir]} in container["volumeMounts"]
+    # The claim, not a pod volume of the same name, backs the mount.
+    assert "scorer-data" not in {v["name"] for v in pod["volumes"]}
+
+    # The same pod as the Deployment the same values give without persistence.
+    off = run(
+        tool("helm"),
+        "template",
+        "baton",
+        str(CHART),
+        *VALUES["production"],
+        "--set",
+        "scorer.persistence.enabled=false",
+    ).stdout
+    deployment = next(
+        d
+        for d in yaml.safe_load_all(off)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "baton-scorer"
+    )
+    template = deployment["spec"]["template"]
+    template["spec"]["volumes"].remove({"name": "scorer-data", "emptyDir": {}})
+    assert scorer["template"] == template
+
+    # Default values: a Deployment whose data dir is an emptyDir.
+    assert not of_kind("default", "StatefulSet")
+    pod = of_kind("default", "Deployment")["baton-scorer"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert {"name": "scorer-data", "mountPath": env[data_dir]} in container["volumeMounts"]
+    assert {"name": "scorer-data", "emptyDir": {}} in pod["volumes"]
 
 
 def test_production_values_add_the_operator_objects_with_the_compose_rules() -> None:
