@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from baton_scorer.stream import evict, standby_lag, stored_due
+from baton_scorer.local_store import evict
+from baton_scorer.stream import standby_lag, stored_due
 from baton_scorer.timers import TimerQueue
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from baton_scorer import accounts
-from baton_scorer.local_store import changelog_partitions, keyed, write_through
+from baton_scorer.local_store import changelog_partitions, evict, keyed, write_through
 from baton_scorer.rules import Rules
 from baton_shared.accounts import account_of
 from baton_shared.clock import utcnow
@@ -93,11 +93,14 @@ class AccountFeed:
 class AccountRollup:
     """Applies batches of account updates to the ``accounts`` table."""
 
-    def __init__(self, app: Any, table: Any, transitions_topic: str) -> None:
+    def __init__(
+        self, app: Any, table: Any, transitions_topic: str, cache_accounts: int = 10_000
+    ) -> None:
         self.app = app
         self.table = table  # faust table: account id -> AccountState bytes
         self.transitions_topic = transitions_topic
         self.cache: dict[str, accounts.AccountState] = {}  # over the table, like the leads'
+        self.cache_accounts = cache_accounts  # the most recently saved stay between batches
 
     def reset(self) -> None:
         """After a rebalance the table is the truth again."""
@@ -130,6 +133,9 @@ class AccountRollup:
             changed[account_id] = state
         await self.publish(transitions)
         await self.save(changed)
+        for account_id in changed:
+            cache[account_id] = cache.pop(account_id)  # most recently saved last
+        evict(cache, self.cache_accounts)
         return malformed
 
     async def publish(self, transitions: list[AccountTransition]) -> None:

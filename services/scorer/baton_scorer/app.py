@@ -160,7 +160,7 @@ def create_app(
     shell = ScorerShell(
         app, topics, internal, source, leads, aliases, accounts_name, settings.cache_leads
     )
-    rollup = AccountRollup(app, accounts, topics.accounts_transitions)
+    rollup = AccountRollup(app, accounts, topics.accounts_transitions, settings.cache_accounts)
     # Declared by the worker (internal), with the partitions of its table.
     updates = app.topic(
         accounts_name,

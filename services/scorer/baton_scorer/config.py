@@ -39,6 +39,13 @@ class ScorerSettings(AdminSettings):
         alias="BATON_SCORER_CACHE_LEADS",
         description="Lead states kept in memory between batches (least recently used leave first)",
     )
+    cache_accounts: int = Field(
+        default=10_000,
+        ge=1,
+        alias="BATON_SCORER_CACHE_ACCOUNTS",
+        description="Account states (each with up to 1,000 member leads) kept in memory"
+        " between batches (least recently saved leave first)",
+    )
     standby_replicas: int = Field(
         default=1,
         ge=0,

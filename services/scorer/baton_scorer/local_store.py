@@ -200,6 +200,17 @@ def keyed(
     return [(partition_for(key, partitions), key, value) for key, value in records]
 
 
+def evict(cache: dict[str, Any], keep: int) -> list[str]:
+    """Drop the oldest entries of ``cache`` (insertion order) past ``keep``; their keys.
+    Only saved entries are cached between batches: the store has every one dropped."""
+    dropped = []
+    while len(cache) > keep:
+        key = next(iter(cache))
+        del cache[key]
+        dropped.append(key)
+    return dropped
+
+
 def approximate_size(table: Any, exact_below: int = 20_000) -> int:
     """How many keys ``table`` holds locally: exact in memory and for small RocksDB
     tables, RocksDB's estimate past ``exact_below`` (counting means reading them all)."""

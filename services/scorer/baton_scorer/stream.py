@@ -40,6 +40,7 @@ from baton_scorer.lanes import LaneLock
 from baton_scorer.local_store import (
     approximate_size,
     changelog_partitions,
+    evict,
     keyed,
     scan,
     write_through,
@@ -355,17 +356,6 @@ def standby_lag(highwaters: Mapping[Any, int], offsets: Mapping[Any, int | None]
         read = offsets.get(tp)
         lag += max(0, high - (-1 if read is None else read))
     return lag
-
-
-def evict(cache: dict[str, Any], keep: int) -> list[str]:
-    """Drop the oldest entries of ``cache`` (insertion order) past ``keep``; their keys.
-    Only saved entries are cached between batches: the store has every one dropped."""
-    dropped = []
-    while len(cache) > keep:
-        key = next(iter(cache))
-        del cache[key]
-        dropped.append(key)
-    return dropped
 
 
 def stored_due(value: bytes | None) -> float | None:
