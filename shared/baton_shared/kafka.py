@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,10 +109,11 @@ async def ensure_topics(
     durability: Durability | None = None,
     *,
     compacted: bool = False,
+    config: Mapping[str, str] | None = None,
 ) -> None:
     """Create the topics that do not exist yet, with ``durability``'s replication and
-    config; existing ones are left as they are. Raises :class:`TopicDurabilityError`
-    when the cluster cannot hold ``durability`` (see
+    config (and ``config`` over it); existing ones are left as they are. Raises
+    :class:`TopicDurabilityError` when the cluster cannot hold ``durability`` (see
     :func:`~baton_shared.topic_durability.durability_problems`)."""
     durability = durability or Durability()
     names = list(names)
@@ -132,7 +133,8 @@ async def ensure_topics(
                 name,
                 num_partitions=partitions,
                 replication_factor=durability.replication_factor,
-                topic_configs=durability.topic_config(name, compacted=compacted),
+                topic_configs=durability.topic_config(name, compacted=compacted)
+                | dict(config or {}),
             )
             for name in names
             if name not in existing

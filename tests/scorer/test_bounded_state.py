@@ -15,6 +15,14 @@ def test_evict_drops_the_least_recently_saved_past_the_bound() -> None:
     assert evict(cache, 5) == []
 
 
+def test_evict_by_weight_drops_the_oldest_until_the_weights_fit() -> None:
+    # An account weighs its member leads: one large account displaces several small.
+    cache = {"old": 1, "big": 900, "new": 200}
+    assert evict(cache, 1000, weight=lambda members: members) == ["old", "big"]
+    assert list(cache) == ["new"]
+    assert evict(cache, 1000, weight=lambda members: members) == []
+
+
 def test_refill_comes_in_chunks_and_a_live_schedule_beats_the_stored_copy() -> None:
     timers = TimerQueue()
     stored = iter([("old", 10.0), ("moved", 20.0), ("later", 30.0)])

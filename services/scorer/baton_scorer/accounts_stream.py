@@ -94,13 +94,14 @@ class AccountRollup:
     """Applies batches of account updates to the ``accounts`` table."""
 
     def __init__(
-        self, app: Any, table: Any, transitions_topic: str, cache_accounts: int = 10_000
+        self, app: Any, table: Any, transitions_topic: str, cache_members: int = 50_000
     ) -> None:
         self.app = app
         self.table = table  # faust table: account id -> AccountState bytes
         self.transitions_topic = transitions_topic
         self.cache: dict[str, accounts.AccountState] = {}  # over the table, like the leads'
-        self.cache_accounts = cache_accounts  # the most recently saved stay between batches
+        # The most recently saved accounts stay between batches, up to this many members.
+        self.cache_members = cache_members
 
     def reset(self) -> None:
         """After a rebalance the table is the truth again."""
@@ -135,7 +136,7 @@ class AccountRollup:
         await self.save(changed)
         for account_id in changed:
             cache[account_id] = cache.pop(account_id)  # most recently saved last
-        evict(cache, self.cache_accounts)
+        evict(cache, self.cache_members, weight=members)
         return malformed
 
     async def publish(self, transitions: list[AccountTransition]) -> None:
@@ -167,6 +168,11 @@ class AccountRollup:
         records = [(a.encode(), state.to_bytes()) for a, state in changed.items()]
         partitions = await changelog_partitions(producer, self.table)
         await write_through(producer, self.table, keyed(records, partitions))
+
+
+def members(state: accounts.AccountState) -> int:
+    """What an account weighs in the cache: its member leads (at least one)."""
+    return max(1, len(state.members))
 
 
 async def send_keyed(

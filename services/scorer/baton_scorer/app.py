@@ -160,7 +160,9 @@ def create_app(
     shell = ScorerShell(
         app, topics, internal, source, leads, aliases, accounts_name, settings.cache_leads
     )
-    rollup = AccountRollup(app, accounts, topics.accounts_transitions, settings.cache_accounts)
+    rollup = AccountRollup(
+        app, accounts, topics.accounts_transitions, settings.cache_account_members
+    )
     # Declared by the worker (internal), with the partitions of its table.
     updates = app.topic(
         accounts_name,

@@ -39,12 +39,12 @@ class ScorerSettings(AdminSettings):
         alias="BATON_SCORER_CACHE_LEADS",
         description="Lead states kept in memory between batches (least recently used leave first)",
     )
-    cache_accounts: int = Field(
-        default=10_000,
+    cache_account_members: int = Field(
+        default=50_000,
         ge=1,
-        alias="BATON_SCORER_CACHE_ACCOUNTS",
-        description="Account states (each with up to 1,000 member leads) kept in memory"
-        " between batches (least recently saved leave first)",
+        alias="BATON_SCORER_CACHE_ACCOUNT_MEMBERS",
+        description="Account states kept in memory between batches, counted by their member"
+        " leads (least recently saved accounts leave first)",
     )
     standby_replicas: int = Field(
         default=1,

@@ -15,10 +15,11 @@ Each worker process claims a numbered slot directory under the data directory
 (:func:`claim_slot`): a restarted worker takes the slot (and state) its predecessor
 left; two workers sharing a data directory never open the same databases.
 
-A database that claims a changelog offset its topic has not reached (the topic was
-deleted and created again, or the disk came from another cluster) holds states Kafka
-no longer has: it is deleted before the worker starts (:func:`discard_stores_ahead`),
-and the partition is read from the changelog instead.
+Before the worker starts, :func:`discard_stale_stores` deletes the databases recovery
+would resume wrongly, so their partitions are read from the changelog instead: one
+that claims an offset its changelog has not reached (the topic was created again, the
+disk came from another cluster), and one so far behind that compaction may have
+dropped deletions it never saw (an erased lead would come back).
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import asyncio
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import rocksdict
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
@@ -57,7 +61,12 @@ CHANGELOG_CONFIG: dict[str, str] = {
     "segment.ms": str(60 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
     "max.compaction.lag.ms": str(60 * 60 * 1000),
+    # A deletion (an erasure's tombstone) stays this long after compaction reaches it:
+    # a local store further behind than that is discarded at start.
+    "delete.retention.ms": str(7 * 24 * 60 * 60 * 1000),
 }
+DEFAULT_DELETE_RETENTION_MS = 24 * 60 * 60 * 1000  # Kafka's, when a topic does not say
+MARGIN_MS = 60 * 60 * 1000
 
 _held_slots: list[int] = []  # lock file descriptors, open for the life of the process
 
@@ -85,9 +94,8 @@ def claim_slot(data_dir: Path, slots: int = 64) -> Path:
 
 
 def stored_offset(db_path: Path) -> int | None:
-    """The changelog offset a table partition's database says it holds (None: none)."""
-    import rocksdict  # only with rocksdb://
-
+    """The changelog offset a table partition's database says it holds (None: none).
+    Raises ``Exception`` (rocksdict's) when ``db_path`` is not a readable database."""
     db = rocksdict.Rdict(
         str(db_path),
         options=rocksdict.Options(raw_mode=True),
@@ -100,57 +108,106 @@ def stored_offset(db_path: Path) -> int | None:
     return None if offset is None else int(offset)
 
 
-def discard_stores_ahead(
+def discard_stale_stores(
     kafka: KafkaConnection | str, tabledir: Path, changelogs: dict[str, str]
-) -> list[Path]:
+) -> dict[str, str]:
     """Delete the databases under ``tabledir`` (``<table>-<partition>.db``, ``changelogs``
-    naming each table's changelog topic) whose stored offset is at or past the end of
-    their changelog partition, or whose changelog is gone; returns the paths deleted.
-    Runs before the worker starts (it runs its own event loop)."""
-    stored = {}
+    naming each table's changelog topic) that recovery would resume wrongly; returns
+    each deleted one's name and why (:func:`stale_reason`). Runs before the worker
+    starts (it runs its own event loop)."""
+    stored: dict[Path, tuple[TP, int | Exception | None]] = {}
     for path in sorted(tabledir.glob("*.db")):
         table, _, partition = path.name.removesuffix(".db").rpartition("-")
         if table in changelogs and partition.isdigit():
-            stored[path] = (TP(changelogs[table], int(partition)), stored_offset(path))
+            try:
+                offset: int | Exception | None = stored_offset(path)
+            except Exception as exc:  # rocksdict raises plain Exception
+                offset = exc
+            stored[path] = (TP(changelogs[table], int(partition)), offset)
     if not stored:
-        return []
-    ends = asyncio.run(changelog_ends(kafka, {tp for tp, _ in stored.values()}))
-    discarded = []
+        return {}
+    marks = asyncio.run(changelog_marks(kafka, {tp for tp, _ in stored.values()}))
+    discarded = {}
     for path, (tp, offset) in stored.items():
-        end = ends.get(tp)
-        if offset is not None and (end is None or offset >= end):
-            log.warning(
-                "local_store_discarded", table_db=path.name, stored_offset=offset, changelog_end=end
-            )
-            shutil.rmtree(path)
-            discarded.append(path)
+        reason = stale_reason(offset, marks.get(tp))
+        if reason is not None:
+            log.warning("local_store_discarded", table_db=path.name, reason=reason)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            discarded[path.name] = reason
     return discarded
 
 
-async def changelog_ends(kafka: KafkaConnection | str, tps: set[TP]) -> dict[TP, int]:
-    """The end offsets of those of ``tps`` that exist."""
+def stale_reason(offset: int | Exception | None, marks: tuple[int, int] | None) -> str | None:
+    """Why a database holding changelog ``offset`` cannot be resumed (None: it can).
+    ``marks`` are its changelog partition's end offset and the first offset written
+    since the oldest deletion compaction may have dropped (None: no such partition)."""
+    if isinstance(offset, Exception):
+        return "unreadable"
+    if offset is None:
+        return None  # nothing stored yet: recovery reads the changelog from its start
+    if marks is None:
+        return "changelog missing"
+    end, recent = marks
+    if offset >= end:
+        return "ahead of its changelog"
+    if offset + 1 < recent:
+        # Records after it are old enough for compaction to have dropped deletions
+        # among them: resumed, it could keep states Kafka deleted (an erasure).
+        return "older than the changelog keeps deletions"
+    return None
+
+
+async def changelog_marks(kafka: KafkaConnection | str, tps: set[TP]) -> dict[TP, tuple[int, int]]:
+    """For those of ``tps`` that exist: the end offset, and the first offset written
+    after ``now - delete.retention.ms`` of the topic (less an hour's margin)."""
     admin = admin_client(kafka)
     await start_client(admin, kafka)
     try:
         # All topics: naming absent ones could auto-create them with broker defaults.
         described = await admin.describe_topics()
+        partitions = {
+            (t["topic"], p["partition"])
+            for t in described
+            if not t["error_code"]
+            for p in t["partitions"]
+        }
+        present = [tp for tp in tps if (tp.topic, tp.partition) in partitions]
+        topics = sorted({tp.topic for tp in present})
+        retention = await delete_retention_ms(admin, topics) if topics else {}
     finally:
         await admin.close()
-    partitions = {
-        (t["topic"], p["partition"])
-        for t in described
-        if not t["error_code"]
-        for p in t["partitions"]
-    }
-    present = [tp for tp in tps if (tp.topic, tp.partition) in partitions]
     if not present:
         return {}
+    now_ms = int(time.time() * 1000)
     consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
     await start_client(consumer, kafka)
     try:
-        return await consumer.end_offsets(present)
+        ends = await consumer.end_offsets(present)
+        since = {tp: max(0, now_ms - retention[tp.topic] + MARGIN_MS) for tp in present}
+        found = await consumer.offsets_for_times(since)
     finally:
         await consumer.stop()
+    return {
+        tp: (ends[tp], ends[tp] if found.get(tp) is None else found[tp].offset) for tp in present
+    }
+
+
+async def delete_retention_ms(admin: Any, topics: list[str]) -> dict[str, int]:
+    """Each topic's ``delete.retention.ms``: how long compaction keeps a deletion."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs={"delete.retention.ms": None})
+        for topic in topics
+    ]
+    out = {}
+    for response in await admin.describe_configs(resources):
+        for _code, _message, _type, topic, entries in response.resources:
+            for name, value, *_ in entries:
+                if name == "delete.retention.ms":
+                    out[topic] = int(value)
+    return {topic: out.get(topic, DEFAULT_DELETE_RETENTION_MS) for topic in topics}
 
 
 def table_options(store_url: str) -> dict[str, Any]:
@@ -200,13 +257,18 @@ def keyed(
     return [(partition_for(key, partitions), key, value) for key, value in records]
 
 
-def evict(cache: dict[str, Any], keep: int) -> list[str]:
-    """Drop the oldest entries of ``cache`` (insertion order) past ``keep``; their keys.
+def evict(
+    cache: dict[str, Any], keep: int, weight: Callable[[Any], int] | None = None
+) -> list[str]:
+    """Drop the oldest entries of ``cache`` (insertion order) until it holds ``keep``
+    entries, or with ``weight`` until their weights add up to ``keep``; their keys.
     Only saved entries are cached between batches: the store has every one dropped."""
+    total = len(cache) if weight is None else sum(map(weight, cache.values()))
     dropped = []
-    while len(cache) > keep:
+    while total > keep:
         key = next(iter(cache))
-        del cache[key]
+        value = cache.pop(key)
+        total -= 1 if weight is None else weight(value)
         dropped.append(key)
     return dropped
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from baton_scorer.config import ScorerSettings
-from baton_scorer.local_store import discard_stores_ahead, is_persistent
+from baton_scorer.local_store import CHANGELOG_CONFIG, discard_stale_stores, is_persistent
 from baton_scorer.rules import RulesError, load_rules
 from baton_scorer.rules_source import RulesSource
 from baton_scorer.rules_topic import publish_rules, read_rules_topic
@@ -55,11 +55,24 @@ def run_worker() -> None:
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, source, follower)
+    changelogs = {
+        name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()
+    }
+    # The changelogs exist before the group's first assignment: created by faust as it
+    # starts, they can be missing from that assignment, and with them which worker owns
+    # which key (lookups would answer 503 until the next rebalance).
+    asyncio.run(
+        ensure_topics(
+            settings.kafka,
+            changelogs.values(),
+            settings.topic_partitions,
+            settings.topic_durability,
+            compacted=True,
+            config=CHANGELOG_CONFIG,
+        )
+    )
     if is_persistent(settings.store):
-        changelogs = {
-            name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()
-        }
-        discard_stores_ahead(settings.kafka, Path(app.conf.tabledir), changelogs)
+        discard_stale_stores(settings.kafka, Path(app.conf.tabledir), changelogs)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     tune_for_throughput()  # cached lead states are long-lived: keep the GC off them
     worker.execute_from_commandline()
