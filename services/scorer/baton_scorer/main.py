@@ -58,9 +58,9 @@ def run_worker() -> None:
     changelogs = {
         name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()
     }
-    # The changelogs exist before the group's first assignment: created by faust as it
-    # starts, they can be missing from that assignment, and with them which worker owns
-    # which key (lookups would answer 503 until the next rebalance).
+    # The changelogs exist, with their config, before the worker joins its group: the
+    # assignment names their partitions' owners, which the lead lookup asks for (faust
+    # would otherwise create them as it starts).
     asyncio.run(
         ensure_topics(
             settings.kafka,
