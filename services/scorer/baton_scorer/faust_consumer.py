@@ -33,13 +33,17 @@ rolling-restart and scale-out tests caught all three):
   offset (with none, at the first offset handed over since the rebalance), and when
   the record there stays unprocessed for :data:`HOLE_SECONDS` while later ones are
   done, the drain loop seeks the partition back to it;
-- a rebalance's seek to the committed offsets leaves a partition with none where it
-  is, past records that were fetched but not scored: those are sought to their
+- a rebalance's seek to the committed offsets leaves a stream partition with none
+  where it is, past records that were fetched but not scored: those are sought to their
   beginning (:meth:`BatonConsumer.seek_to_committed`);
 - a partition left with records to read and none handed over or done for
   :data:`HOLE_SECONDS` (and not paused by faust because its stream buffer is full,
   which is back-pressure, not a stall) is fetched again from its committed offset
   (both counted in ``baton_scorer_partition_rereads_total``).
+
+Every seek goes through ``seek_wait``, which runs in the consumer's own thread: faust's
+``seek`` calls aiokafka from the caller's thread, and aiokafka's fetcher, running in
+the consumer thread, then fails on the record buffer changing under it.
 
 The overrides are upstream's (faust-streaming 0.15.3) with those changes; the
 ``UPSTREAM_*`` digests pin the sources they were taken from, and
@@ -159,15 +163,16 @@ class BatonConsumer(AIOKafkaConsumer):
                 self._rereads[tp] = start
 
     async def seek_to_committed(self) -> Any:
-        """Seek every partition to its committed offset, and the ones with none (or 0)
-        to their beginning: aiokafka leaves those where they are, so records fetched
-        before a rebalance and not scored would never be read again."""
+        """Seek every partition to its committed offset, and the stream partitions with
+        none (or 0) to their beginning: aiokafka leaves those where they are, so records
+        fetched before a rebalance and not scored would never be read again. Changelog
+        partitions are recovery's to place."""
         committed = await super().seek_to_committed()
-        fresh = [tp for tp, offset in committed.items() if not offset]
+        acked = self.app.topics.acks_enabled_for
+        fresh = [tp for tp, offset in committed.items() if not offset and acked(tp.topic)]
         if fresh:
             earliest = await self.earliest_offsets(*fresh)
-            for tp in fresh:
-                await self.seek(tp, earliest.get(tp) or 0)
+            await self.seek_wait({tp: earliest.get(tp) or 0 for tp in fresh})
         return committed
 
     async def _seek_back(self) -> None:
@@ -181,7 +186,7 @@ class BatonConsumer(AIOKafkaConsumer):
                     "partition_read_again", topic=tp.topic, partition=tp.partition, offset=offset
                 )
                 PARTITION_REREADS.inc()
-                await self.seek(tp, offset)
+                await self.seek_wait({tp: offset})
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
         callback = self.callback
