@@ -41,9 +41,10 @@ rolling-restart and scale-out tests caught all three):
   which is back-pressure, not a stall) is fetched again from its committed offset
   (both counted in ``baton_scorer_partition_rereads_total``).
 
-Every seek goes through ``seek_wait``, which runs in the consumer's own thread: faust's
-``seek`` calls aiokafka from the caller's thread, and aiokafka's fetcher, running in
-the consumer thread, then fails on the record buffer changing under it.
+Changelog partitions are left where recovery put them: seeking them too (every one has
+no committed offset) sent standby copies back to their beginning on each rebalance, and
+faust's ``seek`` calls aiokafka from the event loop's thread while aiokafka's fetcher
+reads them in the consumer's thread, which crashed the fetcher (``KeyError``).
 
 The overrides are upstream's (faust-streaming 0.15.3) with those changes; the
 ``UPSTREAM_*`` digests pin the sources they were taken from, and
@@ -172,7 +173,8 @@ class BatonConsumer(AIOKafkaConsumer):
         fresh = [tp for tp, offset in committed.items() if not offset and acked(tp.topic)]
         if fresh:
             earliest = await self.earliest_offsets(*fresh)
-            await self.seek_wait({tp: earliest.get(tp) or 0 for tp in fresh})
+            for tp in fresh:
+                await self.seek(tp, earliest.get(tp) or 0)
         return committed
 
     async def _seek_back(self) -> None:
@@ -186,7 +188,7 @@ class BatonConsumer(AIOKafkaConsumer):
                     "partition_read_again", topic=tp.topic, partition=tp.partition, offset=offset
                 )
                 PARTITION_REREADS.inc()
-                await self.seek_wait({tp: offset})
+                await self.seek(tp, offset)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
         callback = self.callback
