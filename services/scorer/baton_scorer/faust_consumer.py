@@ -41,10 +41,12 @@ rolling-restart and scale-out tests caught all three):
   which is back-pressure, not a stall) is fetched again from its committed offset
   (both counted in ``baton_scorer_partition_rereads_total``).
 
-Changelog partitions are left where recovery put them: seeking them too (every one has
-no committed offset) sent standby copies back to their beginning on each rebalance, and
+Changelog partitions are left where recovery put them: none has a committed offset, so
+seeking them would send standby copies back to their beginning at every rebalance, and
 faust's ``seek`` calls aiokafka from the event loop's thread while aiokafka's fetcher
-reads them in the consumer's thread, which crashed the fetcher (``KeyError``).
+reads those partitions in the consumer's thread (it fails with ``KeyError`` when the
+record buffer changes under it). Stream partitions are sought with faust's ``seek``, as
+faust's own code does.
 
 The overrides are upstream's (faust-streaming 0.15.3) with those changes; the
 ``UPSTREAM_*`` digests pin the sources they were taken from, and
