@@ -16,10 +16,10 @@ Each worker process claims a numbered slot directory under the data directory
 left; two workers sharing a data directory never open the same databases.
 
 Before the worker starts, :func:`discard_stale_stores` deletes the databases recovery
-would resume wrongly, so their partitions are read from the changelog instead: one
-that claims an offset its changelog has not reached (the topic was created again, the
-disk came from another cluster), and one so far behind that compaction may have
-dropped deletions it never saw (an erased lead would come back).
+would resume wrongly, so their partitions are read from the changelog instead: one that
+cannot be opened, one that claims an offset its changelog has not reached (the topic
+was created again, the disk came from another cluster), and one so far behind that
+compaction may have dropped deletions it never saw (an erased lead would come back).
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def discard_stale_stores(
 
 def stale_reason(offset: int | Exception | None, marks: tuple[int, int] | None) -> str | None:
     """Why a database holding changelog ``offset`` cannot be resumed (None: it can).
-    ``marks`` are its changelog partition's end offset and the first offset written
-    since the oldest deletion compaction may have dropped (None: no such partition)."""
+    ``marks`` are its changelog partition's end offset and the first offset recent
+    enough that compaction still keeps a deletion there (None: no such partition)."""
     if isinstance(offset, Exception):
         return "unreadable"
     if offset is None:
@@ -161,8 +161,8 @@ def stale_reason(offset: int | Exception | None, marks: tuple[int, int] | None) 
 
 
 async def changelog_marks(kafka: KafkaConnection | str, tps: set[TP]) -> dict[TP, tuple[int, int]]:
-    """For those of ``tps`` that exist: the end offset, and the first offset written
-    after ``now - delete.retention.ms`` of the topic (less an hour's margin)."""
+    """For those of ``tps`` that exist: the end offset, and the first offset written in
+    the last ``delete.retention.ms`` of the topic, less an hour's margin."""
     admin = admin_client(kafka)
     await start_client(admin, kafka)
     try:
