@@ -47,8 +47,9 @@ from baton_shared.producer import partition_for, send_batched
 log = get_logger(__name__)
 
 ROCKSDB_OPTIONS: dict[str, int] = {
-    # Per table partition. Small memtables and block cache: reads mostly hit the
-    # shell's own cache, and memory is sized by the lead cache, not by RocksDB.
+    # Per table partition: at most two 16 MB memtables and a 16 MB block cache (about
+    # 48 MB per database under heavy writes; docs/operations.md sizes a worker by it).
+    # Small, because reads mostly hit the shell's own caches.
     "write_buffer_size": 16 * 1024 * 1024,
     "max_write_buffer_number": 2,
     "block_cache_size": 16 * 1024 * 1024,
